@@ -1,0 +1,95 @@
+//! The one list of metric names: (CloudWatch name, kind, help). Prometheus names are derived:
+//! `voicegw_` + snake case of the CloudWatch name.
+
+/// Counter (monotonic) or gauge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+}
+
+/// A declared metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Metric {
+    pub cloudwatch: &'static str,
+    pub kind: Kind,
+    pub help: &'static str,
+}
+
+macro_rules! metrics {
+    ($($ident:ident = ($cw:literal, $kind:ident, $help:literal);)*) => {
+        $(pub const $ident: Metric = Metric { cloudwatch: $cw, kind: Kind::$kind, help: $help };)*
+        /// Every declared metric.
+        pub const ALL: &[Metric] = &[$($ident),*];
+    };
+}
+
+metrics! {
+    INBOUND_CALL_ATTEMPTS = ("InboundCallAttempts", Counter, "Origination calls attempted (carrier to customer)");
+    INBOUND_CALL_FAILURES = ("InboundCallFailures", Counter, "Origination calls that failed");
+    INBOUND_CALLS_ANSWERED = ("InboundCallsAnswered", Counter, "Origination calls answered");
+    INBOUND_CALLS_ACTIVE = ("InboundCallsActive", Gauge, "Origination calls in progress");
+    OUTBOUND_CALL_ATTEMPTS = ("OutboundCallAttempts", Counter, "Termination calls attempted (customer to carrier)");
+    OUTBOUND_CALL_FAILURES = ("OutboundCallFailures", Counter, "Termination calls that failed");
+    OUTBOUND_CALLS_ANSWERED = ("OutboundCallsAnswered", Counter, "Termination calls answered");
+    OUTBOUND_CALLS_ACTIVE = ("OutboundCallsActive", Gauge, "Termination calls in progress");
+    VOICE_CONNECTOR_ACTIVE_CALL_COUNT = ("VoiceConnectorActiveCallCount", Gauge, "Calls in progress on the voice connector");
+    THROTTLES = ("Throttles", Counter, "Calls refused for exceeding CpsLimit");
+    SIP_1XX = ("Sip1xxCodes", Counter, "SIP 1xx responses sent");
+    SIP_2XX = ("Sip2xxCodes", Counter, "SIP 2xx responses sent");
+    SIP_3XX = ("Sip3xxCodes", Counter, "SIP 3xx responses sent");
+    SIP_4XX = ("Sip4xxCodes", Counter, "SIP 4xx responses sent");
+    SIP_5XX = ("Sip5xxCodes", Counter, "SIP 5xx responses sent");
+    SIP_6XX = ("Sip6xxCodes", Counter, "SIP 6xx responses sent");
+    SIP_BAD_REQUESTS = ("SipBadRequests", Counter, "Malformed SIP requests answered 400 (voicegw process metric)");
+    SIP_DROPPED = ("SipDroppedMessages", Counter, "Malformed or unmatched SIP messages dropped (voicegw process metric)");
+    SIP_TRANSPORT_ERRORS = ("SipTransportErrors", Counter, "Connections closed for framing errors or garbage (voicegw process metric)");
+    PROCESS_ACTIVE_CALLS = ("ActiveCalls", Gauge, "Calls in progress in the process (voicegw process metric)");
+    PROCESS_TRANSACTIONS = ("SipTransactions", Gauge, "Live SIP transactions (voicegw process metric)");
+    PROCESS_CONNECTIONS = ("SipConnections", Gauge, "Open TCP and TLS connections (voicegw process metric)");
+}
+
+/// The Prometheus name of a CloudWatch name: `voicegw_` + snake case (`Sip1xxCodes` →
+/// `voicegw_sip_1xx_codes`, `RTTBetweenVcAndCustomer` → `voicegw_rtt_between_vc_and_customer`).
+pub fn prometheus_name(cloudwatch: &str) -> String {
+    let mut out = String::from("voicegw_");
+    let chars: Vec<char> = cloudwatch.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        let prev = if i > 0 { Some(chars[i - 1]) } else { None };
+        let next = chars.get(i + 1).copied();
+        let boundary = match prev {
+            None => false,
+            Some(p) => {
+                (c.is_ascii_uppercase() && (p.is_ascii_lowercase() || p.is_ascii_digit()))
+                    || (c.is_ascii_uppercase() && p.is_ascii_uppercase() && next.is_some_and(|n| n.is_ascii_lowercase()))
+                    || (c.is_ascii_digit() && p.is_ascii_alphabetic())
+            }
+        };
+        if boundary {
+            out.push('_');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snake_case_names() {
+        assert_eq!(prometheus_name("Sip1xxCodes"), "voicegw_sip_1xx_codes");
+        assert_eq!(prometheus_name("RTTBetweenVcAndCustomer"), "voicegw_rtt_between_vc_and_customer");
+        assert_eq!(prometheus_name("InboundCallAttempts"), "voicegw_inbound_call_attempts");
+        assert_eq!(prometheus_name("MOSBetweenVcAndRemote"), "voicegw_mos_between_vc_and_remote");
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for m in ALL {
+            assert!(seen.insert(m.cloudwatch), "duplicate {}", m.cloudwatch);
+        }
+    }
+}

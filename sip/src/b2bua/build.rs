@@ -1,0 +1,199 @@
+//! Builders for the messages the B2BUA originates.
+
+use std::net::SocketAddr;
+
+use rand::Rng;
+
+use crate::message::{reason_phrase, HeaderName, NameAddr, Request, Response, Uri, Via};
+use crate::Transport;
+
+/// Headers copied from one leg to the other on requests (besides the body headers).
+const RELAYED_REQUEST_HEADERS: &[&str] = &[
+    "Supported",
+    "Allow",
+    "Accept",
+    "Content-Disposition",
+    "Content-Encoding",
+    "Subject",
+    "Reason",
+    "Session-Expires",
+    "Min-SE",
+    "Event",
+    "Subscription-State",
+    "Refer-To",
+    "Referred-By",
+    "Privacy",
+    "P-Asserted-Identity",
+    "P-Preferred-Identity",
+    "Remote-Party-ID",
+    "Diversion",
+    "History-Info",
+    "Info-Package",
+    "Recv-Info",
+];
+
+/// Headers copied from one leg to the other on responses.
+const RELAYED_RESPONSE_HEADERS: &[&str] = &[
+    "Supported",
+    "Allow",
+    "Accept",
+    "Content-Disposition",
+    "Content-Encoding",
+    "Reason",
+    "Warning",
+    "Retry-After",
+    "Unsupported",
+    "Session-Expires",
+    "Min-SE",
+    "P-Asserted-Identity",
+    "Remote-Party-ID",
+    "P-Early-Media",
+];
+
+pub(crate) fn random_token(rng: &mut impl Rng, len: usize) -> String {
+    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    (0..len).map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char).collect()
+}
+
+pub(crate) fn new_branch(rng: &mut impl Rng) -> String {
+    format!("{}{}", crate::message::via_cookie(), random_token(rng, 16))
+}
+
+/// Our Via for a request sent from `local` over `transport`.
+pub(crate) fn our_via(transport: Transport, local: SocketAddr, branch: &str) -> String {
+    let mut v = Via::new(transport, &host_of(local), local.port(), branch);
+    v.params.set("rport", None);
+    v.to_string()
+}
+
+/// Our Contact on `transport`.
+pub(crate) fn our_contact(transport: Transport, local: SocketAddr) -> String {
+    let mut uri = Uri::sip(Some("voicegw"), &host_of(local), Some(local.port()));
+    if transport != Transport::Udp {
+        uri.params.set("transport", Some(&transport.as_str().to_ascii_lowercase()));
+    }
+    NameAddr::new(uri).to_string()
+}
+
+pub(crate) fn host_of(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(a) => a.ip().to_string(),
+        SocketAddr::V6(a) => format!("[{}]", a.ip()),
+    }
+}
+
+/// A response to `req` (§8.2.6): Via, From, To (with `to_tag` if it has none), Call-ID, CSeq.
+pub(crate) fn response_to(req: &Request, status: u16, to_tag: Option<&str>) -> Response {
+    let mut r = Response::new(status, reason_phrase(status));
+    for v in req.headers.get_all(&HeaderName::Via) {
+        r.headers.push(HeaderName::Via, v);
+    }
+    if let Some(f) = req.headers.get(&HeaderName::From) {
+        r.headers.push(HeaderName::From, f);
+    }
+    if let Some(t) = req.headers.get(&HeaderName::To) {
+        match (to_tag, NameAddr::parse(t)) {
+            (Some(tag), Ok(mut to)) if to.tag().is_none() && status > 100 => {
+                to.set_tag(tag);
+                r.headers.push(HeaderName::To, to.to_string());
+            }
+            _ => r.headers.push(HeaderName::To, t),
+        }
+    }
+    if let Some(c) = req.headers.get(&HeaderName::CallId) {
+        r.headers.push(HeaderName::CallId, c);
+    }
+    if let Some(c) = req.headers.get(&HeaderName::CSeq) {
+        r.headers.push(HeaderName::CSeq, c);
+    }
+    r
+}
+
+/// Copies the relayable headers and the body of `from` into `headers`/`body` of a request.
+pub(crate) fn copy_request_content(from: &Request, to: &mut Request) {
+    copy_headers(&from.headers, &mut to.headers, RELAYED_REQUEST_HEADERS);
+    copy_body(&from.headers, &from.body, &mut to.headers, &mut to.body);
+}
+
+/// Copies the relayable headers, reason phrase and body of a response.
+pub(crate) fn copy_response_content(from: &Response, to: &mut Response) {
+    to.reason = from.reason.clone();
+    copy_headers(&from.headers, &mut to.headers, RELAYED_RESPONSE_HEADERS);
+    copy_body(&from.headers, &from.body, &mut to.headers, &mut to.body);
+}
+
+fn copy_headers(
+    from: &crate::message::Headers,
+    to: &mut crate::message::Headers,
+    names: &[&str],
+) {
+    for name in names {
+        let name = HeaderName::parse(name);
+        for v in from.get_all(&name) {
+            to.push(name.clone(), v);
+        }
+    }
+}
+
+fn copy_body(
+    from_headers: &crate::message::Headers,
+    body: &bytes::Bytes,
+    to_headers: &mut crate::message::Headers,
+    to_body: &mut bytes::Bytes,
+) {
+    if body.is_empty() {
+        return;
+    }
+    if let Some(ct) = from_headers.get(&HeaderName::ContentType) {
+        to_headers.set(HeaderName::ContentType, ct);
+    }
+    *to_body = body.clone();
+}
+
+/// A 400 for bytes that did not parse, if enough of the request is readable to address a
+/// response (Via, From, To, Call-ID, CSeq). Responses and unreadable input get `None`.
+pub fn bad_request_for(bytes: &[u8], warning: &str) -> Option<Response> {
+    let text = String::from_utf8_lossy(bytes);
+    let mut lines = text.split('\n').map(|l| l.trim_end_matches('\r'));
+    let first = lines.next()?;
+    if first.starts_with("SIP/") || !first.ends_with("SIP/2.0") {
+        return None;
+    }
+    let mut r = Response::new(400, "Bad Request");
+    let mut have = 0;
+    for line in lines.take_while(|l| !l.is_empty()) {
+        let Some((n, v)) = line.split_once(':') else { continue };
+        let name = HeaderName::parse(n.trim());
+        if matches!(
+            name,
+            HeaderName::Via | HeaderName::From | HeaderName::To | HeaderName::CallId | HeaderName::CSeq
+        ) {
+            if name != HeaderName::Via {
+                have += 1;
+            }
+            r.headers.push(name, v.trim());
+        }
+    }
+    if have < 4 || !r.headers.contains(&HeaderName::Via) {
+        return None;
+    }
+    let warning: String = warning.chars().filter(|c| *c != '"' && !c.is_control()).take(120).collect();
+    r.headers.push(HeaderName::Warning, format!("399 voicegw \"{warning}\""));
+    Some(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_request_needs_addressing_headers() {
+        let raw = b"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP x;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:b@c>\r\nCall-ID: 1\r\nCSeq: 1 INVITE\r\nContent-Length: 99\r\n\r\n";
+        let r = bad_request_for(raw, "Content-Length \"99\" too big").unwrap();
+        assert_eq!(r.status, 400);
+        assert_eq!(r.headers.get(&HeaderName::Warning), Some("399 voicegw \"Content-Length 99 too big\""));
+        assert!(bad_request_for(b"SIP/2.0 200 OK\r\n\r\n", "x").is_none());
+        assert!(bad_request_for(b"INVITE sip:a@b SIP/2.0\r\nVia: x\r\n\r\n", "x").is_none());
+        assert!(bad_request_for(b"\x00\x01garbage", "x").is_none());
+    }
+}

@@ -1,0 +1,108 @@
+//! Per-call state: the inbound (A) leg, the outbound (B) leg and what is in flight between them.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+
+use super::router::Route;
+use crate::dialog::Dialog;
+use crate::message::Request;
+use crate::transaction::{ClientKey, ServerKey};
+use crate::Peer;
+
+/// Which leg of a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// The inbound leg: the caller, towards whom voicegw is the UAS.
+    A,
+    /// The outbound leg: the callee, towards whom voicegw is the UAC.
+    B,
+}
+
+impl Side {
+    pub fn other(self) -> Side {
+        match self {
+            Side::A => Side::B,
+            Side::B => Side::A,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CallState {
+    /// INVITE relayed, no final response yet.
+    Proceeding,
+    /// CANCELled by the caller (or BYE on an early dialog); waiting for the B leg to finish.
+    Cancelling,
+    /// 2xx relayed to A, waiting for A's ACK.
+    Answered,
+    /// Both legs confirmed.
+    Confirmed,
+    /// A BYE is in flight.
+    Terminating,
+}
+
+/// A request relayed from one leg to the other, waiting for its response.
+#[derive(Debug)]
+pub(crate) struct Relay {
+    pub(crate) origin: Side,
+    pub(crate) server_key: ServerKey,
+    pub(crate) request: Request,
+}
+
+/// A re-INVITE relayed and answered 2xx: the origin's ACK must be relayed with this CSeq.
+#[derive(Debug)]
+pub(crate) struct PendingAck {
+    pub(crate) origin: Side,
+    pub(crate) server_key: ServerKey,
+    pub(crate) other_cseq: u32,
+}
+
+#[derive(Debug)]
+pub(crate) struct Call {
+    #[allow(dead_code)] // kept for debugging output
+    pub(crate) id: u64,
+    pub(crate) state: CallState,
+    /// The routing decision (used by later policy and CDR work).
+    #[allow(dead_code)]
+    pub(crate) route: Route,
+    /// The caller's INVITE, for building responses to it.
+    pub(crate) a_invite: Request,
+    pub(crate) a_invite_key: ServerKey,
+    pub(crate) a_peer: Peer,
+    pub(crate) a_tag: String,
+    pub(crate) a_dialog: Option<Dialog>,
+    /// Whether a final response was sent on A's INVITE.
+    pub(crate) a_final_sent: bool,
+    pub(crate) b_invite: Request,
+    pub(crate) b_invite_key: ClientKey,
+    pub(crate) b_peer: Peer,
+    pub(crate) b_call_id: String,
+    pub(crate) b_tag: String,
+    pub(crate) b_dialog: Option<Dialog>,
+    pub(crate) b_provisional: bool,
+    pub(crate) cancel_pending: bool,
+    /// The ACK sent for B's 2xx, resent if the 2xx is retransmitted.
+    pub(crate) b_ack: Option<Bytes>,
+    pub(crate) relays: HashMap<ClientKey, Relay>,
+    pub(crate) pending_ack: Option<PendingAck>,
+    pub(crate) answered_at: Option<std::time::Instant>,
+    /// BYEs voicegw itself sent and still waits on.
+    pub(crate) own_byes: u8,
+}
+
+impl Call {
+    pub(crate) fn dialog_mut(&mut self, side: Side) -> Option<&mut Dialog> {
+        match side {
+            Side::A => self.a_dialog.as_mut(),
+            Side::B => self.b_dialog.as_mut(),
+        }
+    }
+
+    pub(crate) fn peer(&self, side: Side) -> Peer {
+        match side {
+            Side::A => self.a_peer,
+            Side::B => self.b_peer,
+        }
+    }
+}

@@ -1,0 +1,318 @@
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+
+use super::build::{bad_request_for, response_to};
+use super::call::{Call, Side};
+use super::router::{Direction, Router};
+use crate::message::{parse_message, HeaderName, Message, Method, ParseLimits, Request, Response};
+use crate::transaction::{Incoming, Layer, ServerKey, TimerConfig, TxEvent};
+use crate::{Peer, Transport};
+
+/// Static settings of the core.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    pub timers: TimerConfig,
+    pub limits: ParseLimits,
+    /// The address advertised in Via and Contact for each transport we listen on.
+    pub local: HashMap<Transport, SocketAddr>,
+    /// Value of the `Server` / `User-Agent` headers.
+    pub user_agent: String,
+    /// Most calls at once; further INVITEs get 503.
+    pub max_calls: usize,
+    /// Seed for tags, branches and Call-IDs (tests pass a fixed one).
+    pub seed: u64,
+}
+
+/// What the core wants done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    Transmit { peer: Peer, bytes: Bytes },
+    Event(CallEvent),
+}
+
+/// Call lifecycle events, for logs, metrics and (later) call detail records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallEvent {
+    /// A new call was accepted and its outbound leg started.
+    Started {
+        call: u64,
+        call_id: String,
+        direction: Direction,
+        voice_connector_id: String,
+        from: String,
+        to: String,
+        target: Peer,
+    },
+    /// The callee answered.
+    Answered { call: u64 },
+    /// The call is over; `status` is the final status of the INVITE (200 if answered).
+    Ended { call: u64, status: u16, reason: String },
+    /// A new INVITE was refused before a call existed.
+    Rejected { call_id: String, status: u16, reason: String, source: Peer },
+}
+
+/// Counters kept by the core.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CoreStats {
+    /// Requests answered 400 because they did not parse.
+    pub bad_requests: u64,
+    /// Malformed or unmatched messages dropped.
+    pub dropped: u64,
+    /// Responses sent or relayed by status class (index 1–6).
+    pub responses_sent: [u64; 7],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    Invite,
+    Relay,
+    Cancel,
+    Bye,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Owner {
+    pub(crate) call: u64,
+    pub(crate) purpose: Purpose,
+}
+
+/// The B2BUA core. See the module docs.
+pub struct B2bua<R: Router> {
+    pub(crate) cfg: CoreConfig,
+    pub(crate) router: R,
+    pub(crate) layer: Layer<Owner>,
+    pub(crate) calls: HashMap<u64, Call>,
+    /// (Call-ID, our tag) → (call, leg)
+    pub(crate) dialogs: HashMap<(String, String), (u64, Side)>,
+    pub(crate) invites: HashMap<ServerKey, u64>,
+    pub(crate) next_call: u64,
+    pub(crate) rng: SmallRng,
+    pub(crate) events: VecDeque<CallEvent>,
+    pub(crate) draining: bool,
+    pub(crate) stats: CoreStats,
+}
+
+impl<R: Router> B2bua<R> {
+    pub fn new(cfg: CoreConfig, router: R) -> Self {
+        B2bua {
+            layer: Layer::new(cfg.timers),
+            rng: SmallRng::seed_from_u64(cfg.seed),
+            cfg,
+            router,
+            calls: HashMap::new(),
+            dialogs: HashMap::new(),
+            invites: HashMap::new(),
+            next_call: 0,
+            events: VecDeque::new(),
+            draining: false,
+            stats: CoreStats::default(),
+        }
+    }
+
+    pub fn router_mut(&mut self) -> &mut R {
+        &mut self.router
+    }
+
+    /// Calls in progress.
+    pub fn active_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Live transactions (client, server).
+    pub fn transactions(&self) -> (usize, usize) {
+        self.layer.counts()
+    }
+
+    pub fn stats(&self) -> &CoreStats {
+        &self.stats
+    }
+
+    /// Stops accepting new calls (503); calls and transactions in progress go on.
+    pub fn drain(&mut self) {
+        self.draining = true;
+    }
+
+    /// True when draining and nothing is left in flight.
+    pub fn is_idle(&self) -> bool {
+        self.calls.is_empty() && self.layer.counts() == (0, 0)
+    }
+
+    /// Handles one datagram or framed stream message from `peer`.
+    pub fn handle_bytes(&mut self, bytes: &[u8], peer: Peer, now: Instant) {
+        match parse_message(bytes, &self.cfg.limits) {
+            Ok(Message::Request(r)) => self.handle_request(r, peer, now),
+            Ok(Message::Response(r)) => self.handle_response(r, now),
+            Err(e) => {
+                if let Some(resp) = bad_request_for(bytes, &e.to_string()) {
+                    self.stats.bad_requests += 1;
+                    tracing::debug!(%peer, error = %e, "malformed request answered 400");
+                    self.send_stateless(peer, &resp);
+                } else {
+                    self.stats.dropped += 1;
+                    tracing::debug!(%peer, error = %e, "malformed message dropped");
+                }
+            }
+        }
+    }
+
+    fn handle_request(&mut self, req: Request, peer: Peer, now: Instant) {
+        // Requests missing the transaction-identifying headers cannot be answered statefully.
+        if req.top_via().is_err() || req.cseq().is_err() || req.call_id().is_err() || req.from().is_err() || req.to().is_err() {
+            let reason = [
+                req.top_via().err(),
+                req.cseq().err(),
+                req.call_id().err(),
+                req.from().err(),
+                req.to().err(),
+            ]
+            .into_iter()
+            .flatten()
+            .next()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+            if let Some(resp) = bad_request_for(&req.to_bytes(), &reason) {
+                self.stats.bad_requests += 1;
+                self.send_stateless(peer, &resp);
+            } else {
+                self.stats.dropped += 1;
+            }
+            return;
+        }
+        if let Ok(cseq) = req.cseq() {
+            if cseq.method != req.method && req.method != Method::Ack {
+                self.stats.bad_requests += 1;
+                let mut resp = response_to(&req, 400, None);
+                resp.headers.push(HeaderName::Warning, "399 voicegw \"CSeq method does not match the request method\"");
+                self.send_stateless(peer, &resp);
+                return;
+            }
+        }
+        match self.layer.on_request(req, peer, now) {
+            Ok(Incoming::Request { key, request, peer }) => self.on_new_request(key, request, peer, now),
+            Ok(Incoming::Ack { request, peer }) => self.on_ack(request, peer, now),
+            Ok(_) => {}
+            Err(e) => {
+                self.stats.dropped += 1;
+                tracing::debug!(%peer, error = %e, "request dropped");
+            }
+        }
+        self.pump(now);
+    }
+
+    fn handle_response(&mut self, resp: Response, now: Instant) {
+        match self.layer.on_response(resp, now) {
+            Ok(Incoming::Response { key, response, owner }) => self.on_response(key, response, owner, now),
+            Ok(Incoming::Stray(r)) => self.on_stray_response(r),
+            Ok(_) => {}
+            Err(e) => {
+                self.stats.dropped += 1;
+                tracing::debug!(error = %e, "response dropped");
+            }
+        }
+        self.pump(now);
+    }
+
+    fn on_new_request(&mut self, key: ServerKey, req: Request, peer: Peer, now: Instant) {
+        let has_to_tag = req.to().ok().and_then(|t| t.tag().map(str::to_string)).is_some();
+        match req.method {
+            Method::Cancel => self.on_cancel(key, req, now),
+            _ if has_to_tag => self.on_in_dialog(key, req, peer, now),
+            Method::Invite => self.on_invite(key, req, peer, now),
+            Method::Options => {
+                let mut resp = response_to(&req, 200, Some(&super::build::random_token(&mut self.rng, 10)));
+                self.capabilities(&mut resp);
+                self.respond(&key, &resp, now);
+            }
+            Method::Bye | Method::Update | Method::Info | Method::Prack => {
+                self.respond(&key, &response_to(&req, 481, None), now);
+            }
+            _ => {
+                let mut resp = response_to(&req, 501, None);
+                self.capabilities(&mut resp);
+                self.respond(&key, &resp, now);
+            }
+        }
+    }
+
+    pub(crate) fn capabilities(&self, resp: &mut Response) {
+        resp.headers.push(HeaderName::Allow, "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO");
+        resp.headers.push(HeaderName::Accept, "application/sdp");
+        resp.headers.push(HeaderName::Supported, "timer");
+        resp.headers.push(HeaderName::Server, self.cfg.user_agent.clone());
+    }
+
+    /// Sends a response through server transaction `key`, counting it.
+    pub(crate) fn respond(&mut self, key: &ServerKey, resp: &Response, now: Instant) -> bool {
+        let sent = self.layer.respond(key, resp, now);
+        if sent {
+            self.stats.responses_sent[(resp.status / 100) as usize % 7] += 1;
+        }
+        sent
+    }
+
+    /// Sends a response without a transaction (malformed requests).
+    pub(crate) fn send_stateless(&mut self, peer: Peer, resp: &Response) {
+        self.stats.responses_sent[(resp.status / 100) as usize % 7] += 1;
+        self.layer.send_raw(peer, resp.to_bytes());
+    }
+
+    pub(crate) fn local_addr(&self, transport: Transport) -> SocketAddr {
+        local_for(&self.cfg, transport)
+    }
+
+    /// Fires due timers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.layer.handle_timeout(now);
+        self.pump(now);
+    }
+
+    /// Processes transaction events raised by the layer.
+    fn pump(&mut self, now: Instant) {
+        while let Some(ev) = self.layer.poll_event() {
+            match ev {
+                TxEvent::Timeout { key, owner } => self.on_client_timeout(key, owner, now),
+                TxEvent::NoAck { key } => self.on_no_ack(key, now),
+            }
+        }
+    }
+
+    /// The driver could not reach `peer` (connection refused, TLS failure…).
+    pub fn transport_error(&mut self, peer: Peer, now: Instant) {
+        self.layer.transport_error(peer);
+        self.pump(now);
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        if let Some((peer, bytes)) = self.layer.poll_transmit() {
+            return Some(Output::Transmit { peer, bytes });
+        }
+        self.events.pop_front().map(Output::Event)
+    }
+
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        self.layer.poll_timeout()
+    }
+
+    /// Removes a call and its dialogs, and reports it ended.
+    pub(crate) fn end_call(&mut self, id: u64, status: u16, reason: &str) {
+        let Some(call) = self.calls.remove(&id) else { return };
+        self.dialogs.remove(&(call.a_invite.call_id().unwrap_or_default().to_string(), call.a_tag.clone()));
+        self.dialogs.remove(&(call.b_call_id.clone(), call.b_tag.clone()));
+        self.invites.remove(&call.a_invite_key);
+        self.events.push_back(CallEvent::Ended { call: id, status, reason: reason.to_string() });
+    }
+}
+
+/// The address advertised for `transport` (falling back to the UDP one).
+pub(crate) fn local_for(cfg: &CoreConfig, transport: Transport) -> SocketAddr {
+    cfg.local
+        .get(&transport)
+        .or_else(|| cfg.local.get(&Transport::Udp))
+        .copied()
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], transport.default_port())))
+}

@@ -1,0 +1,162 @@
+//! In-dialog traffic: ACK, BYE, re-INVITE, UPDATE and other requests relayed between the legs.
+
+use std::time::Instant;
+
+use super::build::{copy_request_content, copy_response_content, new_branch, our_contact, our_via, response_to};
+use super::call::{CallState, Relay, Side, PendingAck};
+use super::core::{local_for, B2bua, Owner, Purpose};
+use super::router::Router;
+use crate::message::{HeaderName, Method, Request, Response};
+use crate::transaction::{ClientKey, ServerKey};
+use crate::Peer;
+
+fn is_target_refresh(m: &Method) -> bool {
+    matches!(m, Method::Invite | Method::Update | Method::Subscribe | Method::Notify | Method::Refer)
+}
+
+impl<R: Router> B2bua<R> {
+    fn find_dialog(&self, req: &Request) -> Option<(u64, Side)> {
+        let call_id = req.call_id().ok()?.to_string();
+        let tag = req.to().ok()?.tag()?.to_string();
+        self.dialogs.get(&(call_id, tag)).copied()
+    }
+
+    pub(crate) fn on_in_dialog(&mut self, key: ServerKey, req: Request, _peer: Peer, now: Instant) {
+        let Some((id, side)) = self.find_dialog(&req) else {
+            self.respond(&key, &response_to(&req, 481, None), now);
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&id) else {
+            self.respond(&key, &response_to(&req, 481, None), now);
+            return;
+        };
+        if call.dialog_mut(side).is_none() {
+            // Early dialog: a BYE from the caller before answer ends the attempt like a CANCEL.
+            if side == Side::A && req.method == Method::Bye && call.state == CallState::Proceeding {
+                self.respond(&key, &response_to(&req, 200, None), now);
+                self.cancel_call(id, now);
+            } else {
+                self.respond(&key, &response_to(&req, 481, None), now);
+            }
+            return;
+        }
+        let other = side.other();
+        if call.dialog_mut(other).is_none() {
+            self.respond(&key, &response_to(&req, 481, None), now);
+            return;
+        }
+        let Some(origin) = call.dialog_mut(side) else { return };
+        if !origin.accept_remote_seq(&req) {
+            let mut r = response_to(&req, 500, None);
+            r.headers.push(HeaderName::Warning, "399 voicegw \"CSeq out of order\"");
+            self.respond(&key, &r, now);
+            return;
+        }
+        if is_target_refresh(&req.method) {
+            origin.refresh_target(req.contact().and_then(Result::ok));
+        }
+        if req.method == Method::Invite && call.pending_ack.is_some() {
+            self.respond(&key, &response_to(&req, 491, None), now);
+            return;
+        }
+        let peer = call.peer(other);
+        let local = local_for(&self.cfg, peer.transport);
+        let Some(d) = call.dialog_mut(other) else { return };
+        let mut out = d.request(req.method.clone(), None);
+        out.headers.push_front(HeaderName::Via, our_via(peer.transport, local, &new_branch(&mut self.rng)));
+        if is_target_refresh(&req.method) {
+            out.headers.push(HeaderName::Contact, our_contact(peer.transport, local));
+        }
+        copy_request_content(&req, &mut out);
+        if req.method == Method::Bye {
+            call.state = CallState::Terminating;
+        }
+        let purpose = if req.method == Method::Bye { Purpose::Relay } else { Purpose::Relay };
+        match self.layer.send_request(out, peer, Owner { call: id, purpose }, now) {
+            Ok(ck) => {
+                if let Some(call) = self.calls.get_mut(&id) {
+                    call.relays.insert(ck, Relay { origin: side, server_key: key, request: req });
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "could not relay an in-dialog request"),
+        }
+    }
+
+    /// A response to a request we relayed (or to our own BYE).
+    pub(crate) fn on_relay_response(&mut self, id: u64, key: ClientKey, resp: Response, now: Instant) {
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        let final_resp = !resp.is_provisional();
+        let Some(relay) = (if final_resp { call.relays.remove(&key) } else { None }).or_else(|| {
+            call.relays.get(&key).map(|r| Relay { origin: r.origin, server_key: r.server_key.clone(), request: r.request.clone() })
+        }) else {
+            // Our own BYE.
+            if final_resp && key.method == Method::Bye {
+                call.own_byes = call.own_byes.saturating_sub(1);
+                if call.own_byes == 0 {
+                    let status = if call.answered_at.is_some() { 200 } else { 487 };
+                    self.end_call(id, status, "BYE");
+                }
+            }
+            return;
+        };
+        let method = relay.request.method.clone();
+        let mut out = response_to(&relay.request, resp.status, None);
+        copy_response_content(&resp, &mut out);
+        if is_target_refresh(&method) && resp.status < 300 {
+            let origin_peer = call.peer(relay.origin);
+            out.headers.push(HeaderName::Contact, our_contact(origin_peer.transport, local_for(&self.cfg, origin_peer.transport)));
+            if let Some(d) = call.dialog_mut(relay.origin.other()) {
+                d.refresh_target(resp.contact().and_then(Result::ok));
+            }
+        }
+        if method == Method::Invite && resp.is_success() {
+            let other_cseq = key_cseq(&self.layer, &key).unwrap_or(0);
+            call.pending_ack = Some(PendingAck { origin: relay.origin, server_key: relay.server_key.clone(), other_cseq });
+        }
+        self.respond(&relay.server_key, &out, now);
+        if method == Method::Bye && final_resp {
+            self.end_call(id, 200, "BYE");
+        }
+    }
+
+    /// An ACK outside any transaction: for our 2xx to the caller, or for a relayed re-INVITE.
+    pub(crate) fn on_ack(&mut self, req: Request, _peer: Peer, now: Instant) {
+        let Some((id, side)) = self.find_dialog(&req) else { return };
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        let seq = req.cseq().map(|c| c.seq).unwrap_or(0);
+        if side == Side::A && call.state == CallState::Answered && call.a_invite.cseq().is_ok_and(|c| c.seq == seq) {
+            call.state = CallState::Confirmed;
+            let key = call.a_invite_key.clone();
+            self.layer.ack_received(&key, now);
+            self.ack_b(id, Some(&req));
+            return;
+        }
+        let Some(p) = call.pending_ack.take_if(|p| p.origin == side) else { return };
+        self.layer.ack_received(&p.server_key, now);
+        let peer = call.peer(side.other());
+        let local = local_for(&self.cfg, peer.transport);
+        let Some(d) = call.dialog_mut(side.other()) else { return };
+        let mut ack = d.request(Method::Ack, Some(p.other_cseq));
+        ack.headers.push_front(HeaderName::Via, our_via(peer.transport, local, &new_branch(&mut self.rng)));
+        copy_request_content(&req, &mut ack);
+        self.layer.send_raw(peer, ack.to_bytes());
+    }
+
+    /// voicegw hangs up one leg itself.
+    pub(crate) fn send_bye(&mut self, id: u64, side: Side, now: Instant) {
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        let peer = call.peer(side);
+        let local = local_for(&self.cfg, peer.transport);
+        let Some(d) = call.dialog_mut(side) else { return };
+        let mut bye = d.request(Method::Bye, None);
+        bye.headers.push_front(HeaderName::Via, our_via(peer.transport, local, &new_branch(&mut self.rng)));
+        bye.headers.push(HeaderName::parse("Reason"), "SIP;cause=200;text=\"voicegw hung up\"");
+        call.state = CallState::Terminating;
+        call.own_byes += 1;
+        let _ = self.layer.send_request(bye, peer, Owner { call: id, purpose: Purpose::Bye }, now);
+    }
+}
+
+fn key_cseq(layer: &crate::transaction::Layer<Owner>, key: &ClientKey) -> Option<u32> {
+    layer.client_request(key).and_then(|(r, _)| r.cseq().ok()).map(|c| c.seq)
+}

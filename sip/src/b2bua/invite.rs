@@ -1,0 +1,366 @@
+//! New calls: the caller's INVITE, the outbound INVITE and its responses, CANCEL.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use super::build::{
+    copy_request_content, copy_response_content, new_branch, our_contact, our_via, random_token,
+    response_to,
+};
+use super::call::{Call, CallState, Side};
+use super::core::{local_for, B2bua, CallEvent, Owner, Purpose};
+use super::router::Router;
+use crate::dialog::Dialog;
+use crate::message::{HeaderName, Method, NameAddr, Request, Response, Uri};
+use crate::transaction::{ClientKey, ServerKey};
+use crate::Peer;
+
+impl<R: Router> B2bua<R> {
+    pub(crate) fn on_invite(&mut self, key: ServerKey, req: Request, peer: Peer, now: Instant) {
+        let call_id = req.call_id().unwrap_or_default().to_string();
+        let reject = |this: &mut Self, status: u16, warning: &str, retry: Option<u32>| {
+            let mut resp = response_to(&req, status, Some(&random_token(&mut this.rng, 10)));
+            if !warning.is_empty() {
+                let w: String = warning.chars().filter(|c| *c != '"').collect();
+                resp.headers.push(HeaderName::Warning, format!("399 voicegw \"{w}\""));
+            }
+            if let Some(s) = retry {
+                resp.headers.push(HeaderName::RetryAfter, s.to_string());
+            }
+            if status == 420 {
+                for r in req.headers.get_all(&HeaderName::Require) {
+                    resp.headers.push(HeaderName::Unsupported, r);
+                }
+            }
+            this.respond(&key, &resp, now);
+            this.events.push_back(CallEvent::Rejected {
+                call_id: call_id.clone(),
+                status,
+                reason: warning.to_string(),
+                source: peer,
+            });
+        };
+        if self.draining {
+            return reject(self, 503, "shutting down", Some(5));
+        }
+        if req.max_forwards() == Some(0) {
+            return reject(self, 483, "Max-Forwards reached 0", None);
+        }
+        if req.headers.contains(&HeaderName::Require) {
+            return reject(self, 420, "unsupported extension required", None);
+        }
+        if self.calls.len() >= self.cfg.max_calls {
+            return reject(self, 503, "call capacity reached", Some(1));
+        }
+        let route = match self.router.route(&req, &peer) {
+            Ok(r) => r,
+            Err(rej) => return reject(self, rej.status, &rej.warning, rej.retry_after),
+        };
+        self.next_call += 1;
+        let id = self.next_call;
+        let a_tag = random_token(&mut self.rng, 12);
+        // 100 Trying at once stops the caller's INVITE retransmissions (§17.2.1).
+        self.respond(&key, &response_to(&req, 100, None), now);
+
+        let b_call_id = format!("{}@voicegw", random_token(&mut self.rng, 20));
+        let b_tag = random_token(&mut self.rng, 12);
+        let target = route.target;
+        let local = self.local_addr(target.transport);
+        let mut b = Request::new(Method::Invite, route.request_uri.clone());
+        b.headers.push(HeaderName::Via, our_via(target.transport, local, &new_branch(&mut self.rng)));
+        let mf = req.max_forwards().unwrap_or(70).min(70).saturating_sub(1);
+        b.headers.push(HeaderName::MaxForwards, mf.to_string());
+        let a_from = req.from().ok();
+        let mut from_uri = a_from.as_ref().map(|f| f.uri.clone()).unwrap_or_else(|| Uri::sip(None, "invalid", None));
+        from_uri.host = super::build::host_of(local);
+        from_uri.port = None;
+        from_uri.params = Default::default();
+        from_uri.headers = None;
+        let mut from = NameAddr::new(from_uri);
+        from.display = a_from.and_then(|f| f.display);
+        from.set_tag(&b_tag);
+        b.headers.push(HeaderName::From, from.to_string());
+        let mut to_uri = route.request_uri.clone();
+        to_uri.params = Default::default();
+        to_uri.headers = None;
+        let mut to = NameAddr::new(to_uri);
+        to.display = req.to().ok().and_then(|t| t.display);
+        b.headers.push(HeaderName::To, to.to_string());
+        b.headers.push(HeaderName::CallId, b_call_id.clone());
+        b.headers.push(HeaderName::CSeq, "1 INVITE");
+        b.headers.push(HeaderName::Contact, our_contact(target.transport, local));
+        b.headers.push(HeaderName::UserAgent, self.cfg.user_agent.clone());
+        copy_request_content(&req, &mut b);
+
+        let b_key = match self.layer.send_request(b.clone(), target, Owner { call: id, purpose: Purpose::Invite }, now) {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::error!(error = %e, "could not start the outbound INVITE");
+                return reject(self, 500, "internal error", None);
+            }
+        };
+        self.events.push_back(CallEvent::Started {
+            call: id,
+            call_id: call_id.clone(),
+            direction: route.direction,
+            voice_connector_id: route.voice_connector_id.clone(),
+            from: req.headers.get(&HeaderName::From).unwrap_or_default().to_string(),
+            to: req.uri.to_string(),
+            target,
+        });
+        self.dialogs.insert((call_id, a_tag.clone()), (id, Side::A));
+        self.dialogs.insert((b_call_id.clone(), b_tag.clone()), (id, Side::B));
+        self.invites.insert(key.clone(), id);
+        self.calls.insert(
+            id,
+            Call {
+                id,
+                state: CallState::Proceeding,
+                route,
+                a_invite: req,
+                a_invite_key: key,
+                a_peer: peer,
+                a_tag,
+                a_dialog: None,
+                a_final_sent: false,
+                b_invite: b,
+                b_invite_key: b_key,
+                b_peer: target,
+                b_call_id,
+                b_tag,
+                b_dialog: None,
+                b_provisional: false,
+                cancel_pending: false,
+                b_ack: None,
+                relays: HashMap::new(),
+                pending_ack: None,
+                answered_at: None,
+                own_byes: 0,
+            },
+        );
+    }
+
+    pub(crate) fn on_response(&mut self, key: ClientKey, resp: Response, owner: Owner, now: Instant) {
+        match owner.purpose {
+            Purpose::Invite => self.on_b_invite_response(owner.call, resp, now),
+            Purpose::Relay | Purpose::Bye => self.on_relay_response(owner.call, key, resp, now),
+            Purpose::Cancel => {}
+        }
+    }
+
+    /// A response on the outbound leg's INVITE.
+    fn on_b_invite_response(&mut self, id: u64, resp: Response, now: Instant) {
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        let status = resp.status;
+        if status == 100 {
+            return;
+        }
+        if resp.is_provisional() {
+            call.b_provisional = true;
+            if call.cancel_pending {
+                call.cancel_pending = false;
+                self.send_cancel_b(id, now);
+                return;
+            }
+            if call.state != CallState::Proceeding {
+                return;
+            }
+            let mut out = response_to(&call.a_invite, status, Some(&call.a_tag));
+            copy_response_content(&resp, &mut out);
+            out.headers.push(HeaderName::Contact, our_contact(call.a_peer.transport, local_for(&self.cfg, call.a_peer.transport)));
+            let key = call.a_invite_key.clone();
+            self.respond(&key, &out, now);
+            return;
+        }
+        if resp.is_success() {
+            if call.b_dialog.is_some() {
+                // A retransmitted 2xx: re-ACK if we already acknowledged it.
+                if let Some(ack) = call.b_ack.clone() {
+                    self.layer.send_raw(call.b_peer, ack);
+                }
+                return;
+            }
+            call.b_dialog = Dialog::uac(&call.b_invite, &resp);
+            if call.b_dialog.is_none() {
+                tracing::warn!(call = id, "2xx without To tag or Contact from the callee; hanging up");
+                let mut d = Dialog::uac(&call.b_invite, &with_fallback_contact(&resp, call.b_invite.uri.clone()));
+                if let Some(d) = d.as_mut() {
+                    d.confirmed = true;
+                }
+                call.b_dialog = d;
+            }
+            if call.state == CallState::Cancelling || call.a_final_sent {
+                // The caller gave up while the callee answered: ACK and BYE the callee.
+                self.ack_b(id, None);
+                self.send_bye(id, Side::B, now);
+                return;
+            }
+            let local = local_for(&self.cfg, call.a_peer.transport);
+            let mut out = response_to(&call.a_invite, status, Some(&call.a_tag));
+            copy_response_content(&resp, &mut out);
+            out.headers.push(HeaderName::Contact, our_contact(call.a_peer.transport, local));
+            out.headers.push(HeaderName::Server, self.cfg.user_agent.clone());
+            let mut a_dialog = Dialog::uas(&call.a_invite, &call.a_tag);
+            if let Some(d) = a_dialog.as_mut() {
+                d.confirmed = true;
+            }
+            call.a_dialog = a_dialog;
+            call.a_final_sent = true;
+            call.state = CallState::Answered;
+            call.answered_at = Some(now);
+            let key = call.a_invite_key.clone();
+            self.respond(&key, &out, now);
+            self.events.push_back(CallEvent::Answered { call: id });
+            return;
+        }
+        // A final failure: relay it to the caller unless the caller already got one.
+        if !call.a_final_sent {
+            let mut out = response_to(&call.a_invite, status, Some(&call.a_tag));
+            copy_response_content(&resp, &mut out);
+            call.a_final_sent = true;
+            let key = call.a_invite_key.clone();
+            self.respond(&key, &out, now);
+        }
+        let reason = resp.reason.clone();
+        let final_status = if self.calls.get(&id).is_some_and(|c| c.state == CallState::Cancelling) { 487 } else { status };
+        self.end_call(id, final_status, &reason);
+    }
+
+    /// Sends the ACK for the callee's 2xx, with `body` from the caller's ACK if any.
+    pub(crate) fn ack_b(&mut self, id: u64, from_a: Option<&Request>) {
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        if call.b_ack.is_some() {
+            return;
+        }
+        let Some(d) = call.b_dialog.as_mut() else { return };
+        let seq = call.b_invite.cseq().map(|c| c.seq).unwrap_or(1);
+        let mut ack = d.request(Method::Ack, Some(seq));
+        let local = local_for(&self.cfg, call.b_peer.transport);
+        ack.headers.push_front(HeaderName::Via, our_via(call.b_peer.transport, local, &new_branch(&mut self.rng)));
+        if let Some(a) = from_a {
+            copy_request_content(a, &mut ack);
+        }
+        let bytes = ack.to_bytes();
+        call.b_ack = Some(bytes.clone());
+        self.layer.send_raw(call.b_peer, bytes);
+    }
+
+    pub(crate) fn on_cancel(&mut self, key: ServerKey, req: Request, now: Instant) {
+        let invite_key = match ServerKey::invite_of_cancel(&req) {
+            Ok(k) => k,
+            Err(_) => return,
+        };
+        let Some(&id) = self.invites.get(&invite_key) else {
+            self.respond(&key, &response_to(&req, 481, None), now);
+            return;
+        };
+        self.respond(&key, &response_to(&req, 200, None), now);
+        self.cancel_call(id, now);
+    }
+
+    /// The caller gave up before answer: 487 to the caller, CANCEL to the callee.
+    pub(crate) fn cancel_call(&mut self, id: u64, now: Instant) {
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        if call.a_final_sent || call.state != CallState::Proceeding {
+            return;
+        }
+        call.state = CallState::Cancelling;
+        call.a_final_sent = true;
+        let resp = response_to(&call.a_invite, 487, Some(&call.a_tag));
+        let key = call.a_invite_key.clone();
+        let provisional = call.b_provisional;
+        if !provisional {
+            // §9.1: a CANCEL must wait for a provisional response.
+            call.cancel_pending = true;
+        }
+        self.respond(&key, &resp, now);
+        if provisional {
+            self.send_cancel_b(id, now);
+        }
+    }
+
+    /// CANCEL for the outbound INVITE (§9.1): same Request-URI, Call-ID, From, To, top Via, CSeq
+    /// number, and Route.
+    fn send_cancel_b(&mut self, id: u64, now: Instant) {
+        let Some(call) = self.calls.get(&id) else { return };
+        if !self.layer.client_pending(&call.b_invite_key) {
+            return;
+        }
+        let inv = &call.b_invite;
+        let mut c = Request::new(Method::Cancel, inv.uri.clone());
+        for name in [HeaderName::Via, HeaderName::MaxForwards, HeaderName::From, HeaderName::To, HeaderName::CallId] {
+            if let Some(v) = inv.headers.get(&name) {
+                c.headers.push(name, v);
+            }
+        }
+        for r in inv.headers.get_all(&HeaderName::Route) {
+            c.headers.push(HeaderName::Route, r);
+        }
+        let seq = inv.cseq().map(|s| s.seq).unwrap_or(1);
+        c.headers.push(HeaderName::CSeq, format!("{seq} CANCEL"));
+        let peer = call.b_peer;
+        let _ = self.layer.send_request(c, peer, Owner { call: id, purpose: Purpose::Cancel }, now);
+    }
+
+    pub(crate) fn on_client_timeout(&mut self, key: ClientKey, owner: Owner, now: Instant) {
+        match owner.purpose {
+            Purpose::Invite => {
+                let Some(call) = self.calls.get_mut(&owner.call) else { return };
+                if !call.a_final_sent {
+                    call.a_final_sent = true;
+                    let mut resp = response_to(&call.a_invite, 408, Some(&call.a_tag));
+                    resp.headers.push(HeaderName::Warning, "399 voicegw \"no answer from the next hop\"");
+                    let k = call.a_invite_key.clone();
+                    self.respond(&k, &resp, now);
+                }
+                self.end_call(owner.call, 408, "Request Timeout");
+            }
+            Purpose::Relay | Purpose::Bye => {
+                self.on_relay_response(owner.call, key, Response::new(408, "Request Timeout"), now)
+            }
+            Purpose::Cancel => {}
+        }
+    }
+
+    pub(crate) fn on_no_ack(&mut self, key: ServerKey, now: Instant) {
+        let Some(&id) = self.invites.get(&key) else { return };
+        let Some(call) = self.calls.get(&id) else { return };
+        if call.state == CallState::Answered {
+            tracing::warn!(call = id, "caller never acknowledged the 2xx; hanging up both legs");
+            self.ack_b(id, None);
+            self.send_bye(id, Side::B, now);
+            self.send_bye(id, Side::A, now);
+        }
+    }
+
+    /// A response no transaction wanted: re-ACK a 2xx retransmitted by the callee.
+    pub(crate) fn on_stray_response(&mut self, resp: Response) {
+        if resp.is_success() && resp.cseq().is_ok_and(|c| c.method == Method::Invite) {
+            let call_id = resp.call_id().unwrap_or_default().to_string();
+            let tag = resp.from().ok().and_then(|f| f.tag().map(str::to_string)).unwrap_or_default();
+            if let Some((id, Side::B)) = self.dialogs.get(&(call_id, tag)).copied() {
+                if let Some(call) = self.calls.get(&id) {
+                    if let Some(ack) = call.b_ack.clone() {
+                        self.layer.send_raw(call.b_peer, ack);
+                        return;
+                    }
+                }
+            }
+        }
+        self.stats.dropped += 1;
+    }
+}
+
+fn with_fallback_contact(resp: &Response, target: Uri) -> Response {
+    let mut r = resp.clone();
+    if r.contact().is_none() {
+        r.headers.push(HeaderName::Contact, NameAddr::new(target).to_string());
+    }
+    if r.to().ok().and_then(|t| t.tag().map(str::to_string)).is_none() {
+        if let Ok(mut to) = r.to() {
+            to.set_tag("none");
+            r.headers.set(HeaderName::To, to.to_string());
+        }
+    }
+    r
+}

@@ -1,0 +1,350 @@
+//! Call flows through the core with a scripted caller (A) and callee (B), in virtual time.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::message::{HeaderName, Message, Method, ParseLimits, Request, Response, Uri};
+use crate::transaction::TimerConfig;
+use crate::{Peer, Transport};
+
+const A: &str = "127.0.0.1:5090";
+const B: &str = "127.0.0.1:5080";
+
+struct FixedRouter;
+
+impl Router for FixedRouter {
+    fn route(&mut self, invite: &Request, _source: &Peer) -> Result<Route, Reject> {
+        if invite.uri.user.as_deref() == Some("forbidden") {
+            return Err(Reject::new(403, "source not allowed"));
+        }
+        Ok(Route {
+            target: peer(B),
+            request_uri: Uri::parse(&format!("sip:{}@{}", invite.uri.user.clone().unwrap_or_default(), B)).unwrap(),
+            direction: Direction::Outbound,
+            voice_connector_id: "abcdef1ghij2klmno3pqr4".into(),
+        })
+    }
+}
+
+fn peer(s: &str) -> Peer {
+    Peer::new(Transport::Udp, s.parse::<SocketAddr>().unwrap())
+}
+
+fn core() -> B2bua<FixedRouter> {
+    let mut local = HashMap::new();
+    local.insert(Transport::Udp, "127.0.0.1:5060".parse().unwrap());
+    B2bua::new(
+        CoreConfig {
+            timers: TimerConfig::default(),
+            limits: ParseLimits::default(),
+            local,
+            user_agent: "voicegw-test".into(),
+            max_calls: 10,
+            seed: 1,
+        },
+        FixedRouter,
+    )
+}
+
+/// Everything the core sent, parsed, with the events.
+fn drain(c: &mut B2bua<FixedRouter>) -> (Vec<(Peer, Message)>, Vec<CallEvent>) {
+    let (mut msgs, mut evs) = (Vec::new(), Vec::new());
+    while let Some(o) = c.poll_output() {
+        match o {
+            Output::Transmit { peer, bytes } => msgs.push((peer, Message::parse(&bytes).unwrap())),
+            Output::Event(e) => evs.push(e),
+        }
+    }
+    (msgs, evs)
+}
+
+fn invite(user: &str, branch: &str) -> String {
+    format!("INVITE sip:{user}@abcdef1ghij2klmno3pqr4.voiceconnector.local SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch={branch}\r\nMax-Forwards: 70\r\nFrom: \"Alice\" <sip:+12065550100@{A}>;tag=atag\r\nTo: <sip:{user}@abcdef1ghij2klmno3pqr4.voiceconnector.local>\r\nCall-ID: call-a\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@{A}>\r\nContent-Type: application/sdp\r\n\r\nv=0\r\n")
+}
+
+fn req(m: &Message) -> &Request {
+    match m {
+        Message::Request(r) => r,
+        Message::Response(_) => panic!("expected a request, got {m:?}"),
+    }
+}
+
+fn resp(m: &Message) -> &Response {
+    match m {
+        Message::Response(r) => r,
+        Message::Request(_) => panic!("expected a response, got {m:?}"),
+    }
+}
+
+/// Builds B's response to the request `r`.
+fn answer(r: &Request, status: u16, to_tag: &str) -> Vec<u8> {
+    let mut out = format!("SIP/2.0 {status} X\r\n");
+    for v in r.headers.get_all(&HeaderName::Via) {
+        out += &format!("Via: {v}\r\n");
+    }
+    out += &format!("From: {}\r\n", r.headers.get(&HeaderName::From).unwrap());
+    let to = r.headers.get(&HeaderName::To).unwrap();
+    if to.contains("tag=") {
+        out += &format!("To: {to}\r\n");
+    } else {
+        out += &format!("To: {to};tag={to_tag}\r\n");
+    }
+    out += &format!("Call-ID: {}\r\nCSeq: {}\r\nContact: <sip:bob@{B}>\r\n\r\n", r.call_id().unwrap(), r.headers.get(&HeaderName::CSeq).unwrap());
+    out.into_bytes()
+}
+
+/// Sets up an answered, ACKed call; returns B's INVITE and A's view of the 200.
+fn established(c: &mut B2bua<FixedRouter>, t: Instant) -> (Request, Response) {
+    c.handle_bytes(invite("+12065550101", "z9hG4bKa1").as_bytes(), peer(A), t);
+    let (m, _) = drain(c);
+    let b_inv = req(&m[1].1).clone();
+    c.handle_bytes(&answer(&b_inv, 200, "btag"), peer(B), t);
+    let (m, _) = drain(c);
+    let ok = resp(&m[0].1).clone();
+    let ack = format!("ACK sip:voicegw@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bKack\r\nFrom: \"Alice\" <sip:+12065550100@{A}>;tag=atag\r\nTo: {}\r\nCall-ID: call-a\r\nCSeq: 1 ACK\r\n\r\n", ok.headers.get(&HeaderName::To).unwrap());
+    c.handle_bytes(ack.as_bytes(), peer(A), t);
+    let (m, _) = drain(c);
+    assert_eq!(m.len(), 1);
+    assert_eq!(req(&m[0].1).method, Method::Ack);
+    assert_eq!(m[0].0, peer(B));
+    (b_inv, ok)
+}
+
+#[test]
+fn basic_call_relays_trying_ringing_ok_ack_and_caller_bye() {
+    let t = Instant::now();
+    let mut c = core();
+    c.handle_bytes(invite("+12065550101", "z9hG4bKa1").as_bytes(), peer(A), t);
+    let (m, ev) = drain(&mut c);
+    assert_eq!(m.len(), 2);
+    assert_eq!((m[0].0, resp(&m[0].1).status), (peer(A), 100));
+    let b_inv = req(&m[1].1).clone();
+    assert_eq!(m[1].0, peer(B));
+    assert_eq!(b_inv.uri.to_string(), format!("sip:+12065550101@{B}"));
+    assert_ne!(b_inv.call_id().unwrap(), "call-a");
+    assert_eq!(b_inv.max_forwards(), Some(69));
+    assert_eq!(&b_inv.body[..], b"v=0\r\n");
+    assert_eq!(b_inv.from().unwrap().display.as_deref(), Some("Alice"));
+    assert!(matches!(ev[0], CallEvent::Started { .. }));
+
+    c.handle_bytes(&answer(&b_inv, 100, "btag"), peer(B), t);
+    c.handle_bytes(&answer(&b_inv, 180, "btag"), peer(B), t);
+    let (m, _) = drain(&mut c);
+    assert_eq!(m.len(), 1);
+    let ringing = resp(&m[0].1);
+    assert_eq!(ringing.status, 180);
+    assert_eq!(ringing.call_id().unwrap(), "call-a");
+    assert!(ringing.to().unwrap().tag().is_some());
+
+    let mut c = core();
+    let (_, ok) = established(&mut c, t);
+    assert_eq!(ok.status, 200);
+    // Caller hangs up.
+    let bye = format!("BYE sip:voicegw@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bKbye\r\nFrom: <sip:+12065550100@{A}>;tag=atag\r\nTo: {}\r\nCall-ID: call-a\r\nCSeq: 2 BYE\r\n\r\n", ok.headers.get(&HeaderName::To).unwrap());
+    c.handle_bytes(bye.as_bytes(), peer(A), t);
+    let (m, _) = drain(&mut c);
+    let b_bye = req(&m[0].1).clone();
+    assert_eq!((m[0].0, &b_bye.method), (peer(B), &Method::Bye));
+    assert_eq!(b_bye.uri.to_string(), format!("sip:bob@{B}"));
+    assert_eq!(b_bye.to().unwrap().tag(), Some("btag"));
+    c.handle_bytes(&answer(&b_bye, 200, "btag"), peer(B), t);
+    let (m, ev) = drain(&mut c);
+    assert_eq!((m[0].0, resp(&m[0].1).status), (peer(A), 200));
+    assert_eq!(resp(&m[0].1).cseq().unwrap().to_string(), "2 BYE");
+    assert!(matches!(ev[0], CallEvent::Ended { status: 200, .. }));
+    assert_eq!(c.active_calls(), 0);
+}
+
+#[test]
+fn callee_bye_is_relayed_to_the_caller() {
+    let t = Instant::now();
+    let mut c = core();
+    let (b_inv, _) = established(&mut c, t);
+    let bye = format!("BYE sip:voicegw@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {B};branch=z9hG4bKbb\r\nFrom: {};tag=btag\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 1 BYE\r\n\r\n", b_inv.headers.get(&HeaderName::To).unwrap(), b_inv.headers.get(&HeaderName::From).unwrap(), b_inv.call_id().unwrap());
+    c.handle_bytes(bye.as_bytes(), peer(B), t);
+    let (m, _) = drain(&mut c);
+    let a_bye = req(&m[0].1).clone();
+    assert_eq!((m[0].0, &a_bye.method), (peer(A), &Method::Bye));
+    assert_eq!(a_bye.uri.to_string(), format!("sip:alice@{A}"));
+    assert_eq!(a_bye.call_id().unwrap(), "call-a");
+    assert_eq!(a_bye.to().unwrap().tag(), Some("atag"));
+    c.handle_bytes(&answer(&a_bye, 200, "x"), peer(A), t);
+    let (m, ev) = drain(&mut c);
+    assert_eq!((m[0].0, resp(&m[0].1).status), (peer(B), 200));
+    assert!(matches!(ev[0], CallEvent::Ended { .. }));
+}
+
+#[test]
+fn cancel_before_answer_gives_487_and_cancels_the_callee() {
+    let t = Instant::now();
+    let mut c = core();
+    c.handle_bytes(invite("+12065550101", "z9hG4bKa1").as_bytes(), peer(A), t);
+    let (m, _) = drain(&mut c);
+    let b_inv = req(&m[1].1).clone();
+    // CANCEL before any provisional from B: the CANCEL waits for one (§9.1).
+    let cancel = format!("CANCEL sip:+12065550101@abcdef1ghij2klmno3pqr4.voiceconnector.local SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bKa1\r\nFrom: \"Alice\" <sip:+12065550100@{A}>;tag=atag\r\nTo: <sip:+12065550101@abcdef1ghij2klmno3pqr4.voiceconnector.local>\r\nCall-ID: call-a\r\nCSeq: 1 CANCEL\r\n\r\n");
+    c.handle_bytes(cancel.as_bytes(), peer(A), t);
+    let (m, _) = drain(&mut c);
+    let statuses: Vec<(u16, String)> = m.iter().map(|(_, x)| (resp(x).status, resp(x).cseq().unwrap().method.to_string())).collect();
+    assert_eq!(statuses, vec![(200, "CANCEL".into()), (487, "INVITE".into())]);
+    c.handle_bytes(&answer(&b_inv, 180, "btag"), peer(B), t);
+    let (m, _) = drain(&mut c);
+    assert_eq!(m.len(), 1);
+    let b_cancel = req(&m[0].1);
+    assert_eq!(b_cancel.method, Method::Cancel);
+    assert_eq!(b_cancel.top_via().unwrap().branch(), b_inv.top_via().unwrap().branch());
+    assert_eq!(b_cancel.cseq().unwrap().seq, 1);
+    c.handle_bytes(&answer(b_cancel, 200, "btag"), peer(B), t);
+    c.handle_bytes(&answer(&b_inv, 487, "btag"), peer(B), t);
+    let (m, ev) = drain(&mut c);
+    assert_eq!(m.len(), 1, "only the ACK for B's 487 is sent");
+    assert_eq!(req(&m[0].1).method, Method::Ack);
+    assert!(matches!(ev[0], CallEvent::Ended { status: 487, .. }));
+    // A's ACK for the 487 is absorbed by the server transaction.
+    let ack = format!("ACK sip:+12065550101@abcdef1ghij2klmno3pqr4.voiceconnector.local SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bKa1\r\nFrom: <sip:a@a>;tag=atag\r\nTo: <sip:b@b>;tag=x\r\nCall-ID: call-a\r\nCSeq: 1 ACK\r\n\r\n");
+    c.handle_bytes(ack.as_bytes(), peer(A), t);
+    assert!(drain(&mut c).0.is_empty());
+}
+
+#[test]
+fn two_hundred_is_retransmitted_until_ack_and_callee_retransmission_is_reacked() {
+    let t = Instant::now();
+    let mut c = core();
+    c.handle_bytes(invite("+12065550101", "z9hG4bKa1").as_bytes(), peer(A), t);
+    let (m, _) = drain(&mut c);
+    let b_inv = req(&m[1].1).clone();
+    c.handle_bytes(&answer(&b_inv, 200, "btag"), peer(B), t);
+    let (m, _) = drain(&mut c);
+    let ok = resp(&m[0].1).clone();
+    // No ACK from A: the 200 goes out again after T1, then 2·T1.
+    let mut now = t;
+    for expected in [500u64, 1500] {
+        now = c.poll_timeout().unwrap();
+        assert_eq!(now - t, Duration::from_millis(expected));
+        c.handle_timeout(now);
+        let (m, _) = drain(&mut c);
+        assert_eq!(m.len(), 1);
+        assert_eq!(resp(&m[0].1).status, 200);
+    }
+    // B retransmits its 200 before A's ACK: nothing to re-ACK yet.
+    c.handle_bytes(&answer(&b_inv, 200, "btag"), peer(B), now);
+    assert!(drain(&mut c).0.is_empty());
+    let ack = format!("ACK sip:voicegw@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bKack\r\nFrom: <sip:a@a>;tag=atag\r\nTo: {}\r\nCall-ID: call-a\r\nCSeq: 1 ACK\r\n\r\n", ok.headers.get(&HeaderName::To).unwrap());
+    c.handle_bytes(ack.as_bytes(), peer(A), now);
+    let (m, _) = drain(&mut c);
+    let b_ack = m[0].1.to_bytes();
+    // Now a 200 retransmission from B is answered with the same ACK.
+    c.handle_bytes(&answer(&b_inv, 200, "btag"), peer(B), now);
+    let (m, _) = drain(&mut c);
+    assert_eq!(m[0].1.to_bytes(), b_ack);
+    // And voicegw stops retransmitting its 200 to A.
+    let next = c.poll_timeout().unwrap();
+    c.handle_timeout(next);
+    assert!(drain(&mut c).0.iter().all(|(_, m)| !matches!(m, Message::Response(r) if r.status == 200)));
+}
+
+#[test]
+fn unanswered_invite_times_out_with_408() {
+    let t = Instant::now();
+    let mut c = core();
+    c.handle_bytes(invite("+12065550101", "z9hG4bKa1").as_bytes(), peer(A), t);
+    drain(&mut c);
+    let mut retransmits = 0;
+    let mut last = Vec::new();
+    while let Some(at) = c.poll_timeout() {
+        if at - t > Duration::from_secs(40) {
+            break;
+        }
+        c.handle_timeout(at);
+        let (m, ev) = drain(&mut c);
+        retransmits += m.iter().filter(|(p, _)| *p == peer(B)).count();
+        last.extend(m.into_iter().filter(|(p, _)| *p == peer(A)).map(|(_, m)| resp(&m).status));
+        if !ev.is_empty() {
+            assert!(matches!(ev[0], CallEvent::Ended { status: 408, .. }));
+        }
+    }
+    assert_eq!(retransmits, 6);
+    assert_eq!(last.first(), Some(&408));
+    assert_eq!(c.active_calls(), 0);
+}
+
+#[test]
+fn local_answers_options_501_481_483_403_and_400() {
+    let t = Instant::now();
+    let mut c = core();
+    let mk = |m: &str, extra: &str| format!("{m} sip:gw@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bK{m}\r\nFrom: <sip:a@a>;tag=1\r\nTo: <sip:b@b>{extra}\r\nCall-ID: x\r\nCSeq: 1 {m}\r\nMax-Forwards: 70\r\n\r\n");
+    let status = |c: &mut B2bua<FixedRouter>, s: String| {
+        c.handle_bytes(s.as_bytes(), peer(A), t);
+        let (m, _) = drain(c);
+        resp(&m.last().unwrap().1).clone()
+    };
+    let ok = status(&mut c, mk("OPTIONS", ""));
+    assert_eq!(ok.status, 200);
+    assert!(ok.headers.get(&HeaderName::Allow).unwrap().contains("INVITE"));
+    assert_eq!(status(&mut c, mk("SUBSCRIBE", "")).status, 501);
+    assert_eq!(status(&mut c, mk("FOO", "")).status, 501);
+    assert_eq!(status(&mut c, mk("BYE", ";tag=unknown")).status, 481);
+    assert_eq!(status(&mut c, mk("BYE", "")).status, 481);
+    let looped = invite("+12065550101", "z9hG4bKmf").replace("Max-Forwards: 70", "Max-Forwards: 0");
+    assert_eq!(status(&mut c, looped).status, 483);
+    let forbidden = invite("forbidden", "z9hG4bKfb");
+    let r = status(&mut c, forbidden);
+    assert_eq!(r.status, 403);
+    assert!(r.headers.get(&HeaderName::Warning).unwrap().contains("source not allowed"));
+    let bad = invite("+1", "z9hG4bKbad").replace("CSeq: 1 INVITE", "CSeq: one INVITE");
+    let r = status(&mut c, bad);
+    assert_eq!(r.status, 400);
+    assert!(r.headers.get(&HeaderName::Warning).unwrap().contains("CSeq"));
+    // Garbage that cannot be answered is dropped and counted.
+    c.handle_bytes(b"\x16\x03\x01garbage", peer(A), t);
+    assert!(drain(&mut c).0.is_empty());
+    assert_eq!(c.stats().dropped, 1);
+    assert_eq!(c.stats().bad_requests, 1);
+}
+
+#[test]
+fn reinvite_and_its_ack_are_relayed() {
+    let t = Instant::now();
+    let mut c = core();
+    let (b_inv, ok) = established(&mut c, t);
+    let reinv = format!("INVITE sip:voicegw@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bKre\r\nFrom: <sip:a@a>;tag=atag\r\nTo: {}\r\nCall-ID: call-a\r\nCSeq: 2 INVITE\r\nContact: <sip:alice@{A}>\r\nContent-Type: application/sdp\r\n\r\nv=0\r\na=sendonly\r\n", ok.headers.get(&HeaderName::To).unwrap());
+    c.handle_bytes(reinv.as_bytes(), peer(A), t);
+    let (m, _) = drain(&mut c);
+    let statuses: Vec<_> = m.iter().filter_map(|(_, m)| matches!(m, Message::Response(_)).then(|| resp(m).status)).collect();
+    assert_eq!(statuses, vec![]);
+    let b_re = req(&m.last().unwrap().1).clone();
+    assert_eq!(b_re.method, Method::Invite);
+    assert_eq!(b_re.call_id().unwrap(), b_inv.call_id().unwrap());
+    assert_eq!(b_re.cseq().unwrap().seq, 2);
+    assert!(b_re.body.ends_with(b"a=sendonly\r\n"));
+    c.handle_bytes(&answer(&b_re, 200, "btag"), peer(B), t);
+    let (m, _) = drain(&mut c);
+    assert_eq!(resp(&m[0].1).status, 200);
+    assert_eq!(resp(&m[0].1).cseq().unwrap().seq, 2);
+    let ack = format!("ACK sip:voicegw@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bKack2\r\nFrom: <sip:a@a>;tag=atag\r\nTo: {}\r\nCall-ID: call-a\r\nCSeq: 2 ACK\r\n\r\n", ok.headers.get(&HeaderName::To).unwrap());
+    c.handle_bytes(ack.as_bytes(), peer(A), t);
+    let (m, _) = drain(&mut c);
+    assert_eq!(req(&m[0].1).method, Method::Ack);
+    assert_eq!(req(&m[0].1).cseq().unwrap().seq, 2);
+    // An UPDATE from B is relayed to A with A's dialog identifiers.
+    let update = format!("UPDATE sip:voicegw@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {B};branch=z9hG4bKup\r\nFrom: {};tag=btag\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 5 UPDATE\r\nContact: <sip:bob@{B}>\r\n\r\n", b_inv.headers.get(&HeaderName::To).unwrap(), b_inv.headers.get(&HeaderName::From).unwrap(), b_inv.call_id().unwrap());
+    c.handle_bytes(update.as_bytes(), peer(B), t);
+    let (m, _) = drain(&mut c);
+    assert_eq!((m[0].0, &req(&m[0].1).method), (peer(A), &Method::Update));
+    assert_eq!(req(&m[0].1).call_id().unwrap(), "call-a");
+}
+
+#[test]
+fn draining_refuses_new_calls() {
+    let t = Instant::now();
+    let mut c = core();
+    c.drain();
+    c.handle_bytes(invite("+12065550101", "z9hG4bKa1").as_bytes(), peer(A), t);
+    let (m, _) = drain(&mut c);
+    let r = resp(&m[0].1);
+    assert_eq!(r.status, 503);
+    assert!(r.headers.contains(&HeaderName::RetryAfter));
+    assert!(c.is_idle() || c.transactions().1 == 1);
+}

@@ -1,0 +1,168 @@
+//! Message framing on stream transports (TCP, TLS): RFC 3261 §18.3 (Content-Length delimits the
+//! body) and RFC 5626 §3.5.1 keep-alives (a CRLFCRLF "ping" is answered with a CRLF "pong").
+
+use bytes::{Buf, Bytes, BytesMut};
+use thiserror::Error;
+
+use crate::message::ParseLimits;
+
+/// Why a stream must be closed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum FramingError {
+    #[error("header section exceeds {0} bytes")]
+    HeadersTooLarge(usize),
+    #[error("message of {0} bytes exceeds the limit of {1}")]
+    MessageTooLarge(usize, usize),
+    #[error("bad Content-Length on a stream transport: {0}")]
+    BadContentLength(String),
+    #[error("more than {0} header lines")]
+    TooManyHeaders(usize),
+}
+
+/// What the framer found at the head of the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// One complete SIP message (headers and body), ready for [`crate::Message::parse`].
+    Message(Bytes),
+    /// A CRLFCRLF keep-alive ping: answer with [`PONG`].
+    Ping,
+    /// A CRLF keep-alive pong.
+    Pong,
+}
+
+/// The keep-alive answer to a ping.
+pub const PONG: &[u8] = b"\r\n";
+
+/// Accumulates stream bytes and cuts them into messages.
+#[derive(Debug)]
+pub struct StreamFramer {
+    buf: BytesMut,
+    limits: ParseLimits,
+}
+
+impl StreamFramer {
+    pub fn new(limits: ParseLimits) -> Self {
+        StreamFramer { buf: BytesMut::with_capacity(4096), limits }
+    }
+
+    /// Appends bytes read from the stream.
+    pub fn push(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Bytes held that do not yet form a frame.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The next complete frame, `Ok(None)` when more bytes are needed, or an error after which
+    /// the connection should be closed.
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, FramingError> {
+        if self.buf.starts_with(b"\r\n\r\n") {
+            self.buf.advance(4);
+            return Ok(Some(Frame::Ping));
+        }
+        if self.buf.starts_with(b"\r\n") && self.buf.len() >= 3 && !self.buf[2..].starts_with(b"\r") {
+            self.buf.advance(2);
+            return Ok(Some(Frame::Pong));
+        }
+        if self.buf.starts_with(b"\r\n") || self.buf.starts_with(b"\r") || self.buf.is_empty() {
+            return Ok(None);
+        }
+        let max = self.limits.max_message_size;
+        let Some(end) = find_header_end(&self.buf) else {
+            if self.buf.len() > max {
+                return Err(FramingError::HeadersTooLarge(max));
+            }
+            return Ok(None);
+        };
+        let head = &self.buf[..end];
+        let lines = head.split(|&b| b == b'\n').filter(|l| !l.is_empty() && *l != b"\r").count();
+        if lines > self.limits.max_headers + 1 {
+            return Err(FramingError::TooManyHeaders(self.limits.max_headers));
+        }
+        let cl = content_length(head)?;
+        let total = end + cl;
+        if total > max {
+            return Err(FramingError::MessageTooLarge(total, max));
+        }
+        if self.buf.len() < total {
+            return Ok(None);
+        }
+        Ok(Some(Frame::Message(self.buf.split_to(total).freeze())))
+    }
+}
+
+fn find_header_end(buf: &[u8]) -> Option<usize> {
+    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+}
+
+/// Content-Length from the raw header section (full or compact name). Absent means 0: a stream
+/// message without one has no body we could delimit.
+fn content_length(head: &[u8]) -> Result<usize, FramingError> {
+    for line in head.split(|&b| b == b'\n') {
+        let Some(colon) = line.iter().position(|&b| b == b':') else { continue };
+        let name = line[..colon].trim_ascii();
+        if name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l") {
+            let v = String::from_utf8_lossy(line[colon + 1..].trim_ascii()).to_string();
+            return v.parse().map_err(|_| FramingError::BadContentLength(v));
+        }
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn framer() -> StreamFramer {
+        StreamFramer::new(ParseLimits { max_message_size: 1000, max_headers: 10 })
+    }
+
+    #[test]
+    fn splits_messages_and_keepalives_across_reads() {
+        let msg = b"OPTIONS sip:a@b SIP/2.0\r\nl: 3\r\n\r\nabc";
+        let mut stream = b"\r\n\r\n".to_vec();
+        stream.extend_from_slice(msg);
+        stream.extend_from_slice(msg);
+        stream.extend_from_slice(b"\r\nOPTIONS");
+        let mut f = framer();
+        let mut out = Vec::new();
+        for chunk in stream.chunks(7) {
+            f.push(chunk);
+            while let Some(fr) = f.next_frame().unwrap() {
+                out.push(fr);
+            }
+        }
+        assert_eq!(
+            out,
+            vec![
+                Frame::Ping,
+                Frame::Message(Bytes::from_static(msg)),
+                Frame::Message(Bytes::from_static(msg)),
+                Frame::Pong
+            ]
+        );
+        assert_eq!(f.buffered(), 7);
+    }
+
+    #[test]
+    fn limits() {
+        let mut f = framer();
+        f.push(&[b'a'; 1001]);
+        assert_eq!(f.next_frame(), Err(FramingError::HeadersTooLarge(1000)));
+        let mut f = framer();
+        f.push(b"INVITE sip:a@b SIP/2.0\r\nContent-Length: 5000\r\n\r\n");
+        assert!(matches!(f.next_frame(), Err(FramingError::MessageTooLarge(..))));
+        let mut f = framer();
+        f.push(b"INVITE sip:a@b SIP/2.0\r\nContent-Length: x\r\n\r\n");
+        assert!(matches!(f.next_frame(), Err(FramingError::BadContentLength(_))));
+        let mut f = framer();
+        f.push(b"INVITE sip:a@b SIP/2.0\r\n");
+        for _ in 0..11 {
+            f.push(b"X: y\r\n");
+        }
+        f.push(b"\r\n");
+        assert_eq!(f.next_frame(), Err(FramingError::TooManyHeaders(10)));
+    }
+}
