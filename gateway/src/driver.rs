@@ -1,0 +1,315 @@
+//! The tokio driver: owns the sans-IO B2BUA core, feeds it what the transports read, carries out
+//! what it outputs, runs its timers and turns its events into logs and metrics.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use metrics::{names, Labels, Registry};
+use sip::b2bua::{B2bua, CallEvent, CoreConfig, Direction, Output};
+use sip::message::ParseLimits;
+use sip::transaction::TimerConfig;
+use sip::{Peer, Transport};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::mpsc;
+
+use crate::config::Validated;
+use crate::router::ConfigRouter;
+use crate::transport::{self, Inbound, StreamSettings};
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot bind {what} on {addr}: {source}")]
+    Bind { what: &'static str, addr: std::net::SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Cert(#[from] crate::certs::CertError),
+    #[error("cannot create data directory {0}: {1}")]
+    DataDir(String, std::io::Error),
+}
+
+struct CallInfo {
+    labels: Labels,
+    direction: Direction,
+    answered: bool,
+}
+
+struct Conns {
+    by_id: HashMap<u64, (Peer, mpsc::Sender<Bytes>)>,
+    by_addr: HashMap<(Transport, std::net::SocketAddr), u64>,
+}
+
+/// Runs the gateway until SIGTERM/SIGINT has drained it.
+pub async fn run(v: Validated) -> Result<(), StartError> {
+    let cfg = &v.config;
+    std::fs::create_dir_all(&cfg.data.dir).map_err(|e| StartError::DataDir(cfg.data.dir.display().to_string(), e))?;
+    let (tx, mut rx) = mpsc::channel::<Inbound>(8192);
+    let limits = ParseLimits { max_message_size: cfg.sip.max_message_bytes, max_headers: cfg.sip.max_headers };
+    let settings = StreamSettings {
+        limits,
+        idle: Duration::from_secs(cfg.sip.idle_connection_secs),
+        max_connections: cfg.sip.max_connections,
+        open: Arc::new(AtomicUsize::new(0)),
+        next_id: Arc::new(AtomicU64::new(0)),
+    };
+    let mut local = HashMap::new();
+    let mut udp = None;
+    if let Some(addr) = v.listen_udp {
+        let s = UdpSocket::bind(addr).await.map_err(|source| StartError::Bind { what: "SIP UDP", addr, source })?;
+        let s = Arc::new(s);
+        local.insert(Transport::Udp, addr);
+        tokio::spawn(transport::udp_loop(s.clone(), tx.clone()));
+        udp = Some(s);
+        tracing::info!(%addr, "SIP listening on UDP");
+    }
+    if let Some(addr) = v.listen_tcp {
+        let l = TcpListener::bind(addr).await.map_err(|source| StartError::Bind { what: "SIP TCP", addr, source })?;
+        local.insert(Transport::Tcp, addr);
+        tokio::spawn(transport::accept_loop(l, None, settings.clone(), tx.clone()));
+        tracing::info!(%addr, "SIP listening on TCP");
+    }
+    if let Some(addr) = v.listen_tls {
+        let configured = cfg.sip.tls_certificate.as_deref().zip(cfg.sip.tls_private_key.as_deref());
+        let (cert, key, generated) = crate::certs::ensure(configured, &cfg.data.dir)?;
+        if generated {
+            tracing::info!(cert = %cert.display(), "generated a self-signed TLS certificate");
+        }
+        let acceptor = tokio_rustls::TlsAcceptor::from(crate::certs::server_config(&cert, &key)?);
+        let l = TcpListener::bind(addr).await.map_err(|source| StartError::Bind { what: "SIP TLS", addr, source })?;
+        local.insert(Transport::Tls, addr);
+        tokio::spawn(transport::accept_loop(l, Some(acceptor), settings.clone(), tx.clone()));
+        tracing::info!(%addr, cert = %cert.display(), "SIP listening on TLS");
+    }
+    let registry = Arc::new(Mutex::new(Registry::new()));
+    {
+        let mut r = registry.lock().unwrap_or_else(|e| e.into_inner());
+        for vc in &cfg.voice_connectors {
+            r.register_labels(&Labels::new(&vc.id, &vc.aws_region));
+        }
+    }
+    if let Some(addr) = v.metrics_listen {
+        let l = TcpListener::bind(addr).await.map_err(|source| StartError::Bind { what: "metrics", addr, source })?;
+        tokio::spawn(crate::metrics_http::serve(l, registry.clone()));
+        tracing::info!(%addr, "metrics on http://{addr}/metrics");
+    }
+    let regions: HashMap<String, String> = cfg.voice_connectors.iter().map(|vc| (vc.id.clone(), vc.aws_region.clone())).collect();
+    let core_cfg = CoreConfig {
+        timers: TimerConfig {
+            t1: Duration::from_millis(cfg.sip.t1_ms),
+            t2: Duration::from_millis(cfg.sip.t2_ms),
+            t4: Duration::from_millis(cfg.sip.t4_ms),
+        },
+        limits,
+        local,
+        user_agent: cfg.sip.user_agent.clone(),
+        max_calls: cfg.sip.max_calls,
+        seed: rand::random(),
+    };
+    let mut core = B2bua::new(core_cfg, ConfigRouter::new(cfg, rand::random()));
+    let mut conns = Conns { by_id: HashMap::new(), by_addr: HashMap::new() };
+    let mut calls: HashMap<u64, CallInfo> = HashMap::new();
+    let mut garbage_closes = 0u64;
+
+    let mut sigterm = signal(tokio::signal::unix::SignalKind::terminate());
+    let mut sigint = signal(tokio::signal::unix::SignalKind::interrupt());
+    let mut drain_deadline: Option<Instant> = None;
+    tracing::info!(voice_connectors = cfg.voice_connectors.len(), "voicegw started");
+
+    loop {
+        let timeout = core.poll_timeout().unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+        let wake = drain_deadline.map_or(timeout, |d| d.min(timeout));
+        tokio::select! {
+            msg = rx.recv() => {
+                let Some(msg) = msg else { break };
+                handle_inbound(&mut core, &mut conns, msg, &mut garbage_closes);
+                // Batch what is already queued before flushing outputs.
+                for _ in 0..64 {
+                    match rx.try_recv() {
+                        Ok(m) => handle_inbound(&mut core, &mut conns, m, &mut garbage_closes),
+                        Err(_) => break,
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {
+                core.handle_timeout(Instant::now());
+            }
+            _ = recv_signal(&mut sigterm) => start_drain(&mut core, &mut drain_deadline, cfg.sip.drain_timeout_secs, "SIGTERM"),
+            _ = recv_signal(&mut sigint) => start_drain(&mut core, &mut drain_deadline, cfg.sip.drain_timeout_secs, "SIGINT"),
+        }
+        while let Some(out) = core.poll_output() {
+            match out {
+                Output::Transmit { peer, bytes } => transmit(peer, bytes, &udp, &mut conns, &settings, &tx).await,
+                Output::Event(ev) => on_event(ev, &mut calls, &registry, &regions),
+            }
+        }
+        update_process_metrics(&core, &registry, conns.by_id.len(), garbage_closes);
+        if let Some(d) = drain_deadline {
+            if core.is_idle() {
+                tracing::info!("drained: no calls or transactions left");
+                break;
+            }
+            if Instant::now() >= d {
+                tracing::warn!(calls = core.active_calls(), "drain timeout reached; exiting with calls in progress");
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+type Signal = Option<tokio::signal::unix::Signal>;
+
+fn signal(kind: tokio::signal::unix::SignalKind) -> Signal {
+    tokio::signal::unix::signal(kind).ok()
+}
+
+async fn recv_signal(s: &mut Signal) {
+    match s {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+fn start_drain(core: &mut B2bua<ConfigRouter>, deadline: &mut Option<Instant>, secs: u64, why: &str) {
+    if deadline.is_none() {
+        tracing::info!(signal = why, calls = core.active_calls(), "draining: new calls are refused, calls in progress go on");
+        core.drain();
+        *deadline = Some(Instant::now() + Duration::from_secs(secs));
+    }
+}
+
+fn handle_inbound(core: &mut B2bua<ConfigRouter>, conns: &mut Conns, msg: Inbound, garbage: &mut u64) {
+    match msg {
+        Inbound::Message { bytes, peer } => core.handle_bytes(&bytes, peer, Instant::now()),
+        Inbound::Opened { conn, peer, tx } => {
+            conns.by_addr.insert((peer.transport, peer.addr), conn);
+            conns.by_id.insert(conn, (peer, tx));
+        }
+        Inbound::Closed { conn, peer } => {
+            conns.by_id.remove(&conn);
+            if conns.by_addr.get(&(peer.transport, peer.addr)) == Some(&conn) {
+                conns.by_addr.remove(&(peer.transport, peer.addr));
+            }
+        }
+        Inbound::Failed { peer, reason, garbage: is_garbage } => {
+            if is_garbage {
+                *garbage += 1;
+                tracing::info!(%peer, %reason, "connection closed");
+            } else {
+                tracing::warn!(%peer, %reason, "cannot reach peer");
+                core.transport_error(peer, Instant::now());
+            }
+        }
+    }
+}
+
+async fn transmit(
+    peer: Peer,
+    bytes: Bytes,
+    udp: &Option<Arc<UdpSocket>>,
+    conns: &mut Conns,
+    settings: &StreamSettings,
+    inbound: &mpsc::Sender<Inbound>,
+) {
+    match peer.transport {
+        Transport::Udp => {
+            if let Some(s) = udp {
+                if let Err(e) = s.send_to(&bytes, peer.addr).await {
+                    tracing::debug!(%peer, error = %e, "udp send failed");
+                }
+            } else {
+                tracing::warn!(%peer, "no UDP listener to send from");
+            }
+        }
+        Transport::Tcp | Transport::Tls => {
+            let conn = peer
+                .conn
+                .filter(|c| conns.by_id.contains_key(c))
+                .or_else(|| conns.by_addr.get(&(peer.transport, peer.addr)).copied());
+            if let Some((_, tx)) = conn.and_then(|c| conns.by_id.get(&c)) {
+                if tx.try_send(bytes).is_err() {
+                    tracing::warn!(%peer, "connection write queue full or closed; message dropped");
+                }
+                return;
+            }
+            if peer.transport == Transport::Tls {
+                tracing::warn!(%peer, "no TLS connection to the peer and outbound TLS is not supported yet");
+                let _ = inbound.try_send(Inbound::Failed { peer, reason: "outbound TLS unsupported".into(), garbage: false });
+                return;
+            }
+            let id = settings.new_id();
+            let (tx, rx) = mpsc::channel(256);
+            let _ = tx.try_send(bytes);
+            conns.by_addr.insert((peer.transport, peer.addr), id);
+            conns.by_id.insert(id, (peer.with_conn(id), tx));
+            tokio::spawn(transport::connect(peer, id, rx, settings.clone(), inbound.clone()));
+        }
+    }
+}
+
+fn on_event(ev: CallEvent, calls: &mut HashMap<u64, CallInfo>, registry: &Mutex<Registry>, regions: &HashMap<String, String>) {
+    let mut r = registry.lock().unwrap_or_else(|e| e.into_inner());
+    match ev {
+        CallEvent::Started { call, call_id, direction, voice_connector_id, to, target, .. } => {
+            let region = regions.get(&voice_connector_id).cloned().unwrap_or_default();
+            let labels = Labels::new(&voice_connector_id, &region);
+            let (attempts, active) = match direction {
+                Direction::Outbound => (names::OUTBOUND_CALL_ATTEMPTS, names::OUTBOUND_CALLS_ACTIVE),
+                Direction::Inbound => (names::INBOUND_CALL_ATTEMPTS, names::INBOUND_CALLS_ACTIVE),
+            };
+            r.inc(attempts, &labels);
+            r.add(active, &labels, 1.0);
+            r.add(names::VOICE_CONNECTOR_ACTIVE_CALL_COUNT, &labels, 1.0);
+            tracing::info!(call, %call_id, direction = direction.as_str(), voice_connector_id, to, next_hop = %target, "call started");
+            calls.insert(call, CallInfo { labels, direction, answered: false });
+        }
+        CallEvent::Answered { call } => {
+            if let Some(c) = calls.get_mut(&call) {
+                c.answered = true;
+                let m = match c.direction {
+                    Direction::Outbound => names::OUTBOUND_CALLS_ANSWERED,
+                    Direction::Inbound => names::INBOUND_CALLS_ANSWERED,
+                };
+                r.inc(m, &c.labels);
+            }
+            tracing::info!(call, "call answered");
+        }
+        CallEvent::Ended { call, status, reason } => {
+            if let Some(c) = calls.remove(&call) {
+                let (active, failures) = match c.direction {
+                    Direction::Outbound => (names::OUTBOUND_CALLS_ACTIVE, names::OUTBOUND_CALL_FAILURES),
+                    Direction::Inbound => (names::INBOUND_CALLS_ACTIVE, names::INBOUND_CALL_FAILURES),
+                };
+                r.add(active, &c.labels, -1.0);
+                r.add(names::VOICE_CONNECTOR_ACTIVE_CALL_COUNT, &c.labels, -1.0);
+                if !c.answered && status >= 300 {
+                    r.inc(failures, &c.labels);
+                }
+            }
+            tracing::info!(call, status, %reason, "call ended");
+        }
+        CallEvent::Rejected { call_id, status, reason, source } => {
+            tracing::info!(%call_id, status, %reason, %source, "call refused");
+        }
+    }
+}
+
+fn update_process_metrics(core: &B2bua<ConfigRouter>, registry: &Mutex<Registry>, conns: usize, garbage: u64) {
+    let mut r = registry.lock().unwrap_or_else(|e| e.into_inner());
+    let l = Labels::default();
+    let s = core.stats();
+    for (i, m) in [names::SIP_1XX, names::SIP_2XX, names::SIP_3XX, names::SIP_4XX, names::SIP_5XX, names::SIP_6XX].into_iter().enumerate() {
+        r.set(m, &l, s.responses_sent[i + 1] as f64);
+    }
+    r.set(names::SIP_BAD_REQUESTS, &l, s.bad_requests as f64);
+    r.set(names::SIP_DROPPED, &l, s.dropped as f64);
+    r.set(names::SIP_TRANSPORT_ERRORS, &l, garbage as f64);
+    r.set(names::PROCESS_ACTIVE_CALLS, &l, core.active_calls() as f64);
+    let (c, sv) = core.transactions();
+    r.set(names::PROCESS_TRANSACTIONS, &l, (c + sv) as f64);
+    r.set(names::PROCESS_CONNECTIONS, &l, conns as f64);
+}

@@ -1,0 +1,9 @@
+//! The voicegw gateway: configuration, routing and the tokio driver around the sans-IO cores.
+
+pub mod certs;
+pub mod config;
+pub mod driver;
+pub mod logging;
+pub mod metrics_http;
+pub mod router;
+pub mod transport;

@@ -1,0 +1,92 @@
+//! `voicegw`: run the gateway, or check a configuration file.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use gateway::config::{Config, EMBEDDED_DEFAULT};
+use gateway::logging::{self, LogFormat};
+
+#[derive(Parser)]
+#[command(name = "voicegw", version, about = "A self-hosted SIP/RTP voice connector and media gateway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Run {
+        /// Configuration file. When the default path does not exist, the embedded loopback demo
+        /// configuration is used.
+        #[arg(long, short, default_value = "configs/voicegw.toml")]
+        config: PathBuf,
+        /// Log format on stderr.
+        #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+        log_format: LogFormat,
+    },
+    /// Validate a configuration file and exit (status 0 if valid, 1 with the error otherwise).
+    CheckConfig {
+        #[arg(default_value = "configs/voicegw.toml")]
+        file: PathBuf,
+    },
+    /// Print the embedded default configuration.
+    DefaultConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { file } => match Config::load(&file) {
+            Ok(v) => {
+                println!(
+                    "{}: OK ({} voice connectors, {} carriers, {} phone numbers)",
+                    file.display(),
+                    v.config.voice_connectors.len(),
+                    v.config.carriers.len(),
+                    v.config.phone_numbers.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::DefaultConfig => {
+            print!("{EMBEDDED_DEFAULT}");
+            ExitCode::SUCCESS
+        }
+        Command::Run { config, log_format } => {
+            logging::init(log_format);
+            let loaded = if config.exists() || config != PathBuf::from("configs/voicegw.toml") {
+                Config::load(&config)
+            } else {
+                tracing::info!("configs/voicegw.toml not found: using the embedded default configuration");
+                Config::parse(EMBEDDED_DEFAULT, "embedded default")
+            };
+            let v = match loaded {
+                Ok(v) => v,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(gateway::driver::run(v)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
