@@ -1,0 +1,256 @@
+//! Test harness: starts the `voicegw` binary on its own loopback address with the default
+//! topology (SIP 5060/5061, carrier 5080, PBX 5090, metrics 9100) and runs real peers against it.
+//!
+//! Each test takes its own 127.0.0.x address, so tests can run in parallel without port clashes.
+//! A test that needs a peer program that is missing fails under `CI=true` and is skipped (with a
+//! message) otherwise.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// `../shared` beside the checkout, where the reference captures live.
+pub fn shared() -> PathBuf {
+    root().join("..").join("shared")
+}
+
+/// True when `tool` is on PATH. Under `CI=true` a missing tool is a test failure.
+pub fn require(tool: &str) -> bool {
+    let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success());
+    if !found {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{tool} is required by this test (run scripts/test as root to install it)");
+        }
+        eprintln!("SKIPPED: {tool} not installed (scripts/test installs it)");
+    }
+    found
+}
+
+/// The voicegw binary: `$VOICEGW_BIN`, else target/release, else target/debug.
+pub fn voicegw_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("VOICEGW_BIN") {
+        return PathBuf::from(p);
+    }
+    for profile in ["release", "debug"] {
+        let p = root().join("target").join(profile).join("voicegw");
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("voicegw binary not built: run `cargo build --release -p voicegw` (scripts/test does)");
+}
+
+/// A running gateway.
+pub struct Gateway {
+    pub ip: String,
+    pub child: Child,
+    pub dir: PathBuf,
+}
+
+impl Gateway {
+    /// Starts voicegw on `ip` with the default configuration, edited by `edit`.
+    pub fn start(ip: &str, edit: impl FnOnce(String) -> String) -> Gateway {
+        let default = std::fs::read_to_string(root().join("configs/voicegw.toml")).expect("configs/voicegw.toml");
+        let cfg = edit(default.replace("127.0.0.1", ip));
+        let dir = std::env::temp_dir().join(format!("voicegw-test-{}-{ip}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let cfg = cfg.replace("dir = \"./var\"", &format!("dir = \"{}\"", dir.join("var").display()));
+        let cfg_path = dir.join("voicegw.toml");
+        std::fs::write(&cfg_path, cfg).expect("write config");
+        let log = std::fs::File::create(dir.join("voicegw.log")).expect("log file");
+        let child = Command::new(voicegw_bin())
+            .args(["run", "--config"])
+            .arg(&cfg_path)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .env("RUST_LOG", "info")
+            .spawn()
+            .expect("start voicegw");
+        let gw = Gateway { ip: ip.to_string(), child, dir };
+        gw.wait_ready();
+        gw
+    }
+
+    fn wait_ready(&self) {
+        let addr: SocketAddr = format!("{}:9100", self.ip).parse().expect("addr");
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("voicegw did not start on {}: {}", self.ip, self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("voicegw.log")).unwrap_or_default()
+    }
+
+    /// GET /metrics.
+    pub fn metrics(&self) -> String {
+        http_get(&format!("{}:9100", self.ip), "/metrics")
+    }
+
+    /// Sends SIGTERM and waits for the exit (at most `limit`); returns the exit code.
+    pub fn terminate(&mut self, limit: Duration) -> Option<i32> {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return s.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP GET returning the body.
+pub fn http_get(addr: &str, path: &str) -> String {
+    let Ok(mut s) = TcpStream::connect(addr) else { return String::new() };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+}
+
+/// The result of one SIPp run, from its `-trace_stat` CSV.
+#[derive(Debug, Clone)]
+pub struct SippResult {
+    pub exit: Option<i32>,
+    pub successful: u64,
+    pub failed: u64,
+    pub errors: String,
+    pub stdout: String,
+}
+
+/// A SIPp process in the background (the side that waits for calls).
+pub struct Sipp {
+    child: Child,
+    name: String,
+    dir: PathBuf,
+}
+
+fn sipp_command(dir: &Path, name: &str, scenario: &str, args: &[&str]) -> Command {
+    let mut c = Command::new("sipp");
+    c.arg("-sf")
+        .arg(root().join("tests/sipp").join(scenario))
+        .args(args)
+        .args(["-nostdin", "-trace_err", "-trace_stat", "-fd", "1"])
+        .arg("-error_file")
+        .arg(dir.join(format!("{name}-errors.log")))
+        .arg("-stf")
+        .arg(dir.join(format!("{name}-stat.csv")))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+impl Sipp {
+    /// Starts SIPp in the background (UAS side).
+    pub fn spawn(dir: &Path, name: &str, scenario: &str, args: &[&str]) -> Sipp {
+        let child = sipp_command(dir, name, scenario, args).spawn().expect("start sipp");
+        // Give it time to bind before the caller starts.
+        std::thread::sleep(Duration::from_millis(300));
+        Sipp { child, name: name.to_string(), dir: dir.to_path_buf() }
+    }
+
+    /// Waits for it to finish (at most `limit`, then kills it).
+    pub fn wait(mut self, limit: Duration) -> SippResult {
+        let start = Instant::now();
+        let mut exit = None;
+        while start.elapsed() < limit {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                exit = s.code();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if exit.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let mut stdout = String::new();
+        if let Some(mut o) = self.child.stdout.take() {
+            let _ = o.read_to_string(&mut stdout);
+        }
+        result(&self.dir, &self.name, exit, stdout)
+    }
+}
+
+/// Runs SIPp in the foreground (UAC side) with a time limit.
+pub fn run_sipp(dir: &Path, name: &str, scenario: &str, args: &[&str], limit: Duration) -> SippResult {
+    let s = Sipp { child: sipp_command(dir, name, scenario, args).spawn().expect("start sipp"), name: name.into(), dir: dir.into() };
+    s.wait(limit)
+}
+
+fn result(dir: &Path, name: &str, exit: Option<i32>, stdout: String) -> SippResult {
+    let csv = std::fs::read_to_string(dir.join(format!("{name}-stat.csv"))).unwrap_or_default();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split(';').collect();
+    let last: Vec<&str> = lines.last().unwrap_or("").split(';').collect();
+    let col = |n: &str| header.iter().position(|h| *h == n).and_then(|i| last.get(i)).and_then(|v| v.parse().ok()).unwrap_or(0);
+    SippResult {
+        exit,
+        successful: col("SuccessfulCall(C)"),
+        failed: col("FailedCall(C)"),
+        errors: std::fs::read_to_string(dir.join(format!("{name}-errors.log"))).unwrap_or_default(),
+        stdout,
+    }
+}
+
+/// Runs a command with a time limit and returns its output.
+pub fn run_with_limit(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let start = Instant::now();
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// Common SIPp arguments for the PBX side calling through voicegw at `ip`.
+pub fn pbx_args(ip: &str) -> Vec<String> {
+    vec![
+        format!("{ip}:5060"),
+        "-i".into(),
+        ip.into(),
+        "-p".into(),
+        "5090".into(),
+        "-s".into(),
+        "+12065550101".into(),
+        "-key".into(),
+        "vc_host".into(),
+        "abcdef1ghij2klmno3pqr4.voiceconnector.local".into(),
+    ]
+}
+
+/// Common SIPp arguments for the carrier side at `ip`.
+pub fn carrier_args(ip: &str) -> Vec<String> {
+    vec!["-i".into(), ip.into(), "-p".into(), "5080".into()]
+}
