@@ -217,21 +217,31 @@ fn result(dir: &Path, name: &str, exit: Option<i32>, stdout: String) -> SippResu
     }
 }
 
-/// Runs a command with a time limit and returns its output.
+/// Runs a command with a time limit (it is killed after `limit`) and returns its output.
 pub fn run_with_limit(cmd: &mut Command, limit: Duration) -> Output {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
-    let start = Instant::now();
-    loop {
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("output")
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let pid = child.id();
+    let done = Arc::new(AtomicBool::new(false));
+    let watchdog = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            while !done.load(Ordering::Relaxed) {
+                if start.elapsed() > limit {
+                    let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    // Reads stdout and stderr concurrently, so a chatty child cannot block on a full pipe.
+    let out = child.wait_with_output().expect("output");
+    done.store(true, Ordering::Relaxed);
+    let _ = watchdog.join();
+    out
 }
 
 /// Common SIPp arguments for the PBX side calling through voicegw at `ip`.

@@ -43,8 +43,8 @@ pub fn parse_message(bytes: &[u8], limits: &ParseLimits) -> Result<Message, Pars
     let start = bytes.iter().position(|&b| b != b'\r' && b != b'\n').ok_or(ParseError::Empty)?;
     let bytes = &bytes[start..];
     let end = header_end(bytes).ok_or(ParseError::Incomplete)?;
-    let head = std::str::from_utf8(&bytes[..end]).map_err(|_| ParseError::NotUtf8)?;
-    let mut lines = unfold(head);
+    let head = decode_head(&bytes[..end]);
+    let mut lines = unfold(&head);
     if lines.is_empty() {
         return Err(ParseError::Empty);
     }
@@ -120,6 +120,21 @@ fn parse_start_line(line: &str, headers: Headers, body: Bytes) -> Result<Message
         return Err(ParseError::Version(truncate(version)));
     }
     Ok(Message::Request(Request { method: Method::parse(method), uri: Uri::parse(uri)?, headers, body }))
+}
+
+/// Header text as UTF-8. Bytes that are not valid UTF-8 (seen in real traffic: stray binary
+/// after a tag, Latin-1 display names) are read as Latin-1 characters instead of refusing the
+/// message; printing then writes them UTF-8 encoded, and a re-parse gives the same message.
+fn decode_head(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(bytes.len() + 16);
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        out.extend(chunk.invalid().iter().map(|&b| char::from(b)));
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Splits the header section into lines, joining continuation lines (RFC 3261 §7.3.1).
@@ -201,9 +216,17 @@ l: 4\r\n\r\nv=0\r\nextra";
             b"INVITE sip:a@b SIP/2.0\r\nContent-Length: 10\r\n\r\nabc",
             b"INVITE sip:a@b SIP/2.0\r\nContent-Length: -1\r\n\r\n",
             b"INV\xffITE sip:a@b SIP/2.0\r\n\r\n",
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
         ] {
             assert!(Message::parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn non_utf8_header_bytes_are_read_as_latin1() {
+        let m = Message::parse(b"OPTIONS sip:a@b SIP/2.0\r\nFrom: \"Jos\xe9\" <sip:a@b>;tag=1\r\n\r\n").unwrap();
+        assert_eq!(m.headers().get(&HeaderName::From), Some("\"Jos\u{e9}\" <sip:a@b>;tag=1"));
+        assert_eq!(Message::parse(&m.to_bytes()).unwrap(), m);
     }
 
     #[test]

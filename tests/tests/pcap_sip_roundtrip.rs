@@ -1,0 +1,122 @@
+//! Every SIP message in the reference captures (`../shared/pcaps`) parses, prints, and re-parses
+//! to an equal message. tshark extracts the messages (it reassembles TCP, WebSocket, IP
+//! fragments and tunnels); the number extracted per capture is checked against MANIFEST.md.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Duration;
+
+use harness::{require, run_with_limit, shared};
+use serde_json::Value;
+use sip::Message;
+
+/// "SIP msgs" per capture from MANIFEST.md's summary table.
+fn manifest_counts() -> BTreeMap<String, usize> {
+    let text = std::fs::read_to_string(shared().join("pcaps/MANIFEST.md")).expect("shared/pcaps/MANIFEST.md");
+    text.lines()
+        .filter(|l| l.starts_with("| ") && (l.contains(".pcap ") || l.contains(".pcapng ")))
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split('|').map(str::trim).collect();
+            let n = match *cols.get(7)? {
+                "-" => 0,
+                v => v.parse().ok()?,
+            };
+            Some((cols[1].to_string(), n))
+        })
+        .collect()
+}
+
+/// Decode-as options MANIFEST.md lists for captures on non-standard ports.
+fn decode_as(file: &str) -> Vec<&'static str> {
+    match file {
+        "heplify-sip-tcp6060-segmented.pcap" => vec!["-d", "tcp.port==6060,sip"],
+        _ => vec![],
+    }
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2).filter_map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()).collect()
+}
+
+/// Collects the raw bytes of every `sip_raw` entry (one per SIP message).
+fn collect_raw(v: &Value, out: &mut Vec<Vec<u8>>) {
+    match v {
+        Value::Array(a) if a.first().is_some_and(Value::is_string) => {
+            if let Some(h) = a[0].as_str() {
+                out.push(hex(h));
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect_raw(x, out)),
+        _ => {}
+    }
+}
+
+fn find_sip_raw(v: &Value, out: &mut Vec<Vec<u8>>) {
+    if let Value::Object(m) = v {
+        for (k, x) in m {
+            if k == "sip_raw" {
+                collect_raw(x, out);
+            } else {
+                find_sip_raw(x, out);
+            }
+        }
+    }
+}
+
+fn extract(file: &str) -> Vec<Vec<u8>> {
+    let path = shared().join("pcaps").join(file);
+    let out = run_with_limit(
+        Command::new("tshark")
+            .args(["-n", "-r"])
+            .arg(&path)
+            .args(decode_as(file))
+            .args(["-Y", "sip", "-T", "json", "-x", "--no-duplicate-keys"]),
+        Duration::from_secs(120),
+    );
+    assert!(out.status.success(), "tshark failed on {file}: {}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Array(vec![]));
+    let mut msgs = Vec::new();
+    if let Value::Array(packets) = v {
+        for p in &packets {
+            find_sip_raw(p, &mut msgs);
+        }
+    }
+    msgs
+}
+
+#[test]
+fn every_sip_message_in_the_reference_captures_round_trips() {
+    if !require("tshark") {
+        return;
+    }
+    let counts = manifest_counts();
+    assert!(counts.len() >= 40, "MANIFEST.md summary table not found or changed: {counts:?}");
+    let mut total = 0;
+    let mut failures = Vec::new();
+    for (file, expected) in &counts {
+        if *expected == 0 {
+            continue;
+        }
+        let msgs = extract(file);
+        assert_eq!(msgs.len(), *expected, "{file}: tshark extracted {} SIP messages, MANIFEST.md lists {expected}", msgs.len());
+        for (i, raw) in msgs.iter().enumerate() {
+            total += 1;
+            let parsed = match Message::parse(raw) {
+                Ok(m) => m,
+                Err(e) => {
+                    failures.push(format!("{file} #{i}: {e}\n{}", String::from_utf8_lossy(&raw[..raw.len().min(300)])));
+                    continue;
+                }
+            };
+            let printed = parsed.to_bytes();
+            match Message::parse(&printed) {
+                Ok(again) if again == parsed => {}
+                Ok(_) => failures.push(format!("{file} #{i}: re-parse differs\n{}", String::from_utf8_lossy(&printed))),
+                Err(e) => failures.push(format!("{file} #{i}: printed form does not parse: {e}")),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} of {total} messages failed:\n{}", failures.len(), failures.join("\n---\n"));
+    assert!(total > 700, "only {total} SIP messages extracted");
+    eprintln!("{total} SIP messages round-tripped");
+}
