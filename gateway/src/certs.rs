@@ -33,7 +33,10 @@ pub fn generated_paths(data_dir: &Path) -> (PathBuf, PathBuf) {
 
 /// Returns (certificate, key) paths, generating a self-signed pair when none is configured and
 /// none was generated before.
-pub fn ensure(configured: Option<(&Path, &Path)>, data_dir: &Path) -> Result<(PathBuf, PathBuf, bool), CertError> {
+pub fn ensure(
+    configured: Option<(&Path, &Path)>,
+    data_dir: &Path,
+) -> Result<(PathBuf, PathBuf, bool), CertError> {
     if let Some((c, k)) = configured {
         return Ok((c.to_path_buf(), k.to_path_buf(), false));
     }
@@ -43,8 +46,12 @@ pub fn ensure(configured: Option<(&Path, &Path)>, data_dir: &Path) -> Result<(Pa
     }
     let dir = cert.parent().unwrap_or(data_dir);
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()])
-        .map_err(|e| CertError::Generate(e.to_string()))?;
+    let ck = rcgen::generate_simple_self_signed(vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ])
+    .map_err(|e| CertError::Generate(e.to_string()))?;
     std::fs::write(&cert, ck.cert.pem()).map_err(io(&cert))?;
     write_private(&key, ck.key_pair.serialize_pem().as_bytes())?;
     Ok((cert, key, true))
@@ -54,7 +61,13 @@ pub fn ensure(configured: Option<(&Path, &Path)>, data_dir: &Path) -> Result<(Pa
 fn write_private(path: &Path, data: &[u8]) -> Result<(), CertError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(io(path))?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io(path))?;
     f.write_all(data).map_err(io(path))
 }
 
@@ -66,13 +79,15 @@ fn write_private(path: &Path, data: &[u8]) -> Result<(), CertError> {
 /// A rustls server configuration (TLS 1.2 and 1.3 only) from PEM files.
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, CertError> {
     let pem = std::fs::read(cert).map_err(io(cert))?;
-    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut &pem[..]).collect::<Result<_, _>>().map_err(io(cert))?;
+    let certs: Vec<CertificateDer<'static>> =
+        rustls_pemfile::certs(&mut &pem[..]).collect::<Result<_, _>>().map_err(io(cert))?;
     if certs.is_empty() {
         return Err(CertError::NoCertificate(cert.display().to_string()));
     }
     let pem = std::fs::read(key).map_err(io(key))?;
-    let key_der: PrivateKeyDer<'static> =
-        rustls_pemfile::private_key(&mut &pem[..]).map_err(io(key))?.ok_or_else(|| CertError::NoKey(key.display().to_string()))?;
+    let key_der: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut &pem[..])
+        .map_err(io(key))?
+        .ok_or_else(|| CertError::NoKey(key.display().to_string()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?

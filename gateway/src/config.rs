@@ -279,8 +279,10 @@ impl Config {
 
     /// Parses and validates TOML text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Validated, ConfigError> {
-        let config: Config = toml::from_str(text)
-            .map_err(|e| ConfigError::Syntax { path: origin.to_string(), message: e.to_string().trim_end().to_string() })?;
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: origin.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
         config.validate(text, origin)
     }
 
@@ -295,7 +297,9 @@ impl Config {
             if v.is_empty() {
                 return Ok(None);
             }
-            v.parse().map(Some).map_err(|_| err(key, format!("`{v}` is not an IP:port socket address")))
+            v.parse()
+                .map(Some)
+                .map_err(|_| err(key, format!("`{v}` is not an IP:port socket address")))
         };
         let listen_udp = addr("sip.listen_udp", &self.sip.listen_udp)?;
         let listen_tcp = addr("sip.listen_tcp", &self.sip.listen_tcp)?;
@@ -314,29 +318,50 @@ impl Config {
             return Err(err("sip.max_calls", "must be at least 1".into()));
         }
         if self.sip.tls_certificate.is_some() != self.sip.tls_private_key.is_some() {
-            return Err(err("sip.tls_certificate", "tls_certificate and tls_private_key go together".into()));
+            return Err(err(
+                "sip.tls_certificate",
+                "tls_certificate and tls_private_key go together".into(),
+            ));
         }
-        if self.sip.domain.is_empty() || self.sip.domain.contains(|c: char| c.is_whitespace() || c == '@') {
+        if self.sip.domain.is_empty()
+            || self.sip.domain.contains(|c: char| c.is_whitespace() || c == '@')
+        {
             return Err(err("sip.domain", format!("`{}` is not a host name", self.sip.domain)));
         }
-        self.media.address.parse::<IpAddr>().map_err(|_| err("media.address", format!("`{}` is not an IP address", self.media.address)))?;
+        self.media.address.parse::<IpAddr>().map_err(|_| {
+            err("media.address", format!("`{}` is not an IP address", self.media.address))
+        })?;
         let media_ports = media::PortRange::new(self.media.port_min, self.media.port_max)
             .map_err(|e| err("media.port_min", e.to_string()))?;
 
         let mut ids = std::collections::HashSet::new();
         for vc in &self.voice_connectors {
             if !valid_vc_id(&vc.id) {
-                return Err(err("VoiceConnectorId", format!("`{}` is not a voice connector id (21-22 characters a-z0-9, or a UUID)", vc.id)));
+                return Err(err(
+                    "VoiceConnectorId",
+                    format!(
+                        "`{}` is not a voice connector id (21-22 characters a-z0-9, or a UUID)",
+                        vc.id
+                    ),
+                ));
             }
             if !ids.insert(vc.id.clone()) {
                 return Err(err("VoiceConnectorId", format!("`{}` is defined twice", vc.id)));
             }
             if let Some(t) = &vc.termination {
                 if t.cps_limit < 1 {
-                    return Err(err("CpsLimit", format!("voice connector {}: CpsLimit must be at least 1", vc.id)));
+                    return Err(err(
+                        "CpsLimit",
+                        format!("voice connector {}: CpsLimit must be at least 1", vc.id),
+                    ));
                 }
                 for c in &t.cidr_allowed_list {
-                    c.parse::<IpNet>().map_err(|_| err("CidrAllowedList", format!("voice connector {}: `{c}` is not a CIDR block", vc.id)))?;
+                    c.parse::<IpNet>().map_err(|_| {
+                        err(
+                            "CidrAllowedList",
+                            format!("voice connector {}: `{c}` is not a CIDR block", vc.id),
+                        )
+                    })?;
                 }
                 for r in &t.calling_regions {
                     if r.len() != 2 || !r.bytes().all(|b| b.is_ascii_uppercase()) {
@@ -345,43 +370,71 @@ impl Config {
                 }
                 if let Some(n) = &t.default_phone_number {
                     if !is_e164(n) {
-                        return Err(err("DefaultPhoneNumber", format!("voice connector {}: `{n}` is not an E.164 number", vc.id)));
+                        return Err(err(
+                            "DefaultPhoneNumber",
+                            format!("voice connector {}: `{n}` is not an E.164 number", vc.id),
+                        ));
                     }
                 }
             }
             if let Some(o) = &vc.origination {
                 if o.routes.len() > 20 {
-                    return Err(err("Routes", format!("voice connector {}: at most 20 origination routes", vc.id)));
+                    return Err(err(
+                        "Routes",
+                        format!("voice connector {}: at most 20 origination routes", vc.id),
+                    ));
                 }
                 for r in &o.routes {
-                    check_route(r).map_err(|m| err("Routes", format!("voice connector {}: {m}", vc.id)))?;
+                    check_route(r)
+                        .map_err(|m| err("Routes", format!("voice connector {}: {m}", vc.id)))?;
                 }
             }
         }
         for c in &self.carriers {
             if c.trunks.is_empty() {
-                return Err(err("Trunks", format!("carrier {}: at least one trunk is required", c.name)));
+                return Err(err(
+                    "Trunks",
+                    format!("carrier {}: at least one trunk is required", c.name),
+                ));
             }
             for t in &c.trunks {
                 check_route(t).map_err(|m| err("Trunks", format!("carrier {}: {m}", c.name)))?;
             }
             for s in &c.source_cidrs {
-                s.parse::<IpNet>().map_err(|_| err("SourceCidrs", format!("carrier {}: `{s}` is not a CIDR block", c.name)))?;
+                s.parse::<IpNet>().map_err(|_| {
+                    err("SourceCidrs", format!("carrier {}: `{s}` is not a CIDR block", c.name))
+                })?;
             }
         }
         let mut numbers = std::collections::HashSet::new();
         for p in &self.phone_numbers {
             if !is_e164(&p.e164) {
-                return Err(err("E164PhoneNumber", format!("`{}` is not an E.164 number (+ and 2 to 15 digits)", p.e164)));
+                return Err(err(
+                    "E164PhoneNumber",
+                    format!("`{}` is not an E.164 number (+ and 2 to 15 digits)", p.e164),
+                ));
             }
             if !numbers.insert(p.e164.clone()) {
                 return Err(err("E164PhoneNumber", format!("`{}` is listed twice", p.e164)));
             }
             if !ids.contains(&p.voice_connector_id) {
-                return Err(err("VoiceConnectorId", format!("phone number {} names unknown voice connector `{}`", p.e164, p.voice_connector_id)));
+                return Err(err(
+                    "VoiceConnectorId",
+                    format!(
+                        "phone number {} names unknown voice connector `{}`",
+                        p.e164, p.voice_connector_id
+                    ),
+                ));
             }
         }
-        Ok(Validated { config: self, listen_udp, listen_tcp, listen_tls, metrics_listen, media_ports })
+        Ok(Validated {
+            config: self,
+            listen_udp,
+            listen_tcp,
+            listen_tls,
+            metrics_listen,
+            media_ports,
+        })
     }
 }
 
@@ -396,7 +449,10 @@ fn check_route(r: &OriginationRoute) -> Result<(), String> {
         return Err("Port 0 is not valid".into());
     }
     if r.host.parse::<IpAddr>().is_err() {
-        return Err(format!("Host `{}` must be an IP address (name resolution is not supported yet)", r.host));
+        return Err(format!(
+            "Host `{}` must be an IP address (name resolution is not supported yet)",
+            r.host
+        ));
     }
     if r.protocol == Protocol::Tls {
         return Err(format!("Host {}: outbound TLS is not supported yet", r.host));
@@ -411,9 +467,16 @@ pub fn is_e164(s: &str) -> bool {
 }
 
 fn valid_vc_id(id: &str) -> bool {
-    let plain = (21..=22).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let plain = (21..=22).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
     let uuid = id.len() == 36
-        && id.bytes().enumerate().all(|(i, b)| if [8, 13, 18, 23].contains(&i) { b == b'-' } else { b.is_ascii_hexdigit() });
+        && id.bytes().enumerate().all(|(i, b)| {
+            if [8, 13, 18, 23].contains(&i) {
+                b == b'-'
+            } else {
+                b.is_ascii_hexdigit()
+            }
+        });
     plain || uuid
 }
 
@@ -430,7 +493,8 @@ fn locate(text: &str, key: &str) -> usize {
             }
             continue;
         }
-        if in_section && (l.starts_with(&format!("{leaf} ")) || l.starts_with(&format!("{leaf}="))) {
+        if in_section && (l.starts_with(&format!("{leaf} ")) || l.starts_with(&format!("{leaf}=")))
+        {
             return i + 1;
         }
         if section.is_none() && l.contains(&format!("{leaf} =")) {
@@ -455,7 +519,10 @@ mod tests {
         let vc = &v.config.voice_connectors[0];
         assert_eq!(vc.id, "abcdef1ghij2klmno3pqr4");
         let t = vc.termination.as_ref().unwrap();
-        assert_eq!((t.cps_limit, &t.calling_regions[..], &t.cidr_allowed_list[..]), (1000, &["US".to_string()][..], &["127.0.0.0/8".to_string()][..]));
+        assert_eq!(
+            (t.cps_limit, &t.calling_regions[..], &t.cidr_allowed_list[..]),
+            (1000, &["US".to_string()][..], &["127.0.0.0/8".to_string()][..])
+        );
         assert!(vc.logging.enable_sip_logs && vc.logging.enable_media_metric_logs);
         assert_eq!(v.config.carriers[0].trunks[0].port, 5080);
         assert_eq!(v.config.phone_numbers[0].e164, "+12065550100");
@@ -467,25 +534,33 @@ mod tests {
     fn errors_name_line_and_key() {
         let bad = EMBEDDED_DEFAULT.replace("CpsLimit = 1000", "CpsLimit = 0");
         let e = Config::parse(&bad, "x.toml").unwrap_err().to_string();
-        let line = EMBEDDED_DEFAULT.lines().position(|l| l.contains("CpsLimit = 1000")).unwrap() + 1;
+        let line =
+            EMBEDDED_DEFAULT.lines().position(|l| l.contains("CpsLimit = 1000")).unwrap() + 1;
         assert!(e.starts_with(&format!("x.toml:{line}: key `CpsLimit`")), "{e}");
         let bad = EMBEDDED_DEFAULT.replace("\"127.0.0.0/8\"", "\"127.0.0.0/99\"");
         assert!(Config::parse(&bad, "x").unwrap_err().to_string().contains("not a CIDR block"));
-        let bad = EMBEDDED_DEFAULT.replace("listen_udp = \"127.0.0.1:5060\"", "listen_udp = \"nowhere\"");
+        let bad =
+            EMBEDDED_DEFAULT.replace("listen_udp = \"127.0.0.1:5060\"", "listen_udp = \"nowhere\"");
         let e = Config::parse(&bad, "x").unwrap_err().to_string();
         assert!(e.contains("sip.listen_udp") && e.contains("nowhere"), "{e}");
         let e = Config::parse("[sip]\nlisten_upd = \"1\"\n", "x").unwrap_err().to_string();
         assert!(e.contains("unknown field") && e.contains("line 2"), "{e}");
         let bad = EMBEDDED_DEFAULT.replace("Priority = 1", "Priority = 101");
         assert!(Config::parse(&bad, "x").unwrap_err().to_string().contains("Priority 101"));
-        let bad = EMBEDDED_DEFAULT.replace("E164PhoneNumber = \"+12065550100\"", "E164PhoneNumber = \"2065550100\"");
+        let bad = EMBEDDED_DEFAULT
+            .replace("E164PhoneNumber = \"+12065550100\"", "E164PhoneNumber = \"2065550100\"");
         assert!(Config::parse(&bad, "x").unwrap_err().to_string().contains("E.164"));
     }
 
     #[test]
     fn e164_and_ids() {
         assert!(is_e164("+12065550100"));
-        assert!(!is_e164("12065550100") && !is_e164("+0123") && !is_e164("+1") && !is_e164("+1206555010012345"));
+        assert!(
+            !is_e164("12065550100")
+                && !is_e164("+0123")
+                && !is_e164("+1")
+                && !is_e164("+1206555010012345")
+        );
         assert!(valid_vc_id("abcdef1ghij2klmno3pqr4"));
         assert!(valid_vc_id("6f1a3c2e-1111-4a2b-9c3d-0123456789ab"));
         assert!(!valid_vc_id("ABC"));

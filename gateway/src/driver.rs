@@ -44,9 +44,13 @@ struct Conns {
 /// Runs the gateway until SIGTERM/SIGINT has drained it.
 pub async fn run(v: Validated) -> Result<(), StartError> {
     let cfg = &v.config;
-    std::fs::create_dir_all(&cfg.data.dir).map_err(|e| StartError::DataDir(cfg.data.dir.display().to_string(), e))?;
+    std::fs::create_dir_all(&cfg.data.dir)
+        .map_err(|e| StartError::DataDir(cfg.data.dir.display().to_string(), e))?;
     let (tx, mut rx) = mpsc::channel::<Inbound>(8192);
-    let limits = ParseLimits { max_message_size: cfg.sip.max_message_bytes, max_headers: cfg.sip.max_headers };
+    let limits = ParseLimits {
+        max_message_size: cfg.sip.max_message_bytes,
+        max_headers: cfg.sip.max_headers,
+    };
     let settings = StreamSettings {
         limits,
         idle: Duration::from_secs(cfg.sip.idle_connection_secs),
@@ -57,7 +61,11 @@ pub async fn run(v: Validated) -> Result<(), StartError> {
     let mut local = HashMap::new();
     let mut udp = None;
     if let Some(addr) = v.listen_udp {
-        let s = UdpSocket::bind(addr).await.map_err(|source| StartError::Bind { what: "SIP UDP", addr, source })?;
+        let s = UdpSocket::bind(addr).await.map_err(|source| StartError::Bind {
+            what: "SIP UDP",
+            addr,
+            source,
+        })?;
         let s = Arc::new(s);
         local.insert(Transport::Udp, addr);
         tokio::spawn(transport::udp_loop(s.clone(), tx.clone()));
@@ -65,7 +73,11 @@ pub async fn run(v: Validated) -> Result<(), StartError> {
         tracing::info!(%addr, "SIP listening on UDP");
     }
     if let Some(addr) = v.listen_tcp {
-        let l = TcpListener::bind(addr).await.map_err(|source| StartError::Bind { what: "SIP TCP", addr, source })?;
+        let l = TcpListener::bind(addr).await.map_err(|source| StartError::Bind {
+            what: "SIP TCP",
+            addr,
+            source,
+        })?;
         local.insert(Transport::Tcp, addr);
         tokio::spawn(transport::accept_loop(l, None, settings.clone(), tx.clone()));
         tracing::info!(%addr, "SIP listening on TCP");
@@ -77,7 +89,11 @@ pub async fn run(v: Validated) -> Result<(), StartError> {
             tracing::info!(cert = %cert.display(), "generated a self-signed TLS certificate");
         }
         let acceptor = tokio_rustls::TlsAcceptor::from(crate::certs::server_config(&cert, &key)?);
-        let l = TcpListener::bind(addr).await.map_err(|source| StartError::Bind { what: "SIP TLS", addr, source })?;
+        let l = TcpListener::bind(addr).await.map_err(|source| StartError::Bind {
+            what: "SIP TLS",
+            addr,
+            source,
+        })?;
         local.insert(Transport::Tls, addr);
         tokio::spawn(transport::accept_loop(l, Some(acceptor), settings.clone(), tx.clone()));
         tracing::info!(%addr, cert = %cert.display(), "SIP listening on TLS");
@@ -90,11 +106,16 @@ pub async fn run(v: Validated) -> Result<(), StartError> {
         }
     }
     if let Some(addr) = v.metrics_listen {
-        let l = TcpListener::bind(addr).await.map_err(|source| StartError::Bind { what: "metrics", addr, source })?;
+        let l = TcpListener::bind(addr).await.map_err(|source| StartError::Bind {
+            what: "metrics",
+            addr,
+            source,
+        })?;
         tokio::spawn(crate::metrics_http::serve(l, registry.clone()));
         tracing::info!(%addr, "metrics on http://{addr}/metrics");
     }
-    let regions: HashMap<String, String> = cfg.voice_connectors.iter().map(|vc| (vc.id.clone(), vc.aws_region.clone())).collect();
+    let regions: HashMap<String, String> =
+        cfg.voice_connectors.iter().map(|vc| (vc.id.clone(), vc.aws_region.clone())).collect();
     let core_cfg = CoreConfig {
         timers: TimerConfig {
             t1: Duration::from_millis(cfg.sip.t1_ms),
@@ -118,7 +139,8 @@ pub async fn run(v: Validated) -> Result<(), StartError> {
     tracing::info!(voice_connectors = cfg.voice_connectors.len(), "voicegw started");
 
     loop {
-        let timeout = core.poll_timeout().unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+        let timeout =
+            core.poll_timeout().unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
         let wake = drain_deadline.map_or(timeout, |d| d.min(timeout));
         tokio::select! {
             msg = rx.recv() => {
@@ -140,7 +162,9 @@ pub async fn run(v: Validated) -> Result<(), StartError> {
         }
         while let Some(out) = core.poll_output() {
             match out {
-                Output::Transmit { peer, bytes } => transmit(peer, bytes, &udp, &mut conns, &settings, &tx).await,
+                Output::Transmit { peer, bytes } => {
+                    transmit(peer, bytes, &udp, &mut conns, &settings, &tx).await
+                }
                 Output::Event(ev) => on_event(ev, &mut calls, &registry, &regions),
             }
         }
@@ -151,7 +175,10 @@ pub async fn run(v: Validated) -> Result<(), StartError> {
                 break;
             }
             if Instant::now() >= d {
-                tracing::warn!(calls = core.active_calls(), "drain timeout reached; exiting with calls in progress");
+                tracing::warn!(
+                    calls = core.active_calls(),
+                    "drain timeout reached; exiting with calls in progress"
+                );
                 break;
             }
         }
@@ -174,15 +201,29 @@ async fn recv_signal(s: &mut Signal) {
     }
 }
 
-fn start_drain(core: &mut B2bua<ConfigRouter>, deadline: &mut Option<Instant>, secs: u64, why: &str) {
+fn start_drain(
+    core: &mut B2bua<ConfigRouter>,
+    deadline: &mut Option<Instant>,
+    secs: u64,
+    why: &str,
+) {
     if deadline.is_none() {
-        tracing::info!(signal = why, calls = core.active_calls(), "draining: new calls are refused, calls in progress go on");
+        tracing::info!(
+            signal = why,
+            calls = core.active_calls(),
+            "draining: new calls are refused, calls in progress go on"
+        );
         core.drain();
         *deadline = Some(Instant::now() + Duration::from_secs(secs));
     }
 }
 
-fn handle_inbound(core: &mut B2bua<ConfigRouter>, conns: &mut Conns, msg: Inbound, garbage: &mut u64) {
+fn handle_inbound(
+    core: &mut B2bua<ConfigRouter>,
+    conns: &mut Conns,
+    msg: Inbound,
+    garbage: &mut u64,
+) {
     match msg {
         Inbound::Message { bytes, peer } => core.handle_bytes(&bytes, peer, Instant::now()),
         Inbound::Opened { conn, peer, tx } => {
@@ -238,7 +279,11 @@ async fn transmit(
             }
             if peer.transport == Transport::Tls {
                 tracing::warn!(%peer, "no TLS connection to the peer and outbound TLS is not supported yet");
-                let _ = inbound.try_send(Inbound::Failed { peer, reason: "outbound TLS unsupported".into(), garbage: false });
+                let _ = inbound.try_send(Inbound::Failed {
+                    peer,
+                    reason: "outbound TLS unsupported".into(),
+                    garbage: false,
+                });
                 return;
             }
             let id = settings.new_id();
@@ -251,14 +296,21 @@ async fn transmit(
     }
 }
 
-fn on_event(ev: CallEvent, calls: &mut HashMap<u64, CallInfo>, registry: &Mutex<Registry>, regions: &HashMap<String, String>) {
+fn on_event(
+    ev: CallEvent,
+    calls: &mut HashMap<u64, CallInfo>,
+    registry: &Mutex<Registry>,
+    regions: &HashMap<String, String>,
+) {
     let mut r = registry.lock().unwrap_or_else(|e| e.into_inner());
     match ev {
         CallEvent::Started { call, call_id, direction, voice_connector_id, to, target, .. } => {
             let region = regions.get(&voice_connector_id).cloned().unwrap_or_default();
             let labels = Labels::new(&voice_connector_id, &region);
             let (attempts, active) = match direction {
-                Direction::Outbound => (names::OUTBOUND_CALL_ATTEMPTS, names::OUTBOUND_CALLS_ACTIVE),
+                Direction::Outbound => {
+                    (names::OUTBOUND_CALL_ATTEMPTS, names::OUTBOUND_CALLS_ACTIVE)
+                }
                 Direction::Inbound => (names::INBOUND_CALL_ATTEMPTS, names::INBOUND_CALLS_ACTIVE),
             };
             r.inc(attempts, &labels);
@@ -281,8 +333,12 @@ fn on_event(ev: CallEvent, calls: &mut HashMap<u64, CallInfo>, registry: &Mutex<
         CallEvent::Ended { call, status, reason } => {
             if let Some(c) = calls.remove(&call) {
                 let (active, failures) = match c.direction {
-                    Direction::Outbound => (names::OUTBOUND_CALLS_ACTIVE, names::OUTBOUND_CALL_FAILURES),
-                    Direction::Inbound => (names::INBOUND_CALLS_ACTIVE, names::INBOUND_CALL_FAILURES),
+                    Direction::Outbound => {
+                        (names::OUTBOUND_CALLS_ACTIVE, names::OUTBOUND_CALL_FAILURES)
+                    }
+                    Direction::Inbound => {
+                        (names::INBOUND_CALLS_ACTIVE, names::INBOUND_CALL_FAILURES)
+                    }
                 };
                 r.add(active, &c.labels, -1.0);
                 r.add(names::VOICE_CONNECTOR_ACTIVE_CALL_COUNT, &c.labels, -1.0);
@@ -298,11 +354,26 @@ fn on_event(ev: CallEvent, calls: &mut HashMap<u64, CallInfo>, registry: &Mutex<
     }
 }
 
-fn update_process_metrics(core: &B2bua<ConfigRouter>, registry: &Mutex<Registry>, conns: usize, garbage: u64) {
+fn update_process_metrics(
+    core: &B2bua<ConfigRouter>,
+    registry: &Mutex<Registry>,
+    conns: usize,
+    garbage: u64,
+) {
     let mut r = registry.lock().unwrap_or_else(|e| e.into_inner());
     let l = Labels::default();
     let s = core.stats();
-    for (i, m) in [names::SIP_1XX, names::SIP_2XX, names::SIP_3XX, names::SIP_4XX, names::SIP_5XX, names::SIP_6XX].into_iter().enumerate() {
+    for (i, m) in [
+        names::SIP_1XX,
+        names::SIP_2XX,
+        names::SIP_3XX,
+        names::SIP_4XX,
+        names::SIP_5XX,
+        names::SIP_6XX,
+    ]
+    .into_iter()
+    .enumerate()
+    {
         r.set(m, &l, s.responses_sent[i + 1] as f64);
     }
     r.set(names::SIP_BAD_REQUESTS, &l, s.bad_requests as f64);

@@ -8,7 +8,11 @@ use gateway::config::{Config, EMBEDDED_DEFAULT};
 use gateway::logging::{self, LogFormat};
 
 #[derive(Parser)]
-#[command(name = "voicegw", version, about = "A self-hosted SIP/RTP voice connector and media gateway")]
+#[command(
+    name = "voicegw",
+    version,
+    about = "A self-hosted SIP/RTP voice connector and media gateway"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -60,10 +64,14 @@ fn main() -> ExitCode {
         }
         Command::Run { config, log_format } => {
             logging::init(log_format);
-            let loaded = if config.exists() || config != PathBuf::from("configs/voicegw.toml") {
+            let loaded = if config.exists()
+                || config.as_path() != std::path::Path::new("configs/voicegw.toml")
+            {
                 Config::load(&config)
             } else {
-                tracing::info!("configs/voicegw.toml not found: using the embedded default configuration");
+                tracing::info!(
+                    "configs/voicegw.toml not found: using the embedded default configuration"
+                );
                 Config::parse(EMBEDDED_DEFAULT, "embedded default")
             };
             let v = match loaded {

@@ -16,7 +16,8 @@ pub async fn serve(listener: TcpListener, registry: Arc<Mutex<Registry>>) {
             let mut n = 0;
             // Read the request head (bounded in size and time).
             while n < buf.len() {
-                match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf[n..])).await {
+                match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf[n..])).await
+                {
                     Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
                     Ok(Ok(k)) => n += k,
                 }
@@ -27,14 +28,15 @@ pub async fn serve(listener: TcpListener, registry: Arc<Mutex<Registry>>) {
             let head = String::from_utf8_lossy(&buf[..n]);
             let mut parts = head.split_whitespace();
             let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-            let (status, ctype, body) = if method == "GET" && (path == "/metrics" || path.starts_with("/metrics?")) {
-                let text = registry.lock().unwrap_or_else(|e| e.into_inner()).render();
-                ("200 OK", "text/plain; version=0.0.4; charset=utf-8", text)
-            } else if method == "GET" && path == "/health" {
-                ("200 OK", "text/plain", "ok\n".to_string())
-            } else {
-                ("404 Not Found", "text/plain", "not found\n".to_string())
-            };
+            let (status, ctype, body) =
+                if method == "GET" && (path == "/metrics" || path.starts_with("/metrics?")) {
+                    let text = registry.lock().unwrap_or_else(|e| e.into_inner()).render();
+                    ("200 OK", "text/plain; version=0.0.4; charset=utf-8", text)
+                } else if method == "GET" && path == "/health" {
+                    ("200 OK", "text/plain", "ok\n".to_string())
+                } else {
+                    ("404 Not Found", "text/plain", "not found\n".to_string())
+                };
             let resp = format!("HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
             let _ = stream.write_all(resp.as_bytes()).await;
             let _ = stream.shutdown().await;

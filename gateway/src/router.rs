@@ -46,7 +46,11 @@ pub struct ConfigRouter {
 
 fn target(r: &OriginationRoute) -> Option<Target> {
     let ip: IpAddr = r.host.parse().ok()?;
-    Some(Target { peer: Peer::new(r.protocol.transport(), SocketAddr::new(ip, r.port)), priority: r.priority, weight: r.weight })
+    Some(Target {
+        peer: Peer::new(r.protocol.transport(), SocketAddr::new(ip, r.port)),
+        priority: r.priority,
+        weight: r.weight,
+    })
 }
 
 impl ConfigRouter {
@@ -63,7 +67,11 @@ impl ConfigRouter {
                         .flat_map(|t| t.cidr_allowed_list.iter().filter_map(|c| c.parse().ok()))
                         .collect(),
                     termination_enabled: vc.termination.as_ref().map(|t| !t.disabled),
-                    origination: vc.origination.iter().flat_map(|o| o.routes.iter().filter_map(target)).collect(),
+                    origination: vc
+                        .origination
+                        .iter()
+                        .flat_map(|o| o.routes.iter().filter_map(target))
+                        .collect(),
                     origination_enabled: vc.origination.as_ref().map(|o| !o.disabled),
                 };
                 (vc.id.to_ascii_lowercase(), c)
@@ -72,9 +80,21 @@ impl ConfigRouter {
         ConfigRouter {
             domain: cfg.sip.domain.to_ascii_lowercase(),
             connectors,
-            carrier_sources: cfg.carriers.iter().flat_map(|c| c.source_cidrs.iter().filter_map(|s| s.parse().ok())).collect(),
-            carrier_trunks: cfg.carriers.iter().flat_map(|c| c.trunks.iter().filter_map(target)).collect(),
-            numbers: cfg.phone_numbers.iter().map(|p| (p.e164.clone(), p.voice_connector_id.to_ascii_lowercase())).collect(),
+            carrier_sources: cfg
+                .carriers
+                .iter()
+                .flat_map(|c| c.source_cidrs.iter().filter_map(|s| s.parse().ok()))
+                .collect(),
+            carrier_trunks: cfg
+                .carriers
+                .iter()
+                .flat_map(|c| c.trunks.iter().filter_map(target))
+                .collect(),
+            numbers: cfg
+                .phone_numbers
+                .iter()
+                .map(|p| (p.e164.clone(), p.voice_connector_id.to_ascii_lowercase()))
+                .collect(),
             rng: SmallRng::seed_from_u64(seed),
         }
     }
@@ -122,21 +142,37 @@ fn request_uri(number: &str, target: &Peer) -> Uri {
 
 impl Router for ConfigRouter {
     fn route(&mut self, invite: &Request, source: &Peer) -> Result<Route, Reject> {
-        let number = called_number(&invite.uri).ok_or_else(|| Reject::new(404, "no user part in the Request-URI"))?;
+        let number = called_number(&invite.uri)
+            .ok_or_else(|| Reject::new(404, "no user part in the Request-URI"))?;
         if let Some(vc) = self.connector_for_host(&invite.uri.host).cloned() {
             match vc.termination_enabled {
-                None => return Err(Reject::new(403, format!("voice connector {} has no termination", vc.id))),
-                Some(false) => return Err(Reject::new(403, format!("termination disabled on voice connector {}", vc.id))),
+                None => {
+                    return Err(Reject::new(
+                        403,
+                        format!("voice connector {} has no termination", vc.id),
+                    ))
+                }
+                Some(false) => {
+                    return Err(Reject::new(
+                        403,
+                        format!("termination disabled on voice connector {}", vc.id),
+                    ))
+                }
                 Some(true) => {}
             }
             if !vc.termination_cidrs.iter().any(|n| n.contains(&source.addr.ip())) {
-                return Err(Reject::new(403, format!("source {} not in CidrAllowedList", source.addr.ip())));
+                return Err(Reject::new(
+                    403,
+                    format!("source {} not in CidrAllowedList", source.addr.ip()),
+                ));
             }
             if !crate::config::is_e164(&number) {
                 return Err(Reject::new(484, format!("called number {number} is not E.164")));
             }
             let trunks = self.carrier_trunks.clone();
-            let t = self.pick(&trunks).ok_or_else(|| Reject::new(503, "no carrier trunk configured"))?;
+            let t = self
+                .pick(&trunks)
+                .ok_or_else(|| Reject::new(503, "no carrier trunk configured"))?;
             return Ok(Route {
                 request_uri: request_uri(&number, &t.peer),
                 target: t.peer,
@@ -145,17 +181,45 @@ impl Router for ConfigRouter {
             });
         }
         if !self.carrier_sources.iter().any(|n| n.contains(&source.addr.ip())) {
-            return Err(Reject::new(403, format!("{} is neither a voice connector host name nor from a carrier", invite.uri.host)));
+            return Err(Reject::new(
+                403,
+                format!(
+                    "{} is neither a voice connector host name nor from a carrier",
+                    invite.uri.host
+                ),
+            ));
         }
-        let vc_id = self.numbers.get(&number).cloned().ok_or_else(|| Reject::new(404, format!("{number} is not associated with a voice connector")))?;
-        let vc = self.connectors.get(&vc_id).cloned().ok_or_else(|| Reject::new(404, "voice connector not found"))?;
+        let vc_id = self.numbers.get(&number).cloned().ok_or_else(|| {
+            Reject::new(404, format!("{number} is not associated with a voice connector"))
+        })?;
+        let vc = self
+            .connectors
+            .get(&vc_id)
+            .cloned()
+            .ok_or_else(|| Reject::new(404, "voice connector not found"))?;
         match vc.origination_enabled {
-            None => return Err(Reject::new(403, format!("voice connector {} has no origination", vc.id))),
-            Some(false) => return Err(Reject::new(403, format!("origination disabled on voice connector {}", vc.id))),
+            None => {
+                return Err(Reject::new(
+                    403,
+                    format!("voice connector {} has no origination", vc.id),
+                ))
+            }
+            Some(false) => {
+                return Err(Reject::new(
+                    403,
+                    format!("origination disabled on voice connector {}", vc.id),
+                ))
+            }
             Some(true) => {}
         }
-        let t = self.pick(&vc.origination).ok_or_else(|| Reject::new(480, "no origination route"))?;
-        Ok(Route { request_uri: request_uri(&number, &t.peer), target: t.peer, direction: Direction::Inbound, voice_connector_id: vc.id.clone() })
+        let t =
+            self.pick(&vc.origination).ok_or_else(|| Reject::new(480, "no origination route"))?;
+        Ok(Route {
+            request_uri: request_uri(&number, &t.peer),
+            target: t.peer,
+            direction: Direction::Inbound,
+            voice_connector_id: vc.id.clone(),
+        })
     }
 }
 
@@ -183,7 +247,12 @@ mod tests {
 
     #[test]
     fn termination_goes_to_the_carrier() {
-        let r = router().route(&invite("sip:+12065550101@ABCDEF1GHIJ2KLMNO3PQR4.voiceconnector.local"), &src("127.0.0.1")).unwrap();
+        let r = router()
+            .route(
+                &invite("sip:+12065550101@ABCDEF1GHIJ2KLMNO3PQR4.voiceconnector.local"),
+                &src("127.0.0.1"),
+            )
+            .unwrap();
         assert_eq!(r.direction, Direction::Outbound);
         assert_eq!(r.target.addr, "127.0.0.1:5080".parse().unwrap());
         assert_eq!(r.request_uri.to_string(), "sip:+12065550101@127.0.0.1:5080");
@@ -192,9 +261,19 @@ mod tests {
 
     #[test]
     fn termination_refusals() {
-        let e = router().route(&invite("sip:+12065550101@abcdef1ghij2klmno3pqr4.voiceconnector.local"), &src("10.1.2.3")).unwrap_err();
+        let e = router()
+            .route(
+                &invite("sip:+12065550101@abcdef1ghij2klmno3pqr4.voiceconnector.local"),
+                &src("10.1.2.3"),
+            )
+            .unwrap_err();
         assert_eq!(e.status, 403);
-        let e = router().route(&invite("sip:2065550101@abcdef1ghij2klmno3pqr4.voiceconnector.local"), &src("127.0.0.1")).unwrap_err();
+        let e = router()
+            .route(
+                &invite("sip:2065550101@abcdef1ghij2klmno3pqr4.voiceconnector.local"),
+                &src("127.0.0.1"),
+            )
+            .unwrap_err();
         assert_eq!(e.status, 484);
     }
 
@@ -203,9 +282,11 @@ mod tests {
         let r = router().route(&invite("sip:+12065550100@127.0.0.1"), &src("127.0.0.2")).unwrap();
         assert_eq!(r.direction, Direction::Inbound);
         assert_eq!(r.target.addr, "127.0.0.1:5090".parse().unwrap());
-        let e = router().route(&invite("sip:+12065550199@127.0.0.1"), &src("127.0.0.2")).unwrap_err();
+        let e =
+            router().route(&invite("sip:+12065550199@127.0.0.1"), &src("127.0.0.2")).unwrap_err();
         assert_eq!(e.status, 404);
-        let e = router().route(&invite("sip:+12065550100@127.0.0.1"), &src("192.0.2.1")).unwrap_err();
+        let e =
+            router().route(&invite("sip:+12065550100@127.0.0.1"), &src("192.0.2.1")).unwrap_err();
         assert_eq!(e.status, 403);
     }
 }

@@ -18,12 +18,26 @@ use tokio::sync::mpsc;
 /// What the transports tell the driver.
 #[derive(Debug)]
 pub enum Inbound {
-    Message { bytes: Bytes, peer: Peer },
+    Message {
+        bytes: Bytes,
+        peer: Peer,
+    },
     /// A connection is up; the driver writes to it through `tx`.
-    Opened { conn: u64, peer: Peer, tx: mpsc::Sender<Bytes> },
-    Closed { conn: u64, peer: Peer },
+    Opened {
+        conn: u64,
+        peer: Peer,
+        tx: mpsc::Sender<Bytes>,
+    },
+    Closed {
+        conn: u64,
+        peer: Peer,
+    },
     /// A connection could not be made, or was closed for garbage.
-    Failed { peer: Peer, reason: String, garbage: bool },
+    Failed {
+        peer: Peer,
+        reason: String,
+        garbage: bool,
+    },
 }
 
 /// Shared connection settings.
@@ -52,7 +66,10 @@ pub async fn udp_loop(socket: Arc<UdpSocket>, inbound: mpsc::Sender<Inbound>) {
                 if buf[..n].iter().all(|b| b.is_ascii_whitespace()) {
                     continue;
                 }
-                let msg = Inbound::Message { bytes: Bytes::copy_from_slice(&buf[..n]), peer: Peer::new(Transport::Udp, from) };
+                let msg = Inbound::Message {
+                    bytes: Bytes::copy_from_slice(&buf[..n]),
+                    peer: Peer::new(Transport::Udp, from),
+                };
                 if inbound.send(msg).await.is_err() {
                     return;
                 }
@@ -91,15 +108,31 @@ pub async fn accept_loop(
         tokio::spawn(async move {
             match tls {
                 None => run_connection(stream, peer, settings, inbound).await,
-                Some(acceptor) => match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
-                    Ok(Ok(s)) => run_connection(s, peer, settings, inbound).await,
-                    Ok(Err(e)) => {
-                        let _ = inbound.send(Inbound::Failed { peer, reason: format!("TLS handshake: {e}"), garbage: true }).await;
+                Some(acceptor) => {
+                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
+                        .await
+                    {
+                        Ok(Ok(s)) => run_connection(s, peer, settings, inbound).await,
+                        Ok(Err(e)) => {
+                            let _ = inbound
+                                .send(Inbound::Failed {
+                                    peer,
+                                    reason: format!("TLS handshake: {e}"),
+                                    garbage: true,
+                                })
+                                .await;
+                        }
+                        Err(_) => {
+                            let _ = inbound
+                                .send(Inbound::Failed {
+                                    peer,
+                                    reason: "TLS handshake timed out".into(),
+                                    garbage: true,
+                                })
+                                .await;
+                        }
                     }
-                    Err(_) => {
-                        let _ = inbound.send(Inbound::Failed { peer, reason: "TLS handshake timed out".into(), garbage: true }).await;
-                    }
-                },
+                }
             }
         });
     }
@@ -119,18 +152,26 @@ pub async fn connect(
             serve(stream, peer.with_conn(conn), conn, rx, settings, inbound).await;
         }
         Ok(Err(e)) => {
-            let _ = inbound.send(Inbound::Failed { peer, reason: format!("connect: {e}"), garbage: false }).await;
+            let _ = inbound
+                .send(Inbound::Failed { peer, reason: format!("connect: {e}"), garbage: false })
+                .await;
             let _ = inbound.send(Inbound::Closed { conn, peer }).await;
         }
         Err(_) => {
-            let _ = inbound.send(Inbound::Failed { peer, reason: "connect timed out".into(), garbage: false }).await;
+            let _ = inbound
+                .send(Inbound::Failed { peer, reason: "connect timed out".into(), garbage: false })
+                .await;
             let _ = inbound.send(Inbound::Closed { conn, peer }).await;
         }
     }
 }
 
-async fn run_connection<S>(stream: S, peer: Peer, settings: StreamSettings, inbound: mpsc::Sender<Inbound>)
-where
+async fn run_connection<S>(
+    stream: S,
+    peer: Peer,
+    settings: StreamSettings,
+    inbound: mpsc::Sender<Inbound>,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let conn = settings.new_id();

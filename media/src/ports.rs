@@ -40,7 +40,7 @@ impl PortRange {
     /// Number of RTP/RTCP pairs.
     pub fn pairs(&self) -> usize {
         let first_even = self.min + (self.min % 2);
-        ((self.max - first_even + 1) / 2) as usize
+        (self.max - first_even).div_ceil(2) as usize
     }
 }
 
@@ -69,7 +69,11 @@ impl PortAllocator {
         let pairs = self.range.pairs();
         for _ in 0..pairs {
             let port = self.next;
-            self.next = if port + 3 > self.range.max { self.range.min + (self.range.min % 2) } else { port + 2 };
+            self.next = if port + 3 > self.range.max {
+                self.range.min + (self.range.min % 2)
+            } else {
+                port + 2
+            };
             if self.used.insert(port) {
                 return Ok(port);
             }

@@ -61,7 +61,9 @@ pub fn prometheus_name(cloudwatch: &str) -> String {
             None => false,
             Some(p) => {
                 (c.is_ascii_uppercase() && (p.is_ascii_lowercase() || p.is_ascii_digit()))
-                    || (c.is_ascii_uppercase() && p.is_ascii_uppercase() && next.is_some_and(|n| n.is_ascii_lowercase()))
+                    || (c.is_ascii_uppercase()
+                        && p.is_ascii_uppercase()
+                        && next.is_some_and(|n| n.is_ascii_lowercase()))
                     || (c.is_ascii_digit() && p.is_ascii_alphabetic())
             }
         };
@@ -80,7 +82,10 @@ mod tests {
     #[test]
     fn snake_case_names() {
         assert_eq!(prometheus_name("Sip1xxCodes"), "voicegw_sip_1xx_codes");
-        assert_eq!(prometheus_name("RTTBetweenVcAndCustomer"), "voicegw_rtt_between_vc_and_customer");
+        assert_eq!(
+            prometheus_name("RTTBetweenVcAndCustomer"),
+            "voicegw_rtt_between_vc_and_customer"
+        );
         assert_eq!(prometheus_name("InboundCallAttempts"), "voicegw_inbound_call_attempts");
         assert_eq!(prometheus_name("MOSBetweenVcAndRemote"), "voicegw_mos_between_vc_and_remote");
     }

@@ -59,7 +59,8 @@ impl Registry {
                 Kind::Counter => "counter",
                 Kind::Gauge => "gauge",
             };
-            let rows: Vec<_> = self.values.iter().filter(|((n, _), _)| *n == m.cloudwatch).collect();
+            let rows: Vec<_> =
+                self.values.iter().filter(|((n, _), _)| *n == m.cloudwatch).collect();
             if rows.is_empty() {
                 continue;
             }

@@ -156,7 +156,10 @@ mod tests {
         assert_eq!(d.remote_seq, Some(7));
         let bye = d.request(Method::Bye, None);
         assert_eq!(bye.uri.to_string(), "sip:a@10.0.0.1:5062");
-        assert_eq!(bye.headers.get_all(&HeaderName::Route).collect::<Vec<_>>(), vec!["<sip:p1;lr>", "<sip:p2;lr>"]);
+        assert_eq!(
+            bye.headers.get_all(&HeaderName::Route).collect::<Vec<_>>(),
+            vec!["<sip:p1;lr>", "<sip:p2;lr>"]
+        );
         assert_eq!(bye.to().unwrap().tag(), Some("at"));
         assert_eq!(bye.from().unwrap().tag(), Some("bt"));
         assert_eq!(bye.cseq().unwrap().seq, 1);

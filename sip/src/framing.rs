@@ -62,7 +62,8 @@ impl StreamFramer {
             self.buf.advance(4);
             return Ok(Some(Frame::Ping));
         }
-        if self.buf.starts_with(b"\r\n") && self.buf.len() >= 3 && !self.buf[2..].starts_with(b"\r") {
+        if self.buf.starts_with(b"\r\n") && self.buf.len() >= 3 && !self.buf[2..].starts_with(b"\r")
+        {
             self.buf.advance(2);
             return Ok(Some(Frame::Pong));
         }

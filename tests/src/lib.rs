@@ -23,7 +23,11 @@ pub fn shared() -> PathBuf {
 
 /// True when `tool` is on PATH. Under `CI=true` a missing tool is a test failure.
 pub fn require(tool: &str) -> bool {
-    let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success());
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !found {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("{tool} is required by this test (run scripts/test as root to install it)");
@@ -57,12 +61,14 @@ pub struct Gateway {
 impl Gateway {
     /// Starts voicegw on `ip` with the default configuration, edited by `edit`.
     pub fn start(ip: &str, edit: impl FnOnce(String) -> String) -> Gateway {
-        let default = std::fs::read_to_string(root().join("configs/voicegw.toml")).expect("configs/voicegw.toml");
+        let default = std::fs::read_to_string(root().join("configs/voicegw.toml"))
+            .expect("configs/voicegw.toml");
         let cfg = edit(default.replace("127.0.0.1", ip));
         let dir = std::env::temp_dir().join(format!("voicegw-test-{}-{ip}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let cfg = cfg.replace("dir = \"./var\"", &format!("dir = \"{}\"", dir.join("var").display()));
+        let cfg =
+            cfg.replace("dir = \"./var\"", &format!("dir = \"{}\"", dir.join("var").display()));
         let cfg_path = dir.join("voicegw.toml");
         std::fs::write(&cfg_path, cfg).expect("write config");
         let log = std::fs::File::create(dir.join("voicegw.log")).expect("log file");
@@ -150,9 +156,10 @@ pub struct Sipp {
 
 fn sipp_command(dir: &Path, name: &str, scenario: &str, args: &[&str]) -> Command {
     let mut c = Command::new("sipp");
-    c.arg("-sf")
-        .arg(root().join("tests/sipp").join(scenario))
-        .args(args)
+    if !scenario.is_empty() {
+        c.arg("-sf").arg(root().join("tests/sipp").join(scenario));
+    }
+    c.args(args)
         .args(["-nostdin", "-trace_err", "-trace_stat", "-fd", "1"])
         .arg("-error_file")
         .arg(dir.join(format!("{name}-errors.log")))
@@ -165,7 +172,7 @@ fn sipp_command(dir: &Path, name: &str, scenario: &str, args: &[&str]) -> Comman
 }
 
 impl Sipp {
-    /// Starts SIPp in the background (UAS side).
+    /// Starts SIPp in the background (UAS side). An empty `scenario` means a built-in one (`-sn`).
     pub fn spawn(dir: &Path, name: &str, scenario: &str, args: &[&str]) -> Sipp {
         let child = sipp_command(dir, name, scenario, args).spawn().expect("start sipp");
         // Give it time to bind before the caller starts.
@@ -197,8 +204,18 @@ impl Sipp {
 }
 
 /// Runs SIPp in the foreground (UAC side) with a time limit.
-pub fn run_sipp(dir: &Path, name: &str, scenario: &str, args: &[&str], limit: Duration) -> SippResult {
-    let s = Sipp { child: sipp_command(dir, name, scenario, args).spawn().expect("start sipp"), name: name.into(), dir: dir.into() };
+pub fn run_sipp(
+    dir: &Path,
+    name: &str,
+    scenario: &str,
+    args: &[&str],
+    limit: Duration,
+) -> SippResult {
+    let s = Sipp {
+        child: sipp_command(dir, name, scenario, args).spawn().expect("start sipp"),
+        name: name.into(),
+        dir: dir.into(),
+    };
     s.wait(limit)
 }
 
@@ -207,7 +224,14 @@ fn result(dir: &Path, name: &str, exit: Option<i32>, stdout: String) -> SippResu
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().unwrap_or("").split(';').collect();
     let last: Vec<&str> = lines.last().unwrap_or("").split(';').collect();
-    let col = |n: &str| header.iter().position(|h| *h == n).and_then(|i| last.get(i)).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let col = |n: &str| {
+        header
+            .iter()
+            .position(|h| *h == n)
+            .and_then(|i| last.get(i))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
     SippResult {
         exit,
         successful: col("SuccessfulCall(C)"),

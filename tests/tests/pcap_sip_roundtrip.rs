@@ -12,7 +12,8 @@ use sip::Message;
 
 /// "SIP msgs" per capture from MANIFEST.md's summary table.
 fn manifest_counts() -> BTreeMap<String, usize> {
-    let text = std::fs::read_to_string(shared().join("pcaps/MANIFEST.md")).expect("shared/pcaps/MANIFEST.md");
+    let text = std::fs::read_to_string(shared().join("pcaps/MANIFEST.md"))
+        .expect("shared/pcaps/MANIFEST.md");
     text.lines()
         .filter(|l| l.starts_with("| ") && (l.contains(".pcap ") || l.contains(".pcapng ")))
         .filter_map(|l| {
@@ -66,14 +67,21 @@ fn find_sip_raw(v: &Value, out: &mut Vec<Vec<u8>>) {
 fn extract(file: &str) -> Vec<Vec<u8>> {
     let path = shared().join("pcaps").join(file);
     let out = run_with_limit(
-        Command::new("tshark")
-            .args(["-n", "-r"])
-            .arg(&path)
-            .args(decode_as(file))
-            .args(["-Y", "sip", "-T", "json", "-x", "--no-duplicate-keys"]),
+        Command::new("tshark").args(["-n", "-r"]).arg(&path).args(decode_as(file)).args([
+            "-Y",
+            "sip",
+            "-T",
+            "json",
+            "-x",
+            "--no-duplicate-keys",
+        ]),
         Duration::from_secs(120),
     );
-    assert!(out.status.success(), "tshark failed on {file}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "tshark failed on {file}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Array(vec![]));
     let mut msgs = Vec::new();
     if let Value::Array(packets) = v {
@@ -98,25 +106,41 @@ fn every_sip_message_in_the_reference_captures_round_trips() {
             continue;
         }
         let msgs = extract(file);
-        assert_eq!(msgs.len(), *expected, "{file}: tshark extracted {} SIP messages, MANIFEST.md lists {expected}", msgs.len());
+        assert_eq!(
+            msgs.len(),
+            *expected,
+            "{file}: tshark extracted {} SIP messages, MANIFEST.md lists {expected}",
+            msgs.len()
+        );
         for (i, raw) in msgs.iter().enumerate() {
             total += 1;
             let parsed = match Message::parse(raw) {
                 Ok(m) => m,
                 Err(e) => {
-                    failures.push(format!("{file} #{i}: {e}\n{}", String::from_utf8_lossy(&raw[..raw.len().min(300)])));
+                    failures.push(format!(
+                        "{file} #{i}: {e}\n{}",
+                        String::from_utf8_lossy(&raw[..raw.len().min(300)])
+                    ));
                     continue;
                 }
             };
             let printed = parsed.to_bytes();
             match Message::parse(&printed) {
                 Ok(again) if again == parsed => {}
-                Ok(_) => failures.push(format!("{file} #{i}: re-parse differs\n{}", String::from_utf8_lossy(&printed))),
+                Ok(_) => failures.push(format!(
+                    "{file} #{i}: re-parse differs\n{}",
+                    String::from_utf8_lossy(&printed)
+                )),
                 Err(e) => failures.push(format!("{file} #{i}: printed form does not parse: {e}")),
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {total} messages failed:\n{}", failures.len(), failures.join("\n---\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {total} messages failed:\n{}",
+        failures.len(),
+        failures.join("\n---\n")
+    );
     assert!(total > 700, "only {total} SIP messages extracted");
     eprintln!("{total} SIP messages round-tripped");
 }

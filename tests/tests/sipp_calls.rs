@@ -10,7 +10,16 @@ fn strs(v: &[String]) -> Vec<&str> {
 
 /// Runs `calls` calls at `rate`/s of the PBX scenario against the carrier scenario.
 #[allow(clippy::too_many_arguments)]
-fn run_pair(gw: &Gateway, pbx: &str, carrier: &str, calls: u32, rate: u32, transport: &str, extra_pbx: &[&str], limit: Duration) -> SippResult {
+fn run_pair(
+    gw: &Gateway,
+    pbx: &str,
+    carrier: &str,
+    calls: u32,
+    rate: u32,
+    transport: &str,
+    extra_pbx: &[&str],
+    limit: Duration,
+) -> SippResult {
     let ip = gw.ip.clone();
     let m = calls.to_string();
     let r = rate.to_string();
@@ -18,7 +27,16 @@ fn run_pair(gw: &Gateway, pbx: &str, carrier: &str, calls: u32, rate: u32, trans
     c_args.extend(["-t".into(), transport.into(), "-m".into(), m.clone()]);
     let callee = Sipp::spawn(&gw.dir, "carrier", carrier, &strs(&c_args));
     let mut p_args = pbx_args(&ip);
-    p_args.extend(["-t".into(), transport.into(), "-m".into(), m.clone(), "-r".into(), r, "-l".into(), "1000".into()]);
+    p_args.extend([
+        "-t".into(),
+        transport.into(),
+        "-m".into(),
+        m.clone(),
+        "-r".into(),
+        r,
+        "-l".into(),
+        "1000".into(),
+    ]);
     p_args.extend(["-timeout".into(), format!("{}s", limit.as_secs()), "-timeout_error".into()]);
     let mut args = strs(&p_args);
     args.extend_from_slice(extra_pbx);
@@ -46,7 +64,16 @@ fn udp_500_calls_at_50_per_second() {
         return;
     }
     let gw = Gateway::start("127.0.0.11", |c| c);
-    run_pair(&gw, "pbx_caller_bye.xml", "carrier_answer.xml", 500, 50, "u1", &["-d", "200"], Duration::from_secs(60));
+    run_pair(
+        &gw,
+        "pbx_caller_bye.xml",
+        "carrier_answer.xml",
+        500,
+        50,
+        "u1",
+        &["-d", "200"],
+        Duration::from_secs(60),
+    );
     let m = gw.metrics();
     assert!(m.contains("voicegw_outbound_call_attempts_total{voice_connector_id=\"abcdef1ghij2klmno3pqr4\",region=\"us-east-1\"} 500"), "{m}");
     assert!(m.contains("voicegw_outbound_calls_answered_total{voice_connector_id=\"abcdef1ghij2klmno3pqr4\",region=\"us-east-1\"} 500"), "{m}");
@@ -59,8 +86,19 @@ fn tcp_500_calls_at_50_per_second() {
         return;
     }
     // Carrier trunk over TCP as well: both legs on TCP.
-    let gw = Gateway::start("127.0.0.12", |c| c.replace("Port = 5080, Protocol = \"UDP\"", "Port = 5080, Protocol = \"TCP\""));
-    run_pair(&gw, "pbx_caller_bye.xml", "carrier_answer.xml", 500, 50, "t1", &["-d", "200"], Duration::from_secs(60));
+    let gw = Gateway::start("127.0.0.12", |c| {
+        c.replace("Port = 5080, Protocol = \"UDP\"", "Port = 5080, Protocol = \"TCP\"")
+    });
+    run_pair(
+        &gw,
+        "pbx_caller_bye.xml",
+        "carrier_answer.xml",
+        500,
+        50,
+        "t1",
+        &["-d", "200"],
+        Duration::from_secs(60),
+    );
 }
 
 #[test]
@@ -69,7 +107,16 @@ fn cancel_before_answer() {
         return;
     }
     let gw = Gateway::start("127.0.0.13", |c| c);
-    run_pair(&gw, "pbx_cancel.xml", "carrier_cancel.xml", 20, 10, "u1", &[], Duration::from_secs(30));
+    run_pair(
+        &gw,
+        "pbx_cancel.xml",
+        "carrier_cancel.xml",
+        20,
+        10,
+        "u1",
+        &[],
+        Duration::from_secs(30),
+    );
     let m = gw.metrics();
     assert!(m.contains("voicegw_outbound_call_failures_total{voice_connector_id=\"abcdef1ghij2klmno3pqr4\",region=\"us-east-1\"} 20"), "{m}");
 }
@@ -80,7 +127,16 @@ fn callee_hangs_up() {
         return;
     }
     let gw = Gateway::start("127.0.0.14", |c| c);
-    run_pair(&gw, "pbx_callee_bye.xml", "carrier_bye.xml", 20, 10, "u1", &[], Duration::from_secs(30));
+    run_pair(
+        &gw,
+        "pbx_callee_bye.xml",
+        "carrier_bye.xml",
+        20,
+        10,
+        "u1",
+        &[],
+        Duration::from_secs(30),
+    );
 }
 
 #[test]
@@ -95,10 +151,24 @@ fn caller_hangs_up_over_tcp_callee_over_udp() {
     c_args.extend(["-t".into(), "u1".into(), "-m".into(), "20".into()]);
     let callee = Sipp::spawn(&gw.dir, "carrier", "carrier_answer.xml", &strs(&c_args));
     let mut p_args = pbx_args(&ip);
-    p_args.extend(["-t".into(), "t1".into(), "-m".into(), "20".into(), "-r".into(), "10".into(), "-d".into(), "100".into()]);
-    let caller = run_sipp(&gw.dir, "pbx", "pbx_caller_bye.xml", &strs(&p_args), Duration::from_secs(30));
+    p_args.extend([
+        "-t".into(),
+        "t1".into(),
+        "-m".into(),
+        "20".into(),
+        "-r".into(),
+        "10".into(),
+        "-d".into(),
+        "100".into(),
+    ]);
+    let caller =
+        run_sipp(&gw.dir, "pbx", "pbx_caller_bye.xml", &strs(&p_args), Duration::from_secs(30));
     let callee = callee.wait(Duration::from_secs(10));
-    assert_eq!((caller.successful, caller.failed, callee.successful), (20, 0, 20), "{caller:#?} {callee:#?}");
+    assert_eq!(
+        (caller.successful, caller.failed, callee.successful),
+        (20, 0, 20),
+        "{caller:#?} {callee:#?}"
+    );
 }
 
 #[test]
@@ -109,9 +179,89 @@ fn lost_200_ok_is_retransmitted() {
     let gw = Gateway::start("127.0.0.16", |c| c);
     let msg_file = gw.dir.join("pbx-messages.log");
     let msg_arg = msg_file.display().to_string();
-    run_pair(&gw, "pbx_lost_200.xml", "carrier_answer.xml", 10, 5, "u1", &["-d", "100", "-trace_msg", "-message_file", &msg_arg], Duration::from_secs(30));
+    run_pair(
+        &gw,
+        "pbx_lost_200.xml",
+        "carrier_answer.xml",
+        10,
+        5,
+        "u1",
+        &["-d", "100", "-trace_msg", "-message_file", &msg_arg],
+        Duration::from_secs(30),
+    );
     // SIPp's message trace lists every datagram it received, retransmissions included.
     let trace = std::fs::read_to_string(&msg_file).unwrap_or_default();
-    let oks = trace.split("message received").filter(|m| m.contains("SIP/2.0 200 OK") && m.contains("CSeq: 1 INVITE")).count();
+    let oks = trace
+        .split("message received")
+        .filter(|m| m.contains("SIP/2.0 200 OK") && m.contains("CSeq: 1 INVITE"))
+        .count();
     assert!(oks >= 30, "voicegw should send each call's 200 three times (first + T1 + 2*T1) before the late ACK; SIPp saw {oks} for 10 calls");
+}
+
+#[test]
+fn origination_from_the_carrier_reaches_the_pbx() {
+    if !require("sipp") {
+        return;
+    }
+    let gw = Gateway::start("127.0.0.21", |c| c);
+    let ip = gw.ip.clone();
+    // SIPp's built-in scenarios: the PBX answers on 5090, the carrier calls +12065550100.
+    let pbx =
+        Sipp::spawn(&gw.dir, "pbx-uas", "", &["-sn", "uas", "-i", &ip, "-p", "5090", "-m", "20"]);
+    let carrier = run_sipp(
+        &gw.dir,
+        "carrier-uac",
+        "",
+        &[
+            &format!("{ip}:5060"),
+            "-sn",
+            "uac",
+            "-i",
+            &ip,
+            "-p",
+            "5080",
+            "-s",
+            "+12065550100",
+            "-m",
+            "20",
+            "-r",
+            "10",
+            "-timeout",
+            "30s",
+            "-timeout_error",
+        ],
+        Duration::from_secs(35),
+    );
+    let pbx = pbx.wait(Duration::from_secs(10));
+    assert_eq!(
+        (carrier.successful, carrier.failed, pbx.successful),
+        (20, 0, 20),
+        "{carrier:#?}\n{pbx:#?}"
+    );
+    let m = gw.metrics();
+    assert!(m.contains("voicegw_inbound_calls_answered_total{voice_connector_id=\"abcdef1ghij2klmno3pqr4\",region=\"us-east-1\"} 20"), "{m}");
+    // A number that is not associated: 404 (SIPp counts the call as failed).
+    let unknown = run_sipp(
+        &gw.dir,
+        "carrier-404",
+        "",
+        &[
+            &format!("{ip}:5060"),
+            "-sn",
+            "uac",
+            "-i",
+            &ip,
+            "-p",
+            "5080",
+            "-s",
+            "+12065550199",
+            "-m",
+            "1",
+            "-timeout",
+            "10s",
+        ],
+        Duration::from_secs(15),
+    );
+    assert_eq!(unknown.failed, 1, "{unknown:#?}");
+    assert!(unknown.errors.contains("SIP/2.0 404"), "{unknown:#?}");
 }

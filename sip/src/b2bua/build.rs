@@ -122,11 +122,7 @@ pub(crate) fn copy_response_content(from: &Response, to: &mut Response) {
     copy_body(&from.headers, &from.body, &mut to.headers, &mut to.body);
 }
 
-fn copy_headers(
-    from: &crate::message::Headers,
-    to: &mut crate::message::Headers,
-    names: &[&str],
-) {
+fn copy_headers(from: &crate::message::Headers, to: &mut crate::message::Headers, names: &[&str]) {
     for name in names {
         let name = HeaderName::parse(name);
         for v in from.get_all(&name) {
@@ -166,7 +162,11 @@ pub fn bad_request_for(bytes: &[u8], warning: &str) -> Option<Response> {
         let name = HeaderName::parse(n.trim());
         if matches!(
             name,
-            HeaderName::Via | HeaderName::From | HeaderName::To | HeaderName::CallId | HeaderName::CSeq
+            HeaderName::Via
+                | HeaderName::From
+                | HeaderName::To
+                | HeaderName::CallId
+                | HeaderName::CSeq
         ) {
             if name != HeaderName::Via {
                 have += 1;
@@ -177,7 +177,8 @@ pub fn bad_request_for(bytes: &[u8], warning: &str) -> Option<Response> {
     if have < 4 || !r.headers.contains(&HeaderName::Via) {
         return None;
     }
-    let warning: String = warning.chars().filter(|c| *c != '"' && !c.is_control()).take(120).collect();
+    let warning: String =
+        warning.chars().filter(|c| *c != '"' && !c.is_control()).take(120).collect();
     r.headers.push(HeaderName::Warning, format!("399 voicegw \"{warning}\""));
     Some(r)
 }
@@ -191,7 +192,10 @@ mod tests {
         let raw = b"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP x;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:b@c>\r\nCall-ID: 1\r\nCSeq: 1 INVITE\r\nContent-Length: 99\r\n\r\n";
         let r = bad_request_for(raw, "Content-Length \"99\" too big").unwrap();
         assert_eq!(r.status, 400);
-        assert_eq!(r.headers.get(&HeaderName::Warning), Some("399 voicegw \"Content-Length 99 too big\""));
+        assert_eq!(
+            r.headers.get(&HeaderName::Warning),
+            Some("399 voicegw \"Content-Length 99 too big\"")
+        );
         assert!(bad_request_for(b"SIP/2.0 200 OK\r\n\r\n", "x").is_none());
         assert!(bad_request_for(b"INVITE sip:a@b SIP/2.0\r\nVia: x\r\n\r\n", "x").is_none());
         assert!(bad_request_for(b"\x00\x01garbage", "x").is_none());

@@ -137,9 +137,10 @@ impl<R: Router> B2bua<R> {
         self.draining = true;
     }
 
-    /// True when draining and nothing is left in flight.
+    /// True when no call is up and no transaction still waits for a response or an ACK
+    /// (transactions that only absorb retransmissions do not count).
     pub fn is_idle(&self) -> bool {
-        self.calls.is_empty() && self.layer.counts() == (0, 0)
+        self.calls.is_empty() && self.layer.in_flight() == 0
     }
 
     /// Handles one datagram or framed stream message from `peer`.
@@ -162,7 +163,12 @@ impl<R: Router> B2bua<R> {
 
     fn handle_request(&mut self, req: Request, peer: Peer, now: Instant) {
         // Requests missing the transaction-identifying headers cannot be answered statefully.
-        if req.top_via().is_err() || req.cseq().is_err() || req.call_id().is_err() || req.from().is_err() || req.to().is_err() {
+        if req.top_via().is_err()
+            || req.cseq().is_err()
+            || req.call_id().is_err()
+            || req.from().is_err()
+            || req.to().is_err()
+        {
             let reason = [
                 req.top_via().err(),
                 req.cseq().err(),
@@ -187,13 +193,18 @@ impl<R: Router> B2bua<R> {
             if cseq.method != req.method && req.method != Method::Ack {
                 self.stats.bad_requests += 1;
                 let mut resp = response_to(&req, 400, None);
-                resp.headers.push(HeaderName::Warning, "399 voicegw \"CSeq method does not match the request method\"");
+                resp.headers.push(
+                    HeaderName::Warning,
+                    "399 voicegw \"CSeq method does not match the request method\"",
+                );
                 self.send_stateless(peer, &resp);
                 return;
             }
         }
         match self.layer.on_request(req, peer, now) {
-            Ok(Incoming::Request { key, request, peer }) => self.on_new_request(key, request, peer, now),
+            Ok(Incoming::Request { key, request, peer }) => {
+                self.on_new_request(key, request, peer, now)
+            }
             Ok(Incoming::Ack { request, peer }) => self.on_ack(request, peer, now),
             Ok(_) => {}
             Err(e) => {
@@ -206,7 +217,9 @@ impl<R: Router> B2bua<R> {
 
     fn handle_response(&mut self, resp: Response, now: Instant) {
         match self.layer.on_response(resp, now) {
-            Ok(Incoming::Response { key, response, owner }) => self.on_response(key, response, owner, now),
+            Ok(Incoming::Response { key, response, owner }) => {
+                self.on_response(key, response, owner, now)
+            }
             Ok(Incoming::Stray(r)) => self.on_stray_response(r),
             Ok(_) => {}
             Err(e) => {
@@ -224,7 +237,8 @@ impl<R: Router> B2bua<R> {
             _ if has_to_tag => self.on_in_dialog(key, req, peer, now),
             Method::Invite => self.on_invite(key, req, peer, now),
             Method::Options => {
-                let mut resp = response_to(&req, 200, Some(&super::build::random_token(&mut self.rng, 10)));
+                let mut resp =
+                    response_to(&req, 200, Some(&super::build::random_token(&mut self.rng, 10)));
                 self.capabilities(&mut resp);
                 self.respond(&key, &resp, now);
             }
@@ -301,7 +315,8 @@ impl<R: Router> B2bua<R> {
     /// Removes a call and its dialogs, and reports it ended.
     pub(crate) fn end_call(&mut self, id: u64, status: u16, reason: &str) {
         let Some(call) = self.calls.remove(&id) else { return };
-        self.dialogs.remove(&(call.a_invite.call_id().unwrap_or_default().to_string(), call.a_tag.clone()));
+        self.dialogs
+            .remove(&(call.a_invite.call_id().unwrap_or_default().to_string(), call.a_tag.clone()));
         self.dialogs.remove(&(call.b_call_id.clone(), call.b_tag.clone()));
         self.invites.remove(&call.a_invite_key);
         self.events.push_back(CallEvent::Ended { call: id, status, reason: reason.to_string() });

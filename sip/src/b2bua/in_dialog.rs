@@ -2,8 +2,10 @@
 
 use std::time::Instant;
 
-use super::build::{copy_request_content, copy_response_content, new_branch, our_contact, our_via, response_to};
-use super::call::{CallState, Relay, Side, PendingAck};
+use super::build::{
+    copy_request_content, copy_response_content, new_branch, our_contact, our_via, response_to,
+};
+use super::call::{CallState, PendingAck, Relay, Side};
 use super::core::{local_for, B2bua, Owner, Purpose};
 use super::router::Router;
 use crate::message::{HeaderName, Method, Request, Response};
@@ -11,7 +13,10 @@ use crate::transaction::{ClientKey, ServerKey};
 use crate::Peer;
 
 fn is_target_refresh(m: &Method) -> bool {
-    matches!(m, Method::Invite | Method::Update | Method::Subscribe | Method::Notify | Method::Refer)
+    matches!(
+        m,
+        Method::Invite | Method::Update | Method::Subscribe | Method::Notify | Method::Refer
+    )
 }
 
 impl<R: Router> B2bua<R> {
@@ -63,7 +68,10 @@ impl<R: Router> B2bua<R> {
         let local = local_for(&self.cfg, peer.transport);
         let Some(d) = call.dialog_mut(other) else { return };
         let mut out = d.request(req.method.clone(), None);
-        out.headers.push_front(HeaderName::Via, our_via(peer.transport, local, &new_branch(&mut self.rng)));
+        out.headers.push_front(
+            HeaderName::Via,
+            our_via(peer.transport, local, &new_branch(&mut self.rng)),
+        );
         if is_target_refresh(&req.method) {
             out.headers.push(HeaderName::Contact, our_contact(peer.transport, local));
         }
@@ -71,7 +79,7 @@ impl<R: Router> B2bua<R> {
         if req.method == Method::Bye {
             call.state = CallState::Terminating;
         }
-        let purpose = if req.method == Method::Bye { Purpose::Relay } else { Purpose::Relay };
+        let purpose = Purpose::Relay;
         match self.layer.send_request(out, peer, Owner { call: id, purpose }, now) {
             Ok(ck) => {
                 if let Some(call) = self.calls.get_mut(&id) {
@@ -83,12 +91,24 @@ impl<R: Router> B2bua<R> {
     }
 
     /// A response to a request we relayed (or to our own BYE).
-    pub(crate) fn on_relay_response(&mut self, id: u64, key: ClientKey, resp: Response, now: Instant) {
+    pub(crate) fn on_relay_response(
+        &mut self,
+        id: u64,
+        key: ClientKey,
+        resp: Response,
+        now: Instant,
+    ) {
         let Some(call) = self.calls.get_mut(&id) else { return };
         let final_resp = !resp.is_provisional();
-        let Some(relay) = (if final_resp { call.relays.remove(&key) } else { None }).or_else(|| {
-            call.relays.get(&key).map(|r| Relay { origin: r.origin, server_key: r.server_key.clone(), request: r.request.clone() })
-        }) else {
+        let Some(relay) =
+            (if final_resp { call.relays.remove(&key) } else { None }).or_else(|| {
+                call.relays.get(&key).map(|r| Relay {
+                    origin: r.origin,
+                    server_key: r.server_key.clone(),
+                    request: r.request.clone(),
+                })
+            })
+        else {
             // Our own BYE.
             if final_resp && key.method == Method::Bye {
                 call.own_byes = call.own_byes.saturating_sub(1);
@@ -104,14 +124,21 @@ impl<R: Router> B2bua<R> {
         copy_response_content(&resp, &mut out);
         if is_target_refresh(&method) && resp.status < 300 {
             let origin_peer = call.peer(relay.origin);
-            out.headers.push(HeaderName::Contact, our_contact(origin_peer.transport, local_for(&self.cfg, origin_peer.transport)));
+            out.headers.push(
+                HeaderName::Contact,
+                our_contact(origin_peer.transport, local_for(&self.cfg, origin_peer.transport)),
+            );
             if let Some(d) = call.dialog_mut(relay.origin.other()) {
                 d.refresh_target(resp.contact().and_then(Result::ok));
             }
         }
         if method == Method::Invite && resp.is_success() {
             let other_cseq = key_cseq(&self.layer, &key).unwrap_or(0);
-            call.pending_ack = Some(PendingAck { origin: relay.origin, server_key: relay.server_key.clone(), other_cseq });
+            call.pending_ack = Some(PendingAck {
+                origin: relay.origin,
+                server_key: relay.server_key.clone(),
+                other_cseq,
+            });
         }
         self.respond(&relay.server_key, &out, now);
         if method == Method::Bye && final_resp {
@@ -124,7 +151,10 @@ impl<R: Router> B2bua<R> {
         let Some((id, side)) = self.find_dialog(&req) else { return };
         let Some(call) = self.calls.get_mut(&id) else { return };
         let seq = req.cseq().map(|c| c.seq).unwrap_or(0);
-        if side == Side::A && call.state == CallState::Answered && call.a_invite.cseq().is_ok_and(|c| c.seq == seq) {
+        if side == Side::A
+            && call.state == CallState::Answered
+            && call.a_invite.cseq().is_ok_and(|c| c.seq == seq)
+        {
             call.state = CallState::Confirmed;
             let key = call.a_invite_key.clone();
             self.layer.ack_received(&key, now);
@@ -137,7 +167,10 @@ impl<R: Router> B2bua<R> {
         let local = local_for(&self.cfg, peer.transport);
         let Some(d) = call.dialog_mut(side.other()) else { return };
         let mut ack = d.request(Method::Ack, Some(p.other_cseq));
-        ack.headers.push_front(HeaderName::Via, our_via(peer.transport, local, &new_branch(&mut self.rng)));
+        ack.headers.push_front(
+            HeaderName::Via,
+            our_via(peer.transport, local, &new_branch(&mut self.rng)),
+        );
         copy_request_content(&req, &mut ack);
         self.layer.send_raw(peer, ack.to_bytes());
     }
@@ -149,7 +182,10 @@ impl<R: Router> B2bua<R> {
         let local = local_for(&self.cfg, peer.transport);
         let Some(d) = call.dialog_mut(side) else { return };
         let mut bye = d.request(Method::Bye, None);
-        bye.headers.push_front(HeaderName::Via, our_via(peer.transport, local, &new_branch(&mut self.rng)));
+        bye.headers.push_front(
+            HeaderName::Via,
+            our_via(peer.transport, local, &new_branch(&mut self.rng)),
+        );
         bye.headers.push(HeaderName::parse("Reason"), "SIP;cause=200;text=\"voicegw hung up\"");
         call.state = CallState::Terminating;
         call.own_byes += 1;

@@ -67,11 +67,15 @@ impl<R: Router> B2bua<R> {
         let target = route.target;
         let local = self.local_addr(target.transport);
         let mut b = Request::new(Method::Invite, route.request_uri.clone());
-        b.headers.push(HeaderName::Via, our_via(target.transport, local, &new_branch(&mut self.rng)));
+        b.headers
+            .push(HeaderName::Via, our_via(target.transport, local, &new_branch(&mut self.rng)));
         let mf = req.max_forwards().unwrap_or(70).min(70).saturating_sub(1);
         b.headers.push(HeaderName::MaxForwards, mf.to_string());
         let a_from = req.from().ok();
-        let mut from_uri = a_from.as_ref().map(|f| f.uri.clone()).unwrap_or_else(|| Uri::sip(None, "invalid", None));
+        let mut from_uri = a_from
+            .as_ref()
+            .map(|f| f.uri.clone())
+            .unwrap_or_else(|| Uri::sip(None, "invalid", None));
         from_uri.host = super::build::host_of(local);
         from_uri.port = None;
         from_uri.params = Default::default();
@@ -92,7 +96,12 @@ impl<R: Router> B2bua<R> {
         b.headers.push(HeaderName::UserAgent, self.cfg.user_agent.clone());
         copy_request_content(&req, &mut b);
 
-        let b_key = match self.layer.send_request(b.clone(), target, Owner { call: id, purpose: Purpose::Invite }, now) {
+        let b_key = match self.layer.send_request(
+            b.clone(),
+            target,
+            Owner { call: id, purpose: Purpose::Invite },
+            now,
+        ) {
             Ok(k) => k,
             Err(e) => {
                 tracing::error!(error = %e, "could not start the outbound INVITE");
@@ -140,7 +149,13 @@ impl<R: Router> B2bua<R> {
         );
     }
 
-    pub(crate) fn on_response(&mut self, key: ClientKey, resp: Response, owner: Owner, now: Instant) {
+    pub(crate) fn on_response(
+        &mut self,
+        key: ClientKey,
+        resp: Response,
+        owner: Owner,
+        now: Instant,
+    ) {
         match owner.purpose {
             Purpose::Invite => self.on_b_invite_response(owner.call, resp, now),
             Purpose::Relay | Purpose::Bye => self.on_relay_response(owner.call, key, resp, now),
@@ -167,7 +182,10 @@ impl<R: Router> B2bua<R> {
             }
             let mut out = response_to(&call.a_invite, status, Some(&call.a_tag));
             copy_response_content(&resp, &mut out);
-            out.headers.push(HeaderName::Contact, our_contact(call.a_peer.transport, local_for(&self.cfg, call.a_peer.transport)));
+            out.headers.push(
+                HeaderName::Contact,
+                our_contact(call.a_peer.transport, local_for(&self.cfg, call.a_peer.transport)),
+            );
             let key = call.a_invite_key.clone();
             self.respond(&key, &out, now);
             return;
@@ -182,8 +200,14 @@ impl<R: Router> B2bua<R> {
             }
             call.b_dialog = Dialog::uac(&call.b_invite, &resp);
             if call.b_dialog.is_none() {
-                tracing::warn!(call = id, "2xx without To tag or Contact from the callee; hanging up");
-                let mut d = Dialog::uac(&call.b_invite, &with_fallback_contact(&resp, call.b_invite.uri.clone()));
+                tracing::warn!(
+                    call = id,
+                    "2xx without To tag or Contact from the callee; hanging up"
+                );
+                let mut d = Dialog::uac(
+                    &call.b_invite,
+                    &with_fallback_contact(&resp, call.b_invite.uri.clone()),
+                );
                 if let Some(d) = d.as_mut() {
                     d.confirmed = true;
                 }
@@ -222,7 +246,12 @@ impl<R: Router> B2bua<R> {
             self.respond(&key, &out, now);
         }
         let reason = resp.reason.clone();
-        let final_status = if self.calls.get(&id).is_some_and(|c| c.state == CallState::Cancelling) { 487 } else { status };
+        let final_status = if self.calls.get(&id).is_some_and(|c| c.state == CallState::Cancelling)
+        {
+            487
+        } else {
+            status
+        };
         self.end_call(id, final_status, &reason);
     }
 
@@ -236,7 +265,10 @@ impl<R: Router> B2bua<R> {
         let seq = call.b_invite.cseq().map(|c| c.seq).unwrap_or(1);
         let mut ack = d.request(Method::Ack, Some(seq));
         let local = local_for(&self.cfg, call.b_peer.transport);
-        ack.headers.push_front(HeaderName::Via, our_via(call.b_peer.transport, local, &new_branch(&mut self.rng)));
+        ack.headers.push_front(
+            HeaderName::Via,
+            our_via(call.b_peer.transport, local, &new_branch(&mut self.rng)),
+        );
         if let Some(a) = from_a {
             copy_request_content(a, &mut ack);
         }
@@ -288,7 +320,13 @@ impl<R: Router> B2bua<R> {
         }
         let inv = &call.b_invite;
         let mut c = Request::new(Method::Cancel, inv.uri.clone());
-        for name in [HeaderName::Via, HeaderName::MaxForwards, HeaderName::From, HeaderName::To, HeaderName::CallId] {
+        for name in [
+            HeaderName::Via,
+            HeaderName::MaxForwards,
+            HeaderName::From,
+            HeaderName::To,
+            HeaderName::CallId,
+        ] {
             if let Some(v) = inv.headers.get(&name) {
                 c.headers.push(name, v);
             }
@@ -309,7 +347,8 @@ impl<R: Router> B2bua<R> {
                 if !call.a_final_sent {
                     call.a_final_sent = true;
                     let mut resp = response_to(&call.a_invite, 408, Some(&call.a_tag));
-                    resp.headers.push(HeaderName::Warning, "399 voicegw \"no answer from the next hop\"");
+                    resp.headers
+                        .push(HeaderName::Warning, "399 voicegw \"no answer from the next hop\"");
                     let k = call.a_invite_key.clone();
                     self.respond(&k, &resp, now);
                 }
@@ -337,7 +376,8 @@ impl<R: Router> B2bua<R> {
     pub(crate) fn on_stray_response(&mut self, resp: Response) {
         if resp.is_success() && resp.cseq().is_ok_and(|c| c.method == Method::Invite) {
             let call_id = resp.call_id().unwrap_or_default().to_string();
-            let tag = resp.from().ok().and_then(|f| f.tag().map(str::to_string)).unwrap_or_default();
+            let tag =
+                resp.from().ok().and_then(|f| f.tag().map(str::to_string)).unwrap_or_default();
             if let Some((id, Side::B)) = self.dialogs.get(&(call_id, tag)).copied() {
                 if let Some(call) = self.calls.get(&id) {
                     if let Some(ack) = call.b_ack.clone() {

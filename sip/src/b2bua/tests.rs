@@ -21,7 +21,12 @@ impl Router for FixedRouter {
         }
         Ok(Route {
             target: peer(B),
-            request_uri: Uri::parse(&format!("sip:{}@{}", invite.uri.user.clone().unwrap_or_default(), B)).unwrap(),
+            request_uri: Uri::parse(&format!(
+                "sip:{}@{}",
+                invite.uri.user.clone().unwrap_or_default(),
+                B
+            ))
+            .unwrap(),
             direction: Direction::Outbound,
             voice_connector_id: "abcdef1ghij2klmno3pqr4".into(),
         })
@@ -91,7 +96,11 @@ fn answer(r: &Request, status: u16, to_tag: &str) -> Vec<u8> {
     } else {
         out += &format!("To: {to};tag={to_tag}\r\n");
     }
-    out += &format!("Call-ID: {}\r\nCSeq: {}\r\nContact: <sip:bob@{B}>\r\n\r\n", r.call_id().unwrap(), r.headers.get(&HeaderName::CSeq).unwrap());
+    out += &format!(
+        "Call-ID: {}\r\nCSeq: {}\r\nContact: <sip:bob@{B}>\r\n\r\n",
+        r.call_id().unwrap(),
+        r.headers.get(&HeaderName::CSeq).unwrap()
+    );
     out.into_bytes()
 }
 
@@ -187,7 +196,10 @@ fn cancel_before_answer_gives_487_and_cancels_the_callee() {
     let cancel = format!("CANCEL sip:+12065550101@abcdef1ghij2klmno3pqr4.voiceconnector.local SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bKa1\r\nFrom: \"Alice\" <sip:+12065550100@{A}>;tag=atag\r\nTo: <sip:+12065550101@abcdef1ghij2klmno3pqr4.voiceconnector.local>\r\nCall-ID: call-a\r\nCSeq: 1 CANCEL\r\n\r\n");
     c.handle_bytes(cancel.as_bytes(), peer(A), t);
     let (m, _) = drain(&mut c);
-    let statuses: Vec<(u16, String)> = m.iter().map(|(_, x)| (resp(x).status, resp(x).cseq().unwrap().method.to_string())).collect();
+    let statuses: Vec<(u16, String)> = m
+        .iter()
+        .map(|(_, x)| (resp(x).status, resp(x).cseq().unwrap().method.to_string()))
+        .collect();
     assert_eq!(statuses, vec![(200, "CANCEL".into()), (487, "INVITE".into())]);
     c.handle_bytes(&answer(&b_inv, 180, "btag"), peer(B), t);
     let (m, _) = drain(&mut c);
@@ -242,7 +254,10 @@ fn two_hundred_is_retransmitted_until_ack_and_callee_retransmission_is_reacked()
     // And voicegw stops retransmitting its 200 to A.
     let next = c.poll_timeout().unwrap();
     c.handle_timeout(next);
-    assert!(drain(&mut c).0.iter().all(|(_, m)| !matches!(m, Message::Response(r) if r.status == 200)));
+    assert!(drain(&mut c)
+        .0
+        .iter()
+        .all(|(_, m)| !matches!(m, Message::Response(r) if r.status == 200)));
 }
 
 #[test]
@@ -274,7 +289,9 @@ fn unanswered_invite_times_out_with_408() {
 fn local_answers_options_501_481_483_403_and_400() {
     let t = Instant::now();
     let mut c = core();
-    let mk = |m: &str, extra: &str| format!("{m} sip:gw@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bK{m}\r\nFrom: <sip:a@a>;tag=1\r\nTo: <sip:b@b>{extra}\r\nCall-ID: x\r\nCSeq: 1 {m}\r\nMax-Forwards: 70\r\n\r\n");
+    let mk = |m: &str, extra: &str| {
+        format!("{m} sip:gw@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bK{m}\r\nFrom: <sip:a@a>;tag=1\r\nTo: <sip:b@b>{extra}\r\nCall-ID: x\r\nCSeq: 1 {m}\r\nMax-Forwards: 70\r\n\r\n")
+    };
     let status = |c: &mut B2bua<FixedRouter>, s: String| {
         c.handle_bytes(s.as_bytes(), peer(A), t);
         let (m, _) = drain(c);
@@ -312,7 +329,11 @@ fn reinvite_and_its_ack_are_relayed() {
     let reinv = format!("INVITE sip:voicegw@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bKre\r\nFrom: <sip:a@a>;tag=atag\r\nTo: {}\r\nCall-ID: call-a\r\nCSeq: 2 INVITE\r\nContact: <sip:alice@{A}>\r\nContent-Type: application/sdp\r\n\r\nv=0\r\na=sendonly\r\n", ok.headers.get(&HeaderName::To).unwrap());
     c.handle_bytes(reinv.as_bytes(), peer(A), t);
     let (m, _) = drain(&mut c);
-    let statuses: Vec<_> = m.iter().filter_map(|(_, m)| matches!(m, Message::Response(_)).then(|| resp(m).status)).collect();
+    let statuses: Vec<u16> = m
+        .iter()
+        .filter(|(_, m)| matches!(m, Message::Response(_)))
+        .map(|(_, m)| resp(m).status)
+        .collect();
     assert_eq!(statuses, vec![]);
     let b_re = req(&m.last().unwrap().1).clone();
     assert_eq!(b_re.method, Method::Invite);

@@ -34,7 +34,10 @@ mod tests {
 
     #[test]
     fn cseq() {
-        assert_eq!(CSeq::parse(" 4711  INVITE").unwrap(), CSeq { seq: 4711, method: Method::Invite });
+        assert_eq!(
+            CSeq::parse(" 4711  INVITE").unwrap(),
+            CSeq { seq: 4711, method: Method::Invite }
+        );
         assert!(CSeq::parse("x INVITE").is_err());
         assert!(CSeq::parse("1").is_err());
         assert!(CSeq::parse("99999999999 BYE").is_err());

@@ -101,14 +101,16 @@ macro_rules! common_accessors {
         impl $t {
             /// The topmost Via.
             pub fn top_via(&self) -> Result<Via, ParseError> {
-                let h = self.headers.get(&HeaderName::Via).ok_or(ParseError::MissingHeader("Via"))?;
+                let h =
+                    self.headers.get(&HeaderName::Via).ok_or(ParseError::MissingHeader("Via"))?;
                 Via::parse(h)
             }
             pub fn call_id(&self) -> Result<&str, ParseError> {
                 self.headers.get(&HeaderName::CallId).ok_or(ParseError::MissingHeader("Call-ID"))
             }
             pub fn from(&self) -> Result<NameAddr, ParseError> {
-                let h = self.headers.get(&HeaderName::From).ok_or(ParseError::MissingHeader("From"))?;
+                let h =
+                    self.headers.get(&HeaderName::From).ok_or(ParseError::MissingHeader("From"))?;
                 NameAddr::parse(h)
             }
             pub fn to(&self) -> Result<NameAddr, ParseError> {
@@ -116,7 +118,8 @@ macro_rules! common_accessors {
                 NameAddr::parse(h)
             }
             pub fn cseq(&self) -> Result<CSeq, ParseError> {
-                let h = self.headers.get(&HeaderName::CSeq).ok_or(ParseError::MissingHeader("CSeq"))?;
+                let h =
+                    self.headers.get(&HeaderName::CSeq).ok_or(ParseError::MissingHeader("CSeq"))?;
                 CSeq::parse(h)
             }
             /// The first Contact, if any (`*` is returned as an error).

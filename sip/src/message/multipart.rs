@@ -4,7 +4,7 @@ use bytes::Bytes;
 
 use super::headers::HeaderName;
 use super::parse::{header_end, memfind};
-use super::{Headers, ParseError, Params};
+use super::{Headers, Params, ParseError};
 
 /// One body part.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,7 +67,8 @@ fn parse_part(raw: &[u8]) -> Result<Part, ParseError> {
         let skip = if raw.starts_with(b"\r\n") { 2 } else { 1 };
         return Ok(Part { headers: Headers::new(), body: Bytes::copy_from_slice(&raw[skip..]) });
     }
-    let end = header_end(raw).ok_or_else(|| ParseError::Multipart("part headers unterminated".into()))?;
+    let end =
+        header_end(raw).ok_or_else(|| ParseError::Multipart("part headers unterminated".into()))?;
     let head = std::str::from_utf8(&raw[..end]).map_err(|_| ParseError::NotUtf8)?;
     let mut headers = Headers::new();
     for line in head.lines().filter(|l| !l.trim().is_empty()) {

@@ -1,6 +1,6 @@
 use std::fmt;
 
-use super::{ParseError, Params, Uri};
+use super::{Params, ParseError, Uri};
 
 /// `["display"] <uri> *(;param)` or `uri *(;param)` — From, To, Contact, Route, Record-Route
 /// (RFC 3261 §20.10). In the form without angle brackets, parameters after the URI are header
@@ -85,7 +85,8 @@ mod tests {
 
     #[test]
     fn forms() {
-        let a = NameAddr::parse(r#""Alice \"A\"" <sip:alice@a.example;transport=tcp>;tag=123"#).unwrap();
+        let a = NameAddr::parse(r#""Alice \"A\"" <sip:alice@a.example;transport=tcp>;tag=123"#)
+            .unwrap();
         assert_eq!(a.display.as_deref(), Some(r#"Alice \"A\""#));
         assert_eq!(a.uri.transport_param(), Some("tcp"));
         assert_eq!(a.tag(), Some("123"));

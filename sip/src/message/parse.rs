@@ -1,7 +1,7 @@
 use bytes::Bytes;
 
 use super::headers::split_list;
-use super::{Headers, HeaderName, Message, Method, ParseError, Request, Response, Uri};
+use super::{HeaderName, Headers, Message, Method, ParseError, Request, Response, Uri};
 
 /// Limits applied while parsing, so a hostile peer cannot make us hold unbounded state.
 #[derive(Debug, Clone, Copy)]
@@ -64,7 +64,8 @@ pub fn parse_message(bytes: &[u8], limits: &ParseLimits) -> Result<Message, Pars
         let name = HeaderName::parse(name);
         let value = value.trim();
         if name == HeaderName::ContentLength {
-            let n = value.parse::<usize>().map_err(|_| ParseError::header("Content-Length", value))?;
+            let n =
+                value.parse::<usize>().map_err(|_| ParseError::header("Content-Length", value))?;
             content_length = Some(n);
             continue;
         }
@@ -119,7 +120,12 @@ fn parse_start_line(line: &str, headers: Headers, body: Bytes) -> Result<Message
     if version != "SIP/2.0" {
         return Err(ParseError::Version(truncate(version)));
     }
-    Ok(Message::Request(Request { method: Method::parse(method), uri: Uri::parse(uri)?, headers, body }))
+    Ok(Message::Request(Request {
+        method: Method::parse(method),
+        uri: Uri::parse(uri)?,
+        headers,
+        body,
+    }))
 }
 
 /// Header text as UTF-8. Bytes that are not valid UTF-8 (seen in real traffic: stray binary
@@ -165,7 +171,8 @@ fn truncate(s: &str) -> String {
 mod tests {
     use super::*;
 
-    const INVITE: &str = "INVITE sip:+12065550101@abcdef1ghij2klmno3pqr4.voiceconnector.local SIP/2.0\r\n\
+    const INVITE: &str =
+        "INVITE sip:+12065550101@abcdef1ghij2klmno3pqr4.voiceconnector.local SIP/2.0\r\n\
 v: SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bK-1;rport, SIP/2.0/TCP 10.0.0.1\r\n\
 Max-Forwards: 70\r\n\
 f: \"Alice\" <sip:+12065550100@127.0.0.1>;tag=a1\r\n\
@@ -224,7 +231,9 @@ l: 4\r\n\r\nv=0\r\nextra";
 
     #[test]
     fn non_utf8_header_bytes_are_read_as_latin1() {
-        let m = Message::parse(b"OPTIONS sip:a@b SIP/2.0\r\nFrom: \"Jos\xe9\" <sip:a@b>;tag=1\r\n\r\n").unwrap();
+        let m =
+            Message::parse(b"OPTIONS sip:a@b SIP/2.0\r\nFrom: \"Jos\xe9\" <sip:a@b>;tag=1\r\n\r\n")
+                .unwrap();
         assert_eq!(m.headers().get(&HeaderName::From), Some("\"Jos\u{e9}\" <sip:a@b>;tag=1"));
         assert_eq!(Message::parse(&m.to_bytes()).unwrap(), m);
     }

@@ -1,6 +1,6 @@
 use std::fmt;
 
-use super::{ParseError, Params};
+use super::{Params, ParseError};
 
 /// A URI scheme.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +44,9 @@ impl Uri {
         let s = s.trim();
         let bad = || ParseError::Uri(s.chars().take(80).collect());
         let (scheme, rest) = s.split_once(':').ok_or_else(bad)?;
-        if scheme.is_empty() || !scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) {
+        if scheme.is_empty()
+            || !scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+        {
             return Err(bad());
         }
         let scheme = if scheme.eq_ignore_ascii_case("sip") {
@@ -167,8 +169,9 @@ mod tests {
 
     #[test]
     fn sip_uri_parts() {
-        let u = Uri::parse("sip:+12065550100;npdi@abc.voiceconnector.local:5080;transport=tcp;lr?X=1")
-            .unwrap();
+        let u =
+            Uri::parse("sip:+12065550100;npdi@abc.voiceconnector.local:5080;transport=tcp;lr?X=1")
+                .unwrap();
         assert_eq!(u.user.as_deref(), Some("+12065550100;npdi"));
         assert_eq!(u.host, "abc.voiceconnector.local");
         assert_eq!(u.port, Some(5080));

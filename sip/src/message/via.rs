@@ -1,7 +1,7 @@
 use std::fmt;
 
 use super::uri::split_host_port;
-use super::{ParseError, Params};
+use super::{Params, ParseError};
 use crate::Transport;
 
 /// The RFC 3261 branch magic cookie.

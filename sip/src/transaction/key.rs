@@ -64,7 +64,9 @@ impl ServerKey {
             ServerKey::Rfc3261 { branch, sent_by, .. } => {
                 ServerKey::Rfc3261 { branch, sent_by, method: Method::Invite }
             }
-            ServerKey::Rfc2543 { fields, .. } => ServerKey::Rfc2543 { fields, method: Method::Invite },
+            ServerKey::Rfc2543 { fields, .. } => {
+                ServerKey::Rfc2543 { fields, method: Method::Invite }
+            }
         })
     }
 }

@@ -162,8 +162,10 @@ impl<O: Clone> Layer<O> {
         if request.method == Method::Ack {
             if let Some(e) = self.servers.get_mut(&key) {
                 if let ServerTx::Invite(t) = &mut e.tx {
-                    if matches!(t.state, ServerInviteState::Completed | ServerInviteState::Confirmed)
-                        && t.last_status() >= 300
+                    if matches!(
+                        t.state,
+                        ServerInviteState::Completed | ServerInviteState::Confirmed
+                    ) && t.last_status() >= 300
                     {
                         t.on_ack(now);
                         let (id, at) = (e.id, t.deadline());
@@ -196,7 +198,11 @@ impl<O: Clone> Layer<O> {
     }
 
     /// Handles an incoming response.
-    pub fn on_response(&mut self, response: Response, now: Instant) -> Result<Incoming<O>, ParseError> {
+    pub fn on_response(
+        &mut self,
+        response: Response,
+        now: Instant,
+    ) -> Result<Incoming<O>, ParseError> {
         let key = ClientKey::of_response(&response)?;
         let Some(e) = self.clients.get_mut(&key) else {
             return Ok(Incoming::Stray(response));
@@ -279,6 +285,33 @@ impl<O: Clone> Layer<O> {
         }
     }
 
+    /// Transactions still doing work: clients waiting for a final response and servers that
+    /// have not sent one (or wait for the ACK of a 2xx). Transactions that only linger to absorb
+    /// retransmissions (Timers D, I, J, K) are not counted.
+    pub fn in_flight(&self) -> usize {
+        use super::client_invite::ClientInviteState as CI;
+        use super::client_non_invite::ClientNonInviteState as CN;
+        use super::server_invite::ServerInviteState as SI;
+        use super::server_non_invite::ServerNonInviteState as SN;
+        let clients = self
+            .clients
+            .values()
+            .filter(|e| match &e.tx {
+                ClientTx::Invite(t) => matches!(t.state, CI::Calling | CI::Proceeding),
+                ClientTx::NonInvite(t) => matches!(t.state, CN::Trying | CN::Proceeding),
+            })
+            .count();
+        let servers = self
+            .servers
+            .values()
+            .filter(|e| match &e.tx {
+                ServerTx::Invite(t) => matches!(t.state, SI::Proceeding | SI::Accepted),
+                ServerTx::NonInvite(t) => matches!(t.state, SN::Trying | SN::Proceeding),
+            })
+            .count();
+        clients + servers
+    }
+
     /// The status of the last response sent by a server transaction, if it still exists.
     pub fn server_status(&self, key: &ServerKey) -> Option<u16> {
         match &self.servers.get(key)?.tx {
@@ -341,8 +374,12 @@ impl<O: Clone> Layer<O> {
 
     fn timer_live(&self, id: u64, at: Instant) -> bool {
         match self.timer_refs.get(&id) {
-            Some(TimerRef::Client(k)) => self.clients.get(k).and_then(|e| e.tx.deadline()) == Some(at),
-            Some(TimerRef::Server(k)) => self.servers.get(k).and_then(|e| e.tx.deadline()) == Some(at),
+            Some(TimerRef::Client(k)) => {
+                self.clients.get(k).and_then(|e| e.tx.deadline()) == Some(at)
+            }
+            Some(TimerRef::Server(k)) => {
+                self.servers.get(k).and_then(|e| e.tx.deadline()) == Some(at)
+            }
             None => false,
         }
     }
@@ -442,7 +479,9 @@ mod tests {
     fn server_invite_retransmission_absorbed_and_non_2xx_ack_matched() {
         let t0 = Instant::now();
         let mut l: Layer<u32> = Layer::new(TimerConfig::default());
-        let Incoming::Request { key, request, .. } = l.on_request(request(INVITE), peer(), t0).unwrap() else {
+        let Incoming::Request { key, request, .. } =
+            l.on_request(request(INVITE), peer(), t0).unwrap()
+        else {
             panic!("expected a new request")
         };
         let mut trying = Response::new(100, "Trying");

@@ -161,7 +161,10 @@ mod tests {
         let t0 = Instant::now();
         let mut tx = ServerInvite::new(false, TimerConfig::default());
         assert!(tx.send_response(100, Bytes::from_static(b"100"), t0).is_some());
-        assert_eq!(tx.on_request_retransmission(), ServerOutcome::Transmit(Bytes::from_static(b"100")));
+        assert_eq!(
+            tx.on_request_retransmission(),
+            ServerOutcome::Transmit(Bytes::from_static(b"100"))
+        );
         tx.send_response(486, Bytes::from_static(b"486"), t0);
         let mut sends = Vec::new();
         loop {

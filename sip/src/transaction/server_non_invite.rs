@@ -92,7 +92,10 @@ mod tests {
         let mut tx = ServerNonInvite::new(false, TimerConfig::default());
         assert_eq!(tx.on_request_retransmission(), ServerOutcome::Nothing);
         tx.send_response(200, Bytes::from_static(b"200"), t0);
-        assert_eq!(tx.on_request_retransmission(), ServerOutcome::Transmit(Bytes::from_static(b"200")));
+        assert_eq!(
+            tx.on_request_retransmission(),
+            ServerOutcome::Transmit(Bytes::from_static(b"200"))
+        );
         assert!(tx.send_response(500, Bytes::from_static(b"500"), t0).is_none());
         assert_eq!(tx.deadline(), Some(t0 + Duration::from_secs(32)));
         tx.on_timeout(t0 + Duration::from_secs(32));
