@@ -5,6 +5,7 @@
 //! grammar allows several comma-separated values (Via, Route, Contact, …) are split into one
 //! [`Header`] per value when parsed, so `print` writes one value per line and a re-parse is equal.
 
+mod auth;
 mod cseq;
 mod error;
 mod headers;
@@ -17,6 +18,7 @@ mod print;
 mod uri;
 mod via;
 
+pub use auth::{Digest, DigestParam};
 pub use cseq::CSeq;
 pub use error::ParseError;
 pub use headers::{Header, HeaderName, Headers};
