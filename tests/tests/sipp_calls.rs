@@ -9,6 +9,7 @@ fn strs(v: &[String]) -> Vec<&str> {
 }
 
 /// Runs `calls` calls at `rate`/s of the PBX scenario against the carrier scenario.
+/// `transport` is SIPp's `-t` for both sides, or `pbx/carrier` (e.g. `t1/u1`) for each.
 #[allow(clippy::too_many_arguments)]
 fn run_pair(
     gw: &Gateway,
@@ -23,13 +24,14 @@ fn run_pair(
     let ip = gw.ip.clone();
     let m = calls.to_string();
     let r = rate.to_string();
+    let (pbx_t, carrier_t) = transport.split_once('/').unwrap_or((transport, transport));
     let mut c_args = carrier_args(&ip);
-    c_args.extend(["-t".into(), transport.into(), "-m".into(), m.clone()]);
+    c_args.extend(["-t".into(), carrier_t.into(), "-m".into(), m.clone()]);
     let callee = Sipp::spawn(&gw.dir, "carrier", carrier, &strs(&c_args));
     let mut p_args = pbx_args(&ip);
     p_args.extend([
         "-t".into(),
-        transport.into(),
+        pbx_t.into(),
         "-m".into(),
         m.clone(),
         "-r".into(),
@@ -146,28 +148,15 @@ fn caller_hangs_up_over_tcp_callee_over_udp() {
     }
     let gw = Gateway::start("127.0.0.15", |c| c);
     // PBX on TCP, carrier on UDP: the B2BUA bridges transports.
-    let ip = gw.ip.clone();
-    let mut c_args = carrier_args(&ip);
-    c_args.extend(["-t".into(), "u1".into(), "-m".into(), "20".into()]);
-    let callee = Sipp::spawn(&gw.dir, "carrier", "carrier_answer.xml", &strs(&c_args));
-    let mut p_args = pbx_args(&ip);
-    p_args.extend([
-        "-t".into(),
-        "t1".into(),
-        "-m".into(),
-        "20".into(),
-        "-r".into(),
-        "10".into(),
-        "-d".into(),
-        "100".into(),
-    ]);
-    let caller =
-        run_sipp(&gw.dir, "pbx", "pbx_caller_bye.xml", &strs(&p_args), Duration::from_secs(30));
-    let callee = callee.wait(Duration::from_secs(10));
-    assert_eq!(
-        (caller.successful, caller.failed, callee.successful),
-        (20, 0, 20),
-        "{caller:#?} {callee:#?}"
+    run_pair(
+        &gw,
+        "pbx_caller_bye.xml",
+        "carrier_answer.xml",
+        20,
+        10,
+        "t1/u1",
+        &["-d", "100"],
+        Duration::from_secs(30),
     );
 }
 

@@ -9,7 +9,7 @@ impl Params {
     /// Parses `;a=1;b;c="x;y"` (the leading `;` is optional).
     pub fn parse(s: &str) -> Params {
         let mut out = Vec::new();
-        for part in split_params(s) {
+        for part in split_unquoted(s, ';', false) {
             let part = part.trim();
             if part.is_empty() {
                 continue;
@@ -69,10 +69,11 @@ impl fmt::Display for Params {
     }
 }
 
-/// Splits at `;` outside double quotes.
-fn split_params(s: &str) -> Vec<&str> {
+/// Splits `s` at `sep` where it stands outside double quotes (and, with `angle`, outside
+/// `<…>`), honouring backslash escapes inside quotes. Pieces are returned untrimmed.
+pub(crate) fn split_unquoted(s: &str, sep: char, angle: bool) -> Vec<&str> {
     let mut out = Vec::new();
-    let (mut in_quotes, mut escaped, mut start) = (false, false, 0);
+    let (mut in_quotes, mut in_angle, mut escaped, mut start) = (false, false, false, 0);
     for (i, c) in s.char_indices() {
         if escaped {
             escaped = false;
@@ -81,9 +82,11 @@ fn split_params(s: &str) -> Vec<&str> {
         match c {
             '\\' if in_quotes => escaped = true,
             '"' => in_quotes = !in_quotes,
-            ';' if !in_quotes => {
+            '<' if angle && !in_quotes => in_angle = true,
+            '>' if angle && !in_quotes => in_angle = false,
+            c if c == sep && !in_quotes && !in_angle => {
                 out.push(&s[start..i]);
-                start = i + 1;
+                start = i + c.len_utf8();
             }
             _ => {}
         }
