@@ -43,12 +43,17 @@ const RELAYED_RESPONSE_HEADERS: &[&str] = &[
     "Warning",
     "Retry-After",
     "Unsupported",
+    "Require",
     "Session-Expires",
     "Min-SE",
     "P-Asserted-Identity",
     "Remote-Party-ID",
     "P-Early-Media",
 ];
+
+/// Option tags voicegw does not relay: reliable provisional responses (RFC 3262) would need
+/// PRACK handling on each leg, so neither leg is told the other supports them.
+const UNRELAYED_OPTION_TAGS: &[&str] = &["100rel"];
 
 pub(crate) fn random_token(rng: &mut impl Rng, len: usize) -> String {
     const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
@@ -126,6 +131,20 @@ fn copy_headers(from: &crate::message::Headers, to: &mut crate::message::Headers
     for name in names {
         let name = HeaderName::parse(name);
         for v in from.get_all(&name) {
+            if matches!(name, HeaderName::Supported | HeaderName::Require) {
+                let kept: Vec<&str> = v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|t| {
+                        !t.is_empty()
+                            && !UNRELAYED_OPTION_TAGS.iter().any(|u| u.eq_ignore_ascii_case(t))
+                    })
+                    .collect();
+                if !kept.is_empty() {
+                    to.push(name.clone(), kept.join(", "));
+                }
+                continue;
+            }
             to.push(name.clone(), v);
         }
     }
@@ -186,6 +205,22 @@ pub fn bad_request_for(bytes: &[u8], warning: &str) -> Option<Response> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::{Method, Uri};
+
+    #[test]
+    fn supported_100rel_is_not_relayed() {
+        let mut a = Request::new(Method::Invite, Uri::parse("sip:a@b").unwrap());
+        a.headers.push(HeaderName::Supported, "100rel");
+        a.headers.push(HeaderName::Supported, "timer, 100rel, replaces");
+        a.headers.push(HeaderName::parse("X-Private"), "not relayed");
+        let mut b = Request::new(Method::Invite, Uri::parse("sip:c@d").unwrap());
+        copy_request_content(&a, &mut b);
+        assert_eq!(
+            b.headers.get_all(&HeaderName::Supported).collect::<Vec<_>>(),
+            vec!["timer, replaces"]
+        );
+        assert!(!b.headers.contains(&HeaderName::parse("X-Private")));
+    }
 
     #[test]
     fn bad_request_needs_addressing_headers() {

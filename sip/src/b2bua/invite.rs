@@ -49,6 +49,9 @@ impl<R: Router> B2bua<R> {
         if req.headers.contains(&HeaderName::Require) {
             return reject(self, 420, "unsupported extension required", None);
         }
+        if !req.contact().is_some_and(|c| c.is_ok()) {
+            return reject(self, 400, "INVITE without a valid Contact", None);
+        }
         if self.calls.len() >= self.cfg.max_calls {
             return reject(self, 503, "call capacity reached", Some(1));
         }
