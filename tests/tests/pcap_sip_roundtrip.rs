@@ -70,7 +70,7 @@ fn extract(file: &str) -> Vec<Vec<u8>> {
 
 fn extract_from(path: &std::path::Path, file: &str) -> Vec<Vec<u8>> {
     let out = run_with_limit(
-        Command::new("tshark").args(["-n", "-r"]).arg(&path).args(decode_as(file)).args([
+        Command::new("tshark").args(["-n", "-r"]).arg(path).args(decode_as(file)).args([
             "-Y",
             "sip",
             "-T",

@@ -73,6 +73,8 @@ pub(crate) enum Purpose {
     Relay,
     Cancel,
     Bye,
+    /// Requests whose outcome does not matter (BYE to a surplus fork).
+    Discard,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -162,7 +162,7 @@ impl<R: Router> B2bua<R> {
         match owner.purpose {
             Purpose::Invite => self.on_b_invite_response(owner.call, resp, now),
             Purpose::Relay | Purpose::Bye => self.on_relay_response(owner.call, key, resp, now),
-            Purpose::Cancel => {}
+            Purpose::Cancel | Purpose::Discard => {}
         }
     }
 
@@ -194,7 +194,13 @@ impl<R: Router> B2bua<R> {
             return;
         }
         if resp.is_success() {
-            if call.b_dialog.is_some() {
+            if let Some(d) = &call.b_dialog {
+                let tag = resp.to().ok().and_then(|t| t.tag().map(str::to_string));
+                if tag.as_deref() != Some(d.id.remote_tag.as_str()) {
+                    // A 2xx from another fork of the INVITE (§13.2.2.4): one call is enough.
+                    self.ack_and_bye_fork(id, &resp, now);
+                    return;
+                }
                 // A retransmitted 2xx: re-ACK if we already acknowledged it.
                 if let Some(ack) = call.b_ack.clone() {
                     self.layer.send_raw(call.b_peer, ack);
@@ -256,6 +262,22 @@ impl<R: Router> B2bua<R> {
             status
         };
         self.end_call(id, final_status, &reason);
+    }
+
+    /// ACKs and hangs up a second dialog created by a forked INVITE's 2xx.
+    fn ack_and_bye_fork(&mut self, id: u64, resp: &Response, now: Instant) {
+        let Some(call) = self.calls.get(&id) else { return };
+        let Some(mut fork) = Dialog::uac(&call.b_invite, resp) else { return };
+        let peer = call.b_peer;
+        let local = local_for(&self.cfg, peer.transport);
+        let seq = call.b_invite.cseq().map(|c| c.seq).unwrap_or(1);
+        let mut ack = fork.request(Method::Ack, Some(seq));
+        ack.headers.push_front(HeaderName::Via, our_via(peer.transport, local, &new_branch(&mut self.rng)));
+        self.layer.send_raw(peer, ack.to_bytes());
+        let mut bye = fork.request(Method::Bye, None);
+        bye.headers.push_front(HeaderName::Via, our_via(peer.transport, local, &new_branch(&mut self.rng)));
+        tracing::info!(call = id, "second 2xx from a forked INVITE: acknowledged and hung up");
+        let _ = self.layer.send_request(bye, peer, Owner { call: id, purpose: Purpose::Discard }, now);
     }
 
     /// Sends the ACK for the callee's 2xx, with `body` from the caller's ACK if any.
@@ -360,7 +382,7 @@ impl<R: Router> B2bua<R> {
             Purpose::Relay | Purpose::Bye => {
                 self.on_relay_response(owner.call, key, Response::new(408, "Request Timeout"), now)
             }
-            Purpose::Cancel => {}
+            Purpose::Cancel | Purpose::Discard => {}
         }
     }
 
