@@ -272,12 +272,19 @@ impl<R: Router> B2bua<R> {
         let local = local_for(&self.cfg, peer.transport);
         let seq = call.b_invite.cseq().map(|c| c.seq).unwrap_or(1);
         let mut ack = fork.request(Method::Ack, Some(seq));
-        ack.headers.push_front(HeaderName::Via, our_via(peer.transport, local, &new_branch(&mut self.rng)));
+        ack.headers.push_front(
+            HeaderName::Via,
+            our_via(peer.transport, local, &new_branch(&mut self.rng)),
+        );
         self.layer.send_raw(peer, ack.to_bytes());
         let mut bye = fork.request(Method::Bye, None);
-        bye.headers.push_front(HeaderName::Via, our_via(peer.transport, local, &new_branch(&mut self.rng)));
+        bye.headers.push_front(
+            HeaderName::Via,
+            our_via(peer.transport, local, &new_branch(&mut self.rng)),
+        );
         tracing::info!(call = id, "second 2xx from a forked INVITE: acknowledged and hung up");
-        let _ = self.layer.send_request(bye, peer, Owner { call: id, purpose: Purpose::Discard }, now);
+        let _ =
+            self.layer.send_request(bye, peer, Owner { call: id, purpose: Purpose::Discard }, now);
     }
 
     /// Sends the ACK for the callee's 2xx, with `body` from the caller's ACK if any.

@@ -173,9 +173,14 @@ fn a_second_2xx_from_another_fork_is_acked_and_hung_up() {
     let (b_inv, _) = established(&mut c, t);
     c.handle_bytes(&answer(&b_inv, 200, "fork2"), peer(B), t);
     let (m, ev) = drain(&mut c);
-    let sent: Vec<(Method, Option<String>)> =
-        m.iter().map(|(_, x)| (req(x).method.clone(), req(x).to().unwrap().tag().map(str::to_string))).collect();
-    assert_eq!(sent, vec![(Method::Ack, Some("fork2".into())), (Method::Bye, Some("fork2".into()))]);
+    let sent: Vec<(Method, Option<String>)> = m
+        .iter()
+        .map(|(_, x)| (req(x).method.clone(), req(x).to().unwrap().tag().map(str::to_string)))
+        .collect();
+    assert_eq!(
+        sent,
+        vec![(Method::Ack, Some("fork2".into())), (Method::Bye, Some("fork2".into()))]
+    );
     assert!(m.iter().all(|(p, _)| *p == peer(B)));
     assert!(ev.is_empty());
     assert_eq!(c.active_calls(), 1, "the first dialog's call goes on");

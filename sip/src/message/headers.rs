@@ -42,70 +42,76 @@ pub enum HeaderName {
     Other(String),
 }
 
-/// (name, canonical spelling, compact form)
-const KNOWN: &[(HeaderName, &str, Option<&str>)] = &[
-    (HeaderName::Via, "Via", Some("v")),
-    (HeaderName::From, "From", Some("f")),
-    (HeaderName::To, "To", Some("t")),
-    (HeaderName::CallId, "Call-ID", Some("i")),
-    (HeaderName::CSeq, "CSeq", None),
-    (HeaderName::Contact, "Contact", Some("m")),
-    (HeaderName::MaxForwards, "Max-Forwards", None),
-    (HeaderName::Route, "Route", None),
-    (HeaderName::RecordRoute, "Record-Route", None),
-    (HeaderName::ContentType, "Content-Type", Some("c")),
-    (HeaderName::ContentLength, "Content-Length", Some("l")),
-    (HeaderName::ContentEncoding, "Content-Encoding", Some("e")),
-    (HeaderName::ContentDisposition, "Content-Disposition", None),
-    (HeaderName::Supported, "Supported", Some("k")),
-    (HeaderName::Require, "Require", None),
-    (HeaderName::ProxyRequire, "Proxy-Require", None),
-    (HeaderName::Unsupported, "Unsupported", None),
-    (HeaderName::Allow, "Allow", None),
-    (HeaderName::Accept, "Accept", None),
-    (HeaderName::Authorization, "Authorization", None),
-    (HeaderName::ProxyAuthorization, "Proxy-Authorization", None),
-    (HeaderName::WwwAuthenticate, "WWW-Authenticate", None),
-    (HeaderName::ProxyAuthenticate, "Proxy-Authenticate", None),
-    (HeaderName::AuthenticationInfo, "Authentication-Info", None),
-    (HeaderName::Expires, "Expires", None),
-    (HeaderName::UserAgent, "User-Agent", None),
-    (HeaderName::Server, "Server", None),
-    (HeaderName::Warning, "Warning", None),
-    (HeaderName::RetryAfter, "Retry-After", None),
-    (HeaderName::Subject, "Subject", Some("s")),
-    (HeaderName::Event, "Event", Some("o")),
-    (HeaderName::ReferTo, "Refer-To", Some("r")),
-    (HeaderName::ReferredBy, "Referred-By", Some("b")),
-    (HeaderName::SessionExpires, "Session-Expires", Some("x")),
-    (HeaderName::AllowEvents, "Allow-Events", Some("u")),
-];
+/// Declares the well-known names once: variant, canonical spelling, lower-case spellings
+/// (full, then compact if any).
+macro_rules! known_headers {
+    ($($variant:ident => $canonical:literal [$($lower:literal)|+]),* $(,)?) => {
+        impl HeaderName {
+            /// Recognises full and compact names, case-insensitively.
+            pub fn parse(name: &str) -> HeaderName {
+                let mut buf = [0u8; 24];
+                if name.len() <= buf.len() {
+                    let lower = &mut buf[..name.len()];
+                    lower.copy_from_slice(name.as_bytes());
+                    lower.make_ascii_lowercase();
+                    match &*lower {
+                        $($($lower)|+ => return HeaderName::$variant,)*
+                        _ => {}
+                    }
+                }
+                HeaderName::Other(name.to_string())
+            }
 
-impl HeaderName {
-    /// Recognises full and compact names, case-insensitively.
-    pub fn parse(name: &str) -> HeaderName {
-        for (h, full, compact) in KNOWN {
-            if full.eq_ignore_ascii_case(name)
-                || compact.is_some_and(|c| c.eq_ignore_ascii_case(name))
-            {
-                return h.clone();
+            /// The canonical (long-form) spelling.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $(HeaderName::$variant => $canonical,)*
+                    HeaderName::Other(s) => s,
+                }
             }
         }
-        HeaderName::Other(name.to_string())
-    }
+    };
+}
 
-    /// The canonical (long-form) spelling.
-    pub fn as_str(&self) -> &str {
-        if let HeaderName::Other(s) = self {
-            return s;
-        }
-        KNOWN
-            .iter()
-            .find(|(h, _, _)| std::mem::discriminant(h) == std::mem::discriminant(self))
-            .map(|(_, full, _)| *full)
-            .unwrap_or("")
-    }
+known_headers! {
+    Via => "Via" [b"via" | b"v"],
+    From => "From" [b"from" | b"f"],
+    To => "To" [b"to" | b"t"],
+    CallId => "Call-ID" [b"call-id" | b"i"],
+    CSeq => "CSeq" [b"cseq"],
+    Contact => "Contact" [b"contact" | b"m"],
+    MaxForwards => "Max-Forwards" [b"max-forwards"],
+    Route => "Route" [b"route"],
+    RecordRoute => "Record-Route" [b"record-route"],
+    ContentType => "Content-Type" [b"content-type" | b"c"],
+    ContentLength => "Content-Length" [b"content-length" | b"l"],
+    ContentEncoding => "Content-Encoding" [b"content-encoding" | b"e"],
+    ContentDisposition => "Content-Disposition" [b"content-disposition"],
+    Supported => "Supported" [b"supported" | b"k"],
+    Require => "Require" [b"require"],
+    ProxyRequire => "Proxy-Require" [b"proxy-require"],
+    Unsupported => "Unsupported" [b"unsupported"],
+    Allow => "Allow" [b"allow"],
+    Accept => "Accept" [b"accept"],
+    Authorization => "Authorization" [b"authorization"],
+    ProxyAuthorization => "Proxy-Authorization" [b"proxy-authorization"],
+    WwwAuthenticate => "WWW-Authenticate" [b"www-authenticate"],
+    ProxyAuthenticate => "Proxy-Authenticate" [b"proxy-authenticate"],
+    AuthenticationInfo => "Authentication-Info" [b"authentication-info"],
+    Expires => "Expires" [b"expires"],
+    UserAgent => "User-Agent" [b"user-agent"],
+    Server => "Server" [b"server"],
+    Warning => "Warning" [b"warning"],
+    RetryAfter => "Retry-After" [b"retry-after"],
+    Subject => "Subject" [b"subject" | b"s"],
+    Event => "Event" [b"event" | b"o"],
+    ReferTo => "Refer-To" [b"refer-to" | b"r"],
+    ReferredBy => "Referred-By" [b"referred-by" | b"b"],
+    SessionExpires => "Session-Expires" [b"session-expires" | b"x"],
+    AllowEvents => "Allow-Events" [b"allow-events" | b"u"],
+}
 
+impl HeaderName {
     /// Whether the header's grammar is a comma-separated list that may be split into one
     /// value per header line (RFC 3261 §7.3.1). Authorization-family headers and others whose
     /// values contain commas are not.

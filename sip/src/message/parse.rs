@@ -1,3 +1,5 @@
+use std::borrow::Cow;
+
 use bytes::Bytes;
 
 use super::headers::split_list;
@@ -131,21 +133,22 @@ fn parse_start_line(line: &str, headers: Headers, body: Bytes) -> Result<Message
 /// Header text as UTF-8. Bytes that are not valid UTF-8 (seen in real traffic: stray binary
 /// after a tag, Latin-1 display names) are read as Latin-1 characters instead of refusing the
 /// message; printing then writes them UTF-8 encoded, and a re-parse gives the same message.
-fn decode_head(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+fn decode_head(bytes: &[u8]) -> Cow<'_, str> {
     if let Ok(s) = std::str::from_utf8(bytes) {
-        return std::borrow::Cow::Borrowed(s);
+        return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(bytes.len() + 16);
     for chunk in bytes.utf8_chunks() {
         out.push_str(chunk.valid());
         out.extend(chunk.invalid().iter().map(|&b| char::from(b)));
     }
-    std::borrow::Cow::Owned(out)
+    Cow::Owned(out)
 }
 
-/// Splits the header section into lines, joining continuation lines (RFC 3261 §7.3.1).
-fn unfold(head: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+/// Splits the header section into lines, joining continuation lines (RFC 3261 §7.3.1). Lines
+/// are borrowed unless a continuation had to be joined.
+fn unfold(head: &str) -> Vec<Cow<'_, str>> {
+    let mut out: Vec<Cow<'_, str>> = Vec::with_capacity(24);
     for raw in head.split('\n') {
         let line = raw.strip_suffix('\r').unwrap_or(raw);
         if line.is_empty() {
@@ -153,12 +156,13 @@ fn unfold(head: &str) -> Vec<String> {
         }
         if line.starts_with([' ', '\t']) {
             if let Some(prev) = out.last_mut() {
-                prev.push(' ');
-                prev.push_str(line.trim_start());
+                let joined = prev.to_mut();
+                joined.push(' ');
+                joined.push_str(line.trim_start());
                 continue;
             }
         }
-        out.push(line.to_string());
+        out.push(Cow::Borrowed(line));
     }
     out
 }
