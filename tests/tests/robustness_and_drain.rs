@@ -132,3 +132,35 @@ fn sigterm_refuses_new_calls_and_lets_calls_finish() {
     assert_eq!(code, Some(0), "voicegw should exit 0 once drained: {}", gw.log());
     assert!(gw.log().contains("drained"), "{}", gw.log());
 }
+
+#[test]
+fn idle_connections_are_closed_and_the_connection_limit_holds() {
+    let gw = Gateway::start("127.0.0.23", |c| {
+        c.replace("idle_connection_secs = 300", "idle_connection_secs = 1")
+            .replace("max_connections = 4096", "max_connections = 3")
+    });
+    let target = format!("{}:5060", gw.ip);
+    let mut buf = [0u8; 16];
+    // Three connections are accepted and served; a fourth is closed at once.
+    let mut held: Vec<TcpStream> =
+        (0..3).map(|_| TcpStream::connect(&target).expect("tcp")).collect();
+    for s in &mut held {
+        s.set_read_timeout(Some(Duration::from_secs(3))).expect("timeout");
+        s.write_all(b"\r\n\r\n").expect("ping");
+        assert_eq!(s.read(&mut buf).expect("pong"), 2);
+    }
+    let mut fourth = TcpStream::connect(&target).expect("tcp accept");
+    fourth.set_read_timeout(Some(Duration::from_secs(3))).expect("timeout");
+    let _ = fourth.write_all(b"\r\n\r\n");
+    assert_eq!(fourth.read(&mut buf).unwrap_or(0), 0, "the fourth connection should be refused");
+    // After 1 s without traffic the held connections are closed by the gateway.
+    std::thread::sleep(Duration::from_millis(1500));
+    for s in &mut held {
+        assert_eq!(s.read(&mut buf).unwrap_or(0), 0, "idle connection should be closed");
+    }
+    // And new connections are accepted again.
+    let mut again = TcpStream::connect(&target).expect("tcp");
+    again.set_read_timeout(Some(Duration::from_secs(3))).expect("timeout");
+    again.write_all(b"\r\n\r\n").expect("ping");
+    assert_eq!(again.read(&mut buf).expect("pong"), 2);
+}
