@@ -37,6 +37,9 @@ enum Command {
     },
     /// Print the embedded default configuration.
     DefaultConfig,
+    /// Run the media statistics over a capture (pcap or pcapng) and print one JSON object per
+    /// RTP stream.
+    Analyze { file: PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -58,6 +61,30 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Analyze { file } => {
+            let bytes = match std::fs::read(&file) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("error: cannot read {}: {e}", file.display());
+                    return ExitCode::FAILURE;
+                }
+            };
+            match gateway::analyze::analyze(&bytes) {
+                Ok(streams) => {
+                    for s in streams {
+                        match serde_json::to_string(&s) {
+                            Ok(line) => println!("{line}"),
+                            Err(e) => eprintln!("error: {e}"),
+                        }
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {}: {e}", file.display());
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::DefaultConfig => {
             print!("{EMBEDDED_DEFAULT}");
             ExitCode::SUCCESS

@@ -49,7 +49,10 @@ fn rd32(b: &[u8], at: usize, le: bool) -> Option<u32> {
 }
 
 /// Calls `f(time_ns, linktype, frame)` for each captured frame.
-fn for_each_frame<'a>(file: &'a [u8], mut f: impl FnMut(u64, u32, &'a [u8])) -> Result<(), CaptureError> {
+fn for_each_frame<'a>(
+    file: &'a [u8],
+    mut f: impl FnMut(u64, u32, &'a [u8]),
+) -> Result<(), CaptureError> {
     let magic = rd32(file, 0, false).ok_or(CaptureError::UnknownFormat)?;
     match magic {
         0xa1b2_c3d4 | 0xd4c3_b2a1 | 0xa1b2_3c4d | 0x4d3c_b2a1 => {
@@ -62,7 +65,8 @@ fn for_each_frame<'a>(file: &'a [u8], mut f: impl FnMut(u64, u32, &'a [u8])) -> 
                 let secs = u64::from(rd32(hdr, 0, le).unwrap_or(0));
                 let frac = u64::from(rd32(hdr, 4, le).unwrap_or(0));
                 let caplen = rd32(hdr, 8, le).unwrap_or(0) as usize;
-                let data = file.get(pos + 16..pos + 16 + caplen).ok_or(CaptureError::Truncated(pos))?;
+                let data =
+                    file.get(pos + 16..pos + 16 + caplen).ok_or(CaptureError::Truncated(pos))?;
                 let ns = secs * 1_000_000_000 + if nanos { frac } else { frac * 1000 };
                 f(ns, link, data);
                 pos += 16 + caplen;
@@ -136,7 +140,11 @@ fn if_tsresol(opts: &[u8], le: bool) -> u64 {
         if code == 9 && len >= 1 {
             let v = opts[pos + 4];
             let exp = u32::from(v & 0x7f);
-            return if v & 0x80 == 0 { 10u64.saturating_pow(exp) } else { 2u64.saturating_pow(exp) };
+            return if v & 0x80 == 0 {
+                10u64.saturating_pow(exp)
+            } else {
+                2u64.saturating_pow(exp)
+            };
         }
         pos += 4 + len.div_ceil(4) * 4;
     }
@@ -162,7 +170,13 @@ fn link_to_udp(link: u32, frame: &[u8]) -> Option<(SocketAddr, SocketAddr, &[u8]
             let fam_be = rd32(frame, 0, false)?;
             let v4 = fam_le == 2 || fam_be == 2;
             let v6 = [24, 28, 30].contains(&fam_le) || [24, 28, 30].contains(&fam_be);
-            let et = if v4 { 0x0800 } else if v6 { 0x86dd } else { return None };
+            let et = if v4 {
+                0x0800
+            } else if v6 {
+                0x86dd
+            } else {
+                return None;
+            };
             ip(et, frame.get(4..)?)
         }
         // Raw IP
@@ -256,7 +270,28 @@ mod tests {
         let mut f = vec![0u8; 12];
         f.extend_from_slice(&[0x81, 0x00, 0x00, 0x05, 0x08, 0x00]); // one VLAN tag
         let total = 20 + 8 + payload.len();
-        f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+        f.extend_from_slice(&[
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0,
+            0,
+            0,
+            0,
+            64,
+            17,
+            0,
+            0,
+            10,
+            0,
+            0,
+            1,
+            10,
+            0,
+            0,
+            2,
+        ]);
         let ulen = 8 + payload.len();
         f.extend_from_slice(&[0x13, 0x88, 0x07, 0xd6, (ulen >> 8) as u8, ulen as u8, 0, 0]);
         f.extend_from_slice(payload);
@@ -266,7 +301,10 @@ mod tests {
     #[test]
     fn reads_pcap_little_endian_with_vlan() {
         let frame = eth_ipv4_udp(b"hello");
-        let mut file = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0];
+        let mut file = vec![
+            0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0,
+            0,
+        ];
         file.extend_from_slice(&10u32.to_le_bytes());
         file.extend_from_slice(&500u32.to_le_bytes());
         file.extend_from_slice(&(frame.len() as u32).to_le_bytes());
@@ -282,8 +320,14 @@ mod tests {
 
     #[test]
     fn rejects_unknown_and_truncated() {
-        assert_eq!(udp_datagrams(b"GIF89a.........................."), Err(CaptureError::UnknownFormat));
-        let mut file = vec![0xa1, 0xb2, 0xc3, 0xd4, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 1];
+        assert_eq!(
+            udp_datagrams(b"GIF89a.........................."),
+            Err(CaptureError::UnknownFormat)
+        );
+        let mut file = vec![
+            0xa1, 0xb2, 0xc3, 0xd4, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0,
+            1,
+        ];
         file.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 99, 0, 0, 0, 99, 1, 2, 3]);
         assert_eq!(udp_datagrams(&file), Err(CaptureError::Truncated(24)));
     }

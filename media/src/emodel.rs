@@ -48,7 +48,14 @@ pub fn mos_of_r(r: f64) -> f64 {
 
 /// The MOS voicegw reports: one-way delay d = RTT/2 + 2·jitter + packetization time, clamped to
 /// [1.0, 4.4] and rounded to two decimals.
-pub fn reported_mos(rtt_ms: f64, jitter_ms: f64, ptime_ms: f64, loss_pct: f64, codec: Codec, burst_ratio: f64) -> f64 {
+pub fn reported_mos(
+    rtt_ms: f64,
+    jitter_ms: f64,
+    ptime_ms: f64,
+    loss_pct: f64,
+    codec: Codec,
+    burst_ratio: f64,
+) -> f64 {
     let d = rtt_ms / 2.0 + 2.0 * jitter_ms + ptime_ms;
     let mos = mos_of_r(r_factor(d, loss_pct, codec, burst_ratio)).clamp(1.0, 4.4);
     (mos * 100.0).round() / 100.0
@@ -97,13 +104,24 @@ mod tests {
     fn matches_the_reference_table() {
         let mut rows = 0;
         for line in REFERENCE.lines().filter(|l| !l.trim().is_empty()) {
-            let nums: Vec<f64> = line.split(|c: char| c == '|' || c.is_whitespace()).filter_map(|t| t.parse().ok()).collect();
+            let nums: Vec<f64> = line
+                .split(|c: char| c == '|' || c.is_whitespace())
+                .filter_map(|t| t.parse().ok())
+                .collect();
             let (d, p) = (nums[0], nums[1]);
             for (i, codec) in [G711_PLC, G711_NO_PLC, G729A_VAD].into_iter().enumerate() {
                 let r = r_factor(d, p, codec, 1.0);
                 let m = mos_of_r(r);
-                assert_eq!(format!("{r:.2}"), format!("{:.2}", nums[2 + 2 * i]), "R d={d} p={p} codec {i}");
-                assert_eq!(format!("{m:.3}"), format!("{:.3}", nums[3 + 2 * i]), "MOS d={d} p={p} codec {i}");
+                assert_eq!(
+                    format!("{r:.2}"),
+                    format!("{:.2}", nums[2 + 2 * i]),
+                    "R d={d} p={p} codec {i}"
+                );
+                assert_eq!(
+                    format!("{m:.3}"),
+                    format!("{:.3}", nums[3 + 2 * i]),
+                    "MOS d={d} p={p} codec {i}"
+                );
             }
             rows += 1;
         }

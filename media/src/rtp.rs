@@ -93,10 +93,15 @@ mod tests {
         let mut p = vec![0x80, 0x88, 0x12, 0x34, 0, 0, 0x01, 0x40, 0xde, 0xad, 0xbe, 0xef];
         p.extend_from_slice(&[0u8; 160]);
         let h = RtpHeader::parse(&p).unwrap();
-        assert_eq!((h.marker, h.payload_type, h.sequence, h.timestamp, h.ssrc), (true, 8, 0x1234, 320, 0xdeadbeef));
+        assert_eq!(
+            (h.marker, h.payload_type, h.sequence, h.timestamp, h.ssrc),
+            (true, 8, 0x1234, 320, 0xdeadbeef)
+        );
         assert_eq!((h.payload_offset, h.payload_len), (12, 160));
         // one CSRC, a one-word extension, 4 bytes of padding
-        let mut q = vec![0xb1, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 9, 0xbe, 0xde, 0, 1, 1, 2, 3, 4];
+        let mut q = vec![
+            0xb1, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 9, 0xbe, 0xde, 0, 1, 1, 2, 3, 4,
+        ];
         q.extend_from_slice(&[7u8; 10]);
         q.extend_from_slice(&[0, 0, 0, 4]);
         let h = RtpHeader::parse(&q).unwrap();

@@ -7,7 +7,10 @@
 //! - `lost` = expected − received (A.3), negative with duplicates; expected spans the base
 //!   sequence number to the highest extended sequence number seen.
 //! - Jitter is updated for every packet whose payload type has a known clock rate, against the
-//!   previous packet in timestamp order; it is kept in timestamp units and reported in ms.
+//!   previous such packet in timestamp order; packets of unknown rate (RFC 4733 events,
+//!   undeclared dynamic types) are left out entirely. Kept in timestamp units, reported in ms.
+//! - A timestamp that goes back while the sequence goes on is a media-clock restart: the jitter
+//!   reference moves to that packet (no sample), instead of reporting the jump as jitter.
 //! - Mean and maximum jitter, for reports, leave out the first packet, packets with the marker
 //!   bit (talk-spurt starts), comfort noise and the packet after it, and packets whose timestamp
 //!   goes backwards — the same convention as Wireshark's RTP stream analysis, so the two agree.
@@ -43,6 +46,17 @@ pub struct ReceiveStats {
     jitter_samples: u64,
     /// Packets that started a new sequence (A.1 resynchronisation after a large jump).
     pub resyncs: u32,
+    /// Packets expected in sequence spans closed by a resynchronisation.
+    expected_before: u64,
+    /// Set by a resynchronisation: the next packet restarts the jitter reference.
+    resync_jitter: bool,
+    /// Packets with a known clock rate (the ones jitter is computed over).
+    rated_packets: u64,
+    have_rated: bool,
+    /// The last packet moved the highest sequence number forward.
+    advanced: bool,
+    /// Timestamp restarts seen (timestamps going back while the sequence goes on).
+    pub timestamp_resets: u32,
 }
 
 /// One received packet, as far as statistics care.
@@ -77,11 +91,14 @@ impl ReceiveStats {
             self.last_ts32 = a.timestamp;
             self.have_ref = true;
             self.last_pt = Some(a.payload_type);
-            self.clock_rate = a.clock_rate;
+            self.clock_rate = a.clock_rate.filter(|r| *r > 0);
+            self.have_rated = self.clock_rate.is_some();
+            self.rated_packets = u64::from(self.have_rated);
             return;
         }
-        self.update_seq(a.sequence);
-        self.update_jitter(a);
+        if self.update_seq(a.sequence) {
+            self.update_jitter(a);
+        }
     }
 
     fn init_seq(&mut self, seq: u16) {
@@ -91,9 +108,11 @@ impl ReceiveStats {
         self.bad_seq = None;
     }
 
-    /// A.1 `update_seq`, counting every packet.
-    fn update_seq(&mut self, seq: u16) {
+    /// A.1 `update_seq`, counting every packet. Returns false for a packet after a very large
+    /// jump that is not (yet) confirmed as a restart: it is left out of jitter.
+    fn update_seq(&mut self, seq: u16) -> bool {
         let udelta = seq.wrapping_sub(self.max_seq);
+        self.advanced = udelta > 0 && udelta < MAX_DROPOUT;
         if udelta < MAX_DROPOUT {
             if seq < self.max_seq {
                 self.cycles += 1;
@@ -102,25 +121,67 @@ impl ReceiveStats {
         } else if udelta <= u16::MAX - MAX_MISORDER {
             // A very large jump: two in a row mean the source restarted its sequence.
             if self.bad_seq == Some(seq) {
+                // The source restarted its sequence (two consecutive packets agree). Close the
+                // old span into `expected_before` and start a new one at the previous packet,
+                // the first of the new sequence.
                 self.resyncs += 1;
-                let received = self.packets;
-                self.init_seq(seq);
-                // Keep the packet count; expected restarts from here, so re-base.
-                self.base_seq = (u32::from(seq)).wrapping_sub((received - 1) as u32);
+                self.expected_before += self.span_expected();
+                self.init_seq(seq.wrapping_sub(1));
+                self.max_seq = seq;
+                self.resync_jitter = true;
             } else {
                 self.bad_seq = Some(seq.wrapping_add(1));
+                return false;
             }
         }
         // else: duplicate or reordered within MAX_MISORDER; nothing to move.
+        true
     }
 
     fn update_jitter(&mut self, a: &Arrival) {
+        if std::mem::take(&mut self.resync_jitter) && a.clock_rate.is_some() {
+            // A restarted source restarts its timestamps too: take this packet as the new
+            // reference instead of measuring it against the old sequence.
+            self.last_arrival_ms = a.at_ms;
+            self.ext_ts = i64::from(a.timestamp);
+            self.last_ts32 = a.timestamp;
+            self.last_pt = Some(a.payload_type);
+            return;
+        }
+        // Packets of unknown clock rate (RFC 4733 events, undeclared dynamic payload types)
+        // carry timestamps that say nothing about the audio clock: leave them out entirely.
+        let Some(rate) = a.clock_rate.filter(|r| *r > 0) else {
+            self.last_pt = Some(a.payload_type);
+            return;
+        };
+        self.rated_packets += 1;
+        if !self.have_rated {
+            // The first packet with a known rate is the jitter reference.
+            self.have_rated = true;
+            self.clock_rate = Some(rate);
+            self.last_arrival_ms = a.at_ms;
+            self.ext_ts = i64::from(a.timestamp);
+            self.last_ts32 = a.timestamp;
+            self.last_pt = Some(a.payload_type);
+            return;
+        }
         // Extend the 32-bit timestamp against the previous one.
         let delta_ts = a.timestamp.wrapping_sub(self.last_ts32) as i32;
         let ext_ts = self.ext_ts + i64::from(delta_ts);
         let backwards = ext_ts < self.ext_ts;
+        if backwards && self.advanced {
+            // The sequence goes on but the timestamps went back: the sender restarted its media
+            // clock (new codec, re-INVITE, …). Re-anchor on this packet rather than count the
+            // restart as tens of seconds of "jitter".
+            self.timestamp_resets += 1;
+            self.last_arrival_ms = a.at_ms;
+            self.ext_ts = i64::from(a.timestamp);
+            self.last_ts32 = a.timestamp;
+            self.last_pt = Some(a.payload_type);
+            return;
+        }
         let follows_cn = self.last_pt.is_some_and(crate::rtp::is_comfort_noise);
-        if let Some(rate) = a.clock_rate.filter(|r| *r > 0) {
+        {
             self.clock_rate = Some(rate);
             let ms_per_unit = 1000.0 / f64::from(rate);
             let expected = self.last_arrival_ms + (ext_ts - self.ext_ts) as f64 * ms_per_unit;
@@ -131,8 +192,8 @@ impl ReceiveStats {
             let regular = !a.marker && !a.comfort_noise && !backwards && !follows_cn;
             if regular {
                 self.jitter_max_ms = self.jitter_max_ms.max(jitter_ms);
-                // Running mean over the packets before this one (Wireshark's weighting).
-                let n = (self.packets - 1) as f64;
+                // Running mean over the rated packets before this one (Wireshark's weighting).
+                let n = (self.rated_packets - 1) as f64;
                 self.jitter_mean_ms = (self.jitter_mean_ms * (n - 1.0) + jitter_ms) / n;
                 self.jitter_samples += 1;
             }
@@ -150,12 +211,17 @@ impl ReceiveStats {
         u64::from(self.cycles) * 65_536 + u64::from(self.max_seq)
     }
 
-    /// Packets expected: from the first sequence number to the highest (A.3).
+    fn span_expected(&self) -> u64 {
+        (self.extended_max() + 1).saturating_sub(u64::from(self.base_seq))
+    }
+
+    /// Packets expected: from the first sequence number to the highest (A.3), summed over the
+    /// spans a sequence restart separates.
     pub fn expected(&self) -> u64 {
         if !self.started {
             return 0;
         }
-        (self.extended_max() + 1).saturating_sub(u64::from(self.base_seq))
+        self.expected_before + self.span_expected()
     }
 
     /// Cumulative packets lost (A.3): expected − received, negative when duplicates arrived.
@@ -253,7 +319,33 @@ mod tests {
             s.on_packet(&pkt(40_000 + i, u32::from(10 + i) * 160, f64::from(10 + i) * 20.0));
         }
         assert_eq!(s.resyncs, 1);
-        assert_eq!((s.packets, s.lost()), (20, 0));
+        assert_eq!((s.packets, s.expected(), s.lost()), (20, 20, 0));
+        // A restart with timestamps starting over does not disturb jitter.
+        let mut t = ReceiveStats::new();
+        for i in 0..10u16 {
+            t.on_packet(&pkt(i, 8000 + u32::from(i) * 160, f64::from(i) * 20.0));
+        }
+        for i in 0..10u16 {
+            t.on_packet(&pkt(30_000 + i, u32::from(i) * 160, 1000.0 + f64::from(i) * 20.0));
+        }
+        assert_eq!((t.packets, t.resyncs, t.lost()), (20, 1, 0));
+        assert!(t.max_jitter_ms().unwrap() < 1e-9, "{:?}", t.max_jitter_ms());
+    }
+
+    #[test]
+    fn timestamp_restart_with_continuous_sequence_reanchors() {
+        let mut s = ReceiveStats::new();
+        for i in 0..50u32 {
+            s.on_packet(&pkt(i as u16, 300_000 + i * 160, f64::from(i) * 20.0));
+        }
+        for i in 50..100u32 {
+            s.on_packet(&pkt(i as u16, (i - 50) * 160, f64::from(i) * 20.0 + 5.0));
+        }
+        assert_eq!(s.timestamp_resets, 1);
+        assert!(s.max_jitter_ms().unwrap() < 1e-9, "{:?}", s.max_jitter_ms());
+        // A late packet (older sequence and timestamp) is not a restart.
+        s.on_packet(&pkt(98, 48 * 160, 2010.0));
+        assert_eq!(s.timestamp_resets, 1);
     }
 
     #[test]
