@@ -13,6 +13,7 @@
 pub mod capture;
 pub mod emodel;
 mod ports;
+pub mod relay;
 pub mod rtp;
 pub mod sdp;
 pub mod stats;

@@ -1,0 +1,272 @@
+//! The forwarding decision of one call's media, sans-IO: packets arrive on one side (A: the
+//! inbound leg, B: the outbound leg), are counted and measured, and go out of the other side to
+//! the peer's address — learnt from SDP, then latched from the first packet the peer sends
+//! (symmetric RTP). Packets from other sources once latched are dropped and counted.
+//!
+//! No allocation or copy per packet: [`Session::on_packet`] reads the header in place and
+//! returns where the same bytes go.
+
+use std::net::SocketAddr;
+
+use crate::rtp::{is_comfort_noise, is_rtcp, RtpHeader};
+use crate::stats::{Arrival, ReceiveStats};
+
+/// A side of the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    A,
+    B,
+}
+
+impl Side {
+    pub fn other(self) -> Side {
+        match self {
+            Side::A => Side::B,
+            Side::B => Side::A,
+        }
+    }
+
+    fn idx(self) -> usize {
+        match self {
+            Side::A => 0,
+            Side::B => 1,
+        }
+    }
+}
+
+/// RTP or RTCP socket of a side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Component {
+    Rtp,
+    Rtcp,
+}
+
+/// Where a received packet goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forward {
+    /// Send from this side's socket…
+    pub side: Side,
+    pub component: Component,
+    /// …to this address.
+    pub to: SocketAddr,
+}
+
+/// Counters of one direction of one side.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub rtp_packets: u64,
+    pub rtp_bytes: u64,
+    pub rtcp_packets: u64,
+    pub rtcp_bytes: u64,
+}
+
+/// The peer of one side.
+#[derive(Debug, Clone, Default)]
+pub struct Peer {
+    /// From SDP: where the peer said it receives RTP.
+    pub sdp_rtp: Option<SocketAddr>,
+    /// From SDP (`a=rtcp`, or RTP port + 1, or the RTP address with `a=rtcp-mux`).
+    pub sdp_rtcp: Option<SocketAddr>,
+    /// Latched from the first packet received from the peer.
+    pub latched_rtp: Option<SocketAddr>,
+    pub latched_rtcp: Option<SocketAddr>,
+    pub rtcp_mux: bool,
+}
+
+impl Peer {
+    fn dest(&self, c: Component) -> Option<SocketAddr> {
+        match c {
+            Component::Rtp => self.latched_rtp.or(self.sdp_rtp),
+            Component::Rtcp if self.rtcp_mux => self.latched_rtp.or(self.sdp_rtp),
+            Component::Rtcp => self.latched_rtcp.or(self.sdp_rtcp),
+        }
+    }
+}
+
+/// Per side: the peer, what we received from it, what we sent to it.
+#[derive(Debug, Clone, Default)]
+pub struct SideState {
+    pub peer: Peer,
+    pub received: Counters,
+    pub sent: Counters,
+    pub stats: ReceiveStats,
+    /// SSRC the receive statistics follow (a new SSRC restarts them).
+    pub ssrc: Option<u32>,
+    pub ssrc_changes: u32,
+    /// Packets dropped: wrong source after latching, or no destination yet.
+    pub dropped_wrong_source: u64,
+    pub dropped_no_destination: u64,
+    pub malformed: u64,
+    /// Clock rate per payload type, from SDP.
+    pub clock_rates: Vec<(u8, u32)>,
+}
+
+/// One call's media relay.
+#[derive(Debug, Clone, Default)]
+pub struct Session {
+    sides: [SideState; 2],
+}
+
+impl Session {
+    pub fn new() -> Session {
+        Session::default()
+    }
+
+    pub fn side(&self, s: Side) -> &SideState {
+        &self.sides[s.idx()]
+    }
+
+    pub fn side_mut(&mut self, s: Side) -> &mut SideState {
+        &mut self.sides[s.idx()]
+    }
+
+    /// New SDP from the peer of `side` (offer or answer): its addresses, and the latch is reset
+    /// so the peer may move (re-INVITE).
+    pub fn set_peer(&mut self, side: Side, rtp: SocketAddr, rtcp: Option<SocketAddr>, rtcp_mux: bool, clock_rates: Vec<(u8, u32)>) {
+        let st = self.side_mut(side);
+        st.peer = Peer {
+            sdp_rtp: Some(rtp),
+            sdp_rtcp: Some(rtcp.unwrap_or_else(|| SocketAddr::new(rtp.ip(), rtp.port().wrapping_add(1)))),
+            latched_rtp: None,
+            latched_rtcp: None,
+            rtcp_mux,
+        };
+        st.clock_rates = clock_rates;
+    }
+
+    /// A packet arrived on `side`'s `component` socket from `from` at `now_ms`.
+    pub fn on_packet(&mut self, side: Side, component: Component, from: SocketAddr, data: &[u8], now_ms: f64) -> Option<Forward> {
+        let st = &mut self.sides[side.idx()];
+        // rtcp-mux: RTCP on the RTP socket is recognised by its packet type (RFC 5761 §4).
+        let component = if component == Component::Rtp && is_rtcp(data) { Component::Rtcp } else { component };
+        // Symmetric RTP: latch the first source, then accept only it.
+        let latched = match component {
+            Component::Rtp => &mut st.peer.latched_rtp,
+            Component::Rtcp => &mut st.peer.latched_rtcp,
+        };
+        match latched {
+            Some(a) if *a != from => {
+                st.dropped_wrong_source += 1;
+                return None;
+            }
+            Some(_) => {}
+            None => *latched = Some(from),
+        }
+        match component {
+            Component::Rtp => {
+                let Ok(h) = RtpHeader::parse(data) else {
+                    st.malformed += 1;
+                    return None;
+                };
+                st.received.rtp_packets += 1;
+                st.received.rtp_bytes += data.len() as u64;
+                if st.ssrc != Some(h.ssrc) {
+                    if st.ssrc.is_some() {
+                        st.ssrc_changes += 1;
+                        st.stats = ReceiveStats::new();
+                    }
+                    st.ssrc = Some(h.ssrc);
+                }
+                let clock_rate = st
+                    .clock_rates
+                    .iter()
+                    .find(|(pt, _)| *pt == h.payload_type)
+                    .map(|(_, r)| *r)
+                    .or_else(|| crate::rtp::static_clock_rate(h.payload_type));
+                st.stats.on_packet(&Arrival {
+                    sequence: h.sequence,
+                    timestamp: h.timestamp,
+                    payload_type: h.payload_type,
+                    marker: h.marker,
+                    payload_len: h.payload_len,
+                    at_ms: now_ms,
+                    clock_rate,
+                    comfort_noise: is_comfort_noise(h.payload_type),
+                });
+            }
+            Component::Rtcp => {
+                st.received.rtcp_packets += 1;
+                st.received.rtcp_bytes += data.len() as u64;
+            }
+        }
+        let out = side.other();
+        let ost = &mut self.sides[out.idx()];
+        let Some(to) = ost.peer.dest(component) else {
+            ost.dropped_no_destination += 1;
+            return None;
+        };
+        let out_component = if ost.peer.rtcp_mux { Component::Rtp } else { component };
+        match component {
+            Component::Rtp => {
+                ost.sent.rtp_packets += 1;
+                ost.sent.rtp_bytes += data.len() as u64;
+            }
+            Component::Rtcp => {
+                ost.sent.rtcp_packets += 1;
+                ost.sent.rtcp_bytes += data.len() as u64;
+            }
+        }
+        Some(Forward { side: out, component: out_component, to })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rtp(seq: u16, ssrc: u32) -> Vec<u8> {
+        let mut p = vec![0x80, 0, (seq >> 8) as u8, seq as u8, 0, 0, (u32::from(seq) * 160 >> 8) as u8, (u32::from(seq) * 160) as u8];
+        p.extend_from_slice(&ssrc.to_be_bytes());
+        p.extend_from_slice(&[0xff; 160]);
+        p
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn forwards_both_ways_and_latches() {
+        let mut s = Session::new();
+        s.set_peer(Side::A, addr("10.0.0.1:4000"), None, false, vec![]);
+        s.set_peer(Side::B, addr("10.0.0.2:6000"), None, false, vec![]);
+        let f = s.on_packet(Side::A, Component::Rtp, addr("10.0.0.1:4000"), &rtp(1, 7), 0.0).unwrap();
+        assert_eq!(f, Forward { side: Side::B, component: Component::Rtp, to: addr("10.0.0.2:6000") });
+        // B answers from a different port than its SDP said (NAT): latched, and A's packets follow.
+        let f = s.on_packet(Side::B, Component::Rtp, addr("10.0.0.2:6010"), &rtp(1, 9), 0.0).unwrap();
+        assert_eq!(f.to, addr("10.0.0.1:4000"));
+        let f = s.on_packet(Side::A, Component::Rtp, addr("10.0.0.1:4000"), &rtp(2, 7), 20.0).unwrap();
+        assert_eq!(f.to, addr("10.0.0.2:6010"), "once B's source is latched, B is sent to there");
+        // A stranger on A's port is dropped.
+        assert!(s.on_packet(Side::A, Component::Rtp, addr("192.0.2.9:1"), &rtp(3, 7), 40.0).is_none());
+        assert_eq!(s.side(Side::A).dropped_wrong_source, 1);
+        assert_eq!(s.side(Side::A).received.rtp_packets, 2);
+        assert_eq!(s.side(Side::B).sent.rtp_packets, 2);
+        assert_eq!(s.side(Side::A).stats.packets, 2);
+    }
+
+    #[test]
+    fn rtcp_and_rtcp_mux() {
+        let mut s = Session::new();
+        s.set_peer(Side::A, addr("10.0.0.1:4000"), None, false, vec![]);
+        s.set_peer(Side::B, addr("10.0.0.2:6000"), None, true, vec![]);
+        let rr = [0x81, 201, 0, 7, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let f = s.on_packet(Side::A, Component::Rtcp, addr("10.0.0.1:4001"), &rr, 0.0).unwrap();
+        assert_eq!(f, Forward { side: Side::B, component: Component::Rtp, to: addr("10.0.0.2:6000") });
+        // RTCP muxed on B's RTP port goes to A's RTCP port (SDP RTP port + 1).
+        let f = s.on_packet(Side::B, Component::Rtp, addr("10.0.0.2:6000"), &rr, 0.0).unwrap();
+        assert_eq!(f, Forward { side: Side::A, component: Component::Rtcp, to: addr("10.0.0.1:4001") });
+        assert_eq!(s.side(Side::B).received.rtcp_packets, 1);
+        assert_eq!(s.side(Side::A).received.rtp_packets, 0);
+    }
+
+    #[test]
+    fn no_destination_and_malformed_are_counted() {
+        let mut s = Session::new();
+        s.set_peer(Side::A, addr("10.0.0.1:4000"), None, false, vec![]);
+        assert!(s.on_packet(Side::A, Component::Rtp, addr("10.0.0.1:4000"), &rtp(1, 7), 0.0).is_none());
+        assert_eq!(s.side(Side::B).dropped_no_destination, 1);
+        assert!(s.on_packet(Side::A, Component::Rtp, addr("10.0.0.1:4000"), &[0x80, 1, 2], 0.0).is_none());
+        assert_eq!(s.side(Side::A).malformed, 1);
+    }
+}
