@@ -122,11 +122,20 @@ impl Session {
 
     /// New SDP from the peer of `side` (offer or answer): its addresses, and the latch is reset
     /// so the peer may move (re-INVITE).
-    pub fn set_peer(&mut self, side: Side, rtp: SocketAddr, rtcp: Option<SocketAddr>, rtcp_mux: bool, clock_rates: Vec<(u8, u32)>) {
+    pub fn set_peer(
+        &mut self,
+        side: Side,
+        rtp: SocketAddr,
+        rtcp: Option<SocketAddr>,
+        rtcp_mux: bool,
+        clock_rates: Vec<(u8, u32)>,
+    ) {
         let st = self.side_mut(side);
         st.peer = Peer {
             sdp_rtp: Some(rtp),
-            sdp_rtcp: Some(rtcp.unwrap_or_else(|| SocketAddr::new(rtp.ip(), rtp.port().wrapping_add(1)))),
+            sdp_rtcp: Some(
+                rtcp.unwrap_or_else(|| SocketAddr::new(rtp.ip(), rtp.port().wrapping_add(1))),
+            ),
             latched_rtp: None,
             latched_rtcp: None,
             rtcp_mux,
@@ -135,10 +144,18 @@ impl Session {
     }
 
     /// A packet arrived on `side`'s `component` socket from `from` at `now_ms`.
-    pub fn on_packet(&mut self, side: Side, component: Component, from: SocketAddr, data: &[u8], now_ms: f64) -> Option<Forward> {
+    pub fn on_packet(
+        &mut self,
+        side: Side,
+        component: Component,
+        from: SocketAddr,
+        data: &[u8],
+        now_ms: f64,
+    ) -> Option<Forward> {
         let st = &mut self.sides[side.idx()];
         // rtcp-mux: RTCP on the RTP socket is recognised by its packet type (RFC 5761 §4).
-        let component = if component == Component::Rtp && is_rtcp(data) { Component::Rtcp } else { component };
+        let component =
+            if component == Component::Rtp && is_rtcp(data) { Component::Rtcp } else { component };
         // Symmetric RTP: latch the first source, then accept only it.
         let latched = match component {
             Component::Rtp => &mut st.peer.latched_rtp,
@@ -215,7 +232,16 @@ mod tests {
     use super::*;
 
     fn rtp(seq: u16, ssrc: u32) -> Vec<u8> {
-        let mut p = vec![0x80, 0, (seq >> 8) as u8, seq as u8, 0, 0, (u32::from(seq) * 160 >> 8) as u8, (u32::from(seq) * 160) as u8];
+        let mut p = vec![
+            0x80,
+            0,
+            (seq >> 8) as u8,
+            seq as u8,
+            0,
+            0,
+            (u32::from(seq) * 160 >> 8) as u8,
+            (u32::from(seq) * 160) as u8,
+        ];
         p.extend_from_slice(&ssrc.to_be_bytes());
         p.extend_from_slice(&[0xff; 160]);
         p
@@ -230,15 +256,23 @@ mod tests {
         let mut s = Session::new();
         s.set_peer(Side::A, addr("10.0.0.1:4000"), None, false, vec![]);
         s.set_peer(Side::B, addr("10.0.0.2:6000"), None, false, vec![]);
-        let f = s.on_packet(Side::A, Component::Rtp, addr("10.0.0.1:4000"), &rtp(1, 7), 0.0).unwrap();
-        assert_eq!(f, Forward { side: Side::B, component: Component::Rtp, to: addr("10.0.0.2:6000") });
+        let f =
+            s.on_packet(Side::A, Component::Rtp, addr("10.0.0.1:4000"), &rtp(1, 7), 0.0).unwrap();
+        assert_eq!(
+            f,
+            Forward { side: Side::B, component: Component::Rtp, to: addr("10.0.0.2:6000") }
+        );
         // B answers from a different port than its SDP said (NAT): latched, and A's packets follow.
-        let f = s.on_packet(Side::B, Component::Rtp, addr("10.0.0.2:6010"), &rtp(1, 9), 0.0).unwrap();
+        let f =
+            s.on_packet(Side::B, Component::Rtp, addr("10.0.0.2:6010"), &rtp(1, 9), 0.0).unwrap();
         assert_eq!(f.to, addr("10.0.0.1:4000"));
-        let f = s.on_packet(Side::A, Component::Rtp, addr("10.0.0.1:4000"), &rtp(2, 7), 20.0).unwrap();
+        let f =
+            s.on_packet(Side::A, Component::Rtp, addr("10.0.0.1:4000"), &rtp(2, 7), 20.0).unwrap();
         assert_eq!(f.to, addr("10.0.0.2:6010"), "once B's source is latched, B is sent to there");
         // A stranger on A's port is dropped.
-        assert!(s.on_packet(Side::A, Component::Rtp, addr("192.0.2.9:1"), &rtp(3, 7), 40.0).is_none());
+        assert!(s
+            .on_packet(Side::A, Component::Rtp, addr("192.0.2.9:1"), &rtp(3, 7), 40.0)
+            .is_none());
         assert_eq!(s.side(Side::A).dropped_wrong_source, 1);
         assert_eq!(s.side(Side::A).received.rtp_packets, 2);
         assert_eq!(s.side(Side::B).sent.rtp_packets, 2);
@@ -250,12 +284,21 @@ mod tests {
         let mut s = Session::new();
         s.set_peer(Side::A, addr("10.0.0.1:4000"), None, false, vec![]);
         s.set_peer(Side::B, addr("10.0.0.2:6000"), None, true, vec![]);
-        let rr = [0x81, 201, 0, 7, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let rr = [
+            0x81, 201, 0, 7, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            0, 0, 0, 0, 0,
+        ];
         let f = s.on_packet(Side::A, Component::Rtcp, addr("10.0.0.1:4001"), &rr, 0.0).unwrap();
-        assert_eq!(f, Forward { side: Side::B, component: Component::Rtp, to: addr("10.0.0.2:6000") });
+        assert_eq!(
+            f,
+            Forward { side: Side::B, component: Component::Rtp, to: addr("10.0.0.2:6000") }
+        );
         // RTCP muxed on B's RTP port goes to A's RTCP port (SDP RTP port + 1).
         let f = s.on_packet(Side::B, Component::Rtp, addr("10.0.0.2:6000"), &rr, 0.0).unwrap();
-        assert_eq!(f, Forward { side: Side::A, component: Component::Rtcp, to: addr("10.0.0.1:4001") });
+        assert_eq!(
+            f,
+            Forward { side: Side::A, component: Component::Rtcp, to: addr("10.0.0.1:4001") }
+        );
         assert_eq!(s.side(Side::B).received.rtcp_packets, 1);
         assert_eq!(s.side(Side::A).received.rtp_packets, 0);
     }
@@ -264,9 +307,13 @@ mod tests {
     fn no_destination_and_malformed_are_counted() {
         let mut s = Session::new();
         s.set_peer(Side::A, addr("10.0.0.1:4000"), None, false, vec![]);
-        assert!(s.on_packet(Side::A, Component::Rtp, addr("10.0.0.1:4000"), &rtp(1, 7), 0.0).is_none());
+        assert!(s
+            .on_packet(Side::A, Component::Rtp, addr("10.0.0.1:4000"), &rtp(1, 7), 0.0)
+            .is_none());
         assert_eq!(s.side(Side::B).dropped_no_destination, 1);
-        assert!(s.on_packet(Side::A, Component::Rtp, addr("10.0.0.1:4000"), &[0x80, 1, 2], 0.0).is_none());
+        assert!(s
+            .on_packet(Side::A, Component::Rtp, addr("10.0.0.1:4000"), &[0x80, 1, 2], 0.0)
+            .is_none());
         assert_eq!(s.side(Side::A).malformed, 1);
     }
 }

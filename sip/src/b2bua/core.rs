@@ -6,6 +6,7 @@ use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
+use super::anchor::{Anchor, NoAnchor};
 use super::build::{bad_request_for, response_to};
 use super::call::{Call, Side};
 use super::router::{Direction, Router};
@@ -84,9 +85,10 @@ pub(crate) struct Owner {
 }
 
 /// The B2BUA core. See the module docs.
-pub struct B2bua<R: Router> {
+pub struct B2bua<R: Router, M: Anchor = NoAnchor> {
     pub(crate) cfg: CoreConfig,
     pub(crate) router: R,
+    pub(crate) anchor: M,
     pub(crate) layer: Layer<Owner>,
     pub(crate) calls: HashMap<u64, Call>,
     /// (Call-ID, our tag) → (call, leg)
@@ -99,9 +101,18 @@ pub struct B2bua<R: Router> {
     pub(crate) stats: CoreStats,
 }
 
-impl<R: Router> B2bua<R> {
+impl<R: Router> B2bua<R, NoAnchor> {
+    /// A core that relays SDP untouched.
     pub fn new(cfg: CoreConfig, router: R) -> Self {
+        B2bua::with_anchor(cfg, router, NoAnchor)
+    }
+}
+
+impl<R: Router, M: Anchor> B2bua<R, M> {
+    /// A core that anchors media through `anchor`.
+    pub fn with_anchor(cfg: CoreConfig, router: R, anchor: M) -> Self {
         B2bua {
+            anchor,
             layer: Layer::new(cfg.timers),
             rng: SmallRng::seed_from_u64(cfg.seed),
             cfg,
@@ -118,6 +129,26 @@ impl<R: Router> B2bua<R> {
 
     pub fn router_mut(&mut self) -> &mut R {
         &mut self.router
+    }
+
+    pub fn anchor_mut(&mut self) -> &mut M {
+        &mut self.anchor
+    }
+
+    /// Passes a body from the leg on `from` through the anchor (SDP rewriting).
+    pub(crate) fn media_body(
+        &mut self,
+        call: u64,
+        from: super::call::Side,
+        headers: &crate::message::Headers,
+        body: &mut Bytes,
+    ) -> Result<(), super::router::Reject> {
+        if body.is_empty() {
+            return Ok(());
+        }
+        let ct = headers.get(&HeaderName::ContentType).unwrap_or("").to_string();
+        *body = self.anchor.rewrite(call, from, &ct, body)?;
+        Ok(())
     }
 
     /// Calls in progress.
@@ -321,6 +352,7 @@ impl<R: Router> B2bua<R> {
             .remove(&(call.a_invite.call_id().unwrap_or_default().to_string(), call.a_tag.clone()));
         self.dialogs.remove(&(call.b_call_id.clone(), call.b_tag.clone()));
         self.invites.remove(&call.a_invite_key);
+        self.anchor.close(id);
         self.events.push_back(CallEvent::Ended { call: id, status, reason: reason.to_string() });
     }
 }

@@ -2,6 +2,7 @@
 
 use std::time::Instant;
 
+use super::anchor::Anchor;
 use super::build::{
     copy_request_content, copy_response_content, new_branch, our_contact, our_via, response_to,
 };
@@ -19,7 +20,7 @@ fn is_target_refresh(m: &Method) -> bool {
     )
 }
 
-impl<R: Router> B2bua<R> {
+impl<R: Router, M: Anchor> B2bua<R, M> {
     fn find_dialog(&self, req: &Request) -> Option<(u64, Side)> {
         let call_id = req.call_id().ok()?.to_string();
         let tag = req.to().ok()?.tag()?.to_string();
@@ -79,6 +80,17 @@ impl<R: Router> B2bua<R> {
         if req.method == Method::Bye {
             call.state = CallState::Terminating;
         }
+        let mut body = std::mem::take(&mut out.body);
+        if let Err(rej) = self.media_body(id, side, &out.headers, &mut body) {
+            let mut r = response_to(&req, rej.status, None);
+            r.headers.push(
+                HeaderName::Warning,
+                format!("399 voicegw \"{}\"", rej.warning.replace('"', "")),
+            );
+            self.respond(&key, &r, now);
+            return;
+        }
+        out.body = body;
         let purpose = Purpose::Relay;
         match self.layer.send_request(out, peer, Owner { call: id, purpose }, now) {
             Ok(ck) => {
@@ -140,6 +152,12 @@ impl<R: Router> B2bua<R> {
                 other_cseq,
             });
         }
+        let mut body = std::mem::take(&mut out.body);
+        if let Err(rej) = self.media_body(id, relay.origin.other(), &out.headers, &mut body) {
+            tracing::warn!(call = id, reason = %rej.warning, "SDP in a relayed response not anchored; relayed as is");
+            body = resp.body.clone();
+        }
+        out.body = body;
         self.respond(&relay.server_key, &out, now);
         if method == Method::Bye && final_resp {
             self.end_call(id, 200, "BYE");
@@ -172,6 +190,12 @@ impl<R: Router> B2bua<R> {
             our_via(peer.transport, local, &new_branch(&mut self.rng)),
         );
         copy_request_content(&req, &mut ack);
+        let mut body = std::mem::take(&mut ack.body);
+        if let Err(rej) = self.media_body(id, side, &ack.headers, &mut body) {
+            tracing::warn!(call = id, reason = %rej.warning, "SDP in a relayed ACK not anchored");
+            body = req.body.clone();
+        }
+        ack.body = body;
         self.layer.send_raw(peer, ack.to_bytes());
     }
 

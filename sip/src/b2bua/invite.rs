@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use super::anchor::Anchor;
 use super::build::{
     copy_request_content, copy_response_content, new_branch, our_contact, our_via, random_token,
     response_to,
@@ -15,7 +16,7 @@ use crate::message::{HeaderName, Method, NameAddr, Request, Response, Uri};
 use crate::transaction::{ClientKey, ServerKey};
 use crate::Peer;
 
-impl<R: Router> B2bua<R> {
+impl<R: Router, M: Anchor> B2bua<R, M> {
     pub(crate) fn on_invite(&mut self, key: ServerKey, req: Request, peer: Peer, now: Instant) {
         let call_id = req.call_id().unwrap_or_default().to_string();
         let reject = |this: &mut Self, status: u16, warning: &str, retry: Option<u32>| {
@@ -98,6 +99,15 @@ impl<R: Router> B2bua<R> {
         b.headers.push(HeaderName::Contact, our_contact(target.transport, local));
         b.headers.push(HeaderName::UserAgent, self.cfg.user_agent.clone());
         copy_request_content(&req, &mut b);
+        if let Err(rej) = self.anchor.open(id, &route, &req) {
+            return reject(self, rej.status, &rej.warning, rej.retry_after);
+        }
+        let mut body = std::mem::take(&mut b.body);
+        if let Err(rej) = self.media_body(id, Side::A, &b.headers, &mut body) {
+            self.anchor.close(id);
+            return reject(self, rej.status, &rej.warning, rej.retry_after);
+        }
+        b.body = body;
 
         let b_key = match self.layer.send_request(
             b.clone(),
@@ -190,6 +200,7 @@ impl<R: Router> B2bua<R> {
                 our_contact(call.a_peer.transport, local_for(&self.cfg, call.a_peer.transport)),
             );
             let key = call.a_invite_key.clone();
+            self.answer_body(id, &resp, &mut out);
             self.respond(&key, &out, now);
             return;
         }
@@ -242,6 +253,7 @@ impl<R: Router> B2bua<R> {
             call.state = CallState::Answered;
             call.answered_at = Some(now);
             let key = call.a_invite_key.clone();
+            self.answer_body(id, &resp, &mut out);
             self.respond(&key, &out, now);
             self.events.push_back(CallEvent::Answered { call: id });
             return;
@@ -293,20 +305,41 @@ impl<R: Router> B2bua<R> {
         if call.b_ack.is_some() {
             return;
         }
+        let peer = call.b_peer;
         let Some(d) = call.b_dialog.as_mut() else { return };
         let seq = call.b_invite.cseq().map(|c| c.seq).unwrap_or(1);
         let mut ack = d.request(Method::Ack, Some(seq));
-        let local = local_for(&self.cfg, call.b_peer.transport);
+        let local = local_for(&self.cfg, peer.transport);
         ack.headers.push_front(
             HeaderName::Via,
-            our_via(call.b_peer.transport, local, &new_branch(&mut self.rng)),
+            our_via(peer.transport, local, &new_branch(&mut self.rng)),
         );
         if let Some(a) = from_a {
             copy_request_content(a, &mut ack);
+            // A late offer's answer travels in the caller's ACK.
+            let mut body = std::mem::take(&mut ack.body);
+            if let Err(rej) = self.media_body(id, Side::A, &ack.headers, &mut body) {
+                tracing::warn!(call = id, reason = %rej.warning, "SDP in the caller's ACK not anchored");
+                body = a.body.clone();
+            }
+            ack.body = body;
         }
         let bytes = ack.to_bytes();
-        call.b_ack = Some(bytes.clone());
-        self.layer.send_raw(call.b_peer, bytes);
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.b_ack = Some(bytes.clone());
+        }
+        self.layer.send_raw(peer, bytes);
+    }
+
+    /// Rewrites the body of a response from the callee for the caller (SDP answer); on failure
+    /// the callee's body goes through unchanged and a warning is logged.
+    fn answer_body(&mut self, id: u64, resp: &Response, out: &mut Response) {
+        let mut body = std::mem::take(&mut out.body);
+        if let Err(rej) = self.media_body(id, Side::B, &out.headers, &mut body) {
+            tracing::warn!(call = id, reason = %rej.warning, "callee's SDP not anchored; relayed as is");
+            body = resp.body.clone();
+        }
+        out.body = body;
     }
 
     pub(crate) fn on_cancel(&mut self, key: ServerKey, req: Request, now: Instant) {

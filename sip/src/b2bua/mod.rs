@@ -10,6 +10,7 @@
 //! [`B2bua::handle_timeout`], then drain [`B2bua::poll_output`] and wait until
 //! [`B2bua::poll_timeout`].
 
+mod anchor;
 mod build;
 mod call;
 mod core;
@@ -17,6 +18,7 @@ mod in_dialog;
 mod invite;
 mod router;
 
+pub use anchor::{Anchor, NoAnchor};
 pub use build::bad_request_for;
 pub use call::Side;
 pub use core::{B2bua, CallEvent, CoreConfig, CoreStats, Output};

@@ -444,3 +444,120 @@ fn mutated_input_never_panics() {
     assert_eq!(c.active_calls(), 0);
     assert_eq!(c.transactions(), (0, 0));
 }
+
+/// An anchor that tags bodies with the side they came from and records opens and closes.
+#[derive(Default)]
+struct TagAnchor {
+    log: Vec<String>,
+    refuse_open: bool,
+}
+
+impl Anchor for TagAnchor {
+    fn open(&mut self, call: u64, route: &Route, _invite: &Request) -> Result<(), Reject> {
+        self.log.push(format!("open {call} {}", route.voice_connector_id));
+        if self.refuse_open {
+            return Err(Reject {
+                status: 503,
+                warning: "no media ports".into(),
+                retry_after: Some(1),
+            });
+        }
+        Ok(())
+    }
+    fn rewrite(
+        &mut self,
+        call: u64,
+        from: Side,
+        ct: &str,
+        body: &bytes::Bytes,
+    ) -> Result<bytes::Bytes, Reject> {
+        if body.starts_with(b"unrelayable") {
+            return Err(Reject::new(488, "no audio"));
+        }
+        self.log.push(format!("rewrite {call} {from:?} {ct}"));
+        Ok(bytes::Bytes::from(format!("{}from-{from:?}\r\n", String::from_utf8_lossy(body))))
+    }
+    fn close(&mut self, call: u64) {
+        self.log.push(format!("close {call}"));
+    }
+}
+
+fn anchored(anchor: TagAnchor) -> B2bua<FixedRouter, TagAnchor> {
+    let mut local = HashMap::new();
+    local.insert(Transport::Udp, "127.0.0.1:5060".parse().unwrap());
+    B2bua::with_anchor(
+        CoreConfig {
+            timers: TimerConfig::default(),
+            limits: ParseLimits::default(),
+            local,
+            user_agent: "t".into(),
+            max_calls: 10,
+            seed: 1,
+        },
+        FixedRouter,
+        anchor,
+    )
+}
+
+fn drain_any<M: Anchor>(c: &mut B2bua<FixedRouter, M>) -> Vec<(Peer, Message)> {
+    let mut out = Vec::new();
+    while let Some(o) = c.poll_output() {
+        if let Output::Transmit { peer, bytes } = o {
+            out.push((peer, Message::parse(&bytes).unwrap()));
+        }
+    }
+    out
+}
+
+#[test]
+fn sdp_bodies_go_through_the_anchor_both_ways_and_media_is_released() {
+    let t = Instant::now();
+    let mut c = anchored(TagAnchor::default());
+    c.handle_bytes(invite("+12065550101", "z9hG4bKm1").as_bytes(), peer(A), t);
+    let m = drain_any(&mut c);
+    let b_inv = req(&m[1].1).clone();
+    assert_eq!(&b_inv.body[..], b"v=0\r\nfrom-A\r\n");
+    let mut ok = answer(&b_inv, 200, "btag");
+    ok.truncate(ok.len() - 2);
+    let ok = [ok, b"Content-Type: application/sdp\r\n\r\nv=0\r\n".to_vec()].concat();
+    c.handle_bytes(&ok, peer(B), t);
+    let m = drain_any(&mut c);
+    assert_eq!(&resp(&m[0].1).body[..], b"v=0\r\nfrom-B\r\n");
+    let bye = format!("BYE sip:voicegw@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bKmb\r\nFrom: <sip:a@a>;tag=atag\r\nTo: {}\r\nCall-ID: call-a\r\nCSeq: 2 BYE\r\n\r\n", resp(&m[0].1).headers.get(&HeaderName::To).unwrap());
+    c.handle_bytes(bye.as_bytes(), peer(A), t);
+    let m = drain_any(&mut c);
+    c.handle_bytes(&answer(req(&m[0].1), 200, "btag"), peer(B), t);
+    drain_any(&mut c);
+    assert_eq!(
+        c.anchor_mut().log,
+        vec![
+            "open 1 abcdef1ghij2klmno3pqr4",
+            "rewrite 1 A application/sdp",
+            "rewrite 1 B application/sdp",
+            "close 1"
+        ]
+    );
+}
+
+#[test]
+fn unrelayable_offer_gets_488_and_exhaustion_503() {
+    let t = Instant::now();
+    let mut c = anchored(TagAnchor::default());
+    let inv =
+        invite("+12065550101", "z9hG4bKu1").replace("\r\n\r\nv=0\r\n", "\r\n\r\nunrelayable\r\n");
+    c.handle_bytes(inv.as_bytes(), peer(A), t);
+    let m = drain_any(&mut c);
+    let last = resp(&m.last().unwrap().1);
+    assert_eq!(last.status, 488);
+    assert!(last.headers.get(&HeaderName::Warning).unwrap().contains("no audio"));
+    assert_eq!(c.anchor_mut().log.last().map(String::as_str), Some("close 1"));
+    assert!(m.iter().all(|(p, _)| *p == peer(A)), "nothing may reach the callee");
+
+    let mut c = anchored(TagAnchor { refuse_open: true, ..TagAnchor::default() });
+    c.handle_bytes(invite("+12065550101", "z9hG4bKu2").as_bytes(), peer(A), t);
+    let m = drain_any(&mut c);
+    let last = resp(&m.last().unwrap().1);
+    assert_eq!(last.status, 503);
+    assert!(last.headers.contains(&HeaderName::RetryAfter));
+    assert_eq!(c.active_calls(), 0);
+}
