@@ -16,6 +16,8 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 
 use crate::config::Validated;
+use crate::media_anchor::{MediaAnchor, MediaUpdate};
+use crate::relay_task::{self, RecordSink, RelayCmd};
 use crate::router::ConfigRouter;
 use crate::transport::{self, Inbound, StreamSettings};
 
@@ -128,7 +130,21 @@ pub async fn run(v: Validated) -> Result<(), StartError> {
         max_calls: cfg.sip.max_calls,
         seed: rand::random(),
     };
-    let mut core = B2bua::new(core_cfg, ConfigRouter::new(cfg, rand::random()));
+    let media_ip: std::net::IpAddr =
+        cfg.media.address.parse().unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+    let anchor = MediaAnchor::new(media_ip, v.media_ports);
+    let mut core = B2bua::with_anchor(core_cfg, ConfigRouter::new(cfg, rand::random()), anchor);
+    let sinks: HashMap<String, RecordSink> = cfg
+        .voice_connectors
+        .iter()
+        .filter(|vc| vc.logging.enable_media_metric_logs)
+        .map(|vc| {
+            let path =
+                cfg.data.dir.join("ChimeVoiceConnectorLogs").join(format!("{}.jsonl", vc.id));
+            (vc.id.clone(), RecordSink { path, aws_region: vc.aws_region.clone() })
+        })
+        .collect();
+    let mut relays: HashMap<u64, mpsc::Sender<RelayCmd>> = HashMap::new();
     let mut conns = Conns { by_id: HashMap::new(), by_addr: HashMap::new() };
     let mut calls: HashMap<u64, CallInfo> = HashMap::new();
     let mut garbage_closes = 0u64;
@@ -168,6 +184,9 @@ pub async fn run(v: Validated) -> Result<(), StartError> {
                 Output::Event(ev) => on_event(ev, &mut calls, &registry, &regions),
             }
         }
+        for u in core.anchor_mut().take_updates() {
+            media_update(u, &mut relays, &sinks);
+        }
         update_process_metrics(&core, &registry, conns.by_id.len(), garbage_closes);
         if let Some(d) = drain_deadline {
             if core.is_idle() {
@@ -186,6 +205,34 @@ pub async fn run(v: Validated) -> Result<(), StartError> {
     Ok(())
 }
 
+type Core = B2bua<ConfigRouter, MediaAnchor>;
+
+/// Starts, updates and stops relay tasks as the anchor asks.
+fn media_update(
+    u: MediaUpdate,
+    relays: &mut HashMap<u64, mpsc::Sender<RelayCmd>>,
+    sinks: &HashMap<String, RecordSink>,
+) {
+    match u {
+        MediaUpdate::Open { ctx, sockets } => {
+            let (tx, rx) = mpsc::channel(16);
+            let sink = sinks.get(&ctx.voice_connector_id).cloned();
+            relays.insert(ctx.call, tx);
+            tokio::spawn(relay_task::run(ctx, sockets, rx, sink));
+        }
+        MediaUpdate::Peer { call, side, rtp, rtcp, mux, rates } => {
+            if let Some(tx) = relays.get(&call) {
+                let _ = tx.try_send(RelayCmd::Peer { side, rtp, rtcp, mux, rates });
+            }
+        }
+        MediaUpdate::Close { call } => {
+            if let Some(tx) = relays.remove(&call) {
+                let _ = tx.try_send(RelayCmd::Close);
+            }
+        }
+    }
+}
+
 type Signal = Option<tokio::signal::unix::Signal>;
 
 fn signal(kind: tokio::signal::unix::SignalKind) -> Signal {
@@ -201,12 +248,7 @@ async fn recv_signal(s: &mut Signal) {
     }
 }
 
-fn start_drain(
-    core: &mut B2bua<ConfigRouter>,
-    deadline: &mut Option<Instant>,
-    secs: u64,
-    why: &str,
-) {
+fn start_drain(core: &mut Core, deadline: &mut Option<Instant>, secs: u64, why: &str) {
     if deadline.is_none() {
         tracing::info!(
             signal = why,
@@ -218,12 +260,7 @@ fn start_drain(
     }
 }
 
-fn handle_inbound(
-    core: &mut B2bua<ConfigRouter>,
-    conns: &mut Conns,
-    msg: Inbound,
-    garbage: &mut u64,
-) {
+fn handle_inbound(core: &mut Core, conns: &mut Conns, msg: Inbound, garbage: &mut u64) {
     match msg {
         Inbound::Message { bytes, peer } => core.handle_bytes(&bytes, peer, Instant::now()),
         Inbound::Opened { conn, peer, tx } => {
@@ -354,12 +391,7 @@ fn on_event(
     }
 }
 
-fn update_process_metrics(
-    core: &B2bua<ConfigRouter>,
-    registry: &Mutex<Registry>,
-    conns: usize,
-    garbage: u64,
-) {
+fn update_process_metrics(core: &Core, registry: &Mutex<Registry>, conns: usize, garbage: u64) {
     let mut r = registry.lock().unwrap_or_else(|e| e.into_inner());
     let l = Labels::default();
     let s = core.stats();

@@ -5,6 +5,8 @@ pub mod certs;
 pub mod config;
 pub mod driver;
 pub mod logging;
+pub mod media_anchor;
 pub mod metrics_http;
+pub mod relay_task;
 pub mod router;
 pub mod transport;

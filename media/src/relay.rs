@@ -239,7 +239,7 @@ mod tests {
             seq as u8,
             0,
             0,
-            (u32::from(seq) * 160 >> 8) as u8,
+            ((u32::from(seq) * 160) >> 8) as u8,
             (u32::from(seq) * 160) as u8,
         ];
         p.extend_from_slice(&ssrc.to_be_bytes());

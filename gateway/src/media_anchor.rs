@@ -1,0 +1,317 @@
+//! The gateway's media [`Anchor`]: reserves an RTP/RTCP socket pair per leg from the media port
+//! range, rewrites SDP so both legs send media to voicegw, and hands sockets and peer addresses
+//! to the relay tasks through [`MediaUpdate`]s that the driver drains.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+
+use bytes::Bytes;
+use media::relay::Side as RelaySide;
+use media::sdp::Sdp;
+use media::{PortAllocator, PortRange};
+use sip::b2bua::{Anchor, Direction, Reject, Route, Side};
+use sip::Request;
+
+/// What the relay of a call needs to know about it.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    pub call: u64,
+    pub transaction_id: String,
+    pub voice_connector_id: String,
+    pub direction: Direction,
+    pub from_user: String,
+    pub to_user: String,
+}
+
+/// Instructions for the driver.
+#[derive(Debug)]
+pub enum MediaUpdate {
+    /// A call's sockets: `[A rtp, A rtcp, B rtp, B rtcp]`.
+    Open {
+        ctx: CallContext,
+        sockets: [UdpSocket; 4],
+    },
+    /// New SDP from the peer on `side`.
+    Peer {
+        call: u64,
+        side: RelaySide,
+        rtp: SocketAddr,
+        rtcp: Option<SocketAddr>,
+        mux: bool,
+        rates: Vec<(u8, u32)>,
+    },
+    Close {
+        call: u64,
+    },
+}
+
+struct Reserved {
+    a_port: u16,
+    b_port: u16,
+}
+
+/// Media anchoring on one address and port range.
+pub struct MediaAnchor {
+    ip: IpAddr,
+    ports: PortAllocator,
+    calls: HashMap<u64, Reserved>,
+    updates: Vec<MediaUpdate>,
+}
+
+impl MediaAnchor {
+    pub fn new(ip: IpAddr, range: PortRange) -> MediaAnchor {
+        MediaAnchor {
+            ip,
+            ports: PortAllocator::new(range),
+            calls: HashMap::new(),
+            updates: Vec::new(),
+        }
+    }
+
+    /// Updates for the driver since the last call.
+    pub fn take_updates(&mut self) -> Vec<MediaUpdate> {
+        std::mem::take(&mut self.updates)
+    }
+
+    /// Media port pairs in use.
+    pub fn ports_in_use(&self) -> usize {
+        self.ports.in_use()
+    }
+
+    /// Reserves an even/odd pair whose sockets bind (ports taken by other programs are skipped).
+    fn reserve(&mut self) -> Result<(u16, UdpSocket, UdpSocket), Reject> {
+        for _ in 0..64 {
+            let port = self.ports.allocate().map_err(|_| exhausted())?;
+            let rtp = UdpSocket::bind(SocketAddr::new(self.ip, port));
+            let rtcp = UdpSocket::bind(SocketAddr::new(self.ip, port + 1));
+            match (rtp, rtcp) {
+                (Ok(a), Ok(b)) => return Ok((port, a, b)),
+                _ => {
+                    // Leave it marked used: someone else holds it.
+                    tracing::debug!(port, "media port pair busy; trying the next");
+                }
+            }
+        }
+        Err(exhausted())
+    }
+}
+
+fn exhausted() -> Reject {
+    Reject { status: 503, warning: "media ports exhausted".into(), retry_after: Some(5) }
+}
+
+fn user_of(uri: &sip::Uri) -> String {
+    uri.user.as_deref().unwrap_or("").split(';').next().unwrap_or("").to_string()
+}
+
+/// A random UUID v4 (the call's TransactionId).
+fn uuid_v4() -> String {
+    let b: [u8; 16] = rand::random();
+    let mut b = b;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+impl Anchor for MediaAnchor {
+    fn open(&mut self, call: u64, route: &Route, invite: &Request) -> Result<(), Reject> {
+        let (a_port, a_rtp, a_rtcp) = self.reserve()?;
+        let (b_port, b_rtp, b_rtcp) = match self.reserve() {
+            Ok(x) => x,
+            Err(e) => {
+                self.ports.release(a_port);
+                return Err(e);
+            }
+        };
+        self.calls.insert(call, Reserved { a_port, b_port });
+        let ctx = CallContext {
+            call,
+            transaction_id: uuid_v4(),
+            voice_connector_id: route.voice_connector_id.clone(),
+            direction: route.direction,
+            from_user: invite.from().map(|f| user_of(&f.uri)).unwrap_or_default(),
+            to_user: user_of(&invite.uri),
+        };
+        self.updates.push(MediaUpdate::Open { ctx, sockets: [a_rtp, a_rtcp, b_rtp, b_rtcp] });
+        Ok(())
+    }
+
+    fn rewrite(
+        &mut self,
+        call: u64,
+        from: Side,
+        content_type: &str,
+        body: &Bytes,
+    ) -> Result<Bytes, Reject> {
+        if !content_type.trim().to_ascii_lowercase().starts_with("application/sdp") {
+            return Ok(body.clone());
+        }
+        let Some(res) = self.calls.get(&call) else { return Ok(body.clone()) };
+        let mut sdp =
+            Sdp::parse(body).map_err(|e| Reject::new(488, format!("unreadable SDP: {e}")))?;
+        let audio = sdp.media.iter().position(|m| m.kind.eq_ignore_ascii_case("audio"));
+        let Some(ai) = audio else { return Err(Reject::new(488, "no audio stream to relay")) };
+        let side = match from {
+            Side::A => RelaySide::A,
+            Side::B => RelaySide::B,
+        };
+        // Where the sender receives: remember it for the relay.
+        let m = &sdp.media[ai];
+        if m.port != 0 {
+            let ip = sdp
+                .media_addr(m)
+                .ok_or_else(|| Reject::new(488, "no connection address for audio"))?;
+            let rtcp = m.attributes("rtcp").next().and_then(|v| {
+                let mut it = v.split_whitespace();
+                let port: u16 = it.next()?.parse().ok()?;
+                let addr = it.nth(2).and_then(|a| a.parse().ok()).unwrap_or(ip);
+                Some(SocketAddr::new(addr, port))
+            });
+            let mux = m.attributes("rtcp-mux").next().is_some();
+            let rates = m.rtpmaps().into_iter().map(|r| (r.payload_type, r.clock_rate)).collect();
+            self.updates.push(MediaUpdate::Peer {
+                call,
+                side,
+                rtp: SocketAddr::new(ip, m.port),
+                rtcp,
+                mux,
+                rates,
+            });
+        }
+        // What the other leg must send to: our socket on its side.
+        let port = match from {
+            Side::A => res.b_port,
+            Side::B => res.a_port,
+        };
+        let ipv = if self.ip.is_ipv4() { "IP4" } else { "IP6" };
+        let conn = format!("IN {ipv} {}", self.ip);
+        for (t, v) in sdp.session.iter_mut() {
+            if *t == 'c' {
+                *v = conn.clone();
+            }
+        }
+        for (i, m) in sdp.media.iter_mut().enumerate() {
+            if i != ai {
+                m.port = 0; // one audio stream is relayed; others are declined (RFC 3264 §6)
+                continue;
+            }
+            if m.port != 0 {
+                m.port = port;
+            }
+            m.lines.retain(|(t, v)| {
+                !(*t == 'a'
+                    && (v.starts_with("candidate")
+                        || v.starts_with("ice-")
+                        || v.starts_with("end-of-candidates")))
+            });
+            for (t, v) in m.lines.iter_mut() {
+                if *t == 'c' {
+                    *v = conn.clone();
+                } else if *t == 'a' && v.starts_with("rtcp:") {
+                    *v = format!("rtcp:{}", port + 1);
+                }
+            }
+        }
+        if !sdp.session.iter().any(|(t, _)| *t == 'c')
+            && !sdp.media[ai].lines.iter().any(|(t, _)| *t == 'c')
+        {
+            sdp.media[ai].lines.insert(0, ('c', conn));
+        }
+        Ok(Bytes::from(sdp.to_text()))
+    }
+
+    fn close(&mut self, call: u64) {
+        if let Some(r) = self.calls.remove(&call) {
+            self.ports.release(r.a_port);
+            self.ports.release(r.b_port);
+            self.updates.push(MediaUpdate::Close { call });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sip::{Message, Peer, Transport};
+
+    fn invite() -> Request {
+        let s = "INVITE sip:+12065550101@vc SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK1\r\nFrom: <sip:+12065550100@pbx>;tag=1\r\nTo: <sip:+12065550101@vc>\r\nCall-ID: 1\r\nCSeq: 1 INVITE\r\n\r\n";
+        match Message::parse(s.as_bytes()).unwrap() {
+            Message::Request(r) => r,
+            Message::Response(_) => unreachable!(),
+        }
+    }
+
+    fn route() -> Route {
+        Route {
+            target: Peer::new(Transport::Udp, "127.0.0.1:5080".parse().unwrap()),
+            request_uri: sip::Uri::parse("sip:+12065550101@127.0.0.1:5080").unwrap(),
+            direction: Direction::Outbound,
+            voice_connector_id: "abcdef1ghij2klmno3pqr4".into(),
+        }
+    }
+
+    #[test]
+    fn rewrites_offer_and_answer_to_our_sockets() {
+        let mut a =
+            MediaAnchor::new("127.0.0.1".parse().unwrap(), PortRange::new(41_000, 41_099).unwrap());
+        a.open(7, &route(), &invite()).unwrap();
+        let updates = a.take_updates();
+        let MediaUpdate::Open { ctx, sockets } = &updates[0] else { panic!("expected Open") };
+        assert_eq!(
+            (ctx.from_user.as_str(), ctx.to_user.as_str()),
+            ("+12065550100", "+12065550101")
+        );
+        assert_eq!(ctx.transaction_id.len(), 36);
+        let a_port = sockets[0].local_addr().unwrap().port();
+        let b_port = sockets[2].local_addr().unwrap().port();
+        assert_eq!(sockets[1].local_addr().unwrap().port(), a_port + 1);
+        let offer = Bytes::from_static(b"v=0\r\no=x 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\na=rtcp:4001\r\na=candidate:1 1 UDP 1 10.0.0.1 4000 typ host\r\nm=video 5000 RTP/AVP 96\r\n");
+        let out = a.rewrite(7, Side::A, "application/sdp", &offer).unwrap();
+        let s = Sdp::parse(&out).unwrap();
+        assert_eq!(s.connection(), Some("127.0.0.1".parse().unwrap()));
+        assert_eq!(s.media[0].port, b_port, "the callee sends to our B-side socket");
+        assert_eq!(s.media[0].attributes("rtcp").next(), Some((b_port + 1).to_string().as_str()));
+        assert_eq!(s.media[0].attributes("candidate").count(), 0);
+        assert_eq!(s.media[1].port, 0, "video is declined");
+        let MediaUpdate::Peer { side, rtp, rtcp, rates, .. } = &a.take_updates()[0] else {
+            panic!("expected Peer")
+        };
+        assert_eq!(
+            (*side, *rtp, *rtcp),
+            (
+                RelaySide::A,
+                "10.0.0.1:4000".parse().unwrap(),
+                Some("10.0.0.1:4001".parse().unwrap())
+            )
+        );
+        assert_eq!(rates, &vec![(101, 8000)]);
+        let answer = Bytes::from_static(b"v=0\r\no=y 1 1 IN IP4 10.0.0.2\r\ns=-\r\nc=IN IP4 10.0.0.2\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n");
+        let out = a.rewrite(7, Side::B, "application/sdp", &answer).unwrap();
+        assert_eq!(
+            Sdp::parse(&out).unwrap().media[0].port,
+            a_port,
+            "the caller sends to our A-side socket"
+        );
+        assert!(
+            matches!(a.rewrite(7, Side::A, "application/sdp", &Bytes::from_static(b"v=0\r\ns=-\r\nm=video 1 RTP/AVP 96\r\n")), Err(r) if r.status == 488)
+        );
+        assert!(
+            matches!(a.rewrite(7, Side::A, "application/sdp", &Bytes::from_static(b"garbage")), Err(r) if r.status == 488)
+        );
+        assert_eq!(a.ports_in_use(), 2);
+        a.close(7);
+        assert_eq!(a.ports_in_use(), 0);
+        assert!(matches!(a.take_updates().last(), Some(MediaUpdate::Close { call: 7 })));
+    }
+
+    #[test]
+    fn exhaustion_is_503() {
+        let mut a =
+            MediaAnchor::new("127.0.0.1".parse().unwrap(), PortRange::new(41_200, 41_203).unwrap());
+        a.open(1, &route(), &invite()).unwrap();
+        let e = a.open(2, &route(), &invite()).unwrap_err();
+        assert_eq!((e.status, e.retry_after), (503, Some(5)));
+    }
+}

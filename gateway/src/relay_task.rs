@@ -1,0 +1,278 @@
+//! One tokio task per call: the four media sockets, the sans-IO [`Session`] deciding where each
+//! packet goes, and the media-quality records (formats.md §4) once a minute and at the end.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use media::relay::{Component, Counters, Session, Side};
+use serde_json::{json, Value};
+use sip::b2bua::Direction;
+use tokio::io::AsyncWriteExt;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use crate::media_anchor::CallContext;
+
+/// Commands from the driver.
+#[derive(Debug)]
+pub enum RelayCmd {
+    Peer {
+        side: Side,
+        rtp: std::net::SocketAddr,
+        rtcp: Option<std::net::SocketAddr>,
+        mux: bool,
+        rates: Vec<(u8, u32)>,
+    },
+    Close,
+}
+
+/// Where media-quality records go (None: logging disabled for the voice connector).
+#[derive(Debug, Clone)]
+pub struct RecordSink {
+    pub path: PathBuf,
+    pub aws_region: String,
+}
+
+/// Period of the media-quality records.
+pub const RECORD_PERIOD: Duration = Duration::from_secs(60);
+
+fn sockets(raw: [std::net::UdpSocket; 4]) -> std::io::Result<[Arc<UdpSocket>; 4]> {
+    let [a, b, c, d] = raw;
+    let conv = |s: std::net::UdpSocket| -> std::io::Result<Arc<UdpSocket>> {
+        s.set_nonblocking(true)?;
+        Ok(Arc::new(UdpSocket::from_std(s)?))
+    };
+    Ok([conv(a)?, conv(b)?, conv(c)?, conv(d)?])
+}
+
+/// Runs the relay of one call until `Close` (or the driver goes away).
+pub async fn run(
+    ctx: CallContext,
+    raw: [std::net::UdpSocket; 4],
+    mut cmds: mpsc::Receiver<RelayCmd>,
+    sink: Option<RecordSink>,
+) {
+    let socks = match sockets(raw) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(call = ctx.call, error = %e, "media sockets unusable; call has no media relay");
+            return;
+        }
+    };
+    let start = Instant::now();
+    let mut session = Session::new();
+    let mut bufs = [[0u8; 2048]; 4];
+    let mut minute =
+        tokio::time::interval_at(tokio::time::Instant::now() + RECORD_PERIOD, RECORD_PERIOD);
+    let mut last = Snapshot::default();
+    let [s0, s1, s2, s3] = &socks;
+    let [b0, b1, b2, b3] = &mut bufs;
+    loop {
+        let now_ms = || start.elapsed().as_secs_f64() * 1000.0;
+        let (side, component, n, from, buf): (Side, Component, usize, std::net::SocketAddr, &[u8]) = tokio::select! {
+            r = s0.recv_from(b0) => match r { Ok((n, f)) => (Side::A, Component::Rtp, n, f, &b0[..]), Err(_) => continue },
+            r = s1.recv_from(b1) => match r { Ok((n, f)) => (Side::A, Component::Rtcp, n, f, &b1[..]), Err(_) => continue },
+            r = s2.recv_from(b2) => match r { Ok((n, f)) => (Side::B, Component::Rtp, n, f, &b2[..]), Err(_) => continue },
+            r = s3.recv_from(b3) => match r { Ok((n, f)) => (Side::B, Component::Rtcp, n, f, &b3[..]), Err(_) => continue },
+            cmd = cmds.recv() => {
+                match cmd {
+                    Some(RelayCmd::Peer { side, rtp, rtcp, mux, rates }) => session.set_peer(side, rtp, rtcp, mux, rates),
+                    Some(RelayCmd::Close) | None => break,
+                }
+                continue;
+            }
+            _ = minute.tick() => {
+                last = write_record(&ctx, &session, &last, sink.as_ref()).await;
+                continue;
+            }
+        };
+        if let Some(f) = session.on_packet(side, component, from, &buf[..n], now_ms()) {
+            let out = match (f.side, f.component) {
+                (Side::A, Component::Rtp) => s0,
+                (Side::A, Component::Rtcp) => s1,
+                (Side::B, Component::Rtp) => s2,
+                (Side::B, Component::Rtcp) => s3,
+            };
+            let _ = out.send_to(&buf[..n], f.to).await;
+        }
+    }
+    write_record(&ctx, &session, &last, sink.as_ref()).await;
+    let a = session.side(Side::A);
+    let b = session.side(Side::B);
+    tracing::info!(
+        call = ctx.call,
+        a_rtp_in = a.received.rtp_packets,
+        b_rtp_in = b.received.rtp_packets,
+        a_lost = a.stats.lost(),
+        b_lost = b.stats.lost(),
+        dropped_wrong_source = a.dropped_wrong_source + b.dropped_wrong_source,
+        "media relay ended"
+    );
+}
+
+/// Counters at the last record, so records carry per-minute packets and bytes.
+#[derive(Debug, Clone, Copy, Default)]
+struct Snapshot {
+    received: [Counters; 2],
+    sent: [Counters; 2],
+}
+
+fn minus(a: Counters, b: Counters) -> Counters {
+    Counters {
+        rtp_packets: a.rtp_packets - b.rtp_packets,
+        rtp_bytes: a.rtp_bytes - b.rtp_bytes,
+        rtcp_packets: a.rtcp_packets - b.rtcp_packets,
+        rtcp_bytes: a.rtcp_bytes - b.rtcp_bytes,
+    }
+}
+
+/// The formats.md §4 record for the current state; returns the new snapshot.
+fn record(
+    ctx: &CallContext,
+    s: &Session,
+    last: &Snapshot,
+    aws_region: &str,
+    now_ms: u128,
+) -> (Value, Snapshot) {
+    // Termination: the caller (A) is the customer; origination: the callee (B) is.
+    let (cust, rem) = match ctx.direction {
+        Direction::Outbound => (Side::A, Side::B),
+        Direction::Inbound => (Side::B, Side::A),
+    };
+    let idx = |side: Side| if side == Side::A { 0 } else { 1 };
+    let snap = Snapshot {
+        received: [s.side(Side::A).received, s.side(Side::B).received],
+        sent: [s.side(Side::A).sent, s.side(Side::B).sent],
+    };
+    let dir = |prefix: &str, side: Side, v: &mut serde_json::Map<String, Value>| {
+        let st = s.side(side);
+        let rx = minus(snap.received[idx(side)], last.received[idx(side)]);
+        let tx = minus(snap.sent[idx(side)], last.sent[idx(side)]);
+        let into = format!("{prefix}2vc");
+        v.insert(format!("{into}_rtp_packets"), json!(rx.rtp_packets));
+        v.insert(format!("{into}_rtp_bytes"), json!(rx.rtp_bytes));
+        v.insert(format!("{into}_rtcp_packets"), json!(rx.rtcp_packets));
+        v.insert(format!("{into}_rtcp_bytes"), json!(rx.rtcp_bytes));
+        v.insert(format!("{into}_packets_lost"), json!(st.stats.lost().max(0)));
+        // Jitter in microseconds; null before any packet with a known clock rate.
+        v.insert(
+            format!("{into}_jitter"),
+            json!(st.stats.jitter_ms().map(|j| (j * 1000.0).round() as u64)),
+        );
+        let out = format!("vc2{prefix}");
+        v.insert(format!("{out}_rtp_packets"), json!(tx.rtp_packets));
+        v.insert(format!("{out}_rtp_bytes"), json!(tx.rtp_bytes));
+        v.insert(format!("{out}_rtcp_packets"), json!(tx.rtcp_packets));
+        v.insert(format!("{out}_rtcp_bytes"), json!(tx.rtcp_bytes));
+        // What the far end reports about our stream comes from its RTCP receiver reports,
+        // which are not read yet: unknown, so null (never a made-up 0).
+        v.insert(format!("{out}_packets_lost"), Value::Null);
+        v.insert(format!("{out}_jitter"), Value::Null);
+    };
+    let mut v = serde_json::Map::new();
+    v.insert("voice_connector_id".into(), json!(ctx.voice_connector_id));
+    v.insert("event_timestamp".into(), json!(now_ms as u64));
+    v.insert("call_id".into(), json!(ctx.transaction_id));
+    v.insert("from_sip_user".into(), json!(ctx.from_user));
+    v.insert("from_country".into(), Value::Null);
+    v.insert("to_sip_user".into(), json!(ctx.to_user));
+    v.insert("to_country".into(), Value::Null);
+    v.insert("endpoint_id".into(), Value::Null);
+    v.insert("aws_region".into(), json!(aws_region));
+    dir("cust", cust, &mut v);
+    v.insert("rtt_btwn_vc_and_cust".into(), Value::Null);
+    v.insert("mos_btwn_vc_and_cust".into(), Value::Null);
+    dir("rem", rem, &mut v);
+    v.insert("rtt_btwn_vc_and_rem".into(), Value::Null);
+    v.insert("mos_btwn_vc_and_rem".into(), Value::Null);
+    (Value::Object(v), snap)
+}
+
+async fn write_record(
+    ctx: &CallContext,
+    s: &Session,
+    last: &Snapshot,
+    sink: Option<&RecordSink>,
+) -> Snapshot {
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let region = sink.map(|k| k.aws_region.as_str()).unwrap_or("");
+    let (rec, snap) = record(ctx, s, last, region, now_ms);
+    if let Some(sink) = sink {
+        if let Some(dir) = sink.path.parent() {
+            let _ = tokio::fs::create_dir_all(dir).await;
+        }
+        let line = format!("{rec}\n");
+        match tokio::fs::OpenOptions::new().create(true).append(true).open(&sink.path).await {
+            Ok(mut f) => {
+                if let Err(e) = f.write_all(line.as_bytes()).await {
+                    tracing::warn!(path = %sink.path.display(), error = %e, "media-quality record not written");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(path = %sink.path.display(), error = %e, "media-quality log unavailable")
+            }
+        }
+    }
+    snap
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The exact field list of formats.md §4.
+    const FIELDS: &str = "voice_connector_id, event_timestamp, call_id, from_sip_user, from_country, to_sip_user, to_country, endpoint_id, aws_region, cust2vc_rtp_packets, cust2vc_rtp_bytes, cust2vc_rtcp_packets, cust2vc_rtcp_bytes, cust2vc_packets_lost, cust2vc_jitter, vc2cust_rtp_packets, vc2cust_rtp_bytes, vc2cust_rtcp_packets, vc2cust_rtcp_bytes, vc2cust_packets_lost, vc2cust_jitter, rtt_btwn_vc_and_cust, mos_btwn_vc_and_cust, rem2vc_rtp_packets, rem2vc_rtp_bytes, rem2vc_rtcp_packets, rem2vc_rtcp_bytes, rem2vc_packets_lost, rem2vc_jitter, vc2rem_rtp_packets, vc2rem_rtp_bytes, vc2rem_rtcp_packets, vc2rem_rtcp_bytes, vc2rem_packets_lost, vc2rem_jitter, rtt_btwn_vc_and_rem, mos_btwn_vc_and_rem";
+
+    #[test]
+    fn record_has_exactly_the_documented_fields_and_per_minute_counts() {
+        let ctx = CallContext {
+            call: 1,
+            transaction_id: "6f1a3c2e-1111-4a2b-9c3d-0123456789ab".into(),
+            voice_connector_id: "abcdef1ghij2klmno3pqr4".into(),
+            direction: Direction::Outbound,
+            from_user: "+12065550100".into(),
+            to_user: "+12065550101".into(),
+        };
+        let mut s = Session::new();
+        s.set_peer(Side::A, "10.0.0.1:4000".parse().unwrap(), None, false, vec![]);
+        s.set_peer(Side::B, "10.0.0.2:6000".parse().unwrap(), None, false, vec![]);
+        let pkt = |seq: u16| {
+            let mut p = vec![0x80, 0, (seq >> 8) as u8, seq as u8, 0, 0, 0, 0, 0, 0, 0, 7];
+            p[4..8].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+            p.extend_from_slice(&[0xd5; 160]);
+            p
+        };
+        for i in 0..10u16 {
+            if i != 4 {
+                s.on_packet(
+                    Side::A,
+                    Component::Rtp,
+                    "10.0.0.1:4000".parse().unwrap(),
+                    &pkt(i),
+                    f64::from(i) * 20.0,
+                );
+            }
+        }
+        let (rec, snap) = record(&ctx, &s, &Snapshot::default(), "us-east-1", 1_700_000_000_000);
+        let keys: Vec<&str> = rec.as_object().unwrap().keys().map(String::as_str).collect();
+        let want: Vec<&str> = FIELDS.split(", ").collect();
+        let mut sorted_keys = keys.clone();
+        sorted_keys.sort_unstable();
+        let mut sorted_want = want.clone();
+        sorted_want.sort_unstable();
+        assert_eq!(sorted_keys, sorted_want);
+        assert_eq!(rec["cust2vc_rtp_packets"], 9);
+        assert_eq!(rec["cust2vc_rtp_bytes"], 9 * 172);
+        assert_eq!(rec["cust2vc_packets_lost"], 1);
+        assert_eq!(rec["cust2vc_jitter"], 0);
+        assert_eq!(rec["vc2rem_rtp_packets"], 9);
+        assert_eq!(rec["rem2vc_rtp_packets"], 0);
+        assert!(rec["rem2vc_jitter"].is_null(), "no packets from the carrier: jitter unknown");
+        assert!(rec["mos_btwn_vc_and_cust"].is_null() && rec["rtt_btwn_vc_and_rem"].is_null());
+        // The next minute counts only new packets; loss stays cumulative.
+        let (rec2, _) = record(&ctx, &s, &snap, "us-east-1", 1_700_000_060_000);
+        assert_eq!(rec2["cust2vc_rtp_packets"], 0);
+        assert_eq!(rec2["cust2vc_packets_lost"], 1);
+    }
+}

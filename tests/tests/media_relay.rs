@@ -1,0 +1,71 @@
+//! Media through voicegw: SIPp plays a G.711 A-law capture as the PBX, the carrier SIPp echoes it
+//! (`-rtp_echo`); voicegw anchors both legs (SDP rewritten to its own sockets), relays every
+//! packet both ways and writes the media-quality record of formats.md §4 at call end.
+
+use std::time::{Duration, Instant};
+
+use harness::{carrier_args, pbx_args, require, run_sipp, shared, Gateway, Sipp};
+use serde_json::Value;
+
+const FIELDS: &str = "voice_connector_id, event_timestamp, call_id, from_sip_user, from_country, to_sip_user, to_country, endpoint_id, aws_region, cust2vc_rtp_packets, cust2vc_rtp_bytes, cust2vc_rtcp_packets, cust2vc_rtcp_bytes, cust2vc_packets_lost, cust2vc_jitter, vc2cust_rtp_packets, vc2cust_rtp_bytes, vc2cust_rtcp_packets, vc2cust_rtcp_bytes, vc2cust_packets_lost, vc2cust_jitter, rtt_btwn_vc_and_cust, mos_btwn_vc_and_cust, rem2vc_rtp_packets, rem2vc_rtp_bytes, rem2vc_rtcp_packets, rem2vc_rtcp_bytes, rem2vc_packets_lost, rem2vc_jitter, vc2rem_rtp_packets, vc2rem_rtp_bytes, vc2rem_rtcp_packets, vc2rem_rtcp_bytes, vc2rem_packets_lost, vc2rem_jitter, rtt_btwn_vc_and_rem, mos_btwn_vc_and_rem";
+
+#[test]
+fn rtp_is_relayed_both_ways_and_recorded() {
+    if !require("sipp") {
+        return;
+    }
+    let gw = Gateway::start("127.0.0.24", |c| c);
+    let ip = gw.ip.clone();
+    let pcap = shared().join("pcaps/sipp-g711a.pcap");
+    let mut c_args = carrier_args(&ip);
+    c_args.extend(["-mp", "6100", "-rtp_echo", "-m", "1"].map(String::from));
+    let cargs: Vec<&str> = c_args.iter().map(String::as_str).collect();
+    let callee = Sipp::spawn(&gw.dir, "carrier", "carrier_answer.xml", &cargs);
+    let mut p_args = pbx_args(&ip);
+    p_args.extend(["-mp", "6000", "-m", "1", "-key", "audio_pcap"].map(String::from));
+    p_args.push(pcap.display().to_string());
+    let pargs: Vec<&str> = p_args.iter().map(String::as_str).collect();
+    let caller = run_sipp(&gw.dir, "pbx", "pbx_media.xml", &pargs, Duration::from_secs(30));
+    let callee = callee.wait(Duration::from_secs(10));
+    assert_eq!((caller.successful, callee.successful), (1, 1), "{caller:#?}\n{callee:#?}");
+
+    // The record is written when the relay closes, right after the BYE.
+    let path = gw.dir.join("var/ChimeVoiceConnectorLogs/abcdef1ghij2klmno3pqr4.jsonl");
+    let start = Instant::now();
+    let mut text = String::new();
+    while start.elapsed() < Duration::from_secs(5) {
+        text = std::fs::read_to_string(&path).unwrap_or_default();
+        if !text.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "one record (a call shorter than a minute): {text}\n{}", gw.log());
+    let rec: Value = serde_json::from_str(lines[0]).expect("JSON record");
+    let keys: Vec<&str> = rec.as_object().expect("object").keys().map(String::as_str).collect();
+    assert_eq!(keys, FIELDS.split(", ").collect::<Vec<_>>(), "fields and order of formats.md §4");
+    // sipp-g711a.pcap holds 236 RTP packets (MANIFEST.md), each 12 bytes of header and 240 of
+    // 30 ms A-law = 252 bytes; the echo returns them.
+    for k in
+        ["cust2vc_rtp_packets", "vc2rem_rtp_packets", "rem2vc_rtp_packets", "vc2cust_rtp_packets"]
+    {
+        assert_eq!(rec[k], 236, "{k}: {rec}");
+    }
+    assert_eq!(rec["cust2vc_rtp_bytes"], 236 * 252);
+    assert_eq!(rec["cust2vc_packets_lost"], 0);
+    assert_eq!(rec["rem2vc_packets_lost"], 0);
+    let jitter = rec["cust2vc_jitter"].as_u64().expect("jitter measured");
+    assert!(jitter < 20_000, "jitter on loopback should be small: {jitter} µs");
+    assert!(
+        rec["rtt_btwn_vc_and_cust"].is_null() && rec["mos_btwn_vc_and_cust"].is_null(),
+        "unknown RTT and MOS are null"
+    );
+    assert_eq!(rec["voice_connector_id"], "abcdef1ghij2klmno3pqr4");
+    assert_eq!(
+        (rec["from_sip_user"].as_str(), rec["to_sip_user"].as_str()),
+        (Some("+12065550100"), Some("+12065550101"))
+    );
+    assert_eq!(rec["call_id"].as_str().map(str::len), Some(36), "TransactionId is a UUID");
+    assert!(gw.log().contains("media relay ended"), "{}", gw.log());
+}
