@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 
 use media::capture::{udp_datagrams, CaptureError};
 use media::emodel;
+use media::rtcp;
 use media::rtp::{is_comfort_noise, is_rtcp, static_clock_rate, RtpHeader};
 use media::sdp::Sdp;
 use media::stats::{Arrival, ReceiveStats};
@@ -31,9 +32,12 @@ pub struct StreamReport {
     /// Packetization time in ms (most common timestamp step between consecutive packets).
     pub ptime_ms: Option<f64>,
     /// E-model MOS (G.711 and G.729 only) from loss and jitter; the capture has no RTT for the
-    /// stream, so the delay term uses 2·jitter + ptime only (`mos_basis` says so).
+    /// stream unless RTCP reports give one (`mos_basis` says which).
     pub mos: Option<f64>,
     pub mos_basis: Option<&'static str>,
+    /// Round-trip times (ms) from the RTCP receiver reports about this stream, measured at the
+    /// capture point (RFC 3550 §6.4.1: arrival − LSR − DLSR), in capture order.
+    pub rtt_ms: Vec<f64>,
     pub first_time_s: f64,
     pub last_time_s: f64,
 }
@@ -134,8 +138,40 @@ pub fn analyze(file: &[u8]) -> Result<Vec<StreamReport>, CaptureError> {
     }
     let start_ns = datagrams.first().map(|d| d.time_ns).unwrap_or(0);
     let mut streams: BTreeMap<(SocketAddr, SocketAddr, u32), Stream> = BTreeMap::new();
+    // When each SR was seen (by the middle 32 bits of its NTP time), and the RTTs found.
+    // Keyed by the conversation (the unordered address pair), the SR sender and its NTP time:
+    // a report refers to an SR sent to its own sender on the same flow.
+    type Conv = (SocketAddr, SocketAddr);
+    let conv = |a: SocketAddr, b: SocketAddr| -> Conv {
+        if a <= b {
+            (a, b)
+        } else {
+            (b, a)
+        }
+    };
+    let mut sr_seen: HashMap<(Conv, u32, u32), f64> = HashMap::new();
+    // First sighting of each SR anywhere in the capture: when its sender sent it, as seen from
+    // here (a relay in the capture forwards the same SR again later, on another flow).
+    let mut sr_first: HashMap<(u32, u32), f64> = HashMap::new();
+    let mut rtts: HashMap<(u32, std::net::IpAddr), Vec<f64>> = HashMap::new();
     for d in &datagrams {
         if is_rtcp(d.payload) {
+            let t = (d.time_ns - start_ns) as f64 / 1e6;
+            for r in rtcp::reports(d.payload) {
+                for b in &r.blocks {
+                    // The block reports on the SR sender's stream: match its SR by (SSRC, LSR).
+                    let on_flow = sr_seen.contains_key(&(conv(d.src, d.dst), b.ssrc, b.lsr));
+                    let sent = sr_first.get(&(b.ssrc, b.lsr)).filter(|_| on_flow);
+                    if let Some(rtt) = sent.and_then(|sent| rtcp::rtt_ms(b, *sent, t)) {
+                        rtts.entry((b.ssrc, d.src.ip())).or_default().push(round3(rtt));
+                    }
+                }
+                if let Some(n) = r.ntp_middle {
+                    // The first sighting: a capture point may see the same SR again further on.
+                    sr_seen.entry((conv(d.src, d.dst), r.sender_ssrc, n)).or_insert(t);
+                    sr_first.entry((r.sender_ssrc, n)).or_insert(t);
+                }
+            }
             continue;
         }
         let Ok(h) = RtpHeader::parse(d.payload) else { continue };
@@ -203,9 +239,12 @@ pub fn analyze(file: &[u8]) -> Result<Vec<StreamReport>, CaptureError> {
         } else {
             0.0
         };
+        let rtt_ms = rtts.remove(&(ssrc, dst.ip())).unwrap_or_default();
+        let mean_rtt =
+            (!rtt_ms.is_empty()).then(|| rtt_ms.iter().sum::<f64>() / rtt_ms.len() as f64);
         let mos = match (ie, s.stats.mean_jitter_ms(), ptime_ms) {
             (Some(codec), Some(j), Some(pt)) if s.stats.packets >= 50 => {
-                Some(emodel::reported_mos(0.0, j, pt, loss_pct, codec, 1.0))
+                Some(emodel::reported_mos(mean_rtt.unwrap_or(0.0), j, pt, loss_pct, codec, 1.0))
             }
             _ => None,
         };
@@ -221,8 +260,14 @@ pub fn analyze(file: &[u8]) -> Result<Vec<StreamReport>, CaptureError> {
             mean_jitter_ms: s.stats.mean_jitter_ms().map(round3),
             max_jitter_ms: s.stats.max_jitter_ms().map(round3),
             ptime_ms,
-            mos_basis: mos
-                .map(|_| "loss and mean jitter; no RTT in the capture (delay = 2*jitter + ptime)"),
+            mos_basis: mos.map(|_| {
+                if mean_rtt.is_some() {
+                    "loss, mean jitter and mean RTCP round-trip time (delay = RTT/2 + 2*jitter + ptime)"
+                } else {
+                    "loss and mean jitter; no RTCP round-trip time in the capture (delay = 2*jitter + ptime)"
+                }
+            }),
+            rtt_ms,
             mos,
             first_time_s: (s.first_ns - start_ns) as f64 / 1e9,
             last_time_s: (s.last_ns - start_ns) as f64 / 1e9,

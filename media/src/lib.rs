@@ -14,6 +14,7 @@ pub mod capture;
 pub mod emodel;
 mod ports;
 pub mod relay;
+pub mod rtcp;
 pub mod rtp;
 pub mod sdp;
 pub mod stats;

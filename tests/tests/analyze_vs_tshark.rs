@@ -368,3 +368,57 @@ fn check_convention(
     }
     failures
 }
+
+/// RTCP round-trip times (LSR/DLSR) against tshark's `rtcp.roundtrip-delay` answers in the
+/// manifest: the same number of measurements per reporting host, each within 2 ms. tshark
+/// prints whole milliseconds computed from truncated terms (its values run 0.2–1.5 ms above
+/// the exact arrival − LSR − DLSR that voicegw reports to the microsecond).
+#[test]
+fn rtcp_round_trip_times_agree_with_tshark() {
+    if !require("tshark") {
+        return;
+    }
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(shared().join("pcaps/_analysis/manifest.json"))
+            .expect("manifest.json"),
+    )
+    .expect("manifest JSON");
+    let mut compared = 0;
+    for cap in manifest.as_array().expect("array") {
+        let Some(rows) = cap["rtt"].as_array().filter(|r| !r.is_empty()) else { continue };
+        let name = cap["name"].as_str().unwrap_or_default();
+        // tshark: [frame, reporting host, rtt ms] in frame order.
+        let mut theirs: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        for r in rows {
+            let ip = r[1].as_str().unwrap_or_default().to_string();
+            theirs
+                .entry(ip)
+                .or_default()
+                .push(r[2].as_str().and_then(|v| v.parse().ok()).unwrap_or(-1.0));
+        }
+        // Ours: RTTs from the reports about each stream, made by its receiver (the stream's dst).
+        let mut ours_by_host: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        for ((_, dst, _), v) in ours(&shared().join("pcaps").join(name)) {
+            let host = dst
+                .rsplit_once(':')
+                .map(|(h, _)| h.trim_matches(['[', ']']).to_string())
+                .unwrap_or_default();
+            for x in v["rtt_ms"].as_array().into_iter().flatten().filter_map(Value::as_f64) {
+                ours_by_host.entry(host.clone()).or_default().push(x);
+            }
+        }
+        for (host, t) in &theirs {
+            let o = ours_by_host.get(host).cloned().unwrap_or_default();
+            assert_eq!(
+                o.len(),
+                t.len(),
+                "{name}: RTT measurements reported by {host}: ours {o:?}, tshark {t:?}"
+            );
+            for (a, b) in o.iter().zip(t) {
+                assert!((a - b).abs() <= 2.0, "{name} {host}: RTT {a} ms vs tshark {b} ms");
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared >= 9, "only {compared} RTTs compared");
+}
