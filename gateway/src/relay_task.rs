@@ -165,10 +165,37 @@ fn record(
         v.insert(format!("{out}_rtp_bytes"), json!(tx.rtp_bytes));
         v.insert(format!("{out}_rtcp_packets"), json!(tx.rtcp_packets));
         v.insert(format!("{out}_rtcp_bytes"), json!(tx.rtcp_bytes));
-        // What the far end reports about our stream comes from its RTCP receiver reports,
-        // which are not read yet: unknown, so null (never a made-up 0).
-        v.insert(format!("{out}_packets_lost"), Value::Null);
-        v.insert(format!("{out}_jitter"), Value::Null);
+        // What the far end reports about the stream we send it (its RTCP receiver reports);
+        // null when it sent none (never a made-up 0).
+        let sent_rate = s.side(side.other()).stats.clock_rate().unwrap_or(8000);
+        let (lost, jitter) = match st.far_end_report {
+            Some((lost, jitter)) => (
+                json!(lost.max(0)),
+                json!((f64::from(jitter) * 1e6 / f64::from(sent_rate)).round() as u64),
+            ),
+            None => (Value::Null, Value::Null),
+        };
+        v.insert(format!("{out}_packets_lost"), lost);
+        v.insert(format!("{out}_jitter"), jitter);
+    };
+    // RTT of a leg from its peer's reports on SRs voicegw forwarded to it; MOS needs it.
+    let rtt_us = |side: Side| s.side(side).rtt_ms.map(|r| (r * 1000.0).round() as u64);
+    let mos = |side: Side| -> Option<f64> {
+        let st = s.side(side);
+        let rtt = st.rtt_ms?;
+        let codec = match st.stats.payload_type()? {
+            0 | 8 => media::emodel::G711_PLC,
+            18 => media::emodel::G729A_VAD,
+            _ => return None,
+        };
+        let expected = st.stats.expected();
+        if expected == 0 {
+            return None;
+        }
+        let loss_pct = st.stats.lost().max(0) as f64 * 100.0 / expected as f64;
+        // Packetization time: 20 ms, the G.711/G.729 default (the stream's own ptime is not
+        // tracked by the relay yet).
+        Some(media::emodel::reported_mos(rtt, st.stats.jitter_ms()?, 20.0, loss_pct, codec, 1.0))
     };
     let mut v = serde_json::Map::new();
     v.insert("voice_connector_id".into(), json!(ctx.voice_connector_id));
@@ -181,11 +208,11 @@ fn record(
     v.insert("endpoint_id".into(), Value::Null);
     v.insert("aws_region".into(), json!(aws_region));
     dir("cust", cust, &mut v);
-    v.insert("rtt_btwn_vc_and_cust".into(), Value::Null);
-    v.insert("mos_btwn_vc_and_cust".into(), Value::Null);
+    v.insert("rtt_btwn_vc_and_cust".into(), json!(rtt_us(cust)));
+    v.insert("mos_btwn_vc_and_cust".into(), json!(mos(cust)));
     dir("rem", rem, &mut v);
-    v.insert("rtt_btwn_vc_and_rem".into(), Value::Null);
-    v.insert("mos_btwn_vc_and_rem".into(), Value::Null);
+    v.insert("rtt_btwn_vc_and_rem".into(), json!(rtt_us(rem)));
+    v.insert("mos_btwn_vc_and_rem".into(), json!(mos(rem)));
     (Value::Object(v), snap)
 }
 
@@ -270,6 +297,31 @@ mod tests {
         assert_eq!(rec["rem2vc_rtp_packets"], 0);
         assert!(rec["rem2vc_jitter"].is_null(), "no packets from the carrier: jitter unknown");
         assert!(rec["mos_btwn_vc_and_cust"].is_null() && rec["rtt_btwn_vc_and_rem"].is_null());
+        // The carrier answers with RTP and reports on the SRs the PBX sent it through voicegw:
+        // the remote leg's RTT, its view of our stream and a MOS appear.
+        for i in 0..10u16 {
+            let mut p = pkt(i);
+            p[11] = 9; // SSRC 9
+            s.on_packet(
+                Side::B,
+                Component::Rtp,
+                "10.0.0.2:6000".parse().unwrap(),
+                &p,
+                f64::from(i) * 20.0,
+            );
+        }
+        let mut sr = vec![0x80, 200, 0, 6, 0, 0, 0, 7, 0, 0, 0x12, 0x34, 0x56, 0x78, 0, 0];
+        sr.extend_from_slice(&[0; 12]);
+        s.on_packet(Side::A, Component::Rtcp, "10.0.0.1:4001".parse().unwrap(), &sr, 1000.0);
+        let mut rr = vec![0x81, 201, 0, 7, 0, 0, 0, 9, 0, 0, 0, 7, 0, 0, 0, 2, 0, 0, 0, 9];
+        rr.extend_from_slice(&[0, 0, 0, 16, 0x12, 0x34, 0x56, 0x78, 0, 0, 0x80, 0]);
+        s.on_packet(Side::B, Component::Rtcp, "10.0.0.2:6001".parse().unwrap(), &rr, 1540.0);
+        let (rec3, _) = record(&ctx, &s, &snap, "us-east-1", 1_700_000_060_000);
+        assert_eq!(rec3["rtt_btwn_vc_and_rem"], 40_000, "1540 - 1000 - 500 ms");
+        assert_eq!(rec3["vc2rem_packets_lost"], 2);
+        assert_eq!(rec3["vc2rem_jitter"], 2000, "16 units at 8 kHz");
+        assert_eq!(rec3["mos_btwn_vc_and_rem"], 4.39, "G.711, no loss, no jitter, d = 20 + 20 ms");
+        assert!(rec3["rtt_btwn_vc_and_cust"].is_null());
         // The next minute counts only new packets; loss stays cumulative.
         let (rec2, _) = record(&ctx, &s, &snap, "us-east-1", 1_700_000_060_000);
         assert_eq!(rec2["cust2vc_rtp_packets"], 0);

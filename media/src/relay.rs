@@ -99,7 +99,18 @@ pub struct SideState {
     pub malformed: u64,
     /// Clock rate per payload type, from SDP.
     pub clock_rates: Vec<(u8, u32)>,
+    /// SRs forwarded to this side's peer: (sender SSRC, NTP middle 32 bits, when), newest last.
+    sr_sent: Vec<(u32, u32, f64)>,
+    /// Round-trip time between voicegw and this side's peer (ms), from the peer's reports on
+    /// SRs we forwarded to it (RFC 3550 §6.4.1); the latest measurement.
+    pub rtt_ms: Option<f64>,
+    /// What this side's peer reports about the stream we send it: cumulative lost and
+    /// interarrival jitter (timestamp units).
+    pub far_end_report: Option<(i32, u32)>,
 }
+
+/// How many forwarded SRs each side remembers for RTT matching.
+const SR_MEMORY: usize = 8;
 
 /// One call's media relay.
 #[derive(Debug, Clone, Default)]
@@ -110,6 +121,35 @@ pub struct Session {
 impl Session {
     pub fn new() -> Session {
         Session::default()
+    }
+
+    /// Reads the reports of an RTCP packet from `side`'s peer (about to be forwarded to the
+    /// other side): its reports on SRs we forwarded to it give the RTT of this side's leg and
+    /// its view of the stream we send it; its own SRs are remembered on the other side.
+    fn observe_rtcp(&mut self, side: Side, data: &[u8], now_ms: f64) {
+        let other_ssrc = self.sides[side.other().idx()].ssrc;
+        for r in crate::rtcp::reports(data) {
+            let st = &mut self.sides[side.idx()];
+            for b in &r.blocks {
+                if let Some(&(_, _, at)) =
+                    st.sr_sent.iter().rev().find(|(ssrc, ntp, _)| *ssrc == b.ssrc && *ntp == b.lsr)
+                {
+                    if let Some(rtt) = crate::rtcp::rtt_ms(b, at, now_ms) {
+                        st.rtt_ms = Some(rtt);
+                    }
+                }
+                if Some(b.ssrc) == other_ssrc {
+                    st.far_end_report = Some((b.cumulative_lost, b.jitter));
+                }
+            }
+            if let Some(ntp) = r.ntp_middle {
+                let out = &mut self.sides[side.other().idx()];
+                if out.sr_sent.len() == SR_MEMORY {
+                    out.sr_sent.remove(0);
+                }
+                out.sr_sent.push((r.sender_ssrc, ntp, now_ms));
+            }
+        }
     }
 
     pub fn side(&self, s: Side) -> &SideState {
@@ -207,6 +247,9 @@ impl Session {
             }
         }
         let out = side.other();
+        if component == Component::Rtcp {
+            self.observe_rtcp(side, data, now_ms);
+        }
         let ost = &mut self.sides[out.idx()];
         let Some(to) = ost.peer.dest(component) else {
             ost.dropped_no_destination += 1;
@@ -301,6 +344,37 @@ mod tests {
         );
         assert_eq!(s.side(Side::B).received.rtcp_packets, 1);
         assert_eq!(s.side(Side::A).received.rtp_packets, 0);
+    }
+
+    #[test]
+    fn rtt_per_leg_from_reports_on_forwarded_srs() {
+        let mut s = Session::new();
+        s.set_peer(Side::A, addr("10.0.0.1:4000"), None, false, vec![]);
+        s.set_peer(Side::B, addr("10.0.0.2:6000"), None, false, vec![]);
+        // A sends RTP (SSRC 7) and an SR; voicegw forwards both to B at t = 1000 ms.
+        s.on_packet(Side::A, Component::Rtp, addr("10.0.0.1:4000"), &rtp(1, 7), 990.0);
+        let mut sr = vec![0x80, 200, 0, 6];
+        sr.extend_from_slice(&7u32.to_be_bytes());
+        sr.extend_from_slice(&0x0001_1234u32.to_be_bytes());
+        sr.extend_from_slice(&0x5678_0000u32.to_be_bytes());
+        sr.extend_from_slice(&[0; 12]);
+        assert!(s
+            .on_packet(Side::A, Component::Rtcp, addr("10.0.0.1:4001"), &sr, 1000.0)
+            .is_some());
+        // B reports on SSRC 7 with LSR = 0x1234_5678 and DLSR 0.5 s, arriving at t = 1540 ms:
+        // RTT between voicegw and B = 1540 − 1000 − 500 = 40 ms.
+        let mut rr = vec![0x81, 201, 0, 7];
+        rr.extend_from_slice(&9u32.to_be_bytes());
+        rr.extend_from_slice(&7u32.to_be_bytes());
+        rr.extend_from_slice(&[0, 0, 0, 3]);
+        rr.extend_from_slice(&1u32.to_be_bytes());
+        rr.extend_from_slice(&80u32.to_be_bytes());
+        rr.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+        rr.extend_from_slice(&0x0000_8000u32.to_be_bytes());
+        s.on_packet(Side::B, Component::Rtcp, addr("10.0.0.2:6001"), &rr, 1540.0);
+        assert_eq!(s.side(Side::B).rtt_ms, Some(40.0));
+        assert_eq!(s.side(Side::B).far_end_report, Some((3, 80)));
+        assert_eq!(s.side(Side::A).rtt_ms, None);
     }
 
     #[test]

@@ -229,6 +229,16 @@ impl ReceiveStats {
         self.expected() as i64 - self.packets as i64
     }
 
+    /// The payload type of the latest packet.
+    pub fn payload_type(&self) -> Option<u8> {
+        self.last_pt
+    }
+
+    /// Clock rate of the stream, once a packet with a known rate arrived.
+    pub fn clock_rate(&self) -> Option<u32> {
+        self.clock_rate
+    }
+
     /// Current interarrival jitter in RTP timestamp units (what RTCP reports carry).
     pub fn jitter_ts_units(&self) -> u32 {
         self.jitter.round() as u32
