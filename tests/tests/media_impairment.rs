@@ -1,0 +1,148 @@
+//! Deterministic impairment through voicegw: the test is the PBX (SIP over UDP, its own RTP
+//! sender with a seeded loss pattern and a fixed ±3 ms send-time jitter), SIPp is the carrier and
+//! echoes the RTP back. The media-quality record must report the injected loss exactly on both
+//! directions and the injected jitter within tolerance.
+
+use std::net::UdpSocket;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use harness::{carrier_args, require, Gateway, Sipp};
+use serde_json::Value;
+
+const VC: &str = "abcdef1ghij2klmno3pqr4.voiceconnector.local";
+
+fn read_until(sock: &UdpSocket, want: &str) -> String {
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(n) = sock.recv(&mut buf) {
+            let m = String::from_utf8_lossy(&buf[..n]).to_string();
+            if m.starts_with(want) {
+                return m;
+            }
+        }
+    }
+    panic!("no {want} within 5 s");
+}
+
+fn header<'a>(msg: &'a str, name: &str) -> &'a str {
+    msg.lines()
+        .find_map(|l| {
+            l.split_once(':').filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim())
+        })
+        .unwrap_or_else(|| panic!("no {name} in {msg}"))
+}
+
+/// A tiny seeded generator (xorshift) so the loss pattern is the same on every run.
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+#[test]
+fn injected_loss_and_jitter_are_reported() {
+    if !require("sipp") {
+        return;
+    }
+    let gw = Gateway::start("127.0.0.25", |c| c);
+    let ip = gw.ip.clone();
+    let mut c_args = carrier_args(&ip);
+    c_args.extend(["-mp", "6100", "-rtp_echo", "-m", "1"].map(String::from));
+    let cargs: Vec<&str> = c_args.iter().map(String::as_str).collect();
+    let callee = Sipp::spawn(&gw.dir, "carrier", "carrier_answer.xml", &cargs);
+
+    let sip = UdpSocket::bind(format!("{ip}:5090")).expect("sip socket");
+    sip.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+    let rtp = Arc::new(UdpSocket::bind(format!("{ip}:7000")).expect("rtp socket"));
+    let sdp = format!("v=0\r\no=pbx 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio 7000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n");
+    let gwaddr = format!("{ip}:5060");
+    let invite = format!("INVITE sip:+12065550101@{VC} SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5090;branch=z9hG4bKimp1\r\nFrom: <sip:+12065550100@{ip}>;tag=imp\r\nTo: <sip:+12065550101@{VC}>\r\nCall-ID: impairment-1\r\nCSeq: 1 INVITE\r\nContact: <sip:pbx@{ip}:5090>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}", sdp.len());
+    sip.send_to(invite.as_bytes(), &gwaddr).expect("send INVITE");
+    let ok = read_until(&sip, "SIP/2.0 200");
+    let to = header(&ok, "To").to_string();
+    let media_port: u16 = ok
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("m=audio ")
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|p| p.parse().ok())
+        })
+        .expect("m=audio in the 200 OK");
+    assert!(ok.contains(&format!("c=IN IP4 {ip}")), "answer anchored on voicegw: {ok}");
+    let ack = format!("ACK sip:voicegw@{ip}:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5090;branch=z9hG4bKimp2\r\nFrom: <sip:+12065550100@{ip}>;tag=imp\r\nTo: {to}\r\nCall-ID: impairment-1\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
+    sip.send_to(ack.as_bytes(), &gwaddr).expect("send ACK");
+
+    // Echoed packets come back through voicegw: count them.
+    let echoed = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (rtp, echoed, done) = (rtp.clone(), echoed.clone(), done.clone());
+        rtp.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            let end = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < end && !done.load(Ordering::Relaxed) {
+                if rtp.recv(&mut buf).is_ok() {
+                    echoed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    // 300 packets of 20 ms; seeded 5% loss (never the last packet); send times alternate
+    // +3/−3 ms around the 20 ms grid, so every transit difference is 6 ms and the RFC 3550
+    // jitter converges to 6 ms.
+    let target = format!("{ip}:{media_port}");
+    let (mut state, mut dropped, mut sent) = (0x9e37_79b9_7f4a_7c15u64, 0u64, 0u64);
+    let start = Instant::now();
+    for seq in 0..300u16 {
+        let lose = seq < 299 && xorshift(&mut state) % 100 < 5;
+        let offset_ms: i64 = if seq % 2 == 0 { 3 } else { -3 };
+        let at = start + Duration::from_millis((20 * i64::from(seq) + 3 + offset_ms) as u64);
+        if let Some(wait) = at.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        if lose {
+            dropped += 1;
+            continue;
+        }
+        let mut p = vec![0x80, 8, (seq >> 8) as u8, seq as u8];
+        p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+        p.extend_from_slice(&0x0bad_cafeu32.to_be_bytes());
+        p.extend_from_slice(&[0xd5; 160]);
+        rtp.send_to(&p, &target).expect("send RTP");
+        sent += 1;
+    }
+    assert!(dropped >= 5, "the seed must drop some packets ({dropped})");
+    std::thread::sleep(Duration::from_millis(300));
+    let bye = format!("BYE sip:voicegw@{ip}:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5090;branch=z9hG4bKimp3\r\nFrom: <sip:+12065550100@{ip}>;tag=imp\r\nTo: {to}\r\nCall-ID: impairment-1\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
+    sip.send_to(bye.as_bytes(), &gwaddr).expect("send BYE");
+    read_until(&sip, "SIP/2.0 200");
+    done.store(true, Ordering::Relaxed);
+    reader.join().expect("reader");
+    let callee = callee.wait(Duration::from_secs(10));
+    assert_eq!(callee.successful, 1, "{callee:#?}");
+
+    let path = gw.dir.join("var/ChimeVoiceConnectorLogs/abcdef1ghij2klmno3pqr4.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut text = String::new();
+    while Instant::now() < deadline && text.is_empty() {
+        text = std::fs::read_to_string(&path).unwrap_or_default();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let rec: Value = serde_json::from_str(text.lines().last().expect("a record")).expect("JSON");
+    assert_eq!(rec["cust2vc_rtp_packets"], sent, "{rec}");
+    assert_eq!(rec["cust2vc_packets_lost"], dropped, "injected loss, caller to voicegw: {rec}");
+    assert_eq!(rec["vc2rem_rtp_packets"], sent);
+    // The echo keeps the sequence numbers, so the carrier leg shows the same gaps.
+    assert_eq!(rec["rem2vc_packets_lost"], dropped, "{rec}");
+    assert_eq!(echoed.load(Ordering::Relaxed), sent, "every packet came back through voicegw");
+    let jitter_us = rec["cust2vc_jitter"].as_u64().expect("jitter");
+    assert!(
+        (4_500..=7_500).contains(&jitter_us),
+        "injected ±3 ms (RFC 3550 J → 6 ms), measured {jitter_us} µs"
+    );
+}
