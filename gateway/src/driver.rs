@@ -137,11 +137,19 @@ pub async fn run(v: Validated) -> Result<(), StartError> {
     let sinks: HashMap<String, RecordSink> = cfg
         .voice_connectors
         .iter()
-        .filter(|vc| vc.logging.enable_media_metric_logs)
         .map(|vc| {
-            let path =
-                cfg.data.dir.join("ChimeVoiceConnectorLogs").join(format!("{}.jsonl", vc.id));
-            (vc.id.clone(), RecordSink { path, aws_region: vc.aws_region.clone() })
+            let path = vc.logging.enable_media_metric_logs.then(|| {
+                cfg.data.dir.join("ChimeVoiceConnectorLogs").join(format!("{}.jsonl", vc.id))
+            });
+            let labels = Labels::new(&vc.id, &vc.aws_region);
+            (
+                vc.id.clone(),
+                RecordSink {
+                    path,
+                    aws_region: vc.aws_region.clone(),
+                    metrics: Some((registry.clone(), labels)),
+                },
+            )
         })
         .collect();
     let mut relays: HashMap<u64, mpsc::Sender<RelayCmd>> = HashMap::new();
@@ -415,4 +423,5 @@ fn update_process_metrics(core: &Core, registry: &Mutex<Registry>, conns: usize,
     let (c, sv) = core.transactions();
     r.set(names::PROCESS_TRANSACTIONS, &l, (c + sv) as f64);
     r.set(names::PROCESS_CONNECTIONS, &l, conns as f64);
+    r.set(names::MEDIA_PORTS_IN_USE, &l, core.anchor().ports_in_use() as f64);
 }

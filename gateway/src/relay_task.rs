@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use media::relay::{Component, Counters, Session, Side};
+use metrics::{names, Labels, Registry};
 use serde_json::{json, Value};
 use sip::b2bua::Direction;
 use tokio::io::AsyncWriteExt;
@@ -27,11 +28,13 @@ pub enum RelayCmd {
     Close,
 }
 
-/// Where media-quality records go (None: logging disabled for the voice connector).
+/// Where media-quality records go (`path` None: logging disabled for the voice connector)
+/// and the metrics registry they also feed.
 #[derive(Debug, Clone)]
 pub struct RecordSink {
-    pub path: PathBuf,
+    pub path: Option<PathBuf>,
     pub aws_region: String,
+    pub metrics: Option<(Arc<std::sync::Mutex<Registry>>, Labels)>,
 }
 
 /// Period of the media-quality records.
@@ -112,10 +115,12 @@ pub async fn run(
 }
 
 /// Counters at the last record, so records carry per-minute packets and bytes.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct Snapshot {
     received: [Counters; 2],
     sent: [Counters; 2],
+    /// Cumulative loss per record prefix (`cust2vc`, …) at this snapshot.
+    lost: std::collections::HashMap<&'static str, f64>,
 }
 
 fn minus(a: Counters, b: Counters) -> Counters {
@@ -141,9 +146,10 @@ fn record(
         Direction::Inbound => (Side::B, Side::A),
     };
     let idx = |side: Side| if side == Side::A { 0 } else { 1 };
-    let snap = Snapshot {
+    let mut snap = Snapshot {
         received: [s.side(Side::A).received, s.side(Side::B).received],
         sent: [s.side(Side::A).sent, s.side(Side::B).sent],
+        lost: Default::default(),
     };
     let dir = |prefix: &str, side: Side, v: &mut serde_json::Map<String, Value>| {
         let st = s.side(side);
@@ -213,6 +219,10 @@ fn record(
     dir("rem", rem, &mut v);
     v.insert("rtt_btwn_vc_and_rem".into(), json!(rtt_us(rem)));
     v.insert("mos_btwn_vc_and_rem".into(), json!(mos(rem)));
+    for prefix in ["cust2vc", "vc2cust", "rem2vc", "vc2rem"] {
+        let k = format!("{prefix}_packets_lost");
+        snap.lost.insert(prefix, v.get(&k).and_then(Value::as_f64).unwrap_or(0.0));
+    }
     (Value::Object(v), snap)
 }
 
@@ -225,23 +235,109 @@ async fn write_record(
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
     let region = sink.map(|k| k.aws_region.as_str()).unwrap_or("");
     let (rec, snap) = record(ctx, s, last, region, now_ms);
-    if let Some(sink) = sink {
-        if let Some(dir) = sink.path.parent() {
+    let Some(sink) = sink else { return snap };
+    if let Some((registry, labels)) = &sink.metrics {
+        feed_metrics(&rec, last, &snap, registry, labels);
+    }
+    if let Some(path) = &sink.path {
+        if let Some(dir) = path.parent() {
             let _ = tokio::fs::create_dir_all(dir).await;
         }
         let line = format!("{rec}\n");
-        match tokio::fs::OpenOptions::new().create(true).append(true).open(&sink.path).await {
+        match tokio::fs::OpenOptions::new().create(true).append(true).open(path).await {
             Ok(mut f) => {
                 if let Err(e) = f.write_all(line.as_bytes()).await {
-                    tracing::warn!(path = %sink.path.display(), error = %e, "media-quality record not written");
+                    tracing::warn!(path = %path.display(), error = %e, "media-quality record not written");
                 }
             }
             Err(e) => {
-                tracing::warn!(path = %sink.path.display(), error = %e, "media-quality log unavailable")
+                tracing::warn!(path = %path.display(), error = %e, "media-quality log unavailable")
             }
         }
     }
     snap
+}
+
+/// Adds a record's per-minute counts to the CloudWatch-named metrics and sets the gauges.
+fn feed_metrics(
+    rec: &Value,
+    last: &Snapshot,
+    snap: &Snapshot,
+    registry: &std::sync::Mutex<Registry>,
+    l: &Labels,
+) {
+    let mut r = registry.lock().unwrap_or_else(|e| e.into_inner());
+    let n = |k: &str| rec[k].as_f64();
+    let dirs = [
+        (
+            "cust2vc",
+            [
+                names::CUSTOMER_TO_VC_RTP_PACKETS,
+                names::CUSTOMER_TO_VC_RTP_BYTES,
+                names::CUSTOMER_TO_VC_RTCP_PACKETS,
+                names::CUSTOMER_TO_VC_RTCP_BYTES,
+                names::CUSTOMER_TO_VC_PACKETS_LOST,
+                names::CUSTOMER_TO_VC_JITTER,
+            ],
+        ),
+        (
+            "vc2cust",
+            [
+                names::VC_TO_CUSTOMER_RTP_PACKETS,
+                names::VC_TO_CUSTOMER_RTP_BYTES,
+                names::VC_TO_CUSTOMER_RTCP_PACKETS,
+                names::VC_TO_CUSTOMER_RTCP_BYTES,
+                names::VC_TO_CUSTOMER_PACKETS_LOST,
+                names::VC_TO_CUSTOMER_JITTER,
+            ],
+        ),
+        (
+            "rem2vc",
+            [
+                names::REMOTE_TO_VC_RTP_PACKETS,
+                names::REMOTE_TO_VC_RTP_BYTES,
+                names::REMOTE_TO_VC_RTCP_PACKETS,
+                names::REMOTE_TO_VC_RTCP_BYTES,
+                names::REMOTE_TO_VC_PACKETS_LOST,
+                names::REMOTE_TO_VC_JITTER,
+            ],
+        ),
+        (
+            "vc2rem",
+            [
+                names::VC_TO_REMOTE_RTP_PACKETS,
+                names::VC_TO_REMOTE_RTP_BYTES,
+                names::VC_TO_REMOTE_RTCP_PACKETS,
+                names::VC_TO_REMOTE_RTCP_BYTES,
+                names::VC_TO_REMOTE_PACKETS_LOST,
+                names::VC_TO_REMOTE_JITTER,
+            ],
+        ),
+    ];
+    for (prefix, [pk, by, cpk, cby, lost, jit]) in dirs {
+        r.add(pk, l, n(&format!("{prefix}_rtp_packets")).unwrap_or(0.0));
+        r.add(by, l, n(&format!("{prefix}_rtp_bytes")).unwrap_or(0.0));
+        r.add(cpk, l, n(&format!("{prefix}_rtcp_packets")).unwrap_or(0.0));
+        r.add(cby, l, n(&format!("{prefix}_rtcp_bytes")).unwrap_or(0.0));
+        // Loss is cumulative in the record: count what is new since the last one.
+        let now_lost = n(&format!("{prefix}_packets_lost")).unwrap_or(0.0);
+        let before = last.lost.get(prefix).copied().unwrap_or(0.0);
+        r.add(lost, l, (now_lost - before).max(0.0));
+        if let Some(j) = n(&format!("{prefix}_jitter")) {
+            r.set(jit, l, j);
+        }
+    }
+    let _ = snap;
+    for (k, m) in [
+        ("rtt_btwn_vc_and_cust", names::RTT_VC_CUSTOMER),
+        ("rtt_btwn_vc_and_rem", names::RTT_VC_REMOTE),
+        ("mos_btwn_vc_and_cust", names::MOS_VC_CUSTOMER),
+        ("mos_btwn_vc_and_rem", names::MOS_VC_REMOTE),
+    ] {
+        if let Some(v) = n(k) {
+            r.set(m, l, v);
+        }
+    }
 }
 
 #[cfg(test)]

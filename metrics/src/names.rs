@@ -47,6 +47,35 @@ metrics! {
     PROCESS_ACTIVE_CALLS = ("ActiveCalls", Gauge, "Calls in progress in the process (voicegw process metric)");
     PROCESS_TRANSACTIONS = ("SipTransactions", Gauge, "Live SIP transactions (voicegw process metric)");
     PROCESS_CONNECTIONS = ("SipConnections", Gauge, "Open TCP and TLS connections (voicegw process metric)");
+    CUSTOMER_TO_VC_RTP_PACKETS = ("CustomerToVcRtpPackets", Counter, "RTP packets customer to voicegw");
+    CUSTOMER_TO_VC_RTP_BYTES = ("CustomerToVcRtpBytes", Counter, "RTP bytes customer to voicegw");
+    CUSTOMER_TO_VC_RTCP_PACKETS = ("CustomerToVcRtcpPackets", Counter, "RTCP packets customer to voicegw");
+    CUSTOMER_TO_VC_RTCP_BYTES = ("CustomerToVcRtcpBytes", Counter, "RTCP bytes customer to voicegw");
+    CUSTOMER_TO_VC_PACKETS_LOST = ("CustomerToVcPacketsLost", Counter, "RTP packets lost customer to voicegw");
+    CUSTOMER_TO_VC_JITTER = ("CustomerToVcJitter", Gauge, "Interarrival jitter customer to voicegw, microseconds (latest record)");
+    VC_TO_CUSTOMER_RTP_PACKETS = ("VcToCustomerRtpPackets", Counter, "RTP packets voicegw to customer");
+    VC_TO_CUSTOMER_RTP_BYTES = ("VcToCustomerRtpBytes", Counter, "RTP bytes voicegw to customer");
+    VC_TO_CUSTOMER_RTCP_PACKETS = ("VcToCustomerRtcpPackets", Counter, "RTCP packets voicegw to customer");
+    VC_TO_CUSTOMER_RTCP_BYTES = ("VcToCustomerRtcpBytes", Counter, "RTCP bytes voicegw to customer");
+    VC_TO_CUSTOMER_PACKETS_LOST = ("VcToCustomerPacketsLost", Counter, "RTP packets lost voicegw to customer");
+    VC_TO_CUSTOMER_JITTER = ("VcToCustomerJitter", Gauge, "Interarrival jitter voicegw to customer, microseconds (latest record)");
+    REMOTE_TO_VC_RTP_PACKETS = ("RemoteToVcRtpPackets", Counter, "RTP packets carrier to voicegw");
+    REMOTE_TO_VC_RTP_BYTES = ("RemoteToVcRtpBytes", Counter, "RTP bytes carrier to voicegw");
+    REMOTE_TO_VC_RTCP_PACKETS = ("RemoteToVcRtcpPackets", Counter, "RTCP packets carrier to voicegw");
+    REMOTE_TO_VC_RTCP_BYTES = ("RemoteToVcRtcpBytes", Counter, "RTCP bytes carrier to voicegw");
+    REMOTE_TO_VC_PACKETS_LOST = ("RemoteToVcPacketsLost", Counter, "RTP packets lost carrier to voicegw");
+    REMOTE_TO_VC_JITTER = ("RemoteToVcJitter", Gauge, "Interarrival jitter carrier to voicegw, microseconds (latest record)");
+    VC_TO_REMOTE_RTP_PACKETS = ("VcToRemoteRtpPackets", Counter, "RTP packets voicegw to carrier");
+    VC_TO_REMOTE_RTP_BYTES = ("VcToRemoteRtpBytes", Counter, "RTP bytes voicegw to carrier");
+    VC_TO_REMOTE_RTCP_PACKETS = ("VcToRemoteRtcpPackets", Counter, "RTCP packets voicegw to carrier");
+    VC_TO_REMOTE_RTCP_BYTES = ("VcToRemoteRtcpBytes", Counter, "RTCP bytes voicegw to carrier");
+    VC_TO_REMOTE_PACKETS_LOST = ("VcToRemotePacketsLost", Counter, "RTP packets lost voicegw to carrier");
+    VC_TO_REMOTE_JITTER = ("VcToRemoteJitter", Gauge, "Interarrival jitter voicegw to carrier, microseconds (latest record)");
+    RTT_VC_CUSTOMER = ("RTTBetweenVcAndCustomer", Gauge, "Round-trip time between voicegw and the customer, microseconds (latest record)");
+    RTT_VC_REMOTE = ("RTTBetweenVcAndRemote", Gauge, "Round-trip time between voicegw and the carrier, microseconds (latest record)");
+    MOS_VC_CUSTOMER = ("MOSBetweenVcAndCustomer", Gauge, "E-model MOS between voicegw and the customer (latest record)");
+    MOS_VC_REMOTE = ("MOSBetweenVcAndRemote", Gauge, "E-model MOS between voicegw and the carrier (latest record)");
+    MEDIA_PORTS_IN_USE = ("MediaPortsInUse", Gauge, "RTP/RTCP port pairs in use (voicegw process metric)");
 }
 
 /// The Prometheus name of a CloudWatch name: `voicegw_` + snake case (`Sip1xxCodes` →

@@ -68,4 +68,21 @@ fn rtp_is_relayed_both_ways_and_recorded() {
     );
     assert_eq!(rec["call_id"].as_str().map(str::len), Some(36), "TransactionId is a UUID");
     assert!(gw.log().contains("media relay ended"), "{}", gw.log());
+    // The same counts reach the CloudWatch-named metrics (formats.md §6).
+    let m = gw.metrics();
+    let labels = "{voice_connector_id=\"abcdef1ghij2klmno3pqr4\",region=\"us-east-1\"}";
+    for name in ["customer_to_vc", "vc_to_remote", "remote_to_vc", "vc_to_customer"] {
+        let line = format!("voicegw_{name}_rtp_packets_total{labels} 236");
+        assert!(m.contains(&line), "{line} missing from:\n{m}");
+    }
+    assert!(m.contains(&format!("voicegw_customer_to_vc_packets_lost_total{labels} 0")), "{m}");
+    assert!(m.contains(&format!("voicegw_customer_to_vc_jitter{labels} {jitter}")), "{m}");
+    assert!(
+        m.contains("# HELP voicegw_rtt_between_vc_and_customer"),
+        "declared even before a value: {m}"
+    );
+    assert!(
+        m.contains("voicegw_media_ports_in_use{voice_connector_id=\"\",region=\"\"} 0"),
+        "ports released: {m}"
+    );
 }

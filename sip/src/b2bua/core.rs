@@ -131,6 +131,10 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         &mut self.router
     }
 
+    pub fn anchor(&self) -> &M {
+        &self.anchor
+    }
+
     pub fn anchor_mut(&mut self) -> &mut M {
         &mut self.anchor
     }
