@@ -96,11 +96,22 @@ pub struct MediaConfig {
     pub address: String,
     pub port_min: u16,
     pub port_max: u16,
+    /// Period of the media-quality records (the service's is one minute).
+    pub record_period_secs: u64,
+    /// A confirmed call whose media has been silent both ways this long is hung up (BYE to both
+    /// legs); 0 disables the check.
+    pub inactivity_timeout_secs: u64,
 }
 
 impl Default for MediaConfig {
     fn default() -> Self {
-        MediaConfig { address: "127.0.0.1".into(), port_min: 10_000, port_max: 60_000 }
+        MediaConfig {
+            address: "127.0.0.1".into(),
+            port_min: 10_000,
+            port_max: 60_000,
+            record_period_secs: 60,
+            inactivity_timeout_secs: 300,
+        }
     }
 }
 
@@ -331,6 +342,9 @@ impl Config {
         self.media.address.parse::<IpAddr>().map_err(|_| {
             err("media.address", format!("`{}` is not an IP address", self.media.address))
         })?;
+        if self.media.record_period_secs == 0 {
+            return Err(err("media.record_period_secs", "must be at least 1".into()));
+        }
         let media_ports = media::PortRange::new(self.media.port_min, self.media.port_max)
             .map_err(|e| err("media.port_min", e.to_string()))?;
 

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::config::Validated;
 use crate::media_anchor::{MediaAnchor, MediaUpdate};
-use crate::relay_task::{self, RecordSink, RelayCmd};
+use crate::relay_task::{self, RecordSink, RelayCmd, RelayTiming};
 use crate::router::ConfigRouter;
 use crate::transport::{self, Inbound, StreamSettings};
 
@@ -153,6 +153,12 @@ pub async fn run(v: Validated) -> Result<(), StartError> {
         })
         .collect();
     let mut relays: HashMap<u64, mpsc::Sender<RelayCmd>> = HashMap::new();
+    let timing = RelayTiming {
+        record_period: Duration::from_secs(cfg.media.record_period_secs),
+        inactivity: (cfg.media.inactivity_timeout_secs > 0)
+            .then(|| Duration::from_secs(cfg.media.inactivity_timeout_secs)),
+    };
+    let (silent_tx, mut silent_rx) = mpsc::channel::<u64>(64);
     let mut conns = Conns { by_id: HashMap::new(), by_addr: HashMap::new() };
     let mut calls: HashMap<u64, CallInfo> = HashMap::new();
     let mut garbage_closes = 0u64;
@@ -181,6 +187,13 @@ pub async fn run(v: Validated) -> Result<(), StartError> {
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {
                 core.handle_timeout(Instant::now());
             }
+            Some(call) = silent_rx.recv() => {
+                // Only answered calls: a call may ring without early media for a long time.
+                if core.is_answered(call) {
+                    tracing::warn!(call, "media inactivity: hanging up both legs");
+                    core.hang_up(call, "media inactivity", Instant::now());
+                }
+            }
             _ = recv_signal(&mut sigterm) => start_drain(&mut core, &mut drain_deadline, cfg.sip.drain_timeout_secs, "SIGTERM"),
             _ = recv_signal(&mut sigint) => start_drain(&mut core, &mut drain_deadline, cfg.sip.drain_timeout_secs, "SIGINT"),
         }
@@ -193,7 +206,7 @@ pub async fn run(v: Validated) -> Result<(), StartError> {
             }
         }
         for u in core.anchor_mut().take_updates() {
-            media_update(u, &mut relays, &sinks);
+            media_update(u, &mut relays, &sinks, timing, &silent_tx);
         }
         update_process_metrics(&core, &registry, conns.by_id.len(), garbage_closes);
         if let Some(d) = drain_deadline {
@@ -220,13 +233,15 @@ fn media_update(
     u: MediaUpdate,
     relays: &mut HashMap<u64, mpsc::Sender<RelayCmd>>,
     sinks: &HashMap<String, RecordSink>,
+    timing: RelayTiming,
+    silent: &mpsc::Sender<u64>,
 ) {
     match u {
         MediaUpdate::Open { ctx, sockets } => {
             let (tx, rx) = mpsc::channel(16);
             let sink = sinks.get(&ctx.voice_connector_id).cloned();
             relays.insert(ctx.call, tx);
-            tokio::spawn(relay_task::run(ctx, sockets, rx, sink));
+            tokio::spawn(relay_task::run(ctx, sockets, rx, sink, timing, silent.clone()));
         }
         MediaUpdate::Peer { call, side, rtp, rtcp, mux, rates } => {
             if let Some(tx) = relays.get(&call) {

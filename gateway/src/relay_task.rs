@@ -37,8 +37,13 @@ pub struct RecordSink {
     pub metrics: Option<(Arc<std::sync::Mutex<Registry>>, Labels)>,
 }
 
-/// Period of the media-quality records.
-pub const RECORD_PERIOD: Duration = Duration::from_secs(60);
+/// Timing of a relay: record period and media inactivity limit.
+#[derive(Debug, Clone, Copy)]
+pub struct RelayTiming {
+    pub record_period: Duration,
+    /// `None`: never hang up for silence.
+    pub inactivity: Option<Duration>,
+}
 
 fn sockets(raw: [std::net::UdpSocket; 4]) -> std::io::Result<[Arc<UdpSocket>; 4]> {
     let [a, b, c, d] = raw;
@@ -55,6 +60,8 @@ pub async fn run(
     raw: [std::net::UdpSocket; 4],
     mut cmds: mpsc::Receiver<RelayCmd>,
     sink: Option<RecordSink>,
+    timing: RelayTiming,
+    silent: mpsc::Sender<u64>,
 ) {
     let socks = match sockets(raw) {
         Ok(s) => s,
@@ -66,8 +73,13 @@ pub async fn run(
     let start = Instant::now();
     let mut session = Session::new();
     let mut bufs = [[0u8; 2048]; 4];
-    let mut minute =
-        tokio::time::interval_at(tokio::time::Instant::now() + RECORD_PERIOD, RECORD_PERIOD);
+    let mut minute = tokio::time::interval_at(
+        tokio::time::Instant::now() + timing.record_period,
+        timing.record_period,
+    );
+    // Media inactivity: checked once a second against the last packet seen on either side.
+    let mut last_packet = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut last = Snapshot::default();
     let [s0, s1, s2, s3] = &socks;
     let [b0, b1, b2, b3] = &mut bufs;
@@ -89,7 +101,19 @@ pub async fn run(
                 last = write_record(&ctx, &session, &last, sink.as_ref()).await;
                 continue;
             }
+            _ = tick.tick() => {
+                if let Some(limit) = timing.inactivity {
+                    if last_packet.elapsed() >= limit {
+                        // Reported once per silent period; the driver hangs up answered calls.
+                        last_packet = Instant::now();
+                        tracing::info!(call = ctx.call, secs = limit.as_secs(), "no media either way");
+                        let _ = silent.send(ctx.call).await;
+                    }
+                }
+                continue;
+            }
         };
+        last_packet = Instant::now();
         if let Some(f) = session.on_packet(side, component, from, &buf[..n], now_ms()) {
             let out = match (f.side, f.component) {
                 (Side::A, Component::Rtp) => s0,

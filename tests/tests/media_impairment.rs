@@ -48,7 +48,10 @@ fn injected_loss_and_jitter_are_reported() {
     if !require("sipp") {
         return;
     }
-    let gw = Gateway::start("127.0.0.25", |c| c);
+    // Records every second: the call spans several, whose per-period counts must add up.
+    let gw = Gateway::start("127.0.0.25", |c| {
+        c.replace("record_period_secs = 60", "record_period_secs = 1")
+    });
     let ip = gw.ip.clone();
     let mut c_args = carrier_args(&ip);
     c_args.extend(["-mp", "6100", "-rtp_echo", "-m", "1"].map(String::from));
@@ -133,10 +136,14 @@ fn injected_loss_and_jitter_are_reported() {
         text = std::fs::read_to_string(&path).unwrap_or_default();
         std::thread::sleep(Duration::from_millis(50));
     }
-    let rec: Value = serde_json::from_str(text.lines().last().expect("a record")).expect("JSON");
-    assert_eq!(rec["cust2vc_rtp_packets"], sent, "{rec}");
+    let records: Vec<Value> =
+        text.lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
+    assert!(records.len() >= 5, "a record per second over a 6 s call: {}", records.len());
+    let sum = |k: &str| records.iter().map(|r| r[k].as_u64().unwrap_or(0)).sum::<u64>();
+    let rec = records.last().expect("a record").clone();
+    assert_eq!(sum("cust2vc_rtp_packets"), sent, "per-period counts add up: {text}");
+    assert_eq!(sum("vc2rem_rtp_packets"), sent);
     assert_eq!(rec["cust2vc_packets_lost"], dropped, "injected loss, caller to voicegw: {rec}");
-    assert_eq!(rec["vc2rem_rtp_packets"], sent);
     // The echo keeps the sequence numbers, so the carrier leg shows the same gaps.
     assert_eq!(rec["rem2vc_packets_lost"], dropped, "{rec}");
     assert_eq!(echoed.load(Ordering::Relaxed), sent, "every packet came back through voicegw");

@@ -86,3 +86,38 @@ fn rtp_is_relayed_both_ways_and_recorded() {
         "ports released: {m}"
     );
 }
+
+#[test]
+fn silent_answered_calls_are_hung_up_on_both_legs() {
+    if !require("sipp") {
+        return;
+    }
+    // Neither SIPp sends media; after 2 s of silence voicegw sends BYE to both, which both
+    // scenarios expect (the PBX as "callee hangs up", the carrier as "caller hangs up").
+    let gw = Gateway::start("127.0.0.26", |c| {
+        c.replace("inactivity_timeout_secs = 300", "inactivity_timeout_secs = 2")
+    });
+    let ip = gw.ip.clone();
+    let mut c_args = carrier_args(&ip);
+    c_args.extend(["-m", "1"].map(String::from));
+    let cargs: Vec<&str> = c_args.iter().map(String::as_str).collect();
+    let callee = Sipp::spawn(&gw.dir, "carrier", "carrier_answer.xml", &cargs);
+    let mut p_args = pbx_args(&ip);
+    p_args.extend(["-m", "1"].map(String::from));
+    let pargs: Vec<&str> = p_args.iter().map(String::as_str).collect();
+    let started = Instant::now();
+    let caller = run_sipp(&gw.dir, "pbx", "pbx_callee_bye.xml", &pargs, Duration::from_secs(20));
+    let callee = callee.wait(Duration::from_secs(10));
+    assert_eq!(
+        (caller.successful, callee.successful),
+        (1, 1),
+        "{caller:#?}\n{callee:#?}\n{}",
+        gw.log()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "hung up after about 2 s, took {:?}",
+        started.elapsed()
+    );
+    assert!(gw.log().contains("media inactivity"), "{}", gw.log());
+}

@@ -155,6 +155,11 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         Ok(())
     }
 
+    /// Whether call `id` was answered and is still up.
+    pub fn is_answered(&self, id: u64) -> bool {
+        self.calls.get(&id).is_some_and(|c| c.answered_at.is_some())
+    }
+
     /// Calls in progress.
     pub fn active_calls(&self) -> usize {
         self.calls.len()

@@ -199,6 +199,23 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         self.layer.send_raw(peer, ack.to_bytes());
     }
 
+    /// voicegw ends a call itself (media inactivity, operator): BYE to both legs once answered,
+    /// 487 to the caller and CANCEL to the callee before. Returns false for an unknown call.
+    pub fn hang_up(&mut self, id: u64, reason: &str, now: Instant) -> bool {
+        let Some(call) = self.calls.get(&id) else { return false };
+        tracing::info!(call = id, reason, "hanging up");
+        match call.state {
+            CallState::Proceeding => self.cancel_call(id, now),
+            CallState::Answered | CallState::Confirmed => {
+                self.ack_b(id, None);
+                self.send_bye(id, Side::A, now);
+                self.send_bye(id, Side::B, now);
+            }
+            CallState::Cancelling | CallState::Terminating => {}
+        }
+        true
+    }
+
     /// voicegw hangs up one leg itself.
     pub(crate) fn send_bye(&mut self, id: u64, side: Side, now: Instant) {
         let Some(call) = self.calls.get_mut(&id) else { return };

@@ -561,3 +561,23 @@ fn unrelayable_offer_gets_488_and_exhaustion_503() {
     assert!(last.headers.contains(&HeaderName::RetryAfter));
     assert_eq!(c.active_calls(), 0);
 }
+
+#[test]
+fn hang_up_sends_bye_to_both_legs_and_ends_the_call() {
+    let t = Instant::now();
+    let mut c = core();
+    established(&mut c, t);
+    assert!(c.hang_up(1, "media inactivity", t));
+    let (m, _) = drain(&mut c);
+    let byes: Vec<Peer> =
+        m.iter().filter(|(_, x)| req(x).method == Method::Bye).map(|(p, _)| *p).collect();
+    assert_eq!(byes, vec![peer(A), peer(B)]);
+    for (_, x) in &m {
+        let from = if m.iter().position(|(_, y)| y == x) == Some(0) { peer(A) } else { peer(B) };
+        c.handle_bytes(&answer(req(x), 200, "x"), from, t);
+    }
+    let (_, ev) = drain(&mut c);
+    assert!(matches!(ev.last(), Some(CallEvent::Ended { status: 200, .. })), "{ev:?}");
+    assert_eq!(c.active_calls(), 0);
+    assert!(!c.hang_up(1, "again", t));
+}
