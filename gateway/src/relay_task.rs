@@ -102,6 +102,15 @@ pub async fn run(
                 continue;
             }
             _ = tick.tick() => {
+                for (side, component, to, pkt) in session.poll_rtcp(now_ms(), ntp_now()) {
+                    let out = match (side, component) {
+                        (Side::A, Component::Rtp) => s0,
+                        (Side::A, Component::Rtcp) => s1,
+                        (Side::B, Component::Rtp) => s2,
+                        (Side::B, Component::Rtcp) => s3,
+                    };
+                    let _ = out.send_to(&pkt, to).await;
+                }
                 if let Some(limit) = timing.inactivity {
                     if last_packet.elapsed() >= limit {
                         // Reported once per silent period; the driver hangs up answered calls.
@@ -136,6 +145,14 @@ pub async fn run(
         dropped_wrong_source = a.dropped_wrong_source + b.dropped_wrong_source,
         "media relay ended"
     );
+}
+
+/// The wallclock in NTP format (seconds since 1900 in the high 32 bits).
+fn ntp_now() -> u64 {
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() + 2_208_988_800;
+    let frac = (u64::from(d.subsec_nanos()) << 32) / 1_000_000_000;
+    (secs << 32) | frac
 }
 
 /// Counters at the last record, so records carry per-minute packets and bytes.

@@ -107,10 +107,29 @@ pub struct SideState {
     /// What this side's peer reports about the stream we send it: cumulative lost and
     /// interarrival jitter (timestamp units).
     pub far_end_report: Option<(i32, u32)>,
+    /// The latest RTP packet received from this side's peer: (timestamp, arrival ms), to
+    /// extrapolate the RTP time of SRs voicegw sends on the stream's behalf.
+    last_rtp: Option<(u32, f64)>,
+    /// When voicegw last sent an SR of its own to this side's peer.
+    last_own_sr_ms: Option<f64>,
 }
 
 /// How many forwarded SRs each side remembers for RTT matching.
 const SR_MEMORY: usize = 8;
+
+/// voicegw sends an SR on a stream's behalf at this interval when its sender sends none.
+pub const OWN_SR_INTERVAL_MS: f64 = 5000.0;
+
+/// CNAME in the SDES of the SRs voicegw sends.
+const CNAME: &[u8] = b"voicegw";
+
+impl SideState {
+    /// The stream received from this side, for an SR on its behalf: (SSRC, latest RTP
+    /// timestamp and arrival, clock rate).
+    fn clone_for_sr(&self) -> Option<(u32, (u32, f64), u32)> {
+        Some((self.ssrc?, self.last_rtp?, self.stats.clock_rate().unwrap_or(8000)))
+    }
+}
 
 /// One call's media relay.
 #[derive(Debug, Clone, Default)]
@@ -121,6 +140,64 @@ pub struct Session {
 impl Session {
     pub fn new() -> Session {
         Session::default()
+    }
+
+    /// SRs voicegw sends itself, so every leg's RTT is known even when the endpoints send no
+    /// SRs of their own: on each leg, for the stream it forwards there, an SR with that stream's
+    /// SSRC (the peer's receiver reports then echo it in LSR), unless the stream's sender sent
+    /// one within the interval. `ntp` is the wallclock in NTP format. Returns (side, component,
+    /// destination, packet) to send; call about once a second.
+    pub fn poll_rtcp(
+        &mut self,
+        now_ms: f64,
+        ntp: u64,
+    ) -> Vec<(Side, Component, SocketAddr, Vec<u8>)> {
+        let mut out = Vec::new();
+        for side in [Side::A, Side::B] {
+            let from = self.sides[side.other().idx()].clone_for_sr();
+            let st = &mut self.sides[side.idx()];
+            let Some((ssrc, (ts, at), rate)) = from else { continue };
+            let Some(dest) = st.peer.dest(Component::Rtcp) else { continue };
+            let recent_theirs =
+                st.sr_sent.iter().rev().find(|(s, _, _)| *s == ssrc).map(|(_, _, t)| *t);
+            let recent =
+                recent_theirs.into_iter().chain(st.last_own_sr_ms).fold(f64::MIN, f64::max);
+            if now_ms - recent < OWN_SR_INTERVAL_MS {
+                continue;
+            }
+            let rtp_ts =
+                ts.wrapping_add(((now_ms - at).max(0.0) * f64::from(rate) / 1000.0) as u32);
+            let mut p = Vec::with_capacity(28 + 20);
+            p.extend_from_slice(&[0x80, 200, 0, 6]);
+            p.extend_from_slice(&ssrc.to_be_bytes());
+            p.extend_from_slice(&ntp.to_be_bytes());
+            p.extend_from_slice(&rtp_ts.to_be_bytes());
+            p.extend_from_slice(&(st.sent.rtp_packets as u32).to_be_bytes());
+            p.extend_from_slice(
+                &((st.sent.rtp_bytes.saturating_sub(12 * st.sent.rtp_packets)) as u32)
+                    .to_be_bytes(),
+            );
+            // SDES with the CNAME (RFC 3550 §6.1: every compound packet carries one).
+            let sdes_len_words = (4 + 2 + CNAME.len() + 1).div_ceil(4);
+            p.extend_from_slice(&[0x81, 202, 0, sdes_len_words as u8]);
+            p.extend_from_slice(&ssrc.to_be_bytes());
+            p.extend_from_slice(&[1, CNAME.len() as u8]);
+            p.extend_from_slice(CNAME);
+            while (p.len() - 28) % 4 != 0 || p.len() - 28 < 4 + 4 * sdes_len_words {
+                p.push(0);
+            }
+            let middle = ((ntp >> 16) & 0xffff_ffff) as u32;
+            if st.sr_sent.len() == SR_MEMORY {
+                st.sr_sent.remove(0);
+            }
+            st.sr_sent.push((ssrc, middle, now_ms));
+            st.last_own_sr_ms = Some(now_ms);
+            st.sent.rtcp_packets += 1;
+            st.sent.rtcp_bytes += p.len() as u64;
+            let component = if st.peer.rtcp_mux { Component::Rtp } else { Component::Rtcp };
+            out.push((side, component, dest, p));
+        }
+        out
     }
 
     /// Reads the reports of an RTCP packet from `side`'s peer (about to be forwarded to the
@@ -224,6 +301,7 @@ impl Session {
                     }
                     st.ssrc = Some(h.ssrc);
                 }
+                st.last_rtp = Some((h.timestamp, now_ms));
                 let clock_rate = st
                     .clock_rates
                     .iter()
@@ -375,6 +453,41 @@ mod tests {
         assert_eq!(s.side(Side::B).rtt_ms, Some(40.0));
         assert_eq!(s.side(Side::B).far_end_report, Some((3, 80)));
         assert_eq!(s.side(Side::A).rtt_ms, None);
+    }
+
+    #[test]
+    fn own_srs_give_rtt_when_endpoints_send_none() {
+        let mut s = Session::new();
+        s.set_peer(Side::A, addr("10.0.0.1:4000"), None, false, vec![]);
+        s.set_peer(Side::B, addr("10.0.0.2:6000"), None, false, vec![]);
+        for i in 0..10u16 {
+            s.on_packet(
+                Side::A,
+                Component::Rtp,
+                addr("10.0.0.1:4000"),
+                &rtp(i, 7),
+                f64::from(i) * 20.0,
+            );
+        }
+        // Nothing from B yet: an SR only towards B, on behalf of SSRC 7.
+        let ntp = (0x0000_1234u64 << 32) | 0x5678_0000;
+        let out = s.poll_rtcp(10_000.0, ntp);
+        assert_eq!(out.len(), 1);
+        let (side, comp, to, pkt) = &out[0];
+        assert_eq!((*side, *comp, *to), (Side::B, Component::Rtcp, addr("10.0.0.2:6001")));
+        let r = crate::rtcp::reports(pkt);
+        assert_eq!((r[0].sender_ssrc, r[0].ntp_middle), (7, Some(0x1234_5678)));
+        assert_eq!(pkt.len() % 4, 0);
+        assert!(s.poll_rtcp(12_000.0, ntp).is_empty(), "not again within the interval");
+        // B's RR on SSRC 7 echoing our SR: the B leg's RTT.
+        let mut rr = vec![0x81, 201, 0, 7];
+        rr.extend_from_slice(&9u32.to_be_bytes());
+        rr.extend_from_slice(&7u32.to_be_bytes());
+        rr.extend_from_slice(&[0; 12]);
+        rr.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+        rr.extend_from_slice(&0x0000_0000u32.to_be_bytes());
+        s.on_packet(Side::B, Component::Rtcp, addr("10.0.0.2:6001"), &rr, 10_030.0);
+        assert_eq!(s.side(Side::B).rtt_ms, Some(30.0));
     }
 
     #[test]

@@ -153,3 +153,157 @@ fn injected_loss_and_jitter_are_reported() {
         "injected ±3 ms (RFC 3550 J → 6 ms), measured {jitter_us} µs"
     );
 }
+
+/// Answers an RTCP SR arriving on `sock` with an RR echoing it (LSR, DLSR 0), as a receiver does.
+fn rtcp_responder(
+    sock: UdpSocket,
+    my_ssrc: u32,
+    done: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<u32> {
+    sock.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
+    std::thread::spawn(move || {
+        let (mut buf, mut answered) = ([0u8; 1500], 0u32);
+        while !done.load(Ordering::Relaxed) {
+            let Ok((n, from)) = sock.recv_from(&mut buf) else { continue };
+            if n < 28 || buf[1] != 200 {
+                continue;
+            }
+            let mut rr = vec![0x81, 201, 0, 7];
+            rr.extend_from_slice(&my_ssrc.to_be_bytes());
+            rr.extend_from_slice(&buf[4..8]); // report on the SR's sender
+            rr.extend_from_slice(&[0; 12]);
+            rr.extend_from_slice(&buf[10..14]); // LSR: middle 32 bits of its NTP time
+            rr.extend_from_slice(&[0; 4]); // DLSR 0: answered at once
+            let _ = sock.send_to(&rr, from);
+            answered += 1;
+        }
+        answered
+    })
+}
+
+/// Sends `count` 20 ms G.711 A-law packets with `ssrc` to `to`.
+fn rtp_sender(
+    sock: Arc<UdpSocket>,
+    to: String,
+    ssrc: u32,
+    count: u16,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        for seq in 0..count {
+            let at = start + Duration::from_millis(20 * u64::from(seq));
+            if let Some(w) = at.checked_duration_since(Instant::now()) {
+                std::thread::sleep(w);
+            }
+            let mut p = vec![0x80, 8, (seq >> 8) as u8, seq as u8];
+            p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+            p.extend_from_slice(&ssrc.to_be_bytes());
+            p.extend_from_slice(&[0xd5; 160]);
+            let _ = sock.send_to(&p, &to);
+        }
+    })
+}
+
+/// Both ends are this test (no RTCP of their own but receiver reports): voicegw's own SRs on
+/// each leg give the round-trip time of both legs, and with it a MOS for both.
+#[test]
+fn rtt_and_mos_are_measured_on_both_legs() {
+    let gw = Gateway::start("127.0.0.27", |c| c);
+    let ip = gw.ip.clone();
+    let gwaddr = format!("{ip}:5060");
+    let pbx = UdpSocket::bind(format!("{ip}:5090")).expect("pbx sip");
+    let carrier = UdpSocket::bind(format!("{ip}:5080")).expect("carrier sip");
+    pbx.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+    carrier.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+    let (pbx_rtp, pbx_rtcp) = (
+        Arc::new(UdpSocket::bind(format!("{ip}:7200")).expect("rtp")),
+        UdpSocket::bind(format!("{ip}:7201")).expect("rtcp"),
+    );
+    let (car_rtp, car_rtcp) = (
+        Arc::new(UdpSocket::bind(format!("{ip}:7300")).expect("rtp")),
+        UdpSocket::bind(format!("{ip}:7301")).expect("rtcp"),
+    );
+    let sdp = |port: u16| {
+        format!("v=0\r\no=x 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n")
+    };
+    let offer = sdp(7200);
+    pbx.send_to(format!("INVITE sip:+12065550101@{VC} SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5090;branch=z9hG4bKrtt1\r\nFrom: <sip:+12065550100@{ip}>;tag=p\r\nTo: <sip:+12065550101@{VC}>\r\nCall-ID: rtt-1\r\nCSeq: 1 INVITE\r\nContact: <sip:pbx@{ip}:5090>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{offer}", offer.len()).as_bytes(), &gwaddr).expect("INVITE");
+    // The carrier answers what voicegw sends it.
+    let inv = read_until(&carrier, "INVITE ");
+    let b_port: u16 = inv
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("m=audio ")
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|p| p.parse().ok())
+        })
+        .expect("m= in INVITE");
+    let answer = sdp(7300);
+    let mut resp = String::from("SIP/2.0 200 OK\r\n");
+    for l in inv.lines().take_while(|l| !l.is_empty()) {
+        let name = l.split(':').next().unwrap_or("").to_ascii_lowercase();
+        match name.as_str() {
+            "via" | "from" | "call-id" | "cseq" => resp += &format!("{l}\r\n"),
+            "to" => resp += &format!("{l};tag=c\r\n"),
+            _ => {}
+        }
+    }
+    resp += &format!("Contact: <sip:carrier@{ip}:5080>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{answer}", answer.len());
+    carrier.send_to(resp.as_bytes(), &gwaddr).expect("200");
+    let ok = read_until(&pbx, "SIP/2.0 200");
+    let a_port: u16 = ok
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("m=audio ")
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|p| p.parse().ok())
+        })
+        .expect("m= in 200");
+    let to = header(&ok, "To").to_string();
+    pbx.send_to(format!("ACK sip:voicegw@{ip}:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5090;branch=z9hG4bKrtt2\r\nFrom: <sip:+12065550100@{ip}>;tag=p\r\nTo: {to}\r\nCall-ID: rtt-1\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n").as_bytes(), &gwaddr).expect("ACK");
+    read_until(&carrier, "ACK ");
+
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let r1 = rtcp_responder(pbx_rtcp, 0xa1, done.clone());
+    let r2 = rtcp_responder(car_rtcp, 0xb2, done.clone());
+    let s1 = rtp_sender(pbx_rtp, format!("{ip}:{a_port}"), 0xa1, 150);
+    let s2 = rtp_sender(car_rtp, format!("{ip}:{b_port}"), 0xb2, 150);
+    s1.join().expect("pbx rtp");
+    s2.join().expect("carrier rtp");
+    pbx.send_to(format!("BYE sip:voicegw@{ip}:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5090;branch=z9hG4bKrtt3\r\nFrom: <sip:+12065550100@{ip}>;tag=p\r\nTo: {to}\r\nCall-ID: rtt-1\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n").as_bytes(), &gwaddr).expect("BYE");
+    let bye = read_until(&carrier, "BYE ");
+    let mut bye_ok = String::from("SIP/2.0 200 OK\r\n");
+    for l in bye.lines().take_while(|l| !l.is_empty()) {
+        let name = l.split(':').next().unwrap_or("").to_ascii_lowercase();
+        if ["via", "from", "to", "call-id", "cseq"].contains(&name.as_str()) {
+            bye_ok += &format!("{l}\r\n");
+        }
+    }
+    bye_ok += "Content-Length: 0\r\n\r\n";
+    carrier.send_to(bye_ok.as_bytes(), &gwaddr).expect("200 BYE");
+    read_until(&pbx, "SIP/2.0 200");
+    done.store(true, Ordering::Relaxed);
+    let (n1, n2) = (r1.join().expect("responder"), r2.join().expect("responder"));
+    assert!(n1 >= 1 && n2 >= 1, "voicegw sent SRs to both legs ({n1}, {n2})");
+
+    let path = gw.dir.join("var/ChimeVoiceConnectorLogs/abcdef1ghij2klmno3pqr4.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut text = String::new();
+    while Instant::now() < deadline && text.is_empty() {
+        text = std::fs::read_to_string(&path).unwrap_or_default();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let rec: Value = serde_json::from_str(text.lines().last().expect("a record")).expect("JSON");
+    for leg in ["cust", "rem"] {
+        let rtt = rec[format!("rtt_btwn_vc_and_{leg}")]
+            .as_u64()
+            .unwrap_or_else(|| panic!("RTT of the {leg} leg: {rec}"));
+        assert!(rtt < 50_000, "loopback RTT of the {leg} leg: {rtt} µs");
+        let mos = rec[format!("mos_btwn_vc_and_{leg}")]
+            .as_f64()
+            .unwrap_or_else(|| panic!("MOS of the {leg} leg: {rec}"));
+        assert!((4.0..=4.4).contains(&mos), "{leg}: {mos}");
+    }
+    assert_eq!(rec["cust2vc_rtp_packets"], 150);
+    assert_eq!(rec["rem2vc_rtp_packets"], 150);
+}
