@@ -17,6 +17,7 @@ pub mod relay;
 pub mod rtcp;
 pub mod rtp;
 pub mod sdp;
+pub mod srtp;
 pub mod stats;
 
 pub use ports::{PortAllocator, PortError, PortRange};
