@@ -219,12 +219,10 @@ impl Context {
             st.roc
         };
         let index = (u64::from(v) << 16) | u64::from(seq);
-        if st.started {
-            if index <= st.highest {
-                let age = st.highest - index;
-                if age >= 64 || st.window & (1 << age) != 0 {
-                    return Err(SrtpError::Replay);
-                }
+        if st.started && index <= st.highest {
+            let age = st.highest - index;
+            if age >= 64 || st.window & (1 << age) != 0 {
+                return Err(SrtpError::Replay);
             }
         }
         let tag = self.rtp.tag(&[&buf[..len], &v.to_be_bytes()]);
