@@ -132,7 +132,9 @@ pub async fn run(v: Validated) -> Result<(), StartError> {
     };
     let media_ip: std::net::IpAddr =
         cfg.media.address.parse().unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
-    let anchor = MediaAnchor::new(media_ip, v.media_ports);
+    let anchor = MediaAnchor::new(media_ip, v.media_ports).with_required_encryption(
+        cfg.voice_connectors.iter().filter(|vc| vc.require_encryption).map(|vc| vc.id.clone()),
+    );
     let mut core = B2bua::with_anchor(core_cfg, ConfigRouter::new(cfg, rand::random()), anchor);
     let sinks: HashMap<String, RecordSink> = cfg
         .voice_connectors
@@ -246,6 +248,11 @@ fn media_update(
         MediaUpdate::Peer { call, side, rtp, rtcp, mux, rates } => {
             if let Some(tx) = relays.get(&call) {
                 let _ = tx.try_send(RelayCmd::Peer { side, rtp, rtcp, mux, rates });
+            }
+        }
+        MediaUpdate::Srtp { call, side, inbound, outbound } => {
+            if let Some(tx) = relays.get(&call) {
+                let _ = tx.try_send(RelayCmd::Srtp { side, inbound, outbound });
             }
         }
         MediaUpdate::Close { call } => {

@@ -8,6 +8,7 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use bytes::Bytes;
 use media::relay::Side as RelaySide;
 use media::sdp::Sdp;
+use media::srtp::{MasterKey, Suite};
 use media::{PortAllocator, PortRange};
 use sip::b2bua::{Anchor, Direction, Reject, Route, Side};
 use sip::Request;
@@ -43,15 +44,57 @@ pub enum MediaUpdate {
     Close {
         call: u64,
     },
+    /// SRTP of the leg on `side`: the peer's key (inbound) and voicegw's (outbound).
+    Srtp {
+        call: u64,
+        side: RelaySide,
+        inbound: Option<(Suite, MasterKey)>,
+        outbound: Option<(Suite, MasterKey)>,
+    },
+}
+
+/// SRTP state of one leg.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct LegCrypto {
+    /// The leg uses SRTP (its SDP said RTP/SAVP; for the outbound leg, chosen by policy).
+    srtp: bool,
+    /// The peer's key, from its `a=crypto`.
+    inbound: Option<(Suite, MasterKey)>,
+    /// voicegw's key for this leg, and the tag it is offered/answered under.
+    outbound: Option<(Suite, MasterKey)>,
+    tag: Option<String>,
 }
 
 struct Reserved {
     a_port: u16,
     b_port: u16,
+    /// Index 0: leg A, 1: leg B.
+    crypto: [LegCrypto; 2],
+    /// voicegw's own master key per leg (stable for the call).
+    keys: [MasterKey; 2],
+    /// The customer's leg must use SRTP (`RequireEncryption`).
+    require_srtp: Option<RelaySide>,
+}
+
+fn random_key() -> MasterKey {
+    MasterKey { key: rand::random(), salt: rand::random() }
+}
+
+/// The first `a=crypto` line with a suite voicegw supports: (tag, suite, key).
+fn pick_crypto(m: &media::sdp::Media) -> Option<(String, Suite, MasterKey)> {
+    m.attributes("crypto").find_map(|v| {
+        let mut it = v.split_whitespace();
+        let tag = it.next()?.to_string();
+        let suite = Suite::parse(it.next()?).ok()?;
+        let key = MasterKey::from_inline(it.next()?).ok()?;
+        Some((tag, suite, key))
+    })
 }
 
 /// Media anchoring on one address and port range.
 pub struct MediaAnchor {
+    /// Voice connectors whose customer leg must use SRTP.
+    require_encryption: std::collections::HashSet<String>,
     ip: IpAddr,
     ports: PortAllocator,
     calls: HashMap<u64, Reserved>,
@@ -61,11 +104,21 @@ pub struct MediaAnchor {
 impl MediaAnchor {
     pub fn new(ip: IpAddr, range: PortRange) -> MediaAnchor {
         MediaAnchor {
+            require_encryption: Default::default(),
             ip,
             ports: PortAllocator::new(range),
             calls: HashMap::new(),
             updates: Vec::new(),
         }
+    }
+
+    /// Voice connectors with `RequireEncryption`: their customer leg must offer SRTP (else 488).
+    pub fn with_required_encryption(
+        mut self,
+        ids: impl IntoIterator<Item = String>,
+    ) -> MediaAnchor {
+        self.require_encryption = ids.into_iter().collect();
+        self
     }
 
     /// Updates for the driver since the last call.
@@ -96,6 +149,18 @@ impl MediaAnchor {
     }
 }
 
+impl Reserved {
+    /// The parts `rewrite` reads before it updates the state.
+    fn clone_light(&self) -> ReservedView {
+        ReservedView { crypto: self.crypto.clone(), require_srtp: self.require_srtp }
+    }
+}
+
+struct ReservedView {
+    crypto: [LegCrypto; 2],
+    require_srtp: Option<RelaySide>,
+}
+
 fn exhausted() -> Reject {
     Reject { status: 503, warning: "media ports exhausted".into(), retry_after: Some(5) }
 }
@@ -124,7 +189,19 @@ impl Anchor for MediaAnchor {
                 return Err(e);
             }
         };
-        self.calls.insert(call, Reserved { a_port, b_port });
+        let customer = match route.direction {
+            Direction::Outbound => RelaySide::A,
+            Direction::Inbound => RelaySide::B,
+        };
+        let require_srtp =
+            self.require_encryption.contains(&route.voice_connector_id).then_some(customer);
+        // The outbound leg uses SRTP when its signalling is protected (SDES keys travel in SDP).
+        let mut crypto: [LegCrypto; 2] = Default::default();
+        crypto[1].srtp = route.target.transport == sip::Transport::Tls;
+        self.calls.insert(
+            call,
+            Reserved { a_port, b_port, crypto, keys: [random_key(), random_key()], require_srtp },
+        );
         let ctx = CallContext {
             call,
             transaction_id: uuid_v4(),
@@ -148,6 +225,7 @@ impl Anchor for MediaAnchor {
             return Ok(body.clone());
         }
         let Some(res) = self.calls.get(&call) else { return Ok(body.clone()) };
+        let res = res.clone_light();
         let mut sdp =
             Sdp::parse(body).map_err(|e| Reject::new(488, format!("unreadable SDP: {e}")))?;
         let audio = sdp.media.iter().position(|m| m.kind.eq_ignore_ascii_case("audio"));
@@ -156,6 +234,54 @@ impl Anchor for MediaAnchor {
             Side::A => RelaySide::A,
             Side::B => RelaySide::B,
         };
+        // SRTP: the sender's leg uses it when its SDP says RTP/SAVP; its key decrypts what it sends.
+        let from_idx = if from == Side::A { 0 } else { 1 };
+        let to_idx = 1 - from_idx;
+        let savp = sdp.media[ai].proto.to_ascii_uppercase().contains("SAVP");
+        if res.require_srtp == Some(side) && !savp && sdp.media[ai].port != 0 {
+            return Err(Reject::new(488, "encryption required: offer RTP/SAVP with a=crypto"));
+        }
+        let chosen = if savp {
+            Some(pick_crypto(&sdp.media[ai]).ok_or_else(|| {
+                Reject::new(488, "no supported SRTP crypto suite (AES_CM_128_HMAC_SHA1_80/_32)")
+            })?)
+        } else {
+            None
+        };
+        let before = res.crypto.clone();
+        {
+            let res = self.calls.get_mut(&call).expect("reserved above");
+            let leg = &mut res.crypto[from_idx];
+            leg.srtp = savp;
+            leg.inbound = chosen.as_ref().map(|(_, suite, key)| (*suite, key.clone()));
+            if let Some((tag, suite, _)) = &chosen {
+                // Answer towards this leg under the tag and suite it offered (RFC 4568 §7.1).
+                if leg.tag.is_none() {
+                    leg.tag = Some(tag.clone());
+                    leg.outbound = Some((*suite, res.keys[from_idx].clone()));
+                }
+            }
+            let target = &mut res.crypto[to_idx];
+            if target.srtp && target.outbound.is_none() {
+                let suite = chosen.as_ref().map(|c| c.1).unwrap_or(Suite::AesCm128HmacSha1_80);
+                target.outbound = Some((suite, res.keys[to_idx].clone()));
+                target.tag.get_or_insert_with(|| "1".to_string());
+            }
+        }
+        let res = self.calls.get(&call).expect("reserved above");
+        let target = res.crypto[to_idx].clone();
+        for (i, leg) in res.crypto.iter().enumerate() {
+            if leg.inbound != before[i].inbound || leg.outbound != before[i].outbound {
+                let s = if i == 0 { RelaySide::A } else { RelaySide::B };
+                self.updates.push(MediaUpdate::Srtp {
+                    call,
+                    side: s,
+                    inbound: leg.inbound.clone(),
+                    outbound: leg.outbound.clone(),
+                });
+            }
+        }
+        let (a_port, b_port) = (res.a_port, res.b_port);
         // Where the sender receives: remember it for the relay.
         let m = &sdp.media[ai];
         if m.port != 0 {
@@ -181,8 +307,8 @@ impl Anchor for MediaAnchor {
         }
         // What the other leg must send to: our socket on its side.
         let port = match from {
-            Side::A => res.b_port,
-            Side::B => res.a_port,
+            Side::A => b_port,
+            Side::B => a_port,
         };
         let ipv = if self.ip.is_ipv4() { "IP4" } else { "IP6" };
         let conn = format!("IN {ipv} {}", self.ip);
@@ -203,8 +329,19 @@ impl Anchor for MediaAnchor {
                 !(*t == 'a'
                     && (v.starts_with("candidate")
                         || v.starts_with("ice-")
-                        || v.starts_with("end-of-candidates")))
+                        || v.starts_with("end-of-candidates")
+                        || v.starts_with("crypto:")))
             });
+            // The profile and key of the leg the SDP goes to.
+            match (&target.outbound, target.srtp) {
+                (Some((suite, key)), true) => {
+                    m.proto = "RTP/SAVP".into();
+                    let tag = target.tag.clone().unwrap_or_else(|| "1".into());
+                    m.lines
+                        .push(('a', format!("crypto:{tag} {} {}", suite.name(), key.to_inline())));
+                }
+                _ => m.proto = "RTP/AVP".into(),
+            }
             for (t, v) in m.lines.iter_mut() {
                 if *t == 'c' {
                     *v = conn.clone();
@@ -304,6 +441,53 @@ mod tests {
         a.close(7);
         assert_eq!(a.ports_in_use(), 0);
         assert!(matches!(a.take_updates().last(), Some(MediaUpdate::Close { call: 7 })));
+    }
+
+    #[test]
+    fn srtp_customer_leg_with_plain_carrier_leg() {
+        let mut a =
+            MediaAnchor::new("127.0.0.1".parse().unwrap(), PortRange::new(41_300, 41_399).unwrap())
+                .with_required_encryption(["abcdef1ghij2klmno3pqr4".to_string()]);
+        a.open(3, &route(), &invite()).unwrap();
+        a.take_updates();
+        let plain = Bytes::from_static(
+            b"v=0\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n",
+        );
+        let e = a.rewrite(3, Side::A, "application/sdp", &plain).unwrap_err();
+        assert_eq!(e.status, 488, "{e:?}");
+        let unsupported = Bytes::from_static(b"v=0\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/SAVP 0\r\na=crypto:1 F8_128_HMAC_SHA1_80 inline:9sOd+W72ilwfNgNt0FzlGYj6YZPMqN1sJJx43UuS\r\n");
+        assert_eq!(a.rewrite(3, Side::A, "application/sdp", &unsupported).unwrap_err().status, 488);
+        let offer = Bytes::from_static(b"v=0\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/SAVP 0\r\na=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:9sOd+W72ilwfNgNt0FzlGYj6YZPMqN1sJJx43UuS\r\n");
+        let to_carrier =
+            Sdp::parse(&a.rewrite(3, Side::A, "application/sdp", &offer).unwrap()).unwrap();
+        assert_eq!(to_carrier.media[0].proto, "RTP/AVP", "the UDP carrier leg stays plain RTP");
+        assert_eq!(to_carrier.media[0].attributes("crypto").count(), 0);
+        let srtp: Vec<_> = a
+            .take_updates()
+            .into_iter()
+            .filter(|u| matches!(u, MediaUpdate::Srtp { .. }))
+            .collect();
+        let MediaUpdate::Srtp { side, inbound, outbound, .. } = &srtp[0] else { panic!() };
+        assert_eq!(*side, RelaySide::A);
+        assert_eq!(
+            inbound.as_ref().map(|(s, k)| (*s, k.to_inline())),
+            Some((
+                Suite::AesCm128HmacSha1_32,
+                "inline:9sOd+W72ilwfNgNt0FzlGYj6YZPMqN1sJJx43UuS".into()
+            ))
+        );
+        let ours = outbound.as_ref().unwrap().1.to_inline();
+        let answer = Bytes::from_static(
+            b"v=0\r\ns=-\r\nc=IN IP4 10.0.0.2\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n",
+        );
+        let to_customer =
+            Sdp::parse(&a.rewrite(3, Side::B, "application/sdp", &answer).unwrap()).unwrap();
+        assert_eq!(to_customer.media[0].proto, "RTP/SAVP");
+        assert_eq!(
+            to_customer.media[0].attributes("crypto").next(),
+            Some(format!("2 AES_CM_128_HMAC_SHA1_32 {ours}").as_str()),
+            "answered under the customer's tag and suite with voicegw's own key"
+        );
     }
 
     #[test]

@@ -25,6 +25,12 @@ pub enum RelayCmd {
         mux: bool,
         rates: Vec<(u8, u32)>,
     },
+    /// SRTP keys of a leg (peer's, voicegw's); `None` for plain RTP.
+    Srtp {
+        side: Side,
+        inbound: Option<(media::srtp::Suite, media::srtp::MasterKey)>,
+        outbound: Option<(media::srtp::Suite, media::srtp::MasterKey)>,
+    },
     Close,
 }
 
@@ -36,6 +42,9 @@ pub struct RecordSink {
     pub aws_region: String,
     pub metrics: Option<(Arc<std::sync::Mutex<Registry>>, Labels)>,
 }
+
+/// Largest datagram read: the buffer keeps 14 bytes spare for an SRTP/SRTCP trailer.
+const RECV_MAX: usize = 2048 - 14;
 
 /// Timing of a relay: record period and media inactivity limit.
 #[derive(Debug, Clone, Copy)]
@@ -85,14 +94,24 @@ pub async fn run(
     let [b0, b1, b2, b3] = &mut bufs;
     loop {
         let now_ms = || start.elapsed().as_secs_f64() * 1000.0;
-        let (side, component, n, from, buf): (Side, Component, usize, std::net::SocketAddr, &[u8]) = tokio::select! {
-            r = s0.recv_from(b0) => match r { Ok((n, f)) => (Side::A, Component::Rtp, n, f, &b0[..]), Err(_) => continue },
-            r = s1.recv_from(b1) => match r { Ok((n, f)) => (Side::A, Component::Rtcp, n, f, &b1[..]), Err(_) => continue },
-            r = s2.recv_from(b2) => match r { Ok((n, f)) => (Side::B, Component::Rtp, n, f, &b2[..]), Err(_) => continue },
-            r = s3.recv_from(b3) => match r { Ok((n, f)) => (Side::B, Component::Rtcp, n, f, &b3[..]), Err(_) => continue },
+        let (side, component, n, from, which): (
+            Side,
+            Component,
+            usize,
+            std::net::SocketAddr,
+            usize,
+        ) = tokio::select! {
+            r = s0.recv_from(&mut b0[..RECV_MAX]) => match r { Ok((n, f)) => (Side::A, Component::Rtp, n, f, 0), Err(_) => continue },
+            r = s1.recv_from(&mut b1[..RECV_MAX]) => match r { Ok((n, f)) => (Side::A, Component::Rtcp, n, f, 1), Err(_) => continue },
+            r = s2.recv_from(&mut b2[..RECV_MAX]) => match r { Ok((n, f)) => (Side::B, Component::Rtp, n, f, 2), Err(_) => continue },
+            r = s3.recv_from(&mut b3[..RECV_MAX]) => match r { Ok((n, f)) => (Side::B, Component::Rtcp, n, f, 3), Err(_) => continue },
             cmd = cmds.recv() => {
                 match cmd {
                     Some(RelayCmd::Peer { side, rtp, rtcp, mux, rates }) => session.set_peer(side, rtp, rtcp, mux, rates),
+                    Some(RelayCmd::Srtp { side, inbound, outbound }) => {
+                        let ctx = |k: Option<(media::srtp::Suite, media::srtp::MasterKey)>| k.map(|(s, key)| media::srtp::Context::new(s, &key));
+                        session.set_srtp(side, ctx(inbound), ctx(outbound));
+                    }
                     Some(RelayCmd::Close) | None => break,
                 }
                 continue;
@@ -123,7 +142,13 @@ pub async fn run(
             }
         };
         last_packet = Instant::now();
-        if let Some(f) = session.on_packet(side, component, from, &buf[..n], now_ms()) {
+        let buf: &mut [u8] = match which {
+            0 => &mut b0[..],
+            1 => &mut b1[..],
+            2 => &mut b2[..],
+            _ => &mut b3[..],
+        };
+        if let Some((f, n)) = session.on_packet_mut(side, component, from, buf, n, now_ms()) {
             let out = match (f.side, f.component) {
                 (Side::A, Component::Rtp) => s0,
                 (Side::A, Component::Rtcp) => s1,

@@ -112,6 +112,11 @@ pub struct SideState {
     last_rtp: Option<(u32, f64)>,
     /// When voicegw last sent an SR of its own to this side's peer.
     last_own_sr_ms: Option<f64>,
+    /// SRTP from this side's peer (its SDES key) and to it (voicegw's key for this leg).
+    srtp_in: Option<crate::srtp::Context>,
+    srtp_out: Option<crate::srtp::Context>,
+    /// SRTP/SRTCP packets that failed authentication or replay checks.
+    pub srtp_failures: u64,
 }
 
 /// How many forwarded SRs each side remembers for RTT matching.
@@ -195,6 +200,14 @@ impl Session {
             st.sent.rtcp_packets += 1;
             st.sent.rtcp_bytes += p.len() as u64;
             let component = if st.peer.rtcp_mux { Component::Rtp } else { Component::Rtcp };
+            if let Some(ctx) = st.srtp_out.as_mut() {
+                let len = p.len();
+                p.resize(len + 14, 0);
+                match ctx.protect_rtcp(&mut p, len) {
+                    Ok(n) => p.truncate(n),
+                    Err(_) => continue,
+                }
+            }
             out.push((side, component, dest, p));
         }
         out
@@ -258,6 +271,62 @@ impl Session {
             rtcp_mux,
         };
         st.clock_rates = clock_rates;
+    }
+
+    /// SRTP on `side`'s leg: the peer's key (what it sends with) and voicegw's key (what it
+    /// sends to the peer with); `None` for plain RTP. Keeps the contexts across re-INVITEs
+    /// that repeat the same keys.
+    pub fn set_srtp(
+        &mut self,
+        side: Side,
+        inbound: Option<crate::srtp::Context>,
+        outbound: Option<crate::srtp::Context>,
+    ) {
+        let st = self.side_mut(side);
+        st.srtp_in = inbound;
+        st.srtp_out = outbound;
+    }
+
+    /// Like [`Session::on_packet`], for legs that may use SRTP: the packet in `buf[..len]` is
+    /// decrypted in place when it came over SRTP, and encrypted in place (tag appended; `buf`
+    /// needs 14 spare bytes) when it leaves over SRTP. Returns where it goes and its new length.
+    pub fn on_packet_mut(
+        &mut self,
+        side: Side,
+        component: Component,
+        from: SocketAddr,
+        buf: &mut [u8],
+        len: usize,
+        now_ms: f64,
+    ) -> Option<(Forward, usize)> {
+        let is_rtcp = component == Component::Rtcp || crate::rtp::is_rtcp(&buf[..len]);
+        let len = match self.sides[side.idx()].srtp_in.as_mut() {
+            None => len,
+            Some(ctx) => {
+                let r = if is_rtcp {
+                    ctx.unprotect_rtcp(&mut buf[..len])
+                } else {
+                    ctx.unprotect_rtp(&mut buf[..len])
+                };
+                match r {
+                    Ok(n) => n,
+                    Err(_) => {
+                        self.sides[side.idx()].srtp_failures += 1;
+                        return None;
+                    }
+                }
+            }
+        };
+        let f = self.on_packet(side, component, from, &buf[..len], now_ms)?;
+        let len = match self.sides[f.side.idx()].srtp_out.as_mut() {
+            None => len,
+            Some(ctx) => {
+                let r =
+                    if is_rtcp { ctx.protect_rtcp(buf, len) } else { ctx.protect_rtp(buf, len) };
+                r.ok()?
+            }
+        };
+        Some((f, len))
     }
 
     /// A packet arrived on `side`'s `component` socket from `from` at `now_ms`.
@@ -488,6 +557,61 @@ mod tests {
         rr.extend_from_slice(&0x0000_0000u32.to_be_bytes());
         s.on_packet(Side::B, Component::Rtcp, addr("10.0.0.2:6001"), &rr, 10_030.0);
         assert_eq!(s.side(Side::B).rtt_ms, Some(30.0));
+    }
+
+    #[test]
+    fn srtp_on_one_leg_plain_rtp_on_the_other() {
+        use crate::srtp::{Context, MasterKey, Suite};
+        let peer_key =
+            MasterKey::from_inline("inline:9sOd+W72ilwfNgNt0FzlGYj6YZPMqN1sJJx43UuS").unwrap();
+        let our_key =
+            MasterKey::from_inline("inline:NhqBK/JjtVJgmOgPyDKpvMTEjvFCQ4eiyVQelF6x").unwrap();
+        let suite = Suite::AesCm128HmacSha1_80;
+        let mut s = Session::new();
+        s.set_peer(Side::A, addr("10.0.0.1:4000"), None, false, vec![]);
+        s.set_peer(Side::B, addr("10.0.0.2:6000"), None, false, vec![]);
+        s.set_srtp(
+            Side::A,
+            Some(Context::new(suite, &peer_key)),
+            Some(Context::new(suite, &our_key)),
+        );
+        // The customer (A) sends SRTP with its key; the carrier (B) gets plain RTP.
+        let mut customer = Context::new(suite, &peer_key);
+        let plain = rtp(1, 7);
+        let mut buf = plain.clone();
+        buf.resize(plain.len() + 24, 0);
+        let n = customer.protect_rtp(&mut buf, plain.len()).unwrap();
+        let (f, m) = s
+            .on_packet_mut(Side::A, Component::Rtp, addr("10.0.0.1:4000"), &mut buf, n, 0.0)
+            .unwrap();
+        assert_eq!((f.side, &buf[..m]), (Side::B, &plain[..]));
+        // The carrier's plain RTP reaches the customer encrypted with voicegw's key.
+        let back = rtp(1, 9);
+        let mut buf = back.clone();
+        buf.resize(back.len() + 24, 0);
+        let (f, m) = s
+            .on_packet_mut(
+                Side::B,
+                Component::Rtp,
+                addr("10.0.0.2:6000"),
+                &mut buf,
+                back.len(),
+                0.0,
+            )
+            .unwrap();
+        assert_eq!(f.side, Side::A);
+        let mut customer_rx = Context::new(suite, &our_key);
+        let mut wire = buf[..m].to_vec();
+        let k = customer_rx.unprotect_rtp(&mut wire).unwrap();
+        assert_eq!(&wire[..k], &back[..]);
+        // A forged packet on the SRTP leg is dropped and counted.
+        let mut forged = rtp(2, 7);
+        forged.extend_from_slice(&[0; 10]);
+        let len = forged.len();
+        assert!(s
+            .on_packet_mut(Side::A, Component::Rtp, addr("10.0.0.1:4000"), &mut forged, len, 20.0)
+            .is_none());
+        assert_eq!(s.side(Side::A).srtp_failures, 1);
     }
 
     #[test]
