@@ -1,0 +1,121 @@
+//! SRTP through voicegw on a voice connector with `RequireEncryption`: the test is a PBX sending
+//! SRTP (SDES, AES_CM_128_HMAC_SHA1_80), SIPp is a plain-RTP carrier echoing the media. voicegw
+//! decrypts towards the carrier and encrypts the echo back with the key it put in its answer.
+//! A plain offer is refused with 488.
+
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+use harness::{carrier_args, require, Gateway, Sipp};
+use media::srtp::{Context, MasterKey, Suite};
+
+const VC: &str = "abcdef1ghij2klmno3pqr4.voiceconnector.local";
+const KEY: &str = "inline:9sOd+W72ilwfNgNt0FzlGYj6YZPMqN1sJJx43UuS";
+
+fn read_until(sock: &UdpSocket, want: &str) -> String {
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(n) = sock.recv(&mut buf) {
+            let m = String::from_utf8_lossy(&buf[..n]).to_string();
+            if m.starts_with(want) {
+                return m;
+            }
+        }
+    }
+    panic!("no {want} within 5 s");
+}
+
+fn invite(ip: &str, call: &str, sdp: &str) -> String {
+    format!("INVITE sip:+12065550101@{VC} SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5090;branch=z9hG4bK{call}\r\nFrom: <sip:+12065550100@{ip}>;tag={call}\r\nTo: <sip:+12065550101@{VC}>\r\nCall-ID: {call}\r\nCSeq: 1 INVITE\r\nContact: <sip:pbx@{ip}:5090>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}", sdp.len())
+}
+
+#[test]
+fn srtp_customer_leg_plain_carrier_leg() {
+    if !require("sipp") {
+        return;
+    }
+    let gw = Gateway::start("127.0.0.28", |c| {
+        c.replace("RequireEncryption = false", "RequireEncryption = true")
+    });
+    let ip = gw.ip.clone();
+    let gwaddr = format!("{ip}:5060");
+    let sip = UdpSocket::bind(format!("{ip}:5090")).expect("sip");
+    sip.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+
+    // A plain offer on an encrypted voice connector: 488.
+    let plain = format!(
+        "v=0\r\no=p 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio 7400 RTP/AVP 8\r\n"
+    );
+    sip.send_to(invite(&ip, "plain1", &plain).as_bytes(), &gwaddr).expect("send");
+    let r = read_until(&sip, "SIP/2.0 488");
+    assert!(r.contains("encryption required"), "{r}");
+
+    let mut c_args = carrier_args(&ip);
+    c_args.extend(["-mp", "6100", "-rtp_echo", "-m", "1"].map(String::from));
+    let cargs: Vec<&str> = c_args.iter().map(String::as_str).collect();
+    let callee = Sipp::spawn(&gw.dir, "carrier", "carrier_answer.xml", &cargs);
+    let sdp = format!("v=0\r\no=p 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio 7400 RTP/SAVP 8\r\na=rtpmap:8 PCMA/8000\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 {KEY}\r\n");
+    sip.send_to(invite(&ip, "srtp1", &sdp).as_bytes(), &gwaddr).expect("send");
+    let ok = read_until(&sip, "SIP/2.0 200");
+    let port: u16 = ok
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("m=audio ")
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|p| p.parse().ok())
+        })
+        .expect("m=");
+    assert!(ok.contains(&format!("m=audio {port} RTP/SAVP")), "{ok}");
+    let crypto = ok
+        .lines()
+        .find_map(|l| l.strip_prefix("a=crypto:1 AES_CM_128_HMAC_SHA1_80 "))
+        .expect("voicegw's key in the answer")
+        .trim()
+        .to_string();
+    assert_ne!(crypto, KEY, "voicegw uses its own key towards the PBX");
+    let to = ok.lines().find_map(|l| l.strip_prefix("To: ")).expect("To").trim().to_string();
+    sip.send_to(format!("ACK sip:voicegw@{ip}:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5090;branch=z9hG4bKsa\r\nFrom: <sip:+12065550100@{ip}>;tag=srtp1\r\nTo: {to}\r\nCall-ID: srtp1\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n").as_bytes(), &gwaddr).expect("ACK");
+
+    let rtp = UdpSocket::bind(format!("{ip}:7400")).expect("rtp");
+    rtp.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
+    let mut tx =
+        Context::new(Suite::AesCm128HmacSha1_80, &MasterKey::from_inline(KEY).expect("key"));
+    let mut rx = Context::new(
+        Suite::AesCm128HmacSha1_80,
+        &MasterKey::from_inline(&crypto).expect("voicegw key"),
+    );
+    let (mut sent, mut back_ok) = (0, 0);
+    for seq in 0..100u16 {
+        let mut p = vec![0x80, 8, (seq >> 8) as u8, seq as u8];
+        p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+        p.extend_from_slice(&0x5151_5151u32.to_be_bytes());
+        p.extend_from_slice(&[(seq % 251) as u8; 160]);
+        let plain = p.clone();
+        p.resize(plain.len() + 10, 0);
+        let n = tx.protect_rtp(&mut p, plain.len()).expect("protect");
+        rtp.send_to(&p[..n], format!("{ip}:{port}")).expect("send");
+        sent += 1;
+        // The echo comes back through voicegw, encrypted with its key.
+        let mut buf = [0u8; 2048];
+        let deadline = Instant::now() + Duration::from_millis(100);
+        while Instant::now() < deadline {
+            if let Ok(k) = rtp.recv(&mut buf) {
+                let m = rx.unprotect_rtp(&mut buf[..k]).expect("voicegw's SRTP authenticates");
+                assert_eq!(
+                    &buf[12..m],
+                    &plain[12..],
+                    "payload survives decrypt, plain carrier leg, encrypt"
+                );
+                back_ok += 1;
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(back_ok, sent, "every echoed packet came back as valid SRTP");
+    sip.send_to(format!("BYE sip:voicegw@{ip}:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5090;branch=z9hG4bKsb\r\nFrom: <sip:+12065550100@{ip}>;tag=srtp1\r\nTo: {to}\r\nCall-ID: srtp1\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n").as_bytes(), &gwaddr).expect("BYE");
+    read_until(&sip, "SIP/2.0 200");
+    let callee = callee.wait(Duration::from_secs(10));
+    assert_eq!(callee.successful, 1, "{callee:#?}");
+}
