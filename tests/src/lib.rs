@@ -288,3 +288,53 @@ pub fn pbx_args(ip: &str) -> Vec<String> {
 pub fn carrier_args(ip: &str) -> Vec<String> {
     vec!["-i".into(), ip.into(), "-p".into(), "5080".into()]
 }
+
+/// Reads datagrams from `sock` until one starts with `start` (5 s at most).
+pub fn read_until(sock: &std::net::UdpSocket, start: &str) -> String {
+    let mut buf = [0u8; 8192];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(n) = sock.recv(&mut buf) {
+            let m = String::from_utf8_lossy(&buf[..n]).to_string();
+            if m.starts_with(start) {
+                return m;
+            }
+        }
+    }
+    panic!("no {start} within 5 s");
+}
+
+/// The value of header `name` in a SIP message's text.
+pub fn sip_header<'a>(msg: &'a str, name: &str) -> &'a str {
+    msg.lines()
+        .find_map(|l| {
+            l.split_once(':').filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim())
+        })
+        .unwrap_or_else(|| panic!("no {name} in {msg}"))
+}
+
+/// The port of the first `m=audio` line of a message carrying SDP.
+pub fn sdp_audio_port(msg: &str) -> u16 {
+    msg.lines()
+        .find_map(|l| {
+            l.strip_prefix("m=audio ")
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|p| p.parse().ok())
+        })
+        .unwrap_or_else(|| panic!("no m=audio in {msg}"))
+}
+
+impl Gateway {
+    /// The media-quality records (JSON lines) of the default voice connector, waiting up to 5 s
+    /// for the first.
+    pub fn media_records(&self) -> Vec<serde_json::Value> {
+        let path = self.dir.join("var/ChimeVoiceConnectorLogs/abcdef1ghij2klmno3pqr4.jsonl");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut text = String::new();
+        while Instant::now() < deadline && text.is_empty() {
+            text = std::fs::read_to_string(&path).unwrap_or_default();
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        text.lines().map(|l| serde_json::from_str(l).expect("a JSON record")).collect()
+    }
+}

@@ -8,32 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use harness::{carrier_args, require, Gateway, Sipp};
+use harness::{carrier_args, read_until, require, sdp_audio_port, sip_header, Gateway, Sipp};
 use serde_json::Value;
 
 const VC: &str = "abcdef1ghij2klmno3pqr4.voiceconnector.local";
-
-fn read_until(sock: &UdpSocket, want: &str) -> String {
-    let mut buf = [0u8; 4096];
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if let Ok(n) = sock.recv(&mut buf) {
-            let m = String::from_utf8_lossy(&buf[..n]).to_string();
-            if m.starts_with(want) {
-                return m;
-            }
-        }
-    }
-    panic!("no {want} within 5 s");
-}
-
-fn header<'a>(msg: &'a str, name: &str) -> &'a str {
-    msg.lines()
-        .find_map(|l| {
-            l.split_once(':').filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim())
-        })
-        .unwrap_or_else(|| panic!("no {name} in {msg}"))
-}
 
 /// A tiny seeded generator (xorshift) so the loss pattern is the same on every run.
 fn xorshift(state: &mut u64) -> u64 {
@@ -66,15 +44,8 @@ fn injected_loss_and_jitter_are_reported() {
     let invite = format!("INVITE sip:+12065550101@{VC} SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5090;branch=z9hG4bKimp1\r\nFrom: <sip:+12065550100@{ip}>;tag=imp\r\nTo: <sip:+12065550101@{VC}>\r\nCall-ID: impairment-1\r\nCSeq: 1 INVITE\r\nContact: <sip:pbx@{ip}:5090>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}", sdp.len());
     sip.send_to(invite.as_bytes(), &gwaddr).expect("send INVITE");
     let ok = read_until(&sip, "SIP/2.0 200");
-    let to = header(&ok, "To").to_string();
-    let media_port: u16 = ok
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("m=audio ")
-                .and_then(|r| r.split_whitespace().next())
-                .and_then(|p| p.parse().ok())
-        })
-        .expect("m=audio in the 200 OK");
+    let to = sip_header(&ok, "To").to_string();
+    let media_port: u16 = sdp_audio_port(&ok);
     assert!(ok.contains(&format!("c=IN IP4 {ip}")), "answer anchored on voicegw: {ok}");
     let ack = format!("ACK sip:voicegw@{ip}:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5090;branch=z9hG4bKimp2\r\nFrom: <sip:+12065550100@{ip}>;tag=imp\r\nTo: {to}\r\nCall-ID: impairment-1\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
     sip.send_to(ack.as_bytes(), &gwaddr).expect("send ACK");
@@ -129,15 +100,8 @@ fn injected_loss_and_jitter_are_reported() {
     let callee = callee.wait(Duration::from_secs(10));
     assert_eq!(callee.successful, 1, "{callee:#?}");
 
-    let path = gw.dir.join("var/ChimeVoiceConnectorLogs/abcdef1ghij2klmno3pqr4.jsonl");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut text = String::new();
-    while Instant::now() < deadline && text.is_empty() {
-        text = std::fs::read_to_string(&path).unwrap_or_default();
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let records: Vec<Value> =
-        text.lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
+    let records: Vec<Value> = gw.media_records();
+    let text = format!("{records:?}");
     assert!(records.len() >= 5, "a record per second over a 6 s call: {}", records.len());
     let sum = |k: &str| records.iter().map(|r| r[k].as_u64().unwrap_or(0)).sum::<u64>();
     let rec = records.last().expect("a record").clone();
@@ -230,14 +194,7 @@ fn rtt_and_mos_are_measured_on_both_legs() {
     pbx.send_to(format!("INVITE sip:+12065550101@{VC} SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5090;branch=z9hG4bKrtt1\r\nFrom: <sip:+12065550100@{ip}>;tag=p\r\nTo: <sip:+12065550101@{VC}>\r\nCall-ID: rtt-1\r\nCSeq: 1 INVITE\r\nContact: <sip:pbx@{ip}:5090>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{offer}", offer.len()).as_bytes(), &gwaddr).expect("INVITE");
     // The carrier answers what voicegw sends it.
     let inv = read_until(&carrier, "INVITE ");
-    let b_port: u16 = inv
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("m=audio ")
-                .and_then(|r| r.split_whitespace().next())
-                .and_then(|p| p.parse().ok())
-        })
-        .expect("m= in INVITE");
+    let b_port: u16 = sdp_audio_port(&inv);
     let answer = sdp(7300);
     let mut resp = String::from("SIP/2.0 200 OK\r\n");
     for l in inv.lines().take_while(|l| !l.is_empty()) {
@@ -251,15 +208,8 @@ fn rtt_and_mos_are_measured_on_both_legs() {
     resp += &format!("Contact: <sip:carrier@{ip}:5080>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{answer}", answer.len());
     carrier.send_to(resp.as_bytes(), &gwaddr).expect("200");
     let ok = read_until(&pbx, "SIP/2.0 200");
-    let a_port: u16 = ok
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("m=audio ")
-                .and_then(|r| r.split_whitespace().next())
-                .and_then(|p| p.parse().ok())
-        })
-        .expect("m= in 200");
-    let to = header(&ok, "To").to_string();
+    let a_port: u16 = sdp_audio_port(&ok);
+    let to = sip_header(&ok, "To").to_string();
     pbx.send_to(format!("ACK sip:voicegw@{ip}:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5090;branch=z9hG4bKrtt2\r\nFrom: <sip:+12065550100@{ip}>;tag=p\r\nTo: {to}\r\nCall-ID: rtt-1\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n").as_bytes(), &gwaddr).expect("ACK");
     read_until(&carrier, "ACK ");
 
@@ -286,14 +236,7 @@ fn rtt_and_mos_are_measured_on_both_legs() {
     let (n1, n2) = (r1.join().expect("responder"), r2.join().expect("responder"));
     assert!(n1 >= 1 && n2 >= 1, "voicegw sent SRs to both legs ({n1}, {n2})");
 
-    let path = gw.dir.join("var/ChimeVoiceConnectorLogs/abcdef1ghij2klmno3pqr4.jsonl");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut text = String::new();
-    while Instant::now() < deadline && text.is_empty() {
-        text = std::fs::read_to_string(&path).unwrap_or_default();
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let rec: Value = serde_json::from_str(text.lines().last().expect("a record")).expect("JSON");
+    let rec: Value = gw.media_records().pop().expect("a record");
     for leg in ["cust", "rem"] {
         let rtt = rec[format!("rtt_btwn_vc_and_{leg}")]
             .as_u64()

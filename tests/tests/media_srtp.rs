@@ -6,25 +6,11 @@
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use harness::{carrier_args, require, Gateway, Sipp};
+use harness::{carrier_args, read_until, require, sdp_audio_port, Gateway, Sipp};
 use media::srtp::{Context, MasterKey, Suite};
 
 const VC: &str = "abcdef1ghij2klmno3pqr4.voiceconnector.local";
 const KEY: &str = "inline:9sOd+W72ilwfNgNt0FzlGYj6YZPMqN1sJJx43UuS";
-
-fn read_until(sock: &UdpSocket, want: &str) -> String {
-    let mut buf = [0u8; 4096];
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if let Ok(n) = sock.recv(&mut buf) {
-            let m = String::from_utf8_lossy(&buf[..n]).to_string();
-            if m.starts_with(want) {
-                return m;
-            }
-        }
-    }
-    panic!("no {want} within 5 s");
-}
 
 fn invite(ip: &str, call: &str, sdp: &str) -> String {
     format!("INVITE sip:+12065550101@{VC} SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5090;branch=z9hG4bK{call}\r\nFrom: <sip:+12065550100@{ip}>;tag={call}\r\nTo: <sip:+12065550101@{VC}>\r\nCall-ID: {call}\r\nCSeq: 1 INVITE\r\nContact: <sip:pbx@{ip}:5090>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}", sdp.len())
@@ -58,14 +44,7 @@ fn srtp_customer_leg_plain_carrier_leg() {
     let sdp = format!("v=0\r\no=p 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio 7400 RTP/SAVP 8\r\na=rtpmap:8 PCMA/8000\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 {KEY}\r\n");
     sip.send_to(invite(&ip, "srtp1", &sdp).as_bytes(), &gwaddr).expect("send");
     let ok = read_until(&sip, "SIP/2.0 200");
-    let port: u16 = ok
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("m=audio ")
-                .and_then(|r| r.split_whitespace().next())
-                .and_then(|p| p.parse().ok())
-        })
-        .expect("m=");
+    let port: u16 = sdp_audio_port(&ok);
     assert!(ok.contains(&format!("m=audio {port} RTP/SAVP")), "{ok}");
     let crypto = ok
         .lines()
