@@ -17,7 +17,8 @@ use tokio::sync::mpsc;
 
 use crate::config::Validated;
 use crate::media_anchor::{MediaAnchor, MediaUpdate};
-use crate::relay_task::{self, RecordSink, RelayCmd, RelayTiming};
+use crate::media_thread::{self, MediaCmd, MediaHandle};
+use crate::relay_task::{RecordSink, RelayCmd, RelayTiming};
 use crate::router::ConfigRouter;
 use crate::transport::{self, Inbound, StreamSettings};
 
@@ -28,6 +29,8 @@ pub enum StartError {
     Bind { what: &'static str, addr: std::net::SocketAddr, source: std::io::Error },
     #[error(transparent)]
     Cert(#[from] crate::certs::CertError),
+    #[error("cannot start the media thread: {0}")]
+    Media(std::io::Error),
     #[error("cannot create data directory {0}: {1}")]
     DataDir(String, std::io::Error),
 }
@@ -154,13 +157,14 @@ pub async fn run(v: Validated) -> Result<(), StartError> {
             )
         })
         .collect();
-    let mut relays: HashMap<u64, mpsc::Sender<RelayCmd>> = HashMap::new();
+
     let timing = RelayTiming {
         record_period: Duration::from_secs(cfg.media.record_period_secs),
         inactivity: (cfg.media.inactivity_timeout_secs > 0)
             .then(|| Duration::from_secs(cfg.media.inactivity_timeout_secs)),
     };
     let (silent_tx, mut silent_rx) = mpsc::channel::<u64>(64);
+    let media = media_thread::start(timing, silent_tx).map_err(StartError::Media)?;
     let mut conns = Conns { by_id: HashMap::new(), by_addr: HashMap::new() };
     let mut calls: HashMap<u64, CallInfo> = HashMap::new();
     let mut garbage_closes = 0u64;
@@ -208,7 +212,7 @@ pub async fn run(v: Validated) -> Result<(), StartError> {
             }
         }
         for u in core.anchor_mut().take_updates() {
-            media_update(u, &mut relays, &sinks, timing, &silent_tx);
+            media_update(u, &media, &sinks);
         }
         update_process_metrics(&core, &registry, conns.by_id.len(), garbage_closes);
         if let Some(d) = drain_deadline {
@@ -230,36 +234,21 @@ pub async fn run(v: Validated) -> Result<(), StartError> {
 
 type Core = B2bua<ConfigRouter, MediaAnchor>;
 
-/// Starts, updates and stops relay tasks as the anchor asks.
-fn media_update(
-    u: MediaUpdate,
-    relays: &mut HashMap<u64, mpsc::Sender<RelayCmd>>,
-    sinks: &HashMap<String, RecordSink>,
-    timing: RelayTiming,
-    silent: &mpsc::Sender<u64>,
-) {
+/// Starts, updates and stops call media on the media thread as the anchor asks.
+fn media_update(u: MediaUpdate, media: &MediaHandle, sinks: &HashMap<String, RecordSink>) {
     match u {
         MediaUpdate::Open { ctx, sockets } => {
-            let (tx, rx) = mpsc::channel(16);
             let sink = sinks.get(&ctx.voice_connector_id).cloned();
-            relays.insert(ctx.call, tx);
-            tokio::spawn(relay_task::run(ctx, sockets, rx, sink, timing, silent.clone()));
+            media.send(MediaCmd::Open { ctx, sockets, sink });
         }
         MediaUpdate::Peer { call, side, rtp, rtcp, mux, rates } => {
-            if let Some(tx) = relays.get(&call) {
-                let _ = tx.try_send(RelayCmd::Peer { side, rtp, rtcp, mux, rates });
-            }
+            media
+                .send(MediaCmd::Call { call, cmd: RelayCmd::Peer { side, rtp, rtcp, mux, rates } });
         }
         MediaUpdate::Srtp { call, side, inbound, outbound } => {
-            if let Some(tx) = relays.get(&call) {
-                let _ = tx.try_send(RelayCmd::Srtp { side, inbound, outbound });
-            }
+            media.send(MediaCmd::Call { call, cmd: RelayCmd::Srtp { side, inbound, outbound } });
         }
-        MediaUpdate::Close { call } => {
-            if let Some(tx) = relays.remove(&call) {
-                let _ = tx.try_send(RelayCmd::Close);
-            }
-        }
+        MediaUpdate::Close { call } => media.send(MediaCmd::Call { call, cmd: RelayCmd::Close }),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod config;
 pub mod driver;
 pub mod logging;
 pub mod media_anchor;
+pub mod media_thread;
 pub mod metrics_http;
 pub mod relay_task;
 pub mod router;

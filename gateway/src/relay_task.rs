@@ -1,17 +1,14 @@
-//! One tokio task per call: the four media sockets, the sans-IO [`Session`] deciding where each
-//! packet goes, and the media-quality records (formats.md §4) once a minute and at the end.
+//! What the media thread ([`crate::media_thread`]) needs besides its event loop: commands, timing,
+//! and the media-quality records (formats.md §4) with the metrics they feed.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use media::relay::{Component, Counters, Session, Side};
+use media::relay::{Counters, Session, Side};
 use metrics::{names, Labels, Registry};
 use serde_json::{json, Value};
 use sip::b2bua::Direction;
-use tokio::io::AsyncWriteExt;
-use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
 
 use crate::media_anchor::CallContext;
 
@@ -44,7 +41,7 @@ pub struct RecordSink {
 }
 
 /// Largest datagram read: the buffer keeps 14 bytes spare for an SRTP/SRTCP trailer.
-const RECV_MAX: usize = 2048 - 14;
+pub(crate) const RECV_MAX: usize = 2048 - 14;
 
 /// Timing of a relay: record period and media inactivity limit.
 #[derive(Debug, Clone, Copy)]
@@ -54,126 +51,8 @@ pub struct RelayTiming {
     pub inactivity: Option<Duration>,
 }
 
-fn sockets(raw: [std::net::UdpSocket; 4]) -> std::io::Result<[Arc<UdpSocket>; 4]> {
-    let [a, b, c, d] = raw;
-    let conv = |s: std::net::UdpSocket| -> std::io::Result<Arc<UdpSocket>> {
-        s.set_nonblocking(true)?;
-        Ok(Arc::new(UdpSocket::from_std(s)?))
-    };
-    Ok([conv(a)?, conv(b)?, conv(c)?, conv(d)?])
-}
-
-/// Runs the relay of one call until `Close` (or the driver goes away).
-pub async fn run(
-    ctx: CallContext,
-    raw: [std::net::UdpSocket; 4],
-    mut cmds: mpsc::Receiver<RelayCmd>,
-    sink: Option<RecordSink>,
-    timing: RelayTiming,
-    silent: mpsc::Sender<u64>,
-) {
-    let socks = match sockets(raw) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(call = ctx.call, error = %e, "media sockets unusable; call has no media relay");
-            return;
-        }
-    };
-    let start = Instant::now();
-    let mut session = Session::new();
-    let mut bufs = [[0u8; 2048]; 4];
-    let mut minute = tokio::time::interval_at(
-        tokio::time::Instant::now() + timing.record_period,
-        timing.record_period,
-    );
-    // Media inactivity: checked once a second against the last packet seen on either side.
-    let mut last_packet = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut last = Snapshot::default();
-    let [s0, s1, s2, s3] = &socks;
-    let [b0, b1, b2, b3] = &mut bufs;
-    loop {
-        let now_ms = || start.elapsed().as_secs_f64() * 1000.0;
-        let (side, component, n, from, which): (
-            Side,
-            Component,
-            usize,
-            std::net::SocketAddr,
-            usize,
-        ) = tokio::select! {
-            r = s0.recv_from(&mut b0[..RECV_MAX]) => match r { Ok((n, f)) => (Side::A, Component::Rtp, n, f, 0), Err(_) => continue },
-            r = s1.recv_from(&mut b1[..RECV_MAX]) => match r { Ok((n, f)) => (Side::A, Component::Rtcp, n, f, 1), Err(_) => continue },
-            r = s2.recv_from(&mut b2[..RECV_MAX]) => match r { Ok((n, f)) => (Side::B, Component::Rtp, n, f, 2), Err(_) => continue },
-            r = s3.recv_from(&mut b3[..RECV_MAX]) => match r { Ok((n, f)) => (Side::B, Component::Rtcp, n, f, 3), Err(_) => continue },
-            cmd = cmds.recv() => {
-                match cmd {
-                    Some(RelayCmd::Peer { side, rtp, rtcp, mux, rates }) => session.set_peer(side, rtp, rtcp, mux, rates),
-                    Some(RelayCmd::Srtp { side, inbound, outbound }) => {
-                        let ctx = |k: Option<(media::srtp::Suite, media::srtp::MasterKey)>| k.map(|(s, key)| media::srtp::Context::new(s, &key));
-                        session.set_srtp(side, ctx(inbound), ctx(outbound));
-                    }
-                    Some(RelayCmd::Close) | None => break,
-                }
-                continue;
-            }
-            _ = minute.tick() => {
-                last = write_record(&ctx, &session, &last, sink.as_ref()).await;
-                continue;
-            }
-            _ = tick.tick() => {
-                for (side, component, to, pkt) in session.poll_rtcp(now_ms(), ntp_now()) {
-                    let out = match (side, component) {
-                        (Side::A, Component::Rtp) => s0,
-                        (Side::A, Component::Rtcp) => s1,
-                        (Side::B, Component::Rtp) => s2,
-                        (Side::B, Component::Rtcp) => s3,
-                    };
-                    let _ = out.send_to(&pkt, to).await;
-                }
-                if let Some(limit) = timing.inactivity {
-                    if last_packet.elapsed() >= limit {
-                        // Reported once per silent period; the driver hangs up answered calls.
-                        last_packet = Instant::now();
-                        tracing::info!(call = ctx.call, secs = limit.as_secs(), "no media either way");
-                        let _ = silent.send(ctx.call).await;
-                    }
-                }
-                continue;
-            }
-        };
-        last_packet = Instant::now();
-        let buf: &mut [u8] = match which {
-            0 => &mut b0[..],
-            1 => &mut b1[..],
-            2 => &mut b2[..],
-            _ => &mut b3[..],
-        };
-        if let Some((f, n)) = session.on_packet_mut(side, component, from, buf, n, now_ms()) {
-            let out = match (f.side, f.component) {
-                (Side::A, Component::Rtp) => s0,
-                (Side::A, Component::Rtcp) => s1,
-                (Side::B, Component::Rtp) => s2,
-                (Side::B, Component::Rtcp) => s3,
-            };
-            let _ = out.send_to(&buf[..n], f.to).await;
-        }
-    }
-    write_record(&ctx, &session, &last, sink.as_ref()).await;
-    let a = session.side(Side::A);
-    let b = session.side(Side::B);
-    tracing::info!(
-        call = ctx.call,
-        a_rtp_in = a.received.rtp_packets,
-        b_rtp_in = b.received.rtp_packets,
-        a_lost = a.stats.lost(),
-        b_lost = b.stats.lost(),
-        dropped_wrong_source = a.dropped_wrong_source + b.dropped_wrong_source,
-        "media relay ended"
-    );
-}
-
 /// The wallclock in NTP format (seconds since 1900 in the high 32 bits).
-fn ntp_now() -> u64 {
+pub(crate) fn ntp_now() -> u64 {
     let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs() + 2_208_988_800;
     let frac = (u64::from(d.subsec_nanos()) << 32) / 1_000_000_000;
@@ -182,7 +61,7 @@ fn ntp_now() -> u64 {
 
 /// Counters at the last record, so records carry per-minute packets and bytes.
 #[derive(Debug, Clone, Default)]
-struct Snapshot {
+pub(crate) struct Snapshot {
     received: [Counters; 2],
     sent: [Counters; 2],
     /// Cumulative loss per record prefix (`cust2vc`, …) at this snapshot.
@@ -292,12 +171,14 @@ fn record(
     (Value::Object(v), snap)
 }
 
-async fn write_record(
+/// Writes the current record (JSON line) and feeds the metrics; returns the new snapshot.
+pub(crate) fn write_record(
     ctx: &CallContext,
     s: &Session,
     last: &Snapshot,
     sink: Option<&RecordSink>,
 ) -> Snapshot {
+    use std::io::Write as _;
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
     let region = sink.map(|k| k.aws_region.as_str()).unwrap_or("");
     let (rec, snap) = record(ctx, s, last, region, now_ms);
@@ -307,12 +188,12 @@ async fn write_record(
     }
     if let Some(path) = &sink.path {
         if let Some(dir) = path.parent() {
-            let _ = tokio::fs::create_dir_all(dir).await;
+            let _ = std::fs::create_dir_all(dir);
         }
         let line = format!("{rec}\n");
-        match tokio::fs::OpenOptions::new().create(true).append(true).open(path).await {
+        match std::fs::OpenOptions::new().create(true).append(true).open(path) {
             Ok(mut f) => {
-                if let Err(e) = f.write_all(line.as_bytes()).await {
+                if let Err(e) = f.write_all(line.as_bytes()) {
                     tracing::warn!(path = %path.display(), error = %e, "media-quality record not written");
                 }
             }
@@ -409,6 +290,7 @@ fn feed_metrics(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use media::relay::Component;
 
     /// The exact field list of formats.md §4.
     const FIELDS: &str = "voice_connector_id, event_timestamp, call_id, from_sip_user, from_country, to_sip_user, to_country, endpoint_id, aws_region, cust2vc_rtp_packets, cust2vc_rtp_bytes, cust2vc_rtcp_packets, cust2vc_rtcp_bytes, cust2vc_packets_lost, cust2vc_jitter, vc2cust_rtp_packets, vc2cust_rtp_bytes, vc2cust_rtcp_packets, vc2cust_rtcp_bytes, vc2cust_packets_lost, vc2cust_jitter, rtt_btwn_vc_and_cust, mos_btwn_vc_and_cust, rem2vc_rtp_packets, rem2vc_rtp_bytes, rem2vc_rtcp_packets, rem2vc_rtcp_bytes, rem2vc_packets_lost, rem2vc_jitter, vc2rem_rtp_packets, vc2rem_rtp_bytes, vc2rem_rtcp_packets, vc2rem_rtcp_bytes, vc2rem_packets_lost, vc2rem_jitter, rtt_btwn_vc_and_rem, mos_btwn_vc_and_rem";
