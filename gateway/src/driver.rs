@@ -203,6 +203,11 @@ pub async fn run(v: Validated) -> Result<(), StartError> {
             _ = recv_signal(&mut sigterm) => start_drain(&mut core, &mut drain_deadline, cfg.sip.drain_timeout_secs, "SIGTERM"),
             _ = recv_signal(&mut sigint) => start_drain(&mut core, &mut drain_deadline, cfg.sip.drain_timeout_secs, "SIGINT"),
         }
+        // Media first: the relay must know a leg's addresses and keys before the SDP that lets
+        // the other side start sending leaves in a SIP message.
+        for u in core.anchor_mut().take_updates() {
+            media_update(u, &media, &sinks);
+        }
         while let Some(out) = core.poll_output() {
             match out {
                 Output::Transmit { peer, bytes } => {
@@ -210,9 +215,6 @@ pub async fn run(v: Validated) -> Result<(), StartError> {
                 }
                 Output::Event(ev) => on_event(ev, &mut calls, &registry, &regions),
             }
-        }
-        for u in core.anchor_mut().take_updates() {
-            media_update(u, &media, &sinks);
         }
         update_process_metrics(&core, &registry, conns.by_id.len(), garbage_closes);
         if let Some(d) = drain_deadline {

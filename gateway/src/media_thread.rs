@@ -106,34 +106,7 @@ fn run(
         if poll.poll(&mut events, Some(Duration::from_millis(250))).is_err() {
             continue;
         }
-        for ev in events.iter() {
-            if ev.token() == WAKER {
-                continue;
-            }
-            let (slot, idx) = (ev.token().0 / 4, ev.token().0 % 4);
-            let Some(Some(cm)) = slots.get_mut(slot) else { continue };
-            let (side, component) = match idx {
-                0 => (Side::A, Component::Rtp),
-                1 => (Side::A, Component::Rtcp),
-                2 => (Side::B, Component::Rtp),
-                _ => (Side::B, Component::Rtcp),
-            };
-            // Edge-triggered: read until the socket is empty.
-            loop {
-                let (n, from) = match cm.socks[idx].recv_from(&mut buf[..RECV_MAX]) {
-                    Ok(x) => x,
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(_) => break,
-                };
-                cm.last_packet = Instant::now();
-                let now_ms = start.elapsed().as_secs_f64() * 1000.0;
-                if let Some((f, len)) =
-                    cm.session.on_packet_mut(side, component, from, &mut buf, n, now_ms)
-                {
-                    let _ = cm.socks[side_sock(f.component, f.side)].send_to(&buf[..len], f.to);
-                }
-            }
-        }
+        // Commands first: a call's peers and keys are known before its packets are read.
         while let Ok(cmd) = rx.try_recv() {
             match cmd {
                 MediaCmd::Open { ctx, sockets, sink } => {
@@ -196,6 +169,34 @@ fn run(
                             free.push(slot);
                         }
                     }
+                }
+            }
+        }
+        for ev in events.iter() {
+            if ev.token() == WAKER {
+                continue;
+            }
+            let (slot, idx) = (ev.token().0 / 4, ev.token().0 % 4);
+            let Some(Some(cm)) = slots.get_mut(slot) else { continue };
+            let (side, component) = match idx {
+                0 => (Side::A, Component::Rtp),
+                1 => (Side::A, Component::Rtcp),
+                2 => (Side::B, Component::Rtp),
+                _ => (Side::B, Component::Rtcp),
+            };
+            // Edge-triggered: read until the socket is empty.
+            loop {
+                let (n, from) = match cm.socks[idx].recv_from(&mut buf[..RECV_MAX]) {
+                    Ok(x) => x,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(_) => break,
+                };
+                cm.last_packet = Instant::now();
+                let now_ms = start.elapsed().as_secs_f64() * 1000.0;
+                if let Some((f, len)) =
+                    cm.session.on_packet_mut(side, component, from, &mut buf, n, now_ms)
+                {
+                    let _ = cm.socks[side_sock(f.component, f.side)].send_to(&buf[..len], f.to);
                 }
             }
         }

@@ -203,6 +203,14 @@ impl Sipp {
     }
 }
 
+impl Drop for Sipp {
+    /// A test that fails before `wait` must not leave SIPp holding its port for the next one.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Runs SIPp in the foreground (UAC side) with a time limit.
 pub fn run_sipp(
     dir: &Path,
