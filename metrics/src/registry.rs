@@ -43,9 +43,10 @@ impl Registry {
         self.values.get(&(m.cloudwatch, labels.clone())).copied().unwrap_or(0.0)
     }
 
-    /// Makes every declared per-voice-connector metric appear (at 0) for `labels`.
+    /// Makes every declared per-voice-connector metric appear (at 0) for `labels`; process-wide
+    /// metrics keep their own empty labels.
     pub fn register_labels(&mut self, labels: &Labels) {
-        for m in ALL {
+        for m in ALL.iter().filter(|m| !m.help.contains("process metric")) {
             self.values.entry((m.cloudwatch, labels.clone())).or_insert(0.0);
         }
     }
