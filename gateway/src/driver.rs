@@ -172,32 +172,35 @@ pub async fn run(v: Validated) -> Result<(), StartError> {
     let mut sigterm = signal(tokio::signal::unix::SignalKind::terminate());
     let mut sigint = signal(tokio::signal::unix::SignalKind::interrupt());
     let mut drain_deadline: Option<Instant> = None;
+    let clock = Clock::new();
     tracing::info!(voice_connectors = cfg.voice_connectors.len(), "voicegw started");
 
     loop {
-        let timeout =
-            core.poll_timeout().unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+        let timeout = core
+            .poll_timeout()
+            .map(|t| clock.to_std(t))
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
         let wake = drain_deadline.map_or(timeout, |d| d.min(timeout));
         tokio::select! {
             msg = rx.recv() => {
                 let Some(msg) = msg else { break };
-                handle_inbound(&mut core, &mut conns, msg, &mut garbage_closes);
+                handle_inbound(&mut core, &mut conns, msg, &mut garbage_closes, clock);
                 // Batch what is already queued before flushing outputs.
                 for _ in 0..64 {
                     match rx.try_recv() {
-                        Ok(m) => handle_inbound(&mut core, &mut conns, m, &mut garbage_closes),
+                        Ok(m) => handle_inbound(&mut core, &mut conns, m, &mut garbage_closes, clock),
                         Err(_) => break,
                     }
                 }
             }
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {
-                core.handle_timeout(Instant::now());
+                core.handle_timeout(clock.now());
             }
             Some(call) = silent_rx.recv() => {
                 // Only answered calls: a call may ring without early media for a long time.
                 if core.is_answered(call) {
                     tracing::warn!(call, "media inactivity: hanging up both legs");
-                    core.hang_up(call, "media inactivity", Instant::now());
+                    core.hang_up(call, "media inactivity", clock.now());
                 }
             }
             _ = recv_signal(&mut sigterm) => start_drain(&mut core, &mut drain_deadline, cfg.sip.drain_timeout_secs, "SIGTERM"),
@@ -254,6 +257,27 @@ fn media_update(u: MediaUpdate, media: &MediaHandle, sinks: &HashMap<String, Rec
     }
 }
 
+/// The driver's clock, from which the sans-IO core is handed time (`sip::Instant`: the time
+/// since the driver started).
+#[derive(Clone, Copy)]
+struct Clock {
+    origin: Instant,
+}
+
+impl Clock {
+    fn new() -> Clock {
+        Clock { origin: Instant::now() }
+    }
+
+    fn now(self) -> sip::Instant {
+        sip::Instant::from_origin(self.origin.elapsed())
+    }
+
+    fn to_std(self, t: sip::Instant) -> Instant {
+        self.origin + t.since_origin()
+    }
+}
+
 type Signal = Option<tokio::signal::unix::Signal>;
 
 fn signal(kind: tokio::signal::unix::SignalKind) -> Signal {
@@ -281,9 +305,15 @@ fn start_drain(core: &mut Core, deadline: &mut Option<Instant>, secs: u64, why: 
     }
 }
 
-fn handle_inbound(core: &mut Core, conns: &mut Conns, msg: Inbound, garbage: &mut u64) {
+fn handle_inbound(
+    core: &mut Core,
+    conns: &mut Conns,
+    msg: Inbound,
+    garbage: &mut u64,
+    clock: Clock,
+) {
     match msg {
-        Inbound::Message { bytes, peer } => core.handle_bytes(&bytes, peer, Instant::now()),
+        Inbound::Message { bytes, peer } => core.handle_bytes(&bytes, peer, clock.now()),
         Inbound::Opened { conn, peer, tx } => {
             conns.by_addr.insert((peer.transport, peer.addr), conn);
             conns.by_id.insert(conn, (peer, tx));
@@ -300,7 +330,7 @@ fn handle_inbound(core: &mut Core, conns: &mut Conns, msg: Inbound, garbage: &mu
                 tracing::info!(%peer, %reason, "connection closed");
             } else {
                 tracing::warn!(%peer, %reason, "cannot reach peer");
-                core.transport_error(peer, Instant::now());
+                core.transport_error(peer, clock.now());
             }
         }
     }

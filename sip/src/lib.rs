@@ -14,10 +14,12 @@ pub mod b2bua;
 pub mod dialog;
 pub mod framing;
 pub mod message;
+pub mod time;
 pub mod transaction;
 pub mod transport;
 
 pub use message::{
     Header, HeaderName, Headers, Message, Method, NameAddr, ParseError, Request, Response, Uri, Via,
 };
+pub use time::Instant;
 pub use transport::{Peer, Transport};

@@ -137,6 +137,13 @@ const CONVENTIONS: &[Convention] = &[
     },
 ];
 
+/// tshark's recorded answers for the reference captures (MANIFEST.md's raw data).
+fn manifest() -> Value {
+    let text = std::fs::read_to_string(shared().join("pcaps/_analysis/manifest.json"))
+        .expect("manifest.json");
+    serde_json::from_str(&text).expect("manifest JSON")
+}
+
 /// tshark options for a capture (heuristic RTP where MANIFEST.md used it).
 fn tshark_opts(cap: &Value) -> Vec<String> {
     let mut o = Vec::new();
@@ -202,11 +209,7 @@ fn rtp_statistics_agree_with_tshark_on_every_reference_stream() {
     if !require("tshark") {
         return;
     }
-    let manifest: Value = serde_json::from_str(
-        &std::fs::read_to_string(shared().join("pcaps/_analysis/manifest.json"))
-            .expect("manifest.json"),
-    )
-    .expect("manifest JSON");
+    let manifest = manifest();
     let mut checked = 0;
     let mut failures = Vec::new();
     let mut jitter_checked = 0;
@@ -378,11 +381,7 @@ fn rtcp_round_trip_times_agree_with_tshark() {
     if !require("tshark") {
         return;
     }
-    let manifest: Value = serde_json::from_str(
-        &std::fs::read_to_string(shared().join("pcaps/_analysis/manifest.json"))
-            .expect("manifest.json"),
-    )
-    .expect("manifest JSON");
+    let manifest = manifest();
     let mut compared = 0;
     for cap in manifest.as_array().expect("array") {
         let Some(rows) = cap["rtt"].as_array().filter(|r| !r.is_empty()) else { continue };

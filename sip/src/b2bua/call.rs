@@ -4,7 +4,6 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
-use super::router::Route;
 use crate::dialog::Dialog;
 use crate::message::Request;
 use crate::transaction::{ClientKey, ServerKey};
@@ -60,12 +59,7 @@ pub(crate) struct PendingAck {
 
 #[derive(Debug)]
 pub(crate) struct Call {
-    #[allow(dead_code)] // kept for debugging output
-    pub(crate) id: u64,
     pub(crate) state: CallState,
-    /// The routing decision (used by later policy and CDR work).
-    #[allow(dead_code)]
-    pub(crate) route: Route,
     /// The caller's INVITE, for building responses to it.
     pub(crate) a_invite: Request,
     pub(crate) a_invite_key: ServerKey,
@@ -86,7 +80,7 @@ pub(crate) struct Call {
     pub(crate) b_ack: Option<Bytes>,
     pub(crate) relays: HashMap<ClientKey, Relay>,
     pub(crate) pending_ack: Option<PendingAck>,
-    pub(crate) answered_at: Option<std::time::Instant>,
+    pub(crate) answered_at: Option<crate::time::Instant>,
     /// BYEs voicegw itself sent and still waits on.
     pub(crate) own_byes: u8,
 }

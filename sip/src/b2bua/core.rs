@@ -1,6 +1,6 @@
+use crate::time::Instant;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::time::Instant;
 
 use bytes::Bytes;
 use rand::rngs::SmallRng;

@@ -1,7 +1,7 @@
 //! New calls: the caller's INVITE, the outbound INVITE and its responses, CANCEL.
 
+use crate::time::Instant;
 use std::collections::HashMap;
-use std::time::Instant;
 
 use super::anchor::Anchor;
 use super::build::{
@@ -136,9 +136,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         self.calls.insert(
             id,
             Call {
-                id,
                 state: CallState::Proceeding,
-                route,
                 a_invite: req,
                 a_invite_key: key,
                 a_peer: peer,

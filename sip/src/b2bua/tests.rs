@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::time::Instant;
 
 use super::*;
 use crate::message::{HeaderName, Message, Method, ParseLimits, Request, Response, Uri};
@@ -123,7 +125,7 @@ fn established(c: &mut B2bua<FixedRouter>, t: Instant) -> (Request, Response) {
 
 #[test]
 fn basic_call_relays_trying_ringing_ok_ack_and_caller_bye() {
-    let t = Instant::now();
+    let t = Instant::ZERO;
     let mut c = core();
     c.handle_bytes(invite("+12065550101", "z9hG4bKa1").as_bytes(), peer(A), t);
     let (m, ev) = drain(&mut c);
@@ -168,7 +170,7 @@ fn basic_call_relays_trying_ringing_ok_ack_and_caller_bye() {
 
 #[test]
 fn a_second_2xx_from_another_fork_is_acked_and_hung_up() {
-    let t = Instant::now();
+    let t = Instant::ZERO;
     let mut c = core();
     let (b_inv, _) = established(&mut c, t);
     c.handle_bytes(&answer(&b_inv, 200, "fork2"), peer(B), t);
@@ -188,7 +190,7 @@ fn a_second_2xx_from_another_fork_is_acked_and_hung_up() {
 
 #[test]
 fn callee_bye_is_relayed_to_the_caller() {
-    let t = Instant::now();
+    let t = Instant::ZERO;
     let mut c = core();
     let (b_inv, _) = established(&mut c, t);
     let bye = format!("BYE sip:voicegw@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {B};branch=z9hG4bKbb\r\nFrom: {};tag=btag\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 1 BYE\r\n\r\n", b_inv.headers.get(&HeaderName::To).unwrap(), b_inv.headers.get(&HeaderName::From).unwrap(), b_inv.call_id().unwrap());
@@ -207,7 +209,7 @@ fn callee_bye_is_relayed_to_the_caller() {
 
 #[test]
 fn cancel_before_answer_gives_487_and_cancels_the_callee() {
-    let t = Instant::now();
+    let t = Instant::ZERO;
     let mut c = core();
     c.handle_bytes(invite("+12065550101", "z9hG4bKa1").as_bytes(), peer(A), t);
     let (m, _) = drain(&mut c);
@@ -242,7 +244,7 @@ fn cancel_before_answer_gives_487_and_cancels_the_callee() {
 
 #[test]
 fn two_hundred_is_retransmitted_until_ack_and_callee_retransmission_is_reacked() {
-    let t = Instant::now();
+    let t = Instant::ZERO;
     let mut c = core();
     c.handle_bytes(invite("+12065550101", "z9hG4bKa1").as_bytes(), peer(A), t);
     let (m, _) = drain(&mut c);
@@ -282,7 +284,7 @@ fn two_hundred_is_retransmitted_until_ack_and_callee_retransmission_is_reacked()
 
 #[test]
 fn unanswered_invite_times_out_with_408() {
-    let t = Instant::now();
+    let t = Instant::ZERO;
     let mut c = core();
     c.handle_bytes(invite("+12065550101", "z9hG4bKa1").as_bytes(), peer(A), t);
     drain(&mut c);
@@ -307,7 +309,7 @@ fn unanswered_invite_times_out_with_408() {
 
 #[test]
 fn local_answers_options_501_481_483_403_and_400() {
-    let t = Instant::now();
+    let t = Instant::ZERO;
     let mut c = core();
     let mk = |m: &str, extra: &str| {
         format!("{m} sip:gw@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bK{m}\r\nFrom: <sip:a@a>;tag=1\r\nTo: <sip:b@b>{extra}\r\nCall-ID: x\r\nCSeq: 1 {m}\r\nMax-Forwards: 70\r\n\r\n")
@@ -343,7 +345,7 @@ fn local_answers_options_501_481_483_403_and_400() {
 
 #[test]
 fn reinvite_and_its_ack_are_relayed() {
-    let t = Instant::now();
+    let t = Instant::ZERO;
     let mut c = core();
     let (b_inv, ok) = established(&mut c, t);
     let reinv = format!("INVITE sip:voicegw@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bKre\r\nFrom: <sip:a@a>;tag=atag\r\nTo: {}\r\nCall-ID: call-a\r\nCSeq: 2 INVITE\r\nContact: <sip:alice@{A}>\r\nContent-Type: application/sdp\r\n\r\nv=0\r\na=sendonly\r\n", ok.headers.get(&HeaderName::To).unwrap());
@@ -379,7 +381,7 @@ fn reinvite_and_its_ack_are_relayed() {
 
 #[test]
 fn draining_refuses_new_calls() {
-    let t = Instant::now();
+    let t = Instant::ZERO;
     let mut c = core();
     c.drain();
     c.handle_bytes(invite("+12065550101", "z9hG4bKa1").as_bytes(), peer(A), t);
@@ -402,7 +404,7 @@ fn mutated_input_never_panics() {
         format!("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKzz\r\nFrom: <sip:a@a>;tag=1\r\nTo: <sip:b@b>;tag=2\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContact: <sip:b@{B}>\r\n\r\n"),
         format!("CANCEL sip:x@y SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bKf1\r\nFrom: <sip:a@a>;tag=atag\r\nTo: <sip:x@y>\r\nCall-ID: call-a\r\nCSeq: 1 CANCEL\r\n\r\n"),
     ];
-    let t = Instant::now();
+    let t = Instant::ZERO;
     let mut c = core();
     let mut started = 0;
     for i in 0..20_000u32 {
@@ -511,7 +513,7 @@ fn drain_any<M: Anchor>(c: &mut B2bua<FixedRouter, M>) -> Vec<(Peer, Message)> {
 
 #[test]
 fn sdp_bodies_go_through_the_anchor_both_ways_and_media_is_released() {
-    let t = Instant::now();
+    let t = Instant::ZERO;
     let mut c = anchored(TagAnchor::default());
     c.handle_bytes(invite("+12065550101", "z9hG4bKm1").as_bytes(), peer(A), t);
     let m = drain_any(&mut c);
@@ -541,7 +543,7 @@ fn sdp_bodies_go_through_the_anchor_both_ways_and_media_is_released() {
 
 #[test]
 fn unrelayable_offer_gets_488_and_exhaustion_503() {
-    let t = Instant::now();
+    let t = Instant::ZERO;
     let mut c = anchored(TagAnchor::default());
     let inv =
         invite("+12065550101", "z9hG4bKu1").replace("\r\n\r\nv=0\r\n", "\r\n\r\nunrelayable\r\n");
@@ -564,7 +566,7 @@ fn unrelayable_offer_gets_488_and_exhaustion_503() {
 
 #[test]
 fn hang_up_sends_bye_to_both_legs_and_ends_the_call() {
-    let t = Instant::now();
+    let t = Instant::ZERO;
     let mut c = core();
     established(&mut c, t);
     assert!(c.hang_up(1, "media inactivity", t));

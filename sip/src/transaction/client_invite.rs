@@ -1,4 +1,4 @@
-use std::time::Instant;
+use crate::time::Instant;
 
 use bytes::Bytes;
 
@@ -184,7 +184,7 @@ mod tests {
 
     #[test]
     fn timer_a_doubles_without_cap_and_timer_b_fires_at_64_t1() {
-        let t0 = Instant::now();
+        let t0 = Instant::ZERO;
         let cfg = TimerConfig::default();
         let mut tx = ClientInvite::new(invite(), false, t0, cfg);
         let mut sends = Vec::new();
@@ -205,14 +205,14 @@ mod tests {
 
     #[test]
     fn reliable_transport_has_no_retransmissions() {
-        let t0 = Instant::now();
+        let t0 = Instant::ZERO;
         let tx = ClientInvite::new(invite(), true, t0, TimerConfig::default());
         assert_eq!(tx.deadline(), Some(t0 + Duration::from_secs(32)));
     }
 
     #[test]
     fn non_2xx_is_acked_and_retransmissions_absorbed() {
-        let t0 = Instant::now();
+        let t0 = Instant::ZERO;
         let mut tx = ClientInvite::new(invite(), false, t0, TimerConfig::default());
         let (ack, act) = tx.on_response(resp(180), t0);
         assert!(ack.is_none() && matches!(act, ClientAction::Deliver(_)));
@@ -236,7 +236,7 @@ mod tests {
 
     #[test]
     fn accepted_state_passes_2xx_retransmissions_up() {
-        let t0 = Instant::now();
+        let t0 = Instant::ZERO;
         let mut tx = ClientInvite::new(invite(), false, t0, TimerConfig::default());
         assert!(matches!(tx.on_response(resp(200), t0).1, ClientAction::Deliver(_)));
         assert_eq!(tx.state, ClientInviteState::Accepted);

@@ -1,4 +1,4 @@
-use std::time::Instant;
+use crate::time::Instant;
 
 use bytes::Bytes;
 
@@ -124,7 +124,7 @@ mod tests {
 
     #[test]
     fn timer_e_caps_at_t2_and_timer_f_times_out() {
-        let t0 = Instant::now();
+        let t0 = Instant::ZERO;
         let mut tx = ClientNonInvite::new(bye(), false, t0, TimerConfig::default());
         let mut sends = Vec::new();
         loop {
@@ -144,7 +144,7 @@ mod tests {
 
     #[test]
     fn final_response_then_timer_k() {
-        let t0 = Instant::now();
+        let t0 = Instant::ZERO;
         let mut tx = ClientNonInvite::new(bye(), false, t0, TimerConfig::default());
         assert!(matches!(tx.on_response(Response::new(200, "OK"), t0), ClientAction::Deliver(_)));
         assert_eq!(tx.on_response(Response::new(200, "OK"), t0), ClientAction::Absorb);

@@ -1,6 +1,6 @@
+use crate::time::Instant;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -477,7 +477,7 @@ mod tests {
 
     #[test]
     fn server_invite_retransmission_absorbed_and_non_2xx_ack_matched() {
-        let t0 = Instant::now();
+        let t0 = Instant::ZERO;
         let mut l: Layer<u32> = Layer::new(TimerConfig::default());
         let Incoming::Request { key, request, .. } =
             l.on_request(request(INVITE), peer(), t0).unwrap()
@@ -510,7 +510,7 @@ mod tests {
 
     #[test]
     fn client_response_matching_and_timeout_event() {
-        let t0 = Instant::now();
+        let t0 = Instant::ZERO;
         let mut l: Layer<u32> = Layer::new(TimerConfig::default());
         let key = l.send_request(request(INVITE), peer(), 7, t0).unwrap();
         assert!(l.poll_transmit().is_some());

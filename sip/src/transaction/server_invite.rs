@@ -1,4 +1,4 @@
-use std::time::Instant;
+use crate::time::Instant;
 
 use bytes::Bytes;
 
@@ -158,7 +158,7 @@ mod tests {
 
     #[test]
     fn non_2xx_retransmitted_by_timer_g_until_timer_h() {
-        let t0 = Instant::now();
+        let t0 = Instant::ZERO;
         let mut tx = ServerInvite::new(false, TimerConfig::default());
         assert!(tx.send_response(100, Bytes::from_static(b"100"), t0).is_some());
         assert_eq!(
@@ -183,7 +183,7 @@ mod tests {
 
     #[test]
     fn ack_confirms_then_timer_i_terminates() {
-        let t0 = Instant::now();
+        let t0 = Instant::ZERO;
         let mut tx = ServerInvite::new(false, TimerConfig::default());
         tx.send_response(404, Bytes::from_static(b"404"), t0);
         tx.on_ack(t0 + Duration::from_millis(10));
@@ -195,7 +195,7 @@ mod tests {
 
     #[test]
     fn two_hundred_retransmitted_until_ack() {
-        let t0 = Instant::now();
+        let t0 = Instant::ZERO;
         let mut tx = ServerInvite::new(false, TimerConfig::default());
         tx.send_response(200, Bytes::from_static(b"200"), t0);
         let at = tx.deadline().unwrap();

@@ -1,4 +1,4 @@
-use std::time::Instant;
+use crate::time::Instant;
 
 use bytes::Bytes;
 
@@ -88,7 +88,7 @@ mod tests {
 
     #[test]
     fn absorbs_retransmissions_and_timer_j() {
-        let t0 = Instant::now();
+        let t0 = Instant::ZERO;
         let mut tx = ServerNonInvite::new(false, TimerConfig::default());
         assert_eq!(tx.on_request_retransmission(), ServerOutcome::Nothing);
         tx.send_response(200, Bytes::from_static(b"200"), t0);
