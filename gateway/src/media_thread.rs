@@ -1,12 +1,12 @@
 //! The media relay's event loops: one thread per core, each with the sockets of its share of the
-//! calls registered with one `mio` poller. A ready socket is drained (edge-triggered) and each packet goes through the call's
+//! calls registered with one `mio` poller. A ready socket is drained (edge-triggered) with
+//! batched `recvmmsg` reads ([`crate::batch_recv`]) and each packet goes through the call's
 //! sans-IO [`Session`] and straight back out with a non-blocking `send_to`: no task wake-up, no
 //! allocation per packet. Commands (new call, peer addresses, SRTP keys, close) arrive over a
 //! channel with a poller wake-up; once a second the thread sends voicegw's own SRs, checks media
 //! inactivity and writes the media-quality records that are due.
 
 use std::collections::HashMap;
-use std::io::ErrorKind;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,6 +15,7 @@ use media::relay::{Component, Session, Side};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 
+use crate::batch_recv::{Batch, BatchReceiver, BATCH};
 use crate::media_anchor::CallContext;
 use crate::relay_task::{
     ntp_now, write_record, RecordSink, RelayCmd, RelayTiming, Snapshot, RECV_MAX,
@@ -52,6 +53,8 @@ impl MediaHandle {
 struct CallMedia {
     ctx: CallContext,
     socks: [UdpSocket; 4],
+    /// Whether each socket is IPv6 (the batched reads keep one header set per family).
+    ipv6: [bool; 4],
     session: Session,
     sink: Option<RecordSink>,
     last: Snapshot,
@@ -100,7 +103,7 @@ fn run(
     let mut slots: Vec<Option<CallMedia>> = Vec::new();
     let mut free: Vec<usize> = Vec::new();
     let mut by_call: HashMap<u64, usize> = HashMap::new();
-    let mut buf = [0u8; 2048];
+    let mut rx_batch = BatchReceiver::new();
     let mut last_tick = Instant::now();
     loop {
         if poll.poll(&mut events, Some(Duration::from_millis(250))).is_err() {
@@ -134,9 +137,11 @@ fn run(
                         continue;
                     }
                     by_call.insert(ctx.call, slot);
+                    let ipv6 = socks.each_ref().map(|s| s.local_addr().is_ok_and(|a| a.is_ipv6()));
                     slots[slot] = Some(CallMedia {
                         ctx,
                         socks,
+                        ipv6,
                         session: Session::new(),
                         sink,
                         last: Snapshot::default(),
@@ -184,19 +189,31 @@ fn run(
                 2 => (Side::B, Component::Rtp),
                 _ => (Side::B, Component::Rtcp),
             };
-            // Edge-triggered: read until the socket is empty.
+            // Edge-triggered: read until the socket is empty; a short batch proves it is.
             loop {
-                let (n, from) = match cm.socks[idx].recv_from(&mut buf[..RECV_MAX]) {
-                    Ok(x) => x,
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(_) => break,
+                let n = match rx_batch.recv(&cm.socks[idx], cm.ipv6[idx], RECV_MAX) {
+                    Batch::Packets(n) => n,
+                    Batch::Empty => break,
+                    Batch::Failed(e) => {
+                        tracing::debug!(call = cm.ctx.call, error = %e, "media socket read failed");
+                        break;
+                    }
                 };
-                cm.last_packet = Instant::now();
-                let now_ms = start.elapsed().as_secs_f64() * 1000.0;
-                if let Some((f, len)) =
-                    cm.session.on_packet_mut(side, component, from, &mut buf, n, now_ms)
-                {
-                    let _ = cm.socks[side_sock(f.component, f.side)].send_to(&buf[..len], f.to);
+                let now = Instant::now();
+                cm.last_packet = now;
+                let now_ms = (now - start).as_secs_f64() * 1000.0;
+                for i in 0..n {
+                    let (len, from, buf) = rx_batch.packet(i);
+                    let Some(from) = from else { continue };
+                    if let Some((f, out)) =
+                        cm.session.on_packet_mut(side, component, from, buf, len, now_ms)
+                    {
+                        let sock = &cm.socks[side_sock(f.component, f.side)];
+                        let _ = sock.send_to(&buf[..out], f.to);
+                    }
+                }
+                if n < BATCH {
+                    break;
                 }
             }
         }
