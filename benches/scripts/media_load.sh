@@ -35,38 +35,53 @@ run_step() { # target calls -> JSON line
   sleep 0.5
 }
 
-for target in ${TARGETS:-voicegw rtpengine}; do
-  for n in "${STEPS[@]}"; do
-    run_step "$target" "$n" | tee -a "$WORK/results.jsonl"
-  done
-done
-# The generator's own latency (no relay), to subtract: the same bursts endpoint to endpoint.
+# Targets are interleaved within each step and each step is repeated REPS times (default 3): on
+# a noisy 2-core machine a slow minute then hits every target alike, and medians are compared.
 for n in "${STEPS[@]}"; do
-  timeout $(( SECS + 60 )) "$LOAD" direct "$VG_IP" "$n" "$SECS" | tee -a "$WORK/results.jsonl"
+  for rep in $(seq "${REPS:-3}"); do
+    for target in ${TARGETS:-voicegw rtpengine}; do
+      run_step "$target" "$n" | tee -a "$WORK/results.jsonl"
+    done
+    # The generator's own latency (no relay), to subtract: the same bursts endpoint to endpoint.
+    timeout $(( SECS + 60 )) "$LOAD" direct "$VG_IP" "$n" "$SECS" | tee -a "$WORK/results.jsonl"
+  done
 done
 python3 - "$WORK/results.jsonl" <<'PY'
 import json, sys
+from statistics import median
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+groups = {}
+for r in rows:
+    groups.setdefault((r["target"], r["calls"]), []).append(r)
+def med(rs, k):
+    v = [r[k] for r in rs if not r.get("error") and r.get(k) is not None]
+    return median(v) if v else None
+print("\nmedians over repetitions (n = runs):")
+print("target     calls  n  max loss%   p50us  p99us  cpu_us/pkt  rss_KiB/call")
 best = {}
-print("\ntarget     calls  loss%   p50us  p99us  cpu_us/pkt  rss_KiB/call")
-for r in rows:
-    if r.get("error"):
-        print(f"{r['target']:10} {r['calls']:5}  error"); continue
-    print(f"{r['target']:10} {r['calls']:5} {r['loss_pct']:6.3f} {r['latency_p50_us']:7} {r['latency_p99_us']:6} {r['cpu_us_per_packet']!s:>11} {r['rss_kib_per_call']!s:>13}")
-    if r["loss_pct"] < 0.1:
-        best[r["target"]] = max(best.get(r["target"], 0), r["calls"])
-print("\nhighest concurrent calls with <0.1% loss:", best)
-base = {r["calls"]: r for r in rows if r.get("target") == "direct" and not r.get("error")}
-print("\nadded latency (relay minus direct, same burst pattern), us:")
-for r in rows:
-    if r.get("target") in ("voicegw", "rtpengine") and not r.get("error") and r["calls"] in base:
-        b = base[r["calls"]]
-        print(f"  {r['target']:10} calls {r['calls']:4}: p50 {r['latency_p50_us'] - b['latency_p50_us']:6}  p99 {r['latency_p99_us'] - b['latency_p99_us']:6}")
-cpu = {}
-for r in rows:
-    if not r.get("error") and r["cpu_us_per_packet"] is not None:
-        cpu.setdefault(r["calls"], {})[r["target"]] = r["cpu_us_per_packet"]
-for n, c in sorted(cpu.items()):
-    if "voicegw" in c and "rtpengine" in c and c["rtpengine"]:
-        print(f"calls {n}: CPU per packet voicegw/rtpengine = {c['voicegw'] / c['rtpengine']:.2f}")
+for (t, n), rs in groups.items():
+    ok = [r for r in rs if not r.get("error")]
+    loss = max((r["loss_pct"] for r in ok), default=None)
+    if loss is None:
+        print(f"{t:10} {n:5}  error"); continue
+    cpu, rss = med(ok, "cpu_us_per_packet"), med(ok, "rss_kib_per_call")
+    print(f"{t:10} {n:5} {len(ok):2} {loss:9.3f} {med(ok,'latency_p50_us'):7.0f} {med(ok,'latency_p99_us'):6.0f} "
+          f"{'-' if cpu is None else f'{cpu:.2f}':>11} {'-' if rss is None else f'{rss:.1f}':>13}")
+    if loss < 0.1 and len(ok) == len(rs):
+        best[t] = max(best.get(t, 0), n)
+print("\nhighest concurrent calls with <0.1% loss in every run:", best)
+print("\nadded latency (relay minus direct, medians of the same burst pattern), us:")
+for (t, n), rs in groups.items():
+    d = groups.get(("direct", n))
+    if t in ("voicegw", "rtpengine") and d and med(rs, "latency_p99_us") is not None:
+        print(f"  {t:10} calls {n:4}: p50 {med(rs,'latency_p50_us') - med(d,'latency_p50_us'):6.0f}  "
+              f"p99 {med(rs,'latency_p99_us') - med(d,'latency_p99_us'):6.0f}")
+print("\nCPU per packet, voicegw / rtpengine (ratio of medians; per-repetition ratios in brackets):")
+for n in sorted({n for (_, n) in groups}):
+    v, r = groups.get(("voicegw", n), []), groups.get(("rtpengine", n), [])
+    mv, mr = med(v, "cpu_us_per_packet"), med(r, "cpu_us_per_packet")
+    if mv and mr:
+        pairs = [a["cpu_us_per_packet"] / b["cpu_us_per_packet"] for a, b in zip(v, r)
+                 if not a.get("error") and not b.get("error") and a.get("cpu_us_per_packet") and b.get("cpu_us_per_packet")]
+        print(f"  calls {n}: {mv / mr:.2f}  [{', '.join(f'{x:.2f}' for x in pairs)}]")
 PY

@@ -83,6 +83,13 @@ pub(crate) struct Call {
     pub(crate) answered_at: Option<crate::time::Instant>,
     /// BYEs voicegw itself sent and still waits on.
     pub(crate) own_byes: u8,
+    /// Next hops left to try if the current one fails (failover).
+    pub(crate) next_targets: std::collections::VecDeque<super::router::Target>,
+    /// The best final failure collected from next hops so far (§16.7), and whether voicegw
+    /// made it up (a timeout counted as 408).
+    pub(crate) best_failure: Option<(crate::message::Response, bool)>,
+    /// Caller ID override for the outbound From.
+    pub(crate) caller_id: Option<String>,
 }
 
 impl Call {

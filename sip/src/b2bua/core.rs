@@ -9,7 +9,7 @@ use rand::SeedableRng;
 use super::anchor::{Anchor, NoAnchor};
 use super::build::{bad_request_for, response_to};
 use super::call::{Call, Side};
-use super::router::{Direction, Router};
+use super::router::{Direction, RejectCause, Router};
 use crate::message::{parse_message, HeaderName, Message, Method, ParseLimits, Request, Response};
 use crate::transaction::{Incoming, Layer, ServerKey, TimerConfig, TxEvent};
 use crate::{Peer, Transport};
@@ -48,13 +48,31 @@ pub enum CallEvent {
         from: String,
         to: String,
         target: Peer,
+        /// The digest user that authenticated the call.
+        auth_user: Option<String>,
     },
+    /// The next hop failed (`status`, or `None` for a timeout or transport error) and the call
+    /// was sent to the next one.
+    Failover { call: u64, status: Option<u16>, target: Peer, voice_connector_id: String },
     /// The callee answered.
     Answered { call: u64 },
     /// The call is over; `status` is the final status of the INVITE (200 if answered).
     Ended { call: u64, status: u16, reason: String },
     /// A new INVITE was refused before a call existed.
-    Rejected { call_id: String, status: u16, reason: String, source: Peer },
+    Rejected {
+        call_id: String,
+        status: u16,
+        reason: String,
+        cause: RejectCause,
+        source: Peer,
+        /// The voice connector the call was matched to, if it got that far.
+        voice_connector_id: Option<String>,
+        direction: Option<Direction>,
+        from: String,
+        to: String,
+    },
+    /// An OPTIONS request was answered (termination health).
+    Options { source: Peer },
 }
 
 /// Counters kept by the core.
@@ -279,6 +297,8 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
             _ if has_to_tag => self.on_in_dialog(key, req, peer, now),
             Method::Invite => self.on_invite(key, req, peer, now),
             Method::Options => {
+                self.router.options(&req, &peer, now);
+                self.events.push_back(CallEvent::Options { source: peer });
                 let mut resp =
                     response_to(&req, 200, Some(&super::build::random_token(&mut self.rng, 10)));
                 self.capabilities(&mut resp);

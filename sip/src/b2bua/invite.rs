@@ -1,7 +1,7 @@
 //! New calls: the caller's INVITE, the outbound INVITE and its responses, CANCEL.
 
 use crate::time::Instant;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use super::anchor::Anchor;
 use super::build::{
@@ -10,7 +10,7 @@ use super::build::{
 };
 use super::call::{Call, CallState, Side};
 use super::core::{local_for, B2bua, CallEvent, Owner, Purpose};
-use super::router::Router;
+use super::router::{Reject, Router, Target, Verdict};
 use crate::dialog::Dialog;
 use crate::message::{HeaderName, Method, NameAddr, Request, Response, Uri};
 use crate::transaction::{ClientKey, ServerKey};
@@ -19,14 +19,18 @@ use crate::Peer;
 impl<R: Router, M: Anchor> B2bua<R, M> {
     pub(crate) fn on_invite(&mut self, key: ServerKey, req: Request, peer: Peer, now: Instant) {
         let call_id = req.call_id().unwrap_or_default().to_string();
-        let reject = |this: &mut Self, status: u16, warning: &str, retry: Option<u32>| {
+        let reject = |this: &mut Self, rej: Reject, verdict: Option<&Verdict>| {
+            let status = rej.status;
             let mut resp = response_to(&req, status, Some(&random_token(&mut this.rng, 10)));
-            if !warning.is_empty() {
-                let w: String = warning.chars().filter(|c| *c != '"').collect();
+            if !rej.warning.is_empty() {
+                let w: String = rej.warning.chars().filter(|c| *c != '"').collect();
                 resp.headers.push(HeaderName::Warning, format!("399 voicegw \"{w}\""));
             }
-            if let Some(s) = retry {
+            if let Some(s) = rej.retry_after {
                 resp.headers.push(HeaderName::RetryAfter, s.to_string());
+            }
+            for c in &rej.challenges {
+                resp.headers.push(HeaderName::ProxyAuthenticate, c.clone());
             }
             if status == 420 {
                 for r in req.headers.get_all(&HeaderName::Require) {
@@ -37,28 +41,42 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
             this.events.push_back(CallEvent::Rejected {
                 call_id: call_id.clone(),
                 status,
-                reason: warning.to_string(),
+                reason: rej.warning,
+                cause: rej.cause,
                 source: peer,
+                voice_connector_id: verdict.and_then(|v| v.voice_connector_id.clone()),
+                direction: verdict.and_then(|v| v.direction),
+                from: req.headers.get(&HeaderName::From).unwrap_or_default().to_string(),
+                to: req.uri.to_string(),
             });
         };
+        let fail = |status, warning: &str, retry| {
+            let mut r = Reject::new(status, warning);
+            r.retry_after = retry;
+            r
+        };
         if self.draining {
-            return reject(self, 503, "shutting down", Some(5));
+            return reject(self, fail(503, "shutting down", Some(5)), None);
         }
         if req.max_forwards() == Some(0) {
-            return reject(self, 483, "Max-Forwards reached 0", None);
+            return reject(self, fail(483, "Max-Forwards reached 0", None), None);
         }
         if req.headers.contains(&HeaderName::Require) {
-            return reject(self, 420, "unsupported extension required", None);
+            return reject(self, fail(420, "unsupported extension required", None), None);
         }
         if !req.contact().is_some_and(|c| c.is_ok()) {
-            return reject(self, 400, "INVITE without a valid Contact", None);
+            return reject(self, fail(400, "INVITE without a valid Contact", None), None);
         }
         if self.calls.len() >= self.cfg.max_calls {
-            return reject(self, 503, "call capacity reached", Some(1));
+            return reject(self, fail(503, "call capacity reached", Some(1)), None);
         }
-        let route = match self.router.route(&req, &peer) {
-            Ok(r) => r,
-            Err(rej) => return reject(self, rej.status, &rej.warning, rej.retry_after),
+        let verdict = self.router.route(&req, &peer, now);
+        let route = match verdict.result.clone() {
+            Ok(r) if !r.targets.is_empty() => r,
+            Ok(_) => {
+                return reject(self, fail(500, "route without a next hop", None), Some(&verdict))
+            }
+            Err(rej) => return reject(self, rej, Some(&verdict)),
         };
         self.next_call += 1;
         let id = self.next_call;
@@ -66,69 +84,45 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         // 100 Trying at once stops the caller's INVITE retransmissions (§17.2.1).
         self.respond(&key, &response_to(&req, 100, None), now);
 
+        let mut targets: VecDeque<Target> = route.targets.iter().cloned().collect();
+        let first = targets.pop_front().expect("checked non-empty");
         let b_call_id = format!("{}@voicegw", random_token(&mut self.rng, 20));
         let b_tag = random_token(&mut self.rng, 12);
-        let target = route.target;
-        let local = self.local_addr(target.transport);
-        let mut b = Request::new(Method::Invite, route.request_uri.clone());
-        b.headers
-            .push(HeaderName::Via, our_via(target.transport, local, &new_branch(&mut self.rng)));
-        let mf = req.max_forwards().unwrap_or(70).min(70).saturating_sub(1);
-        b.headers.push(HeaderName::MaxForwards, mf.to_string());
-        let a_from = req.from().ok();
-        let mut from_uri = a_from
-            .as_ref()
-            .map(|f| f.uri.clone())
-            .unwrap_or_else(|| Uri::sip(None, "invalid", None));
-        from_uri.host = super::build::host_of(local);
-        from_uri.port = None;
-        from_uri.params = Default::default();
-        from_uri.headers = None;
-        let mut from = NameAddr::new(from_uri);
-        from.display = a_from.and_then(|f| f.display);
-        from.set_tag(&b_tag);
-        b.headers.push(HeaderName::From, from.to_string());
-        let mut to_uri = route.request_uri.clone();
-        to_uri.params = Default::default();
-        to_uri.headers = None;
-        let mut to = NameAddr::new(to_uri);
-        to.display = req.to().ok().and_then(|t| t.display);
-        b.headers.push(HeaderName::To, to.to_string());
-        b.headers.push(HeaderName::CallId, b_call_id.clone());
-        b.headers.push(HeaderName::CSeq, "1 INVITE");
-        b.headers.push(HeaderName::Contact, our_contact(target.transport, local));
-        b.headers.push(HeaderName::UserAgent, self.cfg.user_agent.clone());
+        let mut b =
+            self.build_b_invite(&req, &first, &b_call_id, &b_tag, route.caller_id.as_deref());
         copy_request_content(&req, &mut b);
         if let Err(rej) = self.anchor.open(id, &route, &req) {
-            return reject(self, rej.status, &rej.warning, rej.retry_after);
+            return reject(self, rej, Some(&verdict));
         }
         let mut body = std::mem::take(&mut b.body);
         if let Err(rej) = self.media_body(id, Side::A, &b.headers, &mut body) {
             self.anchor.close(id);
-            return reject(self, rej.status, &rej.warning, rej.retry_after);
+            return reject(self, rej, Some(&verdict));
         }
         b.body = body;
 
         let b_key = match self.layer.send_request(
             b.clone(),
-            target,
+            first.peer,
             Owner { call: id, purpose: Purpose::Invite },
             now,
         ) {
             Ok(k) => k,
             Err(e) => {
                 tracing::error!(error = %e, "could not start the outbound INVITE");
-                return reject(self, 500, "internal error", None);
+                self.anchor.close(id);
+                return reject(self, fail(500, "internal error", None), Some(&verdict));
             }
         };
         self.events.push_back(CallEvent::Started {
             call: id,
             call_id: call_id.clone(),
             direction: route.direction,
-            voice_connector_id: route.voice_connector_id.clone(),
+            voice_connector_id: first.voice_connector_id.clone(),
             from: req.headers.get(&HeaderName::From).unwrap_or_default().to_string(),
             to: req.uri.to_string(),
-            target,
+            target: first.peer,
+            auth_user: verdict.auth_user.clone(),
         });
         self.dialogs.insert((call_id, a_tag.clone()), (id, Side::A));
         self.dialogs.insert((b_call_id.clone(), b_tag.clone()), (id, Side::B));
@@ -145,7 +139,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
                 a_final_sent: false,
                 b_invite: b,
                 b_invite_key: b_key,
-                b_peer: target,
+                b_peer: first.peer,
                 b_call_id,
                 b_tag,
                 b_dialog: None,
@@ -156,8 +150,152 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
                 pending_ack: None,
                 answered_at: None,
                 own_byes: 0,
+                next_targets: targets,
+                best_failure: None,
+                caller_id: route.caller_id,
             },
         );
+    }
+
+    /// The outbound INVITE towards `target`, without body.
+    fn build_b_invite(
+        &mut self,
+        req: &Request,
+        target: &Target,
+        b_call_id: &str,
+        b_tag: &str,
+        caller_id: Option<&str>,
+    ) -> Request {
+        let local = self.local_addr(target.peer.transport);
+        let mut b = Request::new(Method::Invite, target.request_uri.clone());
+        b.headers.push(
+            HeaderName::Via,
+            our_via(target.peer.transport, local, &new_branch(&mut self.rng)),
+        );
+        let mf = req.max_forwards().unwrap_or(70).min(70).saturating_sub(1);
+        b.headers.push(HeaderName::MaxForwards, mf.to_string());
+        let a_from = req.from().ok();
+        let mut from_uri = a_from
+            .as_ref()
+            .map(|f| f.uri.clone())
+            .unwrap_or_else(|| Uri::sip(None, "invalid", None));
+        if let Some(user) = caller_id {
+            from_uri.user = Some(user.to_string());
+        }
+        from_uri.host = super::build::host_of(local);
+        from_uri.port = None;
+        from_uri.params = Default::default();
+        from_uri.headers = None;
+        let mut from = NameAddr::new(from_uri);
+        from.display = a_from.and_then(|f| f.display);
+        from.set_tag(b_tag);
+        b.headers.push(HeaderName::From, from.to_string());
+        let mut to_uri = target.request_uri.clone();
+        to_uri.params = Default::default();
+        to_uri.headers = None;
+        let mut to = NameAddr::new(to_uri);
+        to.display = req.to().ok().and_then(|t| t.display);
+        b.headers.push(HeaderName::To, to.to_string());
+        b.headers.push(HeaderName::CallId, b_call_id);
+        b.headers.push(HeaderName::CSeq, "1 INVITE");
+        b.headers.push(HeaderName::Contact, our_contact(target.peer.transport, local));
+        b.headers.push(HeaderName::UserAgent, self.cfg.user_agent.clone());
+        b
+    }
+
+    /// The outbound leg failed with `failure` (a response, or `None` for a timeout or transport
+    /// error). Tries the next target when the failure allows it and one is left; returns whether
+    /// it did.
+    fn try_next_target(&mut self, id: u64, failure: Option<&Response>, now: Instant) -> bool {
+        let Some(call) = self.calls.get_mut(&id) else { return false };
+        // §16.7: a timeout counts as a 408 (§16.9: a transport error, reported the same way,
+        // as a 503); a response actually received wins over a made-up one of the same class.
+        let collected = match failure {
+            Some(r) => (r.clone(), false),
+            None => {
+                let mut r = Response::new(408, "Request Timeout");
+                r.headers.push(HeaderName::Warning, "399 voicegw \"no answer from the next hop\"");
+                (r, true)
+            }
+        };
+        if better_failure(&collected, call.best_failure.as_ref()) {
+            call.best_failure = Some(collected);
+        }
+        let retriable = failure.is_none_or(|r| r.status == 408 || (500..600).contains(&r.status));
+        if !retriable || call.state != CallState::Proceeding || call.a_final_sent {
+            return false;
+        }
+        let Some(next) = call.next_targets.pop_front() else { return false };
+        let old = (call.b_call_id.clone(), call.b_tag.clone());
+        let body = call.b_invite.body.clone();
+        let a_invite = call.a_invite.clone();
+        let caller_id = call.caller_id.clone();
+        let b_call_id = format!("{}@voicegw", random_token(&mut self.rng, 20));
+        let b_tag = random_token(&mut self.rng, 12);
+        let mut b = self.build_b_invite(&a_invite, &next, &b_call_id, &b_tag, caller_id.as_deref());
+        copy_request_content(&a_invite, &mut b);
+        // The body was anchored for the first hop; the same offer goes to the next.
+        b.body = body;
+        let key = match self.layer.send_request(
+            b.clone(),
+            next.peer,
+            Owner { call: id, purpose: Purpose::Invite },
+            now,
+        ) {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::error!(call = id, error = %e, "could not start the failover INVITE");
+                return false;
+            }
+        };
+        self.dialogs.remove(&old);
+        self.dialogs.insert((b_call_id.clone(), b_tag.clone()), (id, Side::B));
+        let Some(call) = self.calls.get_mut(&id) else { return false };
+        call.b_invite = b;
+        call.b_invite_key = key;
+        call.b_peer = next.peer;
+        call.b_call_id = b_call_id;
+        call.b_tag = b_tag;
+        call.b_provisional = false;
+        self.events.push_back(CallEvent::Failover {
+            call: id,
+            status: failure.map(|r| r.status),
+            target: next.peer,
+            voice_connector_id: next.voice_connector_id,
+        });
+        true
+    }
+
+    /// Ends a call whose outbound leg failed for good: the best failure collected (RFC 3261
+    /// §16.7, a 503 relayed as 500) goes to the caller, `480` if none was collected.
+    fn fail_call(&mut self, id: u64, now: Instant) {
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        let cancelled = call.state == CallState::Cancelling;
+        let (status, reason) = match &call.best_failure {
+            Some((r, _)) => (r.status, r.reason.clone()),
+            None => (480, "Temporarily Unavailable".to_string()),
+        };
+        if !call.a_final_sent {
+            call.a_final_sent = true;
+            let relayed = if status == 503 { 500 } else { status };
+            let mut out = response_to(&call.a_invite, relayed, Some(&call.a_tag));
+            match &call.best_failure {
+                Some((r, _)) => copy_response_content(r, &mut out),
+                None => {
+                    out.headers.push(HeaderName::Warning, "399 voicegw \"no next hop answered\"")
+                }
+            }
+            if relayed != status {
+                out.reason = "Server Internal Error".into();
+            }
+            let key = call.a_invite_key.clone();
+            self.respond(&key, &out, now);
+        }
+        if cancelled {
+            self.end_call(id, 487, "Request Terminated");
+        } else {
+            self.end_call(id, status, &reason);
+        }
     }
 
     pub(crate) fn on_response(
@@ -256,22 +394,10 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
             self.events.push_back(CallEvent::Answered { call: id });
             return;
         }
-        // A final failure: relay it to the caller unless the caller already got one.
-        if !call.a_final_sent {
-            let mut out = response_to(&call.a_invite, status, Some(&call.a_tag));
-            copy_response_content(&resp, &mut out);
-            call.a_final_sent = true;
-            let key = call.a_invite_key.clone();
-            self.respond(&key, &out, now);
+        // A final failure: try the next hop if the failure allows it, else end the call.
+        if !self.try_next_target(id, Some(&resp), now) {
+            self.fail_call(id, now);
         }
-        let reason = resp.reason.clone();
-        let final_status = if self.calls.get(&id).is_some_and(|c| c.state == CallState::Cancelling)
-        {
-            487
-        } else {
-            status
-        };
-        self.end_call(id, final_status, &reason);
     }
 
     /// ACKs and hangs up a second dialog created by a forked INVITE's 2xx.
@@ -406,16 +532,13 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
     pub(crate) fn on_client_timeout(&mut self, key: ClientKey, owner: Owner, now: Instant) {
         match owner.purpose {
             Purpose::Invite => {
-                let Some(call) = self.calls.get_mut(&owner.call) else { return };
-                if !call.a_final_sent {
-                    call.a_final_sent = true;
-                    let mut resp = response_to(&call.a_invite, 408, Some(&call.a_tag));
-                    resp.headers
-                        .push(HeaderName::Warning, "399 voicegw \"no answer from the next hop\"");
-                    let k = call.a_invite_key.clone();
-                    self.respond(&k, &resp, now);
+                // Only the current outbound INVITE counts (an older one may time out late).
+                if self.calls.get(&owner.call).is_none_or(|c| c.b_invite_key != key) {
+                    return;
                 }
-                self.end_call(owner.call, 408, "Request Timeout");
+                if !self.try_next_target(owner.call, None, now) {
+                    self.fail_call(owner.call, now);
+                }
             }
             Purpose::Relay | Purpose::Bye => {
                 self.on_relay_response(owner.call, key, Response::new(408, "Request Timeout"), now)
@@ -466,4 +589,15 @@ fn with_fallback_contact(resp: &Response, target: Uri) -> Response {
         }
     }
     r
+}
+
+/// Whether `r` is a better final failure to relay than `best` (RFC 3261 §16.7 step 6: a 6xx
+/// first, else the lowest class, the first of a class kept).
+/// Each failure comes with whether voicegw made it up (a timeout).
+fn better_failure(r: &(Response, bool), best: Option<&(Response, bool)>) -> bool {
+    let Some(b) = best else { return true };
+    let rank = |(r, made_up): &(Response, bool)| {
+        (if r.status >= 600 { 0 } else { r.status / 100 }, *made_up)
+    };
+    rank(r) < rank(b)
 }

@@ -16,22 +16,34 @@ const B: &str = "127.0.0.1:5080";
 
 struct FixedRouter;
 
+const C: &str = "127.0.0.1:5070";
+
 impl Router for FixedRouter {
-    fn route(&mut self, invite: &Request, _source: &Peer) -> Result<Route, Reject> {
-        if invite.uri.user.as_deref() == Some("forbidden") {
-            return Err(Reject::new(403, "source not allowed"));
+    /// `forbidden` is refused; `failover` goes to B then C; `callerid` sets a caller ID.
+    fn route(&mut self, invite: &Request, _source: &Peer, _now: Instant) -> Verdict {
+        let user = invite.uri.user.clone().unwrap_or_default();
+        let verdict = |result| Verdict {
+            result,
+            voice_connector_id: Some("abcdef1ghij2klmno3pqr4".into()),
+            direction: Some(Direction::Outbound),
+            auth_user: None,
+        };
+        if user == "forbidden" {
+            return verdict(Err(Reject::new(403, "source not allowed")));
         }
-        Ok(Route {
-            target: peer(B),
-            request_uri: Uri::parse(&format!(
-                "sip:{}@{}",
-                invite.uri.user.clone().unwrap_or_default(),
-                B
-            ))
-            .unwrap(),
-            direction: Direction::Outbound,
-            voice_connector_id: "abcdef1ghij2klmno3pqr4".into(),
-        })
+        let target = |hop: &str, vc: &str| Target {
+            peer: peer(hop),
+            request_uri: Uri::parse(&format!("sip:{user}@{hop}")).unwrap(),
+            voice_connector_id: vc.into(),
+        };
+        let mut route = Route::single(target(B, "abcdef1ghij2klmno3pqr4"), Direction::Outbound);
+        if user == "failover" {
+            route.targets.push(target(C, "zyxwvu1ghij2klmno3pqr4"));
+        }
+        if user == "callerid" {
+            route.caller_id = Some("+12065550111".into());
+        }
+        verdict(Ok(route))
     }
 }
 
@@ -456,13 +468,11 @@ struct TagAnchor {
 
 impl Anchor for TagAnchor {
     fn open(&mut self, call: u64, route: &Route, _invite: &Request) -> Result<(), Reject> {
-        self.log.push(format!("open {call} {}", route.voice_connector_id));
+        self.log.push(format!("open {call} {}", route.first().voice_connector_id));
         if self.refuse_open {
-            return Err(Reject {
-                status: 503,
-                warning: "no media ports".into(),
-                retry_after: Some(1),
-            });
+            let mut r = Reject::new(503, "no media ports");
+            r.retry_after = Some(1);
+            return Err(r);
         }
         Ok(())
     }
@@ -582,4 +592,171 @@ fn hang_up_sends_bye_to_both_legs_and_ends_the_call() {
     assert!(matches!(ev.last(), Some(CallEvent::Ended { status: 200, .. })), "{ev:?}");
     assert_eq!(c.active_calls(), 0);
     assert!(!c.hang_up(1, "again", t));
+}
+
+/// Sends a `failover` INVITE; returns the INVITE that reached B.
+fn failover_call(c: &mut B2bua<FixedRouter>, t: Instant) -> Request {
+    c.handle_bytes(invite("failover", "z9hG4bKf1").as_bytes(), peer(A), t);
+    let (m, _) = drain(c);
+    assert_eq!(m[1].0, peer(B));
+    req(&m[1].1).clone()
+}
+
+#[test]
+fn a_5xx_or_408_moves_the_call_to_the_next_hop_which_can_answer() {
+    for status in [503, 500, 408] {
+        let t = Instant::ZERO;
+        let mut c = core();
+        let b_inv = failover_call(&mut c, t);
+        c.handle_bytes(&answer(&b_inv, 180, "btag"), peer(B), t);
+        c.handle_bytes(&answer(&b_inv, status, "btag"), peer(B), t);
+        let (m, ev) = drain(&mut c);
+        // B's failure is acknowledged; A only saw the 180; a new INVITE goes to C.
+        let to_a: Vec<u16> =
+            m.iter().filter(|(p, _)| *p == peer(A)).map(|(_, x)| resp(x).status).collect();
+        assert_eq!(to_a, vec![180]);
+        let acks = m
+            .iter()
+            .filter(|(p, x)| {
+                *p == peer(B) && matches!(x, Message::Request(r) if r.method == Method::Ack)
+            })
+            .count();
+        assert_eq!(acks, 1);
+        let c_inv = m
+            .iter()
+            .find(|(p, _)| *p == peer(C))
+            .map(|(_, x)| req(x).clone())
+            .expect("INVITE to C");
+        assert_eq!(c_inv.method, Method::Invite);
+        assert_eq!(c_inv.uri.to_string(), format!("sip:failover@{C}"));
+        assert_ne!(c_inv.call_id().unwrap(), b_inv.call_id().unwrap());
+        assert_eq!(c_inv.body, b_inv.body, "the anchored offer goes to the next hop");
+        assert!(ev.iter().any(|e| matches!(e, CallEvent::Failover { status: Some(s), voice_connector_id, .. } if *s == status && voice_connector_id == "zyxwvu1ghij2klmno3pqr4")));
+        c.handle_bytes(&answer(&c_inv, 200, "ctag"), peer(C), t);
+        let (m, ev) = drain(&mut c);
+        let ok = m.iter().find(|(p, _)| *p == peer(A)).map(|(_, x)| resp(x).clone()).unwrap();
+        assert_eq!(ok.status, 200);
+        assert_eq!(ok.call_id().unwrap(), "call-a");
+        assert!(ev.iter().any(|e| matches!(e, CallEvent::Answered { .. })));
+        // A late retransmission of B's failure does not disturb the call.
+        c.handle_bytes(&answer(&b_inv, status, "btag"), peer(B), t);
+        let (_, ev) = drain(&mut c);
+        assert!(ev.is_empty());
+        assert_eq!(c.active_calls(), 1);
+    }
+}
+
+#[test]
+fn other_4xx_and_6xx_are_final_without_failover() {
+    for status in [486, 404, 603] {
+        let t = Instant::ZERO;
+        let mut c = core();
+        let b_inv = failover_call(&mut c, t);
+        c.handle_bytes(&answer(&b_inv, status, "btag"), peer(B), t);
+        let (m, ev) = drain(&mut c);
+        assert!(m.iter().all(|(p, _)| *p != peer(C)), "no INVITE to C after {status}");
+        let to_a: Vec<u16> =
+            m.iter().filter(|(p, _)| *p == peer(A)).map(|(_, x)| resp(x).status).collect();
+        assert_eq!(to_a, vec![status]);
+        assert!(matches!(ev[..], [CallEvent::Ended { status: s, .. }] if s == status));
+    }
+}
+
+#[test]
+fn when_every_hop_fails_the_best_response_is_relayed_and_503_becomes_500() {
+    let t = Instant::ZERO;
+    // B 503, C 480: the 4xx is better than the 5xx.
+    let mut c = core();
+    let b_inv = failover_call(&mut c, t);
+    c.handle_bytes(&answer(&b_inv, 503, "btag"), peer(B), t);
+    let (m, _) = drain(&mut c);
+    let c_inv = m.iter().find(|(p, _)| *p == peer(C)).map(|(_, x)| req(x).clone()).unwrap();
+    c.handle_bytes(&answer(&c_inv, 500, "ctag"), peer(C), t);
+    let (m, ev) = drain(&mut c);
+    let to_a: Vec<u16> =
+        m.iter().filter(|(p, _)| *p == peer(A)).map(|(_, x)| resp(x).status).collect();
+    // Both 5xx: the first collected (503) is relayed, as 500 (§16.7 step 6).
+    assert_eq!(to_a, vec![500]);
+    assert!(matches!(ev[..], [CallEvent::Ended { status: 503, .. }]));
+    assert_eq!(c.active_calls(), 0);
+}
+
+#[test]
+fn a_timeout_or_transport_error_moves_to_the_next_hop() {
+    // Timeout: B never answers; after Timer B (64*T1) the INVITE goes to C.
+    let t = Instant::ZERO;
+    let mut c = core();
+    failover_call(&mut c, t);
+    let mut to_c = None;
+    let mut now = t;
+    while let Some(at) = c.poll_timeout() {
+        if at - t > Duration::from_secs(40) {
+            break;
+        }
+        now = at;
+        c.handle_timeout(at);
+        let (m, ev) = drain(&mut c);
+        if let Some((_, x)) = m.iter().find(|(p, _)| *p == peer(C)) {
+            to_c = Some(req(x).clone());
+            assert!(ev.iter().any(|e| matches!(e, CallEvent::Failover { status: None, .. })));
+            break;
+        }
+    }
+    let c_inv = to_c.expect("INVITE to C after Timer B");
+    assert!(now - t >= Duration::from_secs(32));
+    // C answers 486: a real 4xx beats the made-up 408.
+    c.handle_bytes(&answer(&c_inv, 486, "ctag"), peer(C), now);
+    let (m, _) = drain(&mut c);
+    let to_a: Vec<u16> =
+        m.iter().filter(|(p, _)| *p == peer(A)).map(|(_, x)| resp(x).status).collect();
+    assert_eq!(to_a, vec![486]);
+
+    // Transport error: at once.
+    let mut c = core();
+    failover_call(&mut c, t);
+    c.transport_error(peer(B), t);
+    let (m, _) = drain(&mut c);
+    assert!(m.iter().any(|(p, x)| *p == peer(C) && req(x).method == Method::Invite));
+    // C unreachable too: the made-up 408 is all there is.
+    c.transport_error(peer(C), t);
+    let (m, ev) = drain(&mut c);
+    let to_a: Vec<u16> =
+        m.iter().filter(|(p, _)| *p == peer(A)).map(|(_, x)| resp(x).status).collect();
+    assert_eq!(to_a, vec![408]);
+    assert!(matches!(ev[..], [CallEvent::Ended { status: 408, .. }]));
+}
+
+#[test]
+fn cancel_during_failover_cancels_the_current_hop_only() {
+    let t = Instant::ZERO;
+    let mut c = core();
+    let b_inv = failover_call(&mut c, t);
+    c.handle_bytes(&answer(&b_inv, 503, "btag"), peer(B), t);
+    let (m, _) = drain(&mut c);
+    let c_inv = m.iter().find(|(p, _)| *p == peer(C)).map(|(_, x)| req(x).clone()).unwrap();
+    c.handle_bytes(&answer(&c_inv, 180, "ctag"), peer(C), t);
+    drain(&mut c);
+    let cancel = format!("CANCEL sip:failover@abcdef1ghij2klmno3pqr4.voiceconnector.local SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bKf1\r\nMax-Forwards: 70\r\nFrom: \"Alice\" <sip:+12065550100@{A}>;tag=atag\r\nTo: <sip:failover@abcdef1ghij2klmno3pqr4.voiceconnector.local>\r\nCall-ID: call-a\r\nCSeq: 1 CANCEL\r\n\r\n");
+    c.handle_bytes(cancel.as_bytes(), peer(A), t);
+    let (m, _) = drain(&mut c);
+    let cancels: Vec<Peer> = m
+        .iter()
+        .filter(|(_, x)| matches!(x, Message::Request(r) if r.method == Method::Cancel))
+        .map(|(p, _)| *p)
+        .collect();
+    assert_eq!(cancels, vec![peer(C)]);
+    c.handle_bytes(&answer(&c_inv, 487, "ctag"), peer(C), t);
+    let (_, ev) = drain(&mut c);
+    assert!(matches!(ev[..], [CallEvent::Ended { status: 487, .. }]));
+}
+
+#[test]
+fn caller_id_override_replaces_the_from_user() {
+    let t = Instant::ZERO;
+    let mut c = core();
+    c.handle_bytes(invite("callerid", "z9hG4bKc1").as_bytes(), peer(A), t);
+    let (m, _) = drain(&mut c);
+    let b_inv = req(&m[1].1);
+    assert_eq!(b_inv.from().unwrap().uri.user.as_deref(), Some("+12065550111"));
+    assert_eq!(b_inv.from().unwrap().display.as_deref(), Some("Alice"));
 }
