@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use metrics::{names, Labels, Registry};
-use sip::b2bua::{B2bua, CallEvent, CoreConfig, Direction, Output};
+use sip::b2bua::{B2bua, CallEvent, CoreConfig, Direction, Output, RejectCause};
 use sip::message::ParseLimits;
 use sip::transaction::TimerConfig;
 use sip::{Peer, Transport};
@@ -18,8 +18,8 @@ use tokio::sync::mpsc;
 use crate::config::Validated;
 use crate::media_anchor::{MediaAnchor, MediaUpdate};
 use crate::media_thread::{self, MediaCmd, MediaHandle};
+use crate::policy::ConfigRouter;
 use crate::relay_task::{RecordSink, RelayCmd, RelayTiming};
-use crate::router::ConfigRouter;
 use crate::transport::{self, Inbound, StreamSettings};
 
 /// Why the gateway could not start.
@@ -46,8 +46,10 @@ struct Conns {
     by_addr: HashMap<(Transport, std::net::SocketAddr), u64>,
 }
 
-/// Runs the gateway until SIGTERM/SIGINT has drained it.
-pub async fn run(v: Validated) -> Result<(), StartError> {
+/// Runs the gateway until SIGTERM/SIGINT has drained it. SIGHUP reloads `config_path` (the
+/// embedded default has nothing to reload) and applies it to new calls.
+pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Result<(), StartError> {
+    crate::policy::numbering::warm_up();
     let cfg = &v.config;
     std::fs::create_dir_all(&cfg.data.dir)
         .map_err(|e| StartError::DataDir(cfg.data.dir.display().to_string(), e))?;
@@ -110,16 +112,7 @@ pub async fn run(v: Validated) -> Result<(), StartError> {
             r.register_labels(&Labels::new(&vc.id, &vc.aws_region));
         }
     }
-    if let Some(addr) = v.metrics_listen {
-        let l = TcpListener::bind(addr).await.map_err(|source| StartError::Bind {
-            what: "metrics",
-            addr,
-            source,
-        })?;
-        tokio::spawn(crate::metrics_http::serve(l, registry.clone()));
-        tracing::info!(%addr, "metrics on http://{addr}/metrics");
-    }
-    let regions: HashMap<String, String> =
+    let mut regions: HashMap<String, String> =
         cfg.voice_connectors.iter().map(|vc| (vc.id.clone(), vc.aws_region.clone())).collect();
     let core_cfg = CoreConfig {
         timers: TimerConfig {
@@ -138,25 +131,19 @@ pub async fn run(v: Validated) -> Result<(), StartError> {
     let anchor = MediaAnchor::new(media_ip, v.media_ports).with_required_encryption(
         cfg.voice_connectors.iter().filter(|vc| vc.require_encryption).map(|vc| vc.id.clone()),
     );
-    let mut core = B2bua::with_anchor(core_cfg, ConfigRouter::new(cfg, rand::random()), anchor);
-    let sinks: HashMap<String, RecordSink> = cfg
-        .voice_connectors
-        .iter()
-        .map(|vc| {
-            let path = vc.logging.enable_media_metric_logs.then(|| {
-                cfg.data.dir.join("ChimeVoiceConnectorLogs").join(format!("{}.jsonl", vc.id))
-            });
-            let labels = Labels::new(&vc.id, &vc.aws_region);
-            (
-                vc.id.clone(),
-                RecordSink {
-                    path,
-                    aws_region: vc.aws_region.clone(),
-                    metrics: Some((registry.clone(), labels)),
-                },
-            )
-        })
-        .collect();
+    let router = ConfigRouter::new(cfg, rand::random());
+    let health = router.health();
+    let mut core = B2bua::with_anchor(core_cfg, router, anchor);
+    let mut sinks = record_sinks(cfg, &registry);
+    if let Some(addr) = v.metrics_listen {
+        let l = TcpListener::bind(addr).await.map_err(|source| StartError::Bind {
+            what: "metrics",
+            addr,
+            source,
+        })?;
+        tokio::spawn(crate::metrics_http::serve(l, registry.clone(), health.clone()));
+        tracing::info!(%addr, "metrics on http://{addr}/metrics");
+    }
 
     let timing = RelayTiming {
         record_period: Duration::from_secs(cfg.media.record_period_secs),
@@ -171,6 +158,7 @@ pub async fn run(v: Validated) -> Result<(), StartError> {
 
     let mut sigterm = signal(tokio::signal::unix::SignalKind::terminate());
     let mut sigint = signal(tokio::signal::unix::SignalKind::interrupt());
+    let mut sighup = signal(tokio::signal::unix::SignalKind::hangup());
     let mut drain_deadline: Option<Instant> = None;
     let clock = Clock::new();
     tracing::info!(voice_connectors = cfg.voice_connectors.len(), "voicegw started");
@@ -202,6 +190,9 @@ pub async fn run(v: Validated) -> Result<(), StartError> {
                     tracing::warn!(call, "media inactivity: hanging up both legs");
                     core.hang_up(call, "media inactivity", clock.now());
                 }
+            }
+            _ = recv_signal(&mut sighup) => {
+                reload(&mut core, config_path.as_deref(), &v, &registry, &mut sinks, &mut regions);
             }
             _ = recv_signal(&mut sigterm) => start_drain(&mut core, &mut drain_deadline, cfg.sip.drain_timeout_secs, "SIGTERM"),
             _ = recv_signal(&mut sigint) => start_drain(&mut core, &mut drain_deadline, cfg.sip.drain_timeout_secs, "SIGINT"),
@@ -238,6 +229,86 @@ pub async fn run(v: Validated) -> Result<(), StartError> {
 }
 
 type Core = B2bua<ConfigRouter, MediaAnchor>;
+
+/// Where each voice connector's media-quality records and metrics go.
+fn record_sinks(
+    cfg: &crate::config::Config,
+    registry: &Arc<Mutex<Registry>>,
+) -> HashMap<String, RecordSink> {
+    cfg.voice_connectors
+        .iter()
+        .map(|vc| {
+            let path = vc.logging.enable_media_metric_logs.then(|| {
+                cfg.data.dir.join("ChimeVoiceConnectorLogs").join(format!("{}.jsonl", vc.id))
+            });
+            let labels = Labels::new(&vc.id, &vc.aws_region);
+            (
+                vc.id.clone(),
+                RecordSink {
+                    path,
+                    aws_region: vc.aws_region.clone(),
+                    metrics: Some((registry.clone(), labels)),
+                },
+            )
+        })
+        .collect()
+}
+
+/// SIGHUP: reads the configuration again and, if it is valid, routes new calls by it. Calls in
+/// progress keep their legs, media and records. Listener, media and data settings need a
+/// restart; a change to them is reported and ignored.
+fn reload(
+    core: &mut Core,
+    path: Option<&std::path::Path>,
+    running: &Validated,
+    registry: &Arc<Mutex<Registry>>,
+    sinks: &mut HashMap<String, RecordSink>,
+    regions: &mut HashMap<String, String>,
+) {
+    let Some(path) = path else {
+        tracing::info!("SIGHUP: running on the embedded default configuration; nothing to reload");
+        return;
+    };
+    let v = match crate::config::Config::load(path) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!(error = %e, "SIGHUP: configuration not reloaded; the running one stays");
+            return;
+        }
+    };
+    let restart_needed = v.listen_udp != running.listen_udp
+        || v.listen_tcp != running.listen_tcp
+        || v.listen_tls != running.listen_tls
+        || v.metrics_listen != running.metrics_listen
+        || v.media_ports != running.media_ports
+        || v.config.media.address != running.config.media.address
+        || v.config.data.dir != running.config.data.dir;
+    if restart_needed {
+        tracing::warn!(
+            "SIGHUP: listener, media or data settings changed; they apply after a restart"
+        );
+    }
+    let cfg = &v.config;
+    let router = core.router_mut().reloaded(cfg, rand::random());
+    *core.router_mut() = router;
+    core.anchor_mut().set_required_encryption(
+        cfg.voice_connectors.iter().filter(|vc| vc.require_encryption).map(|vc| vc.id.clone()),
+    );
+    {
+        let mut r = registry.lock().unwrap_or_else(|e| e.into_inner());
+        for vc in &cfg.voice_connectors {
+            r.register_labels(&Labels::new(&vc.id, &vc.aws_region));
+        }
+    }
+    *sinks = record_sinks(cfg, registry);
+    *regions =
+        cfg.voice_connectors.iter().map(|vc| (vc.id.clone(), vc.aws_region.clone())).collect();
+    tracing::info!(
+        path = %path.display(),
+        voice_connectors = cfg.voice_connectors.len(),
+        "SIGHUP: configuration reloaded; new calls use it"
+    );
+}
 
 /// Starts, updates and stops call media on the media thread as the anchor asks.
 fn media_update(u: MediaUpdate, media: &MediaHandle, sinks: &HashMap<String, RecordSink>) {
@@ -436,8 +507,58 @@ fn on_event(
             }
             tracing::info!(call, status, %reason, "call ended");
         }
-        CallEvent::Rejected { call_id, status, reason, source } => {
-            tracing::info!(%call_id, status, %reason, %source, "call refused");
+        CallEvent::Failover { call, status, target, voice_connector_id } => {
+            if let Some(c) = calls.get_mut(&call) {
+                if c.labels.voice_connector_id != voice_connector_id {
+                    // Group failover: the call now belongs to the next voice connector.
+                    let active = match c.direction {
+                        Direction::Outbound => names::OUTBOUND_CALLS_ACTIVE,
+                        Direction::Inbound => names::INBOUND_CALLS_ACTIVE,
+                    };
+                    r.add(active, &c.labels, -1.0);
+                    r.add(names::VOICE_CONNECTOR_ACTIVE_CALL_COUNT, &c.labels, -1.0);
+                    let region = regions.get(&voice_connector_id).cloned().unwrap_or_default();
+                    c.labels = Labels::new(&voice_connector_id, &region);
+                    r.add(active, &c.labels, 1.0);
+                    r.add(names::VOICE_CONNECTOR_ACTIVE_CALL_COUNT, &c.labels, 1.0);
+                }
+            }
+            tracing::warn!(call, failed_status = ?status, next_hop = %target, voice_connector_id, "next hop failed; trying the next one");
+        }
+        CallEvent::Rejected {
+            call_id,
+            status,
+            reason,
+            cause,
+            source,
+            voice_connector_id,
+            direction,
+            ..
+        } => {
+            // A 407 challenge is the first half of an authenticated call, not a failed call.
+            if let (Some(vc), Some(dir)) = (&voice_connector_id, direction) {
+                if cause != RejectCause::Unauthenticated {
+                    let region = regions.get(vc).cloned().unwrap_or_default();
+                    let labels = Labels::new(vc, &region);
+                    let (attempts, failures) = match dir {
+                        Direction::Outbound => {
+                            (names::OUTBOUND_CALL_ATTEMPTS, names::OUTBOUND_CALL_FAILURES)
+                        }
+                        Direction::Inbound => {
+                            (names::INBOUND_CALL_ATTEMPTS, names::INBOUND_CALL_FAILURES)
+                        }
+                    };
+                    r.inc(attempts, &labels);
+                    r.inc(failures, &labels);
+                    if cause == RejectCause::Throttled {
+                        r.inc(names::THROTTLES, &labels);
+                    }
+                }
+            }
+            tracing::info!(%call_id, status, %reason, %source, voice_connector_id = voice_connector_id.as_deref().unwrap_or("-"), "call refused");
+        }
+        CallEvent::Options { source } => {
+            tracing::debug!(%source, "OPTIONS answered");
         }
     }
 }

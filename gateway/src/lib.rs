@@ -9,6 +9,7 @@ pub mod logging;
 pub mod media_anchor;
 pub mod media_thread;
 pub mod metrics_http;
+pub mod policy;
 pub mod relay_task;
-pub mod router;
+pub mod timefmt;
 pub mod transport;

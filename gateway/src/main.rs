@@ -91,9 +91,9 @@ fn main() -> ExitCode {
         }
         Command::Run { config, log_format } => {
             logging::init(log_format);
-            let loaded = if config.exists()
-                || config.as_path() != std::path::Path::new("configs/voicegw.toml")
-            {
+            let from_file =
+                config.exists() || config.as_path() != std::path::Path::new("configs/voicegw.toml");
+            let loaded = if from_file {
                 Config::load(&config)
             } else {
                 tracing::info!(
@@ -115,7 +115,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match rt.block_on(gateway::driver::run(v)) {
+            match rt.block_on(gateway::driver::run(v, from_file.then_some(config))) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");

@@ -121,6 +121,12 @@ impl MediaAnchor {
         self
     }
 
+    /// Replaces the voice connectors that require encryption (configuration reload); calls in
+    /// progress keep what they started with.
+    pub fn set_required_encryption(&mut self, ids: impl IntoIterator<Item = String>) {
+        self.require_encryption = ids.into_iter().collect();
+    }
+
     /// Updates for the driver since the last call.
     pub fn take_updates(&mut self) -> Vec<MediaUpdate> {
         std::mem::take(&mut self.updates)
@@ -162,7 +168,9 @@ struct ReservedView {
 }
 
 fn exhausted() -> Reject {
-    Reject { status: 503, warning: "media ports exhausted".into(), retry_after: Some(5) }
+    let mut r = Reject::new(503, "media ports exhausted");
+    r.retry_after = Some(5);
+    r
 }
 
 fn user_of(uri: &sip::Uri) -> String {
@@ -194,10 +202,10 @@ impl Anchor for MediaAnchor {
             Direction::Inbound => RelaySide::B,
         };
         let require_srtp =
-            self.require_encryption.contains(&route.voice_connector_id).then_some(customer);
+            self.require_encryption.contains(&route.first().voice_connector_id).then_some(customer);
         // The outbound leg uses SRTP when its signalling is protected (SDES keys travel in SDP).
         let mut crypto: [LegCrypto; 2] = Default::default();
-        crypto[1].srtp = route.target.transport == sip::Transport::Tls;
+        crypto[1].srtp = route.first().peer.transport == sip::Transport::Tls;
         self.calls.insert(
             call,
             Reserved { a_port, b_port, crypto, keys: [random_key(), random_key()], require_srtp },
@@ -205,7 +213,7 @@ impl Anchor for MediaAnchor {
         let ctx = CallContext {
             call,
             transaction_id: uuid_v4(),
-            voice_connector_id: route.voice_connector_id.clone(),
+            voice_connector_id: route.first().voice_connector_id.clone(),
             direction: route.direction,
             from_user: invite.from().map(|f| user_of(&f.uri)).unwrap_or_default(),
             to_user: user_of(&invite.uri),
@@ -381,12 +389,14 @@ mod tests {
     }
 
     fn route() -> Route {
-        Route {
-            target: Peer::new(Transport::Udp, "127.0.0.1:5080".parse().unwrap()),
-            request_uri: sip::Uri::parse("sip:+12065550101@127.0.0.1:5080").unwrap(),
-            direction: Direction::Outbound,
-            voice_connector_id: "abcdef1ghij2klmno3pqr4".into(),
-        }
+        Route::single(
+            sip::b2bua::Target {
+                peer: Peer::new(Transport::Udp, "127.0.0.1:5080".parse().unwrap()),
+                request_uri: sip::Uri::parse("sip:+12065550101@127.0.0.1:5080").unwrap(),
+                voice_connector_id: "abcdef1ghij2klmno3pqr4".into(),
+            },
+            Direction::Outbound,
+        )
     }
 
     #[test]

@@ -1,16 +1,20 @@
-//! A minimal HTTP/1.1 listener serving `GET /metrics` as Prometheus text.
+//! A minimal HTTP/1.1 listener: `GET /metrics` (Prometheus text), `GET /health`, and the
+//! API's `GET /voice-connectors/{id}/termination/health` (the last OPTIONS ping).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use metrics::Registry;
+
+use crate::policy::HealthBook;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-pub async fn serve(listener: TcpListener, registry: Arc<Mutex<Registry>>) {
+pub async fn serve(listener: TcpListener, registry: Arc<Mutex<Registry>>, health: HealthBook) {
     loop {
         let Ok((mut stream, _)) = listener.accept().await else { continue };
         let registry = registry.clone();
+        let health = health.clone();
         tokio::spawn(async move {
             let mut buf = vec![0u8; 4096];
             let mut n = 0;
@@ -28,15 +32,31 @@ pub async fn serve(listener: TcpListener, registry: Arc<Mutex<Registry>>) {
             let head = String::from_utf8_lossy(&buf[..n]);
             let mut parts = head.split_whitespace();
             let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-            let (status, ctype, body) =
-                if method == "GET" && (path == "/metrics" || path.starts_with("/metrics?")) {
-                    let text = registry.lock().unwrap_or_else(|e| e.into_inner()).render();
-                    ("200 OK", "text/plain; version=0.0.4; charset=utf-8", text)
-                } else if method == "GET" && path == "/health" {
-                    ("200 OK", "text/plain", "ok\n".to_string())
-                } else {
-                    ("404 Not Found", "text/plain", "not found\n".to_string())
-                };
+            let (status, ctype, body) = if method == "GET"
+                && (path == "/metrics" || path.starts_with("/metrics?"))
+            {
+                let text = registry.lock().unwrap_or_else(|e| e.into_inner()).render();
+                ("200 OK", "text/plain; version=0.0.4; charset=utf-8", text)
+            } else if method == "GET" && path == "/health" {
+                ("200 OK", "text/plain", "ok\n".to_string())
+            } else if let Some(id) = (method == "GET")
+                .then(|| {
+                    path.strip_prefix("/voice-connectors/")?.strip_suffix("/termination/health")
+                })
+                .flatten()
+            {
+                let book = health.lock().unwrap_or_else(|e| e.into_inner());
+                match book.get(id) {
+                        Some(h) => ("200 OK", "application/json", h.to_json()),
+                        None => (
+                            "404 Not Found",
+                            "application/json",
+                            serde_json::json!({"Code": "NotFound", "Message": format!("no OPTIONS ping recorded for voice connector {id}")}).to_string(),
+                        ),
+                    }
+            } else {
+                ("404 Not Found", "text/plain", "not found\n".to_string())
+            };
             let resp = format!("HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
             let _ = stream.write_all(resp.as_bytes()).await;
             let _ = stream.shutdown().await;

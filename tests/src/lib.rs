@@ -5,7 +5,7 @@
 //! A test that needs a peer program that is missing fails under `CI=true` and is skipped (with a
 //! message) otherwise.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -345,4 +345,106 @@ impl Gateway {
         }
         text.lines().map(|l| serde_json::from_str(l).expect("a JSON record")).collect()
     }
+}
+
+/// An `openssl s_client` session: write SIP text, read what comes back.
+pub struct TlsClient {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl TlsClient {
+    pub fn connect(addr: &str, extra: &[&str]) -> TlsClient {
+        let mut child = Command::new("openssl")
+            .args(["s_client", "-quiet", "-connect", addr])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("openssl s_client");
+        let out = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines() {
+                let Ok(l) = line else { break };
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        TlsClient { child, lines: rx }
+    }
+
+    pub fn send(&mut self, msg: &str) {
+        let stdin = self.child.stdin.as_mut().expect("stdin");
+        // Lines may end in `\n` or `\r\n`; SIP gets `\r\n`.
+        stdin.write_all(msg.replace("\r\n", "\n").replace('\n', "\r\n").as_bytes()).expect("write");
+        stdin.flush().expect("flush");
+    }
+
+    /// Reads one SIP message whose start line contains `start`, with its body, as text with
+    /// `\r\n` line ends.
+    pub fn expect_full(&mut self, start: &str, limit: Duration) -> String {
+        let head = self.expect(start, limit);
+        let len: usize =
+            msg_header_opt(&head, "Content-Length").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let mut text = head.join("\r\n") + "\r\n\r\n";
+        let mut body = 0;
+        while body < len {
+            let Ok(line) = self.lines.recv_timeout(limit) else {
+                panic!("body of `{start}` cut short: {text}");
+            };
+            let line = line.trim_end_matches('\r');
+            body += line.len() + 2;
+            text += line;
+            text += "\r\n";
+        }
+        text
+    }
+
+    /// Reads one SIP message (start line and headers) whose start line contains `start`.
+    pub fn expect(&mut self, start: &str, limit: Duration) -> Vec<String> {
+        let deadline = Instant::now() + limit;
+        let mut msg: Vec<String> = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(line) = self.lines.recv_timeout(left) else {
+                panic!("no `{start}` within {limit:?}; got so far: {msg:?}");
+            };
+            let line = line.trim_end_matches('\r').to_string();
+            if line.is_empty() {
+                if msg.first().is_some_and(|l| l.contains(start)) {
+                    return msg;
+                }
+                msg.clear();
+                continue;
+            }
+            // A start line begins a new message (bodies carry no blank line at their end).
+            if line.starts_with("SIP/2.0 ") || line.ends_with(" SIP/2.0") {
+                msg.clear();
+            }
+            msg.push(line);
+        }
+    }
+}
+
+impl Drop for TlsClient {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A header of a message read by [`TlsClient::expect`].
+pub fn msg_header<'a>(msg: &'a [String], name: &str) -> &'a str {
+    msg_header_opt(msg, name).unwrap_or_else(|| panic!("no {name} in {msg:?}"))
+}
+
+fn msg_header_opt<'a>(msg: &'a [String], name: &str) -> Option<&'a str> {
+    msg.iter().find_map(|l| {
+        l.split_once(':')
+            .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+    })
 }

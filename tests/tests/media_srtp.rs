@@ -1,49 +1,61 @@
 //! SRTP through voicegw on a voice connector with `RequireEncryption`: the test is a PBX sending
 //! SRTP (SDES, AES_CM_128_HMAC_SHA1_80), SIPp is a plain-RTP carrier echoing the media. voicegw
 //! decrypts towards the carrier and encrypts the echo back with the key it put in its answer.
-//! A plain offer is refused with 488.
+//! Signalling is SIP over TLS with OpenSSL's `s_client` as the PBX's TLS stack. Over UDP, and
+//! with a plain offer over TLS, the call is refused with 488.
 
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use harness::{carrier_args, read_until, require, sdp_audio_port, Gateway, Sipp};
+use harness::{
+    carrier_args, msg_header, read_until, require, sdp_audio_port, Gateway, Sipp, TlsClient,
+};
 use media::srtp::{Context, MasterKey, Suite};
 
 const VC: &str = "abcdef1ghij2klmno3pqr4.voiceconnector.local";
 const KEY: &str = "inline:9sOd+W72ilwfNgNt0FzlGYj6YZPMqN1sJJx43UuS";
 
-fn invite(ip: &str, call: &str, sdp: &str) -> String {
-    format!("INVITE sip:+12065550101@{VC} SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5090;branch=z9hG4bK{call}\r\nFrom: <sip:+12065550100@{ip}>;tag={call}\r\nTo: <sip:+12065550101@{VC}>\r\nCall-ID: {call}\r\nCSeq: 1 INVITE\r\nContact: <sip:pbx@{ip}:5090>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}", sdp.len())
+/// An INVITE over `transport` (`UDP` or `TLS`); lines end in `\r\n`.
+fn invite(ip: &str, transport: &str, call: &str, sdp: &str) -> String {
+    let param = if transport == "TLS" { ";transport=tls" } else { "" };
+    format!("INVITE sip:+12065550101@{VC}{param} SIP/2.0\r\nVia: SIP/2.0/{transport} {ip}:5090;branch=z9hG4bK{call}\r\nFrom: <sip:+12065550100@{ip}>;tag={call}\r\nTo: <sip:+12065550101@{VC}>\r\nCall-ID: {call}\r\nCSeq: 1 INVITE\r\nContact: <sip:pbx@{ip}:5090{param}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}", sdp.len())
 }
 
 #[test]
 fn srtp_customer_leg_plain_carrier_leg() {
-    if !require("sipp") {
+    if !require("sipp") || !require("openssl") {
         return;
     }
     let gw = Gateway::start("127.0.0.28", |c| {
         c.replace("RequireEncryption = false", "RequireEncryption = true")
+            .replace("Port = 5090, Protocol = \"UDP\"", "Port = 5090, Protocol = \"TCP\"")
     });
     let ip = gw.ip.clone();
     let gwaddr = format!("{ip}:5060");
     let sip = UdpSocket::bind(format!("{ip}:5090")).expect("sip");
     sip.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+    let sdp = format!("v=0\r\no=p 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio 7400 RTP/SAVP 8\r\na=rtpmap:8 PCMA/8000\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 {KEY}\r\n");
 
-    // A plain offer on an encrypted voice connector: 488.
+    // SIP over UDP on an encrypted voice connector: 488, even with an SRTP offer.
+    sip.send_to(invite(&ip, "UDP", "udp1", &sdp).as_bytes(), &gwaddr).expect("send");
+    let r = read_until(&sip, "SIP/2.0 488");
+    assert!(r.contains("requires encryption"), "{r}");
+
+    // A plain offer over TLS: 488.
+    let mut tls = TlsClient::connect(&format!("{ip}:5061"), &[]);
     let plain = format!(
         "v=0\r\no=p 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio 7400 RTP/AVP 8\r\n"
     );
-    sip.send_to(invite(&ip, "plain1", &plain).as_bytes(), &gwaddr).expect("send");
-    let r = read_until(&sip, "SIP/2.0 488");
-    assert!(r.contains("encryption required"), "{r}");
+    tls.send(&invite(&ip, "TLS", "plain1", &plain));
+    let r = tls.expect("SIP/2.0 488", Duration::from_secs(5));
+    assert!(msg_header(&r, "Warning").contains("encryption required"), "{r:?}");
 
     let mut c_args = carrier_args(&ip);
     c_args.extend(["-mp", "6100", "-rtp_echo", "-m", "1"].map(String::from));
     let cargs: Vec<&str> = c_args.iter().map(String::as_str).collect();
     let callee = Sipp::spawn(&gw.dir, "carrier", "carrier_answer.xml", &cargs);
-    let sdp = format!("v=0\r\no=p 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio 7400 RTP/SAVP 8\r\na=rtpmap:8 PCMA/8000\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 {KEY}\r\n");
-    sip.send_to(invite(&ip, "srtp1", &sdp).as_bytes(), &gwaddr).expect("send");
-    let ok = read_until(&sip, "SIP/2.0 200");
+    tls.send(&invite(&ip, "TLS", "srtp1", &sdp));
+    let ok = tls.expect_full("SIP/2.0 200", Duration::from_secs(10));
     let port: u16 = sdp_audio_port(&ok);
     assert!(ok.contains(&format!("m=audio {port} RTP/SAVP")), "{ok}");
     let crypto = ok
@@ -54,7 +66,7 @@ fn srtp_customer_leg_plain_carrier_leg() {
         .to_string();
     assert_ne!(crypto, KEY, "voicegw uses its own key towards the PBX");
     let to = ok.lines().find_map(|l| l.strip_prefix("To: ")).expect("To").trim().to_string();
-    sip.send_to(format!("ACK sip:voicegw@{ip}:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5090;branch=z9hG4bKsa\r\nFrom: <sip:+12065550100@{ip}>;tag=srtp1\r\nTo: {to}\r\nCall-ID: srtp1\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n").as_bytes(), &gwaddr).expect("ACK");
+    tls.send(&format!("ACK sip:voicegw@{ip}:5061;transport=tls SIP/2.0\r\nVia: SIP/2.0/TLS {ip}:5090;branch=z9hG4bKsa\r\nFrom: <sip:+12065550100@{ip}>;tag=srtp1\r\nTo: {to}\r\nCall-ID: srtp1\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"));
 
     let rtp = UdpSocket::bind(format!("{ip}:7400")).expect("rtp");
     rtp.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
@@ -93,8 +105,8 @@ fn srtp_customer_leg_plain_carrier_leg() {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert_eq!(back_ok, sent, "every echoed packet came back as valid SRTP");
-    sip.send_to(format!("BYE sip:voicegw@{ip}:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5090;branch=z9hG4bKsb\r\nFrom: <sip:+12065550100@{ip}>;tag=srtp1\r\nTo: {to}\r\nCall-ID: srtp1\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n").as_bytes(), &gwaddr).expect("BYE");
-    read_until(&sip, "SIP/2.0 200");
+    tls.send(&format!("BYE sip:voicegw@{ip}:5061;transport=tls SIP/2.0\r\nVia: SIP/2.0/TLS {ip}:5090;branch=z9hG4bKsb\r\nFrom: <sip:+12065550100@{ip}>;tag=srtp1\r\nTo: {to}\r\nCall-ID: srtp1\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"));
+    tls.expect("SIP/2.0 200", Duration::from_secs(5));
     let callee = callee.wait(Duration::from_secs(10));
     assert_eq!(callee.successful, 1, "{callee:#?}");
 }

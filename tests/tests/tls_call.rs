@@ -1,90 +1,12 @@
 //! A full call over TLS on 5061 with OpenSSL's `s_client` as the caller's TLS stack (not ours)
 //! and SIPp as the carrier; plus an OPTIONS ping and the refusal of TLS 1.1.
 
-use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use harness::{carrier_args, require, run_with_limit, Gateway, Sipp};
-
-/// An `openssl s_client` session: write SIP text, read what comes back.
-struct TlsClient {
-    child: std::process::Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl TlsClient {
-    fn connect(addr: &str, extra: &[&str]) -> TlsClient {
-        let mut child = Command::new("openssl")
-            .args(["s_client", "-quiet", "-connect", addr])
-            .args(extra)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("openssl s_client");
-        let out = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(l) = line else { break };
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        TlsClient { child, lines: rx }
-    }
-
-    fn send(&mut self, msg: &str) {
-        let stdin = self.child.stdin.as_mut().expect("stdin");
-        stdin.write_all(msg.replace('\n', "\r\n").as_bytes()).expect("write");
-        stdin.flush().expect("flush");
-    }
-
-    /// Reads one SIP message (start line and headers) whose start line contains `start`.
-    fn expect(&mut self, start: &str, limit: Duration) -> Vec<String> {
-        let deadline = Instant::now() + limit;
-        let mut msg: Vec<String> = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let Ok(line) = self.lines.recv_timeout(left) else {
-                panic!("no `{start}` within {limit:?}; got so far: {msg:?}");
-            };
-            let line = line.trim_end_matches('\r').to_string();
-            if line.is_empty() {
-                if msg.first().is_some_and(|l| l.contains(start)) {
-                    return msg;
-                }
-                msg.clear();
-                continue;
-            }
-            // A start line begins a new message (bodies carry no blank line at their end).
-            if line.starts_with("SIP/2.0 ") || line.ends_with(" SIP/2.0") {
-                msg.clear();
-            }
-            msg.push(line);
-        }
-    }
-}
-
-impl Drop for TlsClient {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn header<'a>(msg: &'a [String], name: &str) -> &'a str {
-    msg.iter()
-        .find_map(|l| {
-            l.split_once(':')
-                .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.trim())
-        })
-        .unwrap_or_else(|| panic!("no {name} in {msg:?}"))
-}
+use harness::{
+    carrier_args, msg_header as header, require, run_with_limit, Gateway, Sipp, TlsClient,
+};
 
 #[test]
 fn full_call_over_tls_with_openssl_as_the_caller() {

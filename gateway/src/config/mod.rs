@@ -1,0 +1,281 @@
+//! Typed configuration, read from TOML and validated at start-up (`voicegw check-config`).
+//!
+//! Voice-connector objects use the chime-sdk-voice API's own keys (formats.md §2); the
+//! gateway's own settings (`[sip]`, `[media]`, `[metrics]`, `[data]`) use snake case.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use thiserror::Error;
+
+mod documents;
+mod objects;
+mod validate;
+
+pub use objects::*;
+pub use validate::is_e164;
+
+/// The configuration embedded in the binary: the loopback demo of `configs/voicegw.toml`.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../../configs/voicegw.toml");
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Syntax { path: String, message: String },
+    #[error("{path}:{line}: key `{key}`: {message}")]
+    Invalid { path: String, line: usize, key: String, message: String },
+    #[error("{path}: {message}")]
+    Document { path: String, message: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub sip: SipConfig,
+    #[serde(default)]
+    pub media: MediaConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub data: DataConfig,
+    #[serde(rename = "VoiceConnectors", default)]
+    pub voice_connectors: Vec<VoiceConnector>,
+    #[serde(rename = "Carriers", default)]
+    pub carriers: Vec<Carrier>,
+    #[serde(rename = "PhoneNumbers", default)]
+    pub phone_numbers: Vec<PhoneNumber>,
+    #[serde(rename = "VoiceConnectorGroups", default)]
+    pub groups: Vec<VoiceConnectorGroup>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipConfig {
+    /// UDP listener; empty string disables it.
+    pub listen_udp: String,
+    pub listen_tcp: String,
+    pub listen_tls: String,
+    /// SIP domain of outbound host names: `<VoiceConnectorId>.<domain>`.
+    pub domain: String,
+    /// PEM certificate chain and key for TLS; generated under `<data.dir>/tls` when unset.
+    pub tls_certificate: Option<PathBuf>,
+    pub tls_private_key: Option<PathBuf>,
+    pub t1_ms: u64,
+    pub t2_ms: u64,
+    pub t4_ms: u64,
+    pub max_calls: usize,
+    pub max_message_bytes: usize,
+    pub max_headers: usize,
+    pub max_connections: usize,
+    pub idle_connection_secs: u64,
+    /// Longest wait for calls to finish after SIGTERM.
+    pub drain_timeout_secs: u64,
+    pub user_agent: String,
+    /// Realm of termination digest challenges; the SIP domain when empty.
+    pub digest_realm: String,
+    /// How long a digest nonce is accepted; an older one gets a new challenge with `stale=true`.
+    pub digest_nonce_secs: u64,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            listen_udp: "127.0.0.1:5060".into(),
+            listen_tcp: "127.0.0.1:5060".into(),
+            listen_tls: "127.0.0.1:5061".into(),
+            domain: "voiceconnector.local".into(),
+            tls_certificate: None,
+            tls_private_key: None,
+            t1_ms: 500,
+            t2_ms: 4000,
+            t4_ms: 5000,
+            max_calls: 10_000,
+            max_message_bytes: 65_535,
+            max_headers: 256,
+            max_connections: 4096,
+            idle_connection_secs: 300,
+            drain_timeout_secs: 40,
+            user_agent: format!("voicegw/{}", env!("CARGO_PKG_VERSION")),
+            digest_realm: String::new(),
+            digest_nonce_secs: 300,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    pub address: String,
+    pub port_min: u16,
+    pub port_max: u16,
+    /// Period of the media-quality records (the service's is one minute).
+    pub record_period_secs: u64,
+    /// A confirmed call whose media has been silent both ways this long is hung up (BYE to both
+    /// legs); 0 disables the check.
+    pub inactivity_timeout_secs: u64,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            address: "127.0.0.1".into(),
+            port_min: 10_000,
+            port_max: 60_000,
+            record_period_secs: 60,
+            inactivity_timeout_secs: 300,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Prometheus listener; empty string disables it.
+    pub listen: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { listen: "127.0.0.1:9100".into() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    pub dir: PathBuf,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig { dir: "./var".into() }
+    }
+}
+
+/// A validated configuration together with what validation derived.
+#[derive(Debug, Clone)]
+pub struct Validated {
+    pub config: Config,
+    pub listen_udp: Option<SocketAddr>,
+    pub listen_tcp: Option<SocketAddr>,
+    pub listen_tls: Option<SocketAddr>,
+    pub metrics_listen: Option<SocketAddr>,
+    pub media_ports: media::PortRange,
+}
+
+impl Config {
+    /// Reads and validates `path`; errors name the file, the line and the key. JSON documents
+    /// it names are read relative to its directory.
+    pub fn load(path: &Path) -> Result<Validated, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::parse_in(&text, &path.display().to_string(), base)
+    }
+
+    /// Parses and validates TOML text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Validated, ConfigError> {
+        Config::parse_in(text, origin, Path::new("."))
+    }
+
+    /// Parses and validates TOML text whose relative document paths start at `base`.
+    pub fn parse_in(text: &str, origin: &str, base: &Path) -> Result<Validated, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: origin.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        documents::merge(&mut config, base)?;
+        config.validate(text, origin)
+    }
+}
+
+/// The 1-based line where `key` (a dotted path or a bare key name) is first set; 0 if unknown.
+pub(super) fn locate(text: &str, key: &str) -> usize {
+    let leaf = key.rsplit('.').next().unwrap_or(key);
+    let section = key.rsplit_once('.').map(|(s, _)| s);
+    let mut in_section = section.is_none();
+    for (i, line) in text.lines().enumerate() {
+        let l = line.trim();
+        if l.starts_with('[') {
+            if let Some(s) = section {
+                in_section = l.trim_matches(|c| c == '[' || c == ']').trim() == s;
+            }
+            continue;
+        }
+        if in_section && (l.starts_with(&format!("{leaf} ")) || l.starts_with(&format!("{leaf}=")))
+        {
+            return i + 1;
+        }
+        if section.is_none() && l.contains(&format!("{leaf} =")) {
+            return i + 1;
+        }
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_the_loopback_demo() {
+        let v = Config::parse(EMBEDDED_DEFAULT, "embedded").unwrap();
+        assert_eq!(v.listen_udp, Some("127.0.0.1:5060".parse().unwrap()));
+        assert_eq!(v.listen_tcp, Some("127.0.0.1:5060".parse().unwrap()));
+        assert_eq!(v.listen_tls, Some("127.0.0.1:5061".parse().unwrap()));
+        assert_eq!(v.metrics_listen, Some("127.0.0.1:9100".parse().unwrap()));
+        assert_eq!(v.media_ports, media::PortRange { min: 10_000, max: 60_000 });
+        let vc = &v.config.voice_connectors[0];
+        assert_eq!(vc.id, "abcdef1ghij2klmno3pqr4");
+        let t = vc.termination.as_ref().unwrap();
+        assert_eq!(
+            (t.cps_limit, &t.calling_regions[..], &t.cidr_allowed_list[..]),
+            (1000, &["US".to_string()][..], &["127.0.0.0/8".to_string()][..])
+        );
+        assert!(vc.logging.enable_sip_logs && vc.logging.enable_media_metric_logs);
+        assert_eq!(v.config.carriers[0].trunks[0].port, 5080);
+        assert_eq!(v.config.phone_numbers[0].e164, "+12065550100");
+        assert_eq!(vc.origination.as_ref().unwrap().routes[0].port, 5090);
+        assert_eq!(v.config.data.dir, PathBuf::from("./var"));
+    }
+
+    #[test]
+    fn errors_name_line_and_key() {
+        let bad = EMBEDDED_DEFAULT.replace("CpsLimit = 1000", "CpsLimit = 0");
+        let e = Config::parse(&bad, "x.toml").unwrap_err().to_string();
+        let line =
+            EMBEDDED_DEFAULT.lines().position(|l| l.contains("CpsLimit = 1000")).unwrap() + 1;
+        assert!(e.starts_with(&format!("x.toml:{line}: key `CpsLimit`")), "{e}");
+        let bad = EMBEDDED_DEFAULT.replace("\"127.0.0.0/8\"", "\"127.0.0.0/99\"");
+        assert!(Config::parse(&bad, "x").unwrap_err().to_string().contains("not a CIDR block"));
+        let bad =
+            EMBEDDED_DEFAULT.replace("listen_udp = \"127.0.0.1:5060\"", "listen_udp = \"nowhere\"");
+        let e = Config::parse(&bad, "x").unwrap_err().to_string();
+        assert!(e.contains("sip.listen_udp") && e.contains("nowhere"), "{e}");
+        let e = Config::parse("[sip]\nlisten_upd = \"1\"\n", "x").unwrap_err().to_string();
+        assert!(e.contains("unknown field") && e.contains("line 2"), "{e}");
+        let bad = EMBEDDED_DEFAULT.replace("Priority = 1", "Priority = 101");
+        assert!(Config::parse(&bad, "x").unwrap_err().to_string().contains("Priority 101"));
+        let bad = EMBEDDED_DEFAULT
+            .replace("E164PhoneNumber = \"+12065550100\"", "E164PhoneNumber = \"2065550100\"");
+        assert!(Config::parse(&bad, "x").unwrap_err().to_string().contains("E.164"));
+    }
+
+    #[test]
+    fn e164_and_ids() {
+        assert!(is_e164("+12065550100"));
+        assert!(
+            !is_e164("12065550100")
+                && !is_e164("+0123")
+                && !is_e164("+1")
+                && !is_e164("+1206555010012345")
+        );
+        assert!(validate::valid_vc_id("abcdef1ghij2klmno3pqr4"));
+        assert!(validate::valid_vc_id("6f1a3c2e-1111-4a2b-9c3d-0123456789ab"));
+        assert!(!validate::valid_vc_id("ABC"));
+    }
+}

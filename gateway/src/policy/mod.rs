@@ -1,0 +1,506 @@
+//! Voice-connector policy: which voice connector a new call belongs to, whether it may pass,
+//! and where it goes (formats.md §3, voice-connector.md §1–§4, §9).
+//!
+//! **Termination** (customer PBX → carrier): the Request-URI host is `<VoiceConnectorId>.<sip
+//! domain>`. Checks, in order: termination configured and enabled (else 403); with
+//! `RequireEncryption`, TLS transport (else 488); source in `CidrAllowedList` when one is set
+//! (403); digest credentials when set (407, both checks when both are set); `CpsLimit` (503 +
+//! `Retry-After`, `Throttles`); the dialled number — `911`/`933` rewritten to the DNIS numbers,
+//! anything else must be E.164 (484) in a country of `CallingRegions` (403). The call goes to
+//! the carrier trunks by priority then weight, with failover; `DefaultPhoneNumber` replaces the
+//! caller ID.
+//!
+//! **Origination** (carrier → customer PBX): a request from a carrier's `SourceCidrs`; the
+//! called number selects its voice connector, or its group whose members are tried by
+//! `Priority`; each voice connector's `Routes` by priority then weight, with failover; TLS
+//! towards routes when the voice connector requires encryption.
+
+pub mod cps;
+pub mod digest;
+pub mod numbering;
+pub mod route_order;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use ipnet::IpNet;
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use sip::b2bua::{Direction, Reject, RejectCause, Route, Router, Target, Verdict};
+use sip::message::Uri;
+use sip::{Instant, Peer, Request, Transport};
+
+use self::cps::CpsLimiter;
+use self::digest::{DigestAuth, Outcome};
+use self::numbering::Emergency;
+use self::route_order::{order, Candidate};
+use crate::config::{Config, Credential, OriginationRoute, Protocol};
+
+/// The last OPTIONS ping per voice connector: `TerminationHealth {Timestamp, Source}`.
+pub type HealthBook = Arc<Mutex<HashMap<String, TerminationHealth>>>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TerminationHealth {
+    pub timestamp: String,
+    pub source: String,
+}
+
+impl TerminationHealth {
+    /// The body of `GET /voice-connectors/{id}/termination/health`.
+    pub fn to_json(&self) -> String {
+        serde_json::json!({"TerminationHealth": {"Timestamp": self.timestamp, "Source": self.source}})
+            .to_string()
+    }
+}
+
+#[derive(Debug)]
+struct TerminationPolicy {
+    disabled: bool,
+    cidrs: Vec<IpNet>,
+    calling_regions: Vec<String>,
+    default_phone_number: Option<String>,
+    cps_limit: u32,
+}
+
+#[derive(Debug)]
+struct Connector {
+    id: String,
+    require_encryption: bool,
+    termination: Option<TerminationPolicy>,
+    credentials: Vec<Credential>,
+    /// `None`: no origination; `Some((disabled, routes))`.
+    origination: Option<(bool, Vec<OriginationRoute>)>,
+    /// (EmergencyPhoneNumber, TestPhoneNumber) of the first DNIS entry.
+    emergency: Option<(String, Option<String>)>,
+}
+
+#[derive(Debug, Clone)]
+enum Association {
+    Connector(String),
+    Group(String),
+}
+
+/// Routes calls from the configuration.
+#[derive(Debug)]
+pub struct ConfigRouter {
+    domain: String,
+    realm: String,
+    auth: DigestAuth,
+    connectors: HashMap<String, Connector>,
+    /// Group id (lower case) → (voice connector id, priority).
+    groups: HashMap<String, Vec<(String, u32)>>,
+    carrier_sources: Vec<IpNet>,
+    carrier_trunks: Vec<(Peer, u32, u32)>,
+    numbers: HashMap<String, Association>,
+    cps: HashMap<String, CpsLimiter>,
+    rng: SmallRng,
+    health: HealthBook,
+}
+
+fn peer_of(r: &OriginationRoute, encrypted: bool) -> Option<Peer> {
+    let ip: IpAddr = r.host.parse().ok()?;
+    // With RequireEncryption, TCP routes mean SIP over TLS (voice-connector.md §2.1).
+    let transport = if encrypted { Transport::Tls } else { r.protocol.transport() };
+    Some(Peer::new(transport, SocketAddr::new(ip, r.port)))
+}
+
+impl ConfigRouter {
+    /// A router for `cfg` with a fresh nonce secret and health book.
+    pub fn new(cfg: &Config, seed: u64) -> ConfigRouter {
+        let mut secret = [0u8; 32];
+        rand::Rng::fill(&mut SmallRng::seed_from_u64(rand::random()), &mut secret[..]);
+        ConfigRouter::build(cfg, seed, secret, HealthBook::default(), HashMap::new())
+    }
+
+    /// A router for a reloaded `cfg` that keeps what must outlive a reload: the nonce secret
+    /// (outstanding challenges stay answerable), the health book and the CPS buckets.
+    pub fn reloaded(&self, cfg: &Config, seed: u64) -> ConfigRouter {
+        let mut cps = HashMap::new();
+        for (id, l) in &self.cps {
+            cps.insert(id.clone(), l.clone());
+        }
+        let mut r = ConfigRouter::build(cfg, seed, [0; 32], self.health.clone(), cps);
+        r.auth = self.auth.clone();
+        r.auth.set_lifetime(cfg.sip.digest_nonce_secs);
+        r
+    }
+
+    fn build(
+        cfg: &Config,
+        seed: u64,
+        secret: [u8; 32],
+        health: HealthBook,
+        mut cps: HashMap<String, CpsLimiter>,
+    ) -> ConfigRouter {
+        let connectors: HashMap<String, Connector> = cfg
+            .voice_connectors
+            .iter()
+            .map(|vc| {
+                let c = Connector {
+                    id: vc.id.clone(),
+                    require_encryption: vc.require_encryption,
+                    termination: vc.termination.as_ref().map(|t| TerminationPolicy {
+                        disabled: t.disabled,
+                        cidrs: t.cidr_allowed_list.iter().filter_map(|c| c.parse().ok()).collect(),
+                        calling_regions: t.calling_regions.clone(),
+                        default_phone_number: t.default_phone_number.clone(),
+                        cps_limit: t.cps_limit,
+                    }),
+                    credentials: vc.credentials.clone(),
+                    origination: vc.origination.as_ref().map(|o| (o.disabled, o.routes.clone())),
+                    emergency: vc.emergency.as_ref().and_then(|e| {
+                        e.dnis.first().map(|d| {
+                            (d.emergency_phone_number.clone(), d.test_phone_number.clone())
+                        })
+                    }),
+                };
+                (vc.id.to_ascii_lowercase(), c)
+            })
+            .collect();
+        // A changed CpsLimit starts a new bucket; an unchanged one keeps its state.
+        cps.retain(|id, _| connectors.contains_key(id));
+        let realm = if cfg.sip.digest_realm.is_empty() {
+            cfg.sip.domain.clone()
+        } else {
+            cfg.sip.digest_realm.clone()
+        };
+        ConfigRouter {
+            domain: cfg.sip.domain.to_ascii_lowercase(),
+            realm,
+            auth: DigestAuth::new(secret, cfg.sip.digest_nonce_secs),
+            groups: cfg
+                .groups
+                .iter()
+                .map(|g| {
+                    let items = g
+                        .items
+                        .iter()
+                        .map(|i| (i.voice_connector_id.to_ascii_lowercase(), i.priority))
+                        .collect();
+                    (g.id.to_ascii_lowercase(), items)
+                })
+                .collect(),
+            connectors,
+            carrier_sources: cfg
+                .carriers
+                .iter()
+                .flat_map(|c| c.source_cidrs.iter().filter_map(|s| s.parse().ok()))
+                .collect(),
+            carrier_trunks: cfg
+                .carriers
+                .iter()
+                .flat_map(|c| c.trunks.iter())
+                .filter_map(|t| {
+                    Some((peer_of(t, t.protocol == Protocol::Tls)?, t.priority, t.weight))
+                })
+                .collect(),
+            numbers: cfg
+                .phone_numbers
+                .iter()
+                .filter_map(|p| {
+                    let a = match (&p.voice_connector_id, &p.voice_connector_group_id) {
+                        (Some(v), _) => Association::Connector(v.to_ascii_lowercase()),
+                        (None, Some(g)) => Association::Group(g.to_ascii_lowercase()),
+                        (None, None) => return None,
+                    };
+                    Some((p.e164.clone(), a))
+                })
+                .collect(),
+            cps,
+            rng: SmallRng::seed_from_u64(seed),
+            health,
+        }
+    }
+
+    /// The termination health records, shared with the HTTP listener.
+    pub fn health(&self) -> HealthBook {
+        self.health.clone()
+    }
+
+    /// The voice connector id named by an outbound host name `<id>.<domain>`.
+    fn connector_id_for_host(&self, host: &str) -> Option<String> {
+        let host = host.to_ascii_lowercase();
+        let id = host.strip_suffix(&self.domain)?.strip_suffix('.')?;
+        Some(id.to_string())
+    }
+
+    fn termination(
+        &mut self,
+        vc_key: &str,
+        invite: &Request,
+        source: &Peer,
+        now: Instant,
+    ) -> Verdict {
+        let mut verdict = Verdict {
+            result: Err(Reject::new(500, "")),
+            voice_connector_id: None,
+            direction: Some(Direction::Outbound),
+            auth_user: None,
+        };
+        let Some(vc) = self.connectors.get(vc_key) else {
+            verdict.result = Err(Reject::new(404, format!("no voice connector {vc_key}")));
+            return verdict;
+        };
+        verdict.voice_connector_id = Some(vc.id.clone());
+        let refuse = |status, w: String| Err(Reject::new(status, w));
+        let Some(term) = vc.termination.as_ref() else {
+            verdict.result = refuse(403, format!("voice connector {} has no termination", vc.id));
+            return verdict;
+        };
+        if term.disabled {
+            verdict.result =
+                refuse(403, format!("termination disabled on voice connector {}", vc.id));
+            return verdict;
+        }
+        if vc.require_encryption && source.transport != Transport::Tls {
+            verdict.result = refuse(
+                488,
+                format!("voice connector {} requires encryption: use TLS and SRTP", vc.id),
+            );
+            return verdict;
+        }
+        if !term.cidrs.is_empty() && !term.cidrs.iter().any(|n| n.contains(&source.addr.ip())) {
+            verdict.result =
+                refuse(403, format!("source {} not in CidrAllowedList", source.addr.ip()));
+            return verdict;
+        }
+        if !vc.credentials.is_empty() {
+            match self.auth.verify(invite, &self.realm, &vc.credentials, now) {
+                Outcome::Authenticated(user) => verdict.auth_user = Some(user),
+                Outcome::Challenge { stale, why } => {
+                    let mut r = Reject::new(407, why);
+                    r.challenges = self.auth.challenges(&self.realm, now, stale);
+                    r.cause = RejectCause::Unauthenticated;
+                    verdict.result = Err(r);
+                    return verdict;
+                }
+            }
+        }
+        let dialled = called_number(&invite.uri).unwrap_or_default();
+        let number = match numbering::emergency(&dialled) {
+            Some(kind) => match (&vc.emergency, kind) {
+                (Some((e, _)), Emergency::Call) => e.clone(),
+                (Some((_, Some(t))), Emergency::Test) => t.clone(),
+                (Some((_, None)), Emergency::Test) => {
+                    verdict.result = refuse(
+                        404,
+                        format!("no TestPhoneNumber on voice connector {} for {dialled}", vc.id),
+                    );
+                    return verdict;
+                }
+                (None, _) => {
+                    verdict.result = refuse(
+                        403,
+                        format!("emergency calling is not configured on voice connector {}", vc.id),
+                    );
+                    return verdict;
+                }
+            },
+            None => {
+                if !crate::config::is_e164(&dialled) {
+                    verdict.result = refuse(
+                        484,
+                        format!("called number `{dialled}` is not E.164 (+ and country code)"),
+                    );
+                    return verdict;
+                }
+                match numbering::country_of(&dialled) {
+                    Some(c) if term.calling_regions.contains(&c) => {}
+                    Some(c) => {
+                        verdict.result = refuse(
+                            403,
+                            format!("destination country {c} is not in CallingRegions"),
+                        );
+                        return verdict;
+                    }
+                    None => {
+                        verdict.result = refuse(
+                            404,
+                            format!("{dialled} is not a number of any country's numbering plan"),
+                        );
+                        return verdict;
+                    }
+                }
+                dialled
+            }
+        };
+        let (limit, caller_id) = (term.cps_limit, term.default_phone_number.clone());
+        let id = vc.id.clone();
+        let bucket =
+            self.cps.entry(vc_key.to_string()).or_insert_with(|| CpsLimiter::new(limit, now));
+        bucket.set_limit(limit);
+        if !bucket.try_take(now) {
+            let mut r = Reject::new(503, format!("over CpsLimit {limit} of voice connector {id}"));
+            r.retry_after = Some(1);
+            r.cause = RejectCause::Throttled;
+            verdict.result = Err(r);
+            return verdict;
+        }
+        let trunks = self
+            .carrier_trunks
+            .iter()
+            .map(|(p, priority, weight)| Candidate {
+                item: *p,
+                priority: *priority,
+                weight: *weight,
+            })
+            .collect();
+        let targets: Vec<Target> = order(trunks, &mut self.rng)
+            .into_iter()
+            .map(|peer| Target {
+                request_uri: request_uri(&number, &peer),
+                peer,
+                voice_connector_id: id.clone(),
+            })
+            .collect();
+        if targets.is_empty() {
+            verdict.result = refuse(503, "no carrier trunk configured".into());
+            return verdict;
+        }
+        verdict.result = Ok(Route { targets, direction: Direction::Outbound, caller_id });
+        verdict
+    }
+
+    fn origination(&mut self, number: &str) -> Verdict {
+        let mut verdict = Verdict {
+            result: Err(Reject::new(500, "")),
+            voice_connector_id: None,
+            direction: Some(Direction::Inbound),
+            auth_user: None,
+        };
+        let members: Vec<String> = match self.numbers.get(number) {
+            None => {
+                verdict.result = Err(Reject::new(
+                    404,
+                    format!("{number} is not associated with a voice connector"),
+                ));
+                return verdict;
+            }
+            Some(Association::Connector(id)) => vec![id.clone()],
+            Some(Association::Group(g)) => {
+                let items = self.groups.get(g).cloned().unwrap_or_default();
+                let c = items
+                    .into_iter()
+                    .map(|(id, priority)| Candidate { item: id, priority, weight: 1 })
+                    .collect();
+                order(c, &mut self.rng)
+            }
+        };
+        verdict.voice_connector_id =
+            members.first().and_then(|m| self.connectors.get(m)).map(|c| c.id.clone());
+        let mut targets = Vec::new();
+        let mut why = String::new();
+        for key in &members {
+            let Some(vc) = self.connectors.get(key) else { continue };
+            match &vc.origination {
+                None => why = format!("voice connector {} has no origination", vc.id),
+                Some((true, _)) => {
+                    why = format!("origination disabled on voice connector {}", vc.id)
+                }
+                Some((false, routes)) => {
+                    let c = routes
+                        .iter()
+                        .filter_map(|r| {
+                            Some(Candidate {
+                                item: peer_of(
+                                    r,
+                                    vc.require_encryption || r.protocol == Protocol::Tls,
+                                )?,
+                                priority: r.priority,
+                                weight: r.weight,
+                            })
+                        })
+                        .collect();
+                    let vc_id = vc.id.clone();
+                    for peer in order(c, &mut self.rng) {
+                        targets.push(Target {
+                            request_uri: request_uri(number, &peer),
+                            peer,
+                            voice_connector_id: vc_id.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        if targets.is_empty() {
+            verdict.result = Err(Reject::new(403, why));
+            return verdict;
+        }
+        verdict.voice_connector_id = Some(targets[0].voice_connector_id.clone());
+        verdict.result = Ok(Route { targets, direction: Direction::Inbound, caller_id: None });
+        verdict
+    }
+}
+
+/// The dialled number from a Request-URI user part: visual separators and user parameters
+/// dropped.
+fn called_number(uri: &Uri) -> Option<String> {
+    let user = uri.user.as_deref()?.split(';').next()?;
+    Some(user.chars().filter(|c| !matches!(c, '-' | '.' | '(' | ')' | ' ')).collect())
+}
+
+fn request_uri(number: &str, target: &Peer) -> Uri {
+    let mut u = Uri::sip(Some(number), &target.addr.ip().to_string(), Some(target.addr.port()));
+    if target.addr.is_ipv6() {
+        u.host = format!("[{}]", target.addr.ip());
+    }
+    if target.transport != Transport::Udp {
+        u.params.set("transport", Some(&target.transport.as_str().to_ascii_lowercase()));
+    }
+    u
+}
+
+impl Router for ConfigRouter {
+    fn route(&mut self, invite: &Request, source: &Peer, now: Instant) -> Verdict {
+        if let Some(key) = self.connector_id_for_host(&invite.uri.host) {
+            return self.termination(&key, invite, source, now);
+        }
+        if !self.carrier_sources.iter().any(|n| n.contains(&source.addr.ip())) {
+            return Verdict {
+                result: Err(Reject::new(
+                    403,
+                    format!(
+                        "{} is neither a voice connector host name nor from a carrier",
+                        invite.uri.host
+                    ),
+                )),
+                voice_connector_id: None,
+                direction: None,
+                auth_user: None,
+            };
+        }
+        let number = called_number(&invite.uri).unwrap_or_default();
+        self.origination(&number)
+    }
+
+    fn options(&mut self, options: &Request, source: &Peer, _now: Instant) {
+        let ids: Vec<String> = match self.connector_id_for_host(&options.uri.host) {
+            Some(key) => self.connectors.get(&key).map(|c| c.id.clone()).into_iter().collect(),
+            None => self
+                .connectors
+                .values()
+                .filter(|c| {
+                    c.termination
+                        .as_ref()
+                        .is_some_and(|t| t.cidrs.iter().any(|n| n.contains(&source.addr.ip())))
+                })
+                .map(|c| c.id.clone())
+                .collect(),
+        };
+        if ids.is_empty() {
+            return;
+        }
+        let record = TerminationHealth {
+            timestamp: crate::timefmt::iso8601(std::time::SystemTime::now()),
+            source: source.addr.ip().to_string(),
+        };
+        let mut book = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        for id in ids {
+            book.insert(id, record.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
