@@ -79,6 +79,10 @@ pub struct SipConfig {
     pub digest_realm: String,
     /// How long a digest nonce is accepted; an older one gets a new challenge with `stale=true`.
     pub digest_nonce_secs: u64,
+    /// Digest algorithms offered in a 407, one challenge each, in this order (`MD5`,
+    /// `SHA-256`). Clients answer the first they support; many (SIPp, older PBXes) only try
+    /// the first, so MD5 leads by default.
+    pub digest_algorithms: Vec<String>,
 }
 
 impl Default for SipConfig {
@@ -102,6 +106,7 @@ impl Default for SipConfig {
             user_agent: format!("voicegw/{}", env!("CARGO_PKG_VERSION")),
             digest_realm: String::new(),
             digest_nonce_secs: 300,
+            digest_algorithms: vec!["MD5".into(), "SHA-256".into()],
         }
     }
 }

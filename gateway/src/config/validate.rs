@@ -52,6 +52,14 @@ impl Config {
         if self.sip.digest_nonce_secs == 0 {
             return Err(err("sip.digest_nonce_secs", "must be at least 1".into()));
         }
+        if self.sip.digest_algorithms.is_empty()
+            || self.sip.digest_algorithms.iter().any(|a| a != "MD5" && a != "SHA-256")
+        {
+            return Err(err(
+                "sip.digest_algorithms",
+                "one or both of \"MD5\" and \"SHA-256\"".into(),
+            ));
+        }
         if self.sip.digest_realm.contains('"') {
             return Err(err("sip.digest_realm", "must not contain a double quote".into()));
         }

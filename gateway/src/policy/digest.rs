@@ -1,5 +1,5 @@
 //! Termination digest authentication (RFC 3261 §22.3 with RFC 7616/8760 SHA-256): `407 Proxy
-//! Authentication Required` with one challenge per algorithm, SHA-256 first, `qop="auth"`;
+//! Authentication Required` with one challenge per configured algorithm, `qop="auth"`;
 //! nonces carry their issue time and a keyed hash, so they need no table and expire by
 //! themselves (a correct answer to an expired nonce gets a new challenge with `stale=true`).
 
@@ -23,6 +23,11 @@ impl Algorithm {
             Algorithm::Sha256 => "SHA-256",
             Algorithm::Md5 => "MD5",
         }
+    }
+
+    /// `MD5` or `SHA-256` (configuration names).
+    pub fn from_name(s: &str) -> Option<Algorithm> {
+        Algorithm::parse(Some(s))
     }
 
     fn parse(s: Option<&str>) -> Option<Algorithm> {
@@ -56,11 +61,29 @@ pub enum Outcome {
 pub struct DigestAuth {
     secret: [u8; 32],
     lifetime_ms: u64,
+    algorithms: Vec<Algorithm>,
 }
 
 impl DigestAuth {
+    /// Offers SHA-256 then MD5; see [`DigestAuth::set_algorithms`].
     pub fn new(secret: [u8; 32], lifetime_secs: u64) -> DigestAuth {
-        DigestAuth { secret, lifetime_ms: lifetime_secs.saturating_mul(1000) }
+        DigestAuth {
+            secret,
+            lifetime_ms: lifetime_secs.saturating_mul(1000),
+            algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
+        }
+    }
+
+    /// The algorithms challenged, in order (answers with any supported one are accepted).
+    pub fn set_algorithms(&mut self, algorithms: Vec<Algorithm>) {
+        if !algorithms.is_empty() {
+            self.algorithms = algorithms;
+        }
+    }
+
+    /// Takes the algorithm list of `other` (a reload keeps the secret, not the settings).
+    pub fn take_algorithms_from(&mut self, other: DigestAuth) {
+        self.algorithms = other.algorithms;
     }
 
     /// Changes how long nonces are accepted (configuration reload).
@@ -86,10 +109,11 @@ impl DigestAuth {
         Some(now_ms >= issued && now_ms - issued <= self.lifetime_ms)
     }
 
-    /// `Proxy-Authenticate` values for `realm`, SHA-256 first (RFC 8760 §2.4).
+    /// `Proxy-Authenticate` values for `realm`, one per algorithm in the configured order
+    /// (RFC 8760 §2.4).
     pub fn challenges(&self, realm: &str, now: Instant, stale: bool) -> Vec<String> {
         let nonce = self.nonce_at(now.since_origin().as_millis() as u64);
-        [Algorithm::Sha256, Algorithm::Md5]
+        self.algorithms
             .iter()
             .map(|a| {
                 let mut c = format!(

@@ -121,8 +121,9 @@ impl ConfigRouter {
             cps.insert(id.clone(), l.clone());
         }
         let mut r = ConfigRouter::build(cfg, seed, [0; 32], self.health.clone(), cps);
-        r.auth = self.auth.clone();
+        let algorithms = std::mem::replace(&mut r.auth, self.auth.clone());
         r.auth.set_lifetime(cfg.sip.digest_nonce_secs);
+        r.auth.take_algorithms_from(algorithms);
         r
     }
 
@@ -165,10 +166,18 @@ impl ConfigRouter {
         } else {
             cfg.sip.digest_realm.clone()
         };
+        let mut auth = DigestAuth::new(secret, cfg.sip.digest_nonce_secs);
+        auth.set_algorithms(
+            cfg.sip
+                .digest_algorithms
+                .iter()
+                .filter_map(|a| digest::Algorithm::from_name(a))
+                .collect(),
+        );
         ConfigRouter {
             domain: cfg.sip.domain.to_ascii_lowercase(),
             realm,
-            auth: DigestAuth::new(secret, cfg.sip.digest_nonce_secs),
+            auth,
             groups: cfg
                 .groups
                 .iter()
