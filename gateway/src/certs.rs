@@ -1,5 +1,6 @@
-//! TLS server configuration: the configured certificate, or a self-signed one generated on first
-//! start under `<data dir>/tls` and reused afterwards.
+//! TLS configuration. Server: the configured certificate, or a self-signed one generated on
+//! first start under `<data dir>/tls` and reused afterwards. Client (outbound TLS): the
+//! configured CA bundle or the system's roots, TLS 1.2 and 1.3 only.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -94,6 +95,94 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig
         .with_no_client_auth()
         .with_single_cert(certs, key_der)?;
     Ok(Arc::new(cfg))
+}
+
+/// A rustls client configuration for outbound TLS. `ca_file` replaces the system roots;
+/// `verify == false` accepts any server certificate (signatures are still checked).
+pub fn client_config(
+    ca_file: Option<&Path>,
+    verify: bool,
+) -> Result<Arc<rustls::ClientConfig>, CertError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+    let cfg = if verify {
+        let mut roots = rustls::RootCertStore::empty();
+        match ca_file {
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(io(path))?;
+                for c in rustls_pemfile::certs(&mut &pem[..]) {
+                    roots.add(c.map_err(io(path))?)?;
+                }
+                if roots.is_empty() {
+                    return Err(CertError::NoCertificate(path.display().to_string()));
+                }
+            }
+            None => {
+                let found = rustls_native_certs::load_native_certs();
+                for c in found.certs {
+                    let _ = roots.add(c);
+                }
+            }
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    } else {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_no_client_auth()
+    };
+    Ok(Arc::new(cfg))
+}
+
+/// Accepts any server certificate but still checks the handshake signatures
+/// (`tls_verify_server = false`).
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 #[cfg(test)]

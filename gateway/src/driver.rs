@@ -58,12 +58,18 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
         max_message_size: cfg.sip.max_message_bytes,
         max_headers: cfg.sip.max_headers,
     };
+    let client =
+        crate::certs::client_config(cfg.sip.tls_ca_file.as_deref(), cfg.sip.tls_verify_server)?;
+    if !cfg.sip.tls_verify_server {
+        tracing::warn!("tls_verify_server = false: outbound TLS accepts any server certificate");
+    }
     let settings = StreamSettings {
         limits,
         idle: Duration::from_secs(cfg.sip.idle_connection_secs),
         max_connections: cfg.sip.max_connections,
         open: Arc::new(AtomicUsize::new(0)),
         next_id: Arc::new(AtomicU64::new(0)),
+        tls_client: Some(client),
     };
     let mut local = HashMap::new();
     let mut udp = None;
@@ -434,15 +440,6 @@ async fn transmit(
                 if tx.try_send(bytes).is_err() {
                     tracing::warn!(%peer, "connection write queue full or closed; message dropped");
                 }
-                return;
-            }
-            if peer.transport == Transport::Tls {
-                tracing::warn!(%peer, "no TLS connection to the peer and outbound TLS is not supported yet");
-                let _ = inbound.try_send(Inbound::Failed {
-                    peer,
-                    reason: "outbound TLS unsupported".into(),
-                    garbage: false,
-                });
                 return;
             }
             let id = settings.new_id();

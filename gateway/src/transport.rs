@@ -48,6 +48,8 @@ pub struct StreamSettings {
     pub max_connections: usize,
     pub open: Arc<AtomicUsize>,
     pub next_id: Arc<std::sync::atomic::AtomicU64>,
+    /// Client side of outbound TLS connections.
+    pub tls_client: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl StreamSettings {
@@ -138,7 +140,8 @@ pub async fn accept_loop(
     }
 }
 
-/// Opens an outbound TCP connection and runs it; `rx` holds what the driver already queued.
+/// Opens an outbound TCP connection — TLS over it when `peer` is TLS — and runs
+/// it; `rx` holds what the driver already queued.
 pub async fn connect(
     peer: Peer,
     conn: u64,
@@ -149,7 +152,31 @@ pub async fn connect(
     match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(peer.addr)).await {
         Ok(Ok(stream)) => {
             let _ = stream.set_nodelay(true);
-            serve(stream, peer.with_conn(conn), conn, rx, settings, inbound).await;
+            if peer.transport != Transport::Tls {
+                serve(stream, peer.with_conn(conn), conn, rx, settings, inbound).await;
+                return;
+            }
+            let failed = |reason: String| Inbound::Failed { peer, reason, garbage: false };
+            let Some(connector) = settings.tls_client.clone().map(tokio_rustls::TlsConnector::from)
+            else {
+                let _ = inbound.send(failed("no TLS client configuration".into())).await;
+                let _ = inbound.send(Inbound::Closed { conn, peer }).await;
+                return;
+            };
+            let name = rustls::pki_types::ServerName::IpAddress(peer.addr.ip().into());
+            match tokio::time::timeout(Duration::from_secs(10), connector.connect(name, stream))
+                .await
+            {
+                Ok(Ok(s)) => serve(s, peer.with_conn(conn), conn, rx, settings, inbound).await,
+                Ok(Err(e)) => {
+                    let _ = inbound.send(failed(format!("TLS handshake: {e}"))).await;
+                    let _ = inbound.send(Inbound::Closed { conn, peer }).await;
+                }
+                Err(_) => {
+                    let _ = inbound.send(failed("TLS handshake timed out".into())).await;
+                    let _ = inbound.send(Inbound::Closed { conn, peer }).await;
+                }
+            }
         }
         Ok(Err(e)) => {
             let _ = inbound

@@ -355,14 +355,26 @@ pub struct TlsClient {
 
 impl TlsClient {
     pub fn connect(addr: &str, extra: &[&str]) -> TlsClient {
+        let mut args = vec!["s_client", "-quiet", "-connect", addr];
+        args.extend_from_slice(extra);
+        TlsClient::openssl(&args)
+    }
+
+    /// An `openssl s_server` on `addr` (`host:port`) with a PEM certificate and key: the TLS
+    /// end of a peer voicegw connects to. It serves one connection.
+    pub fn server(addr: &str, cert: &Path, key: &Path) -> TlsClient {
+        let (cert, key) = (cert.display().to_string(), key.display().to_string());
+        TlsClient::openssl(&["s_server", "-quiet", "-accept", addr, "-cert", &cert, "-key", &key])
+    }
+
+    fn openssl(args: &[&str]) -> TlsClient {
         let mut child = Command::new("openssl")
-            .args(["s_client", "-quiet", "-connect", addr])
-            .args(extra)
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .expect("openssl s_client");
+            .expect("openssl");
         let out = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

@@ -460,3 +460,176 @@ fn sighup_reload_applies_to_new_calls_and_keeps_calls_in_progress() {
     );
     expect_ok(&r, 1, &gw);
 }
+
+/// A response to a request read by [`harness::TlsClient::expect`]: its Vias, From, To (with
+/// `to_tag`), Call-ID and CSeq, then `extra` lines and `body`.
+fn response_to(req: &[String], status: &str, to_tag: &str, extra: &str, body: &str) -> String {
+    let mut out = format!("SIP/2.0 {status}\r\n");
+    for l in req {
+        let name = l.split(':').next().unwrap_or("").trim().to_ascii_lowercase();
+        match name.as_str() {
+            "via" | "v" | "from" | "f" | "call-id" | "i" | "cseq" => out += &format!("{l}\r\n"),
+            "to" | "t" if l.contains("tag=") => out += &format!("{l}\r\n"),
+            "to" | "t" => out += &format!("{l};tag={to_tag}\r\n"),
+            _ => {}
+        }
+    }
+    out + extra + &format!("Content-Length: {}\r\n\r\n{body}", body.len())
+}
+
+#[test]
+fn origination_reaches_an_encrypted_pbx_over_tls_with_srtp() {
+    if !require("sipp") || !require("openssl") {
+        return;
+    }
+    let ip = "127.0.0.49";
+    let dir = std::env::temp_dir().join(format!("voicegw-pbx-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A test CA and the PBX's certificate signed by it (webpki does not take a self-signed
+    // end-entity certificate as its own trust anchor).
+    let (ca_cert, ca_key) = (dir.join("ca-cert.pem"), dir.join("ca-key.pem"));
+    let (cert, key, csr) = (dir.join("pbx-cert.pem"), dir.join("pbx-key.pem"), dir.join("pbx.csr"));
+    let ext = dir.join("ext.cnf");
+    std::fs::write(&ext, format!("subjectAltName=IP:{ip}\nbasicConstraints=CA:FALSE\n")).unwrap();
+    let openssl = |args: Vec<String>| {
+        let out = std::process::Command::new("openssl").args(&args).output().expect("openssl");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let p = |x: &PathBuf| x.display().to_string();
+    let ec =
+        ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"].map(String::from);
+    let mut a: Vec<String> =
+        ["req", "-x509", "-days", "1", "-subj", "/CN=voicegw test CA"].map(String::from).to_vec();
+    a.extend(ec.clone());
+    a.extend(["-keyout".into(), p(&ca_key), "-out".into(), p(&ca_cert)]);
+    openssl(a);
+    let mut a: Vec<String> = ["req", "-new", "-subj", "/CN=test-pbx"].map(String::from).to_vec();
+    a.extend(ec);
+    a.extend(["-keyout".into(), p(&key), "-out".into(), p(&csr)]);
+    openssl(a);
+    openssl(vec![
+        "x509".into(),
+        "-req".into(),
+        "-days".into(),
+        "1".into(),
+        "-in".into(),
+        p(&csr),
+        "-CA".into(),
+        p(&ca_cert),
+        "-CAkey".into(),
+        p(&ca_key),
+        "-CAcreateserial".into(),
+        "-extfile".into(),
+        p(&ext),
+        "-out".into(),
+        p(&cert),
+    ]);
+    let ca = ca_cert.display().to_string();
+    let gw = Gateway::start(ip, |c| {
+        c.replace("RequireEncryption = false", "RequireEncryption = true")
+            .replace("Port = 5090, Protocol = \"UDP\"", "Port = 5091, Protocol = \"TCP\"")
+            .replace(
+                "drain_timeout_secs = 40",
+                &format!("drain_timeout_secs = 40\ntls_ca_file = \"{ca}\""),
+            )
+    });
+    let mut pbx = harness::TlsClient::server(&format!("{ip}:5091"), &cert, &key);
+    std::thread::sleep(Duration::from_millis(300));
+    let carrier = Sipp::spawn(
+        &gw.dir,
+        "carrier",
+        "",
+        &[
+            &format!("{ip}:5060"),
+            "-sn",
+            "uac",
+            "-i",
+            ip,
+            "-p",
+            "5080",
+            "-s",
+            "+12065550100",
+            "-m",
+            "1",
+            "-d",
+            "500",
+            "-timeout",
+            "20s",
+            "-timeout_error",
+        ],
+    );
+    let invite = pbx.expect_full("INVITE sip:+12065550100@", Duration::from_secs(10));
+    assert!(
+        invite.contains("INVITE sip:+12065550100@127.0.0.49:5091;transport=tls SIP/2.0"),
+        "{invite}"
+    );
+    assert!(invite.contains("Via: SIP/2.0/TLS"), "{invite}");
+    assert!(
+        invite.contains("RTP/SAVP") && invite.contains("a=crypto:"),
+        "SRTP towards the encrypted PBX: {invite}"
+    );
+    let head: Vec<String> =
+        invite.split("\r\n\r\n").next().unwrap().lines().map(String::from).collect();
+    let sdp = format!("v=0\r\no=pbx 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio 7600 RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:9sOd+W72ilwfNgNt0FzlGYj6YZPMqN1sJJx43UuS\r\n");
+    let contact =
+        format!("Contact: <sip:pbx@{ip}:5091;transport=tls>\r\nContent-Type: application/sdp\r\n");
+    pbx.send(&response_to(&head, "200 OK", "pbx1", &contact, &sdp));
+    pbx.expect("ACK sip:pbx@", Duration::from_secs(5));
+    let bye = pbx.expect("BYE sip:pbx@", Duration::from_secs(10));
+    pbx.send(&response_to(&bye, "200 OK", "pbx1", "", ""));
+    let carrier = carrier.wait(Duration::from_secs(10));
+    assert_eq!((carrier.successful, carrier.failed), (1, 0), "{carrier:#?}\n{}", tail(&gw.log()));
+    assert_eq!(metric(&gw, "voicegw_inbound_calls_answered_total", VC), 1.0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn origination_tls_to_an_untrusted_certificate_fails_over() {
+    if !require("sipp") || !require("openssl") {
+        return;
+    }
+    // The PBX on 5091 presents a certificate voicegw does not trust (no tls_ca_file: system
+    // roots): the handshake fails, which is a transport error, and the call fails over to the
+    // second route.
+    let ip = "127.0.0.50";
+    let dir = std::env::temp_dir().join(format!("voicegw-pbx-untrusted-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("c.pem"), dir.join("k.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=untrusted",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl req");
+    assert!(made.status.success());
+    let gw = Gateway::start(ip, |c| {
+        c.replace(
+            &format!("  {{ Host = \"{ip}\", Port = 5090, Protocol = \"UDP\", Priority = 1, Weight = 1 }},"),
+            &format!("  {{ Host = \"{ip}\", Port = 5091, Protocol = \"TLS\", Priority = 1, Weight = 1 }},\n  {{ Host = \"{ip}\", Port = 5090, Protocol = \"UDP\", Priority = 2, Weight = 1 }},"),
+        )
+    });
+    let _untrusted = harness::TlsClient::server(&format!("{ip}:5091"), &cert, &key);
+    let pbx = uas(&gw, "pbx-udp", 5090);
+    std::thread::sleep(Duration::from_millis(300));
+    let r = carrier_calls(&gw, "carrier", 1, 1);
+    assert_eq!((r.successful, r.failed), (1, 0), "{r:#?}\n{}", tail(&gw.log()));
+    drop(pbx);
+    let log = gw.log();
+    assert!(log.contains("TLS handshake"), "{}", tail(&log));
+    assert!(log.contains("next hop failed"), "{}", tail(&log));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -64,6 +64,12 @@ pub struct SipConfig {
     /// PEM certificate chain and key for TLS; generated under `<data.dir>/tls` when unset.
     pub tls_certificate: Option<PathBuf>,
     pub tls_private_key: Option<PathBuf>,
+    /// PEM bundle of the CAs trusted for outbound TLS (origination routes of voice connectors
+    /// with `RequireEncryption`, TLS carrier trunks); the system's roots when unset.
+    pub tls_ca_file: Option<PathBuf>,
+    /// Verify the certificate of TLS peers voicegw connects to. Turning it off accepts any
+    /// certificate (self-signed PBXes on a private network) and is logged at start.
+    pub tls_verify_server: bool,
     pub t1_ms: u64,
     pub t2_ms: u64,
     pub t4_ms: u64,
@@ -94,6 +100,8 @@ impl Default for SipConfig {
             domain: "voiceconnector.local".into(),
             tls_certificate: None,
             tls_private_key: None,
+            tls_ca_file: None,
+            tls_verify_server: true,
             t1_ms: 500,
             t2_ms: 4000,
             t4_ms: 5000,
