@@ -79,6 +79,9 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
             addr,
             source,
         })?;
+        if let Err(e) = crate::udp_errors::enable(&s, addr.is_ipv6()) {
+            tracing::warn!(error = %e, "ICMP errors on the SIP UDP socket are not reported; dead UDP next hops fail after Timer B");
+        }
         let s = Arc::new(s);
         local.insert(Transport::Udp, addr);
         tokio::spawn(transport::udp_loop(s.clone(), tx.clone()));
@@ -425,7 +428,16 @@ async fn transmit(
         Transport::Udp => {
             if let Some(s) = udp {
                 if let Err(e) = s.send_to(&bytes, peer.addr).await {
+                    // A pending ICMP error may surface here rather than on the receive side.
                     tracing::debug!(%peer, error = %e, "udp send failed");
+                    for e in crate::udp_errors::drain(s.as_ref()) {
+                        let peer = Peer::new(Transport::Udp, e.destination);
+                        let _ = inbound.try_send(Inbound::Failed {
+                            peer,
+                            reason: e.reason,
+                            garbage: false,
+                        });
+                    }
                 }
             } else {
                 tracing::warn!(%peer, "no UDP listener to send from");

@@ -13,3 +13,4 @@ pub mod policy;
 pub mod relay_task;
 pub mod timefmt;
 pub mod transport;
+pub mod udp_errors;

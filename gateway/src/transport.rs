@@ -76,10 +76,31 @@ pub async fn udp_loop(socket: Arc<UdpSocket>, inbound: mpsc::Sender<Inbound>) {
                     return;
                 }
             }
-            // ICMP port unreachable surfaces as an error on Linux; keep receiving.
-            Err(e) => tracing::debug!(error = %e, "udp receive error"),
+            // An ICMP error (IP_RECVERR): each queued one fails the transactions towards the
+            // datagram's destination.
+            Err(e) => {
+                tracing::debug!(error = %e, "udp receive error");
+                if report_udp_errors(&socket, &inbound).await.is_err() {
+                    return;
+                }
+            }
         }
     }
+}
+
+/// Reads the ICMP errors queued on `socket` and reports each as a transport error.
+pub async fn report_udp_errors(
+    socket: &UdpSocket,
+    inbound: &mpsc::Sender<Inbound>,
+) -> Result<(), ()> {
+    for e in crate::udp_errors::drain(socket) {
+        let peer = Peer::new(Transport::Udp, e.destination);
+        inbound
+            .send(Inbound::Failed { peer, reason: e.reason, garbage: false })
+            .await
+            .map_err(|_| ())?;
+    }
+    Ok(())
 }
 
 /// Accepts TCP (or, with `tls`, TLS) connections forever.

@@ -323,7 +323,7 @@ fn origination_fails_over_from_a_dead_route_and_a_503_to_a_live_one() {
         return;
     }
     let gw = Gateway::start("127.0.0.45", |c| {
-        c.replace("t1_ms = 500", "t1_ms = 50").replace(
+        c.replace(
             "  { Host = \"127.0.0.45\", Port = 5090, Protocol = \"UDP\", Priority = 1, Weight = 1 },",
             "  { Host = \"127.0.0.45\", Port = 5095, Protocol = \"UDP\", Priority = 1, Weight = 1 },\n  { Host = \"127.0.0.45\", Port = 5096, Protocol = \"UDP\", Priority = 2, Weight = 1 },\n  { Host = \"127.0.0.45\", Port = 5090, Protocol = \"UDP\", Priority = 3, Weight = 1 },",
         )
@@ -332,12 +332,16 @@ fn origination_fails_over_from_a_dead_route_and_a_503_to_a_live_one() {
     let refuser =
         Sipp::spawn(&gw.dir, "route-503", "carrier_503.xml", &["-i", "127.0.0.45", "-p", "5096"]);
     let pbx = uas(&gw, "route-live", 5090);
+    let started = std::time::Instant::now();
     let r = carrier_calls(&gw, "carrier", 3, 10);
     assert_eq!((r.successful, r.failed), (3, 0), "{r:#?}\n{}", tail(&gw.log()));
+    // ICMP port unreachable fails the dead route at once (Timer B would take 32 s).
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert!(gw.log().contains("ICMP: Connection refused"), "{}", tail(&gw.log()));
     drop(pbx);
     drop(refuser);
     let log = gw.log();
-    // Each call: Timer B on the dead route (no response), then 503, then answered.
+    // Each call: no listener on the first route, then 503, then answered.
     assert_eq!(log.matches("next hop failed").count(), 6, "{}", tail(&log));
     assert!(
         log.contains("failed_status=Some(503)") && log.contains("failed_status=None"),
