@@ -291,4 +291,76 @@ mod tests {
         assert!(validate::valid_vc_id("6f1a3c2e-1111-4a2b-9c3d-0123456789ab"));
         assert!(!validate::valid_vc_id("ABC"));
     }
+
+    fn err_of(edit: impl Fn(&str) -> String) -> String {
+        Config::parse(&edit(EMBEDDED_DEFAULT), "x").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn voice_connector_limits_of_the_api() {
+        let routes = (0..11)
+            .map(|i| format!("{{ Host = \"127.0.0.{i}\", Port = 5090 }}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let e = err_of(|c| {
+            c.replace(
+                "  { Host = \"127.0.0.1\", Port = 5090, Protocol = \"UDP\", Priority = 1, Weight = 1 },",
+                &format!("{routes},"),
+            )
+        });
+        assert!(e.contains("at most 10 origination routes"), "{e}");
+        let e = err_of(|c| c.replace("CallingRegions = [\"US\"]", "CallingRegions = [\"XX\"]"));
+        assert!(e.contains("`XX` is not an ISO 3166-1"), "{e}");
+        let e = err_of(|c| c.replace("CallingRegions = [\"US\"]", "CallingRegions = []"));
+        assert!(e.contains("CallingRegions is required"), "{e}");
+        let e =
+            err_of(|c| c.replace("CidrAllowedList = [\"127.0.0.0/8\"]", "CidrAllowedList = []"));
+        assert!(e.contains("needs a CidrAllowedList, Credentials or both"), "{e}");
+        let e = err_of(|c| c.replace("AwsRegion = \"us-east-1\"", "AwsRegion = \"mars-1\""));
+        assert!(e.contains("`mars-1` is not one of"), "{e}");
+        let e = err_of(|c| c.replace("RequireEncryption = false", "RequireEncryption = true"));
+        assert!(e.contains("RequireEncryption needs TCP"), "{e}");
+        let e = err_of(|c| {
+            c.replace(
+                "[VoiceConnectors.LoggingConfiguration]",
+                "[VoiceConnectors.EmergencyCallingConfiguration]\nDNIS = [{ EmergencyPhoneNumber = \"+12065550911\", CallingCountry = \"US\" }]\n[VoiceConnectors.LoggingConfiguration]",
+            )
+            .replace("[VoiceConnectors.Origination]\nDisabled = false", "[VoiceConnectors.Origination]\nDisabled = true")
+        });
+        assert!(e.contains("emergency calling needs termination and origination"), "{e}");
+        fn group(items: &'static str) -> impl Fn(&str) -> String {
+            move |c: &str| {
+                format!("{c}\n[[VoiceConnectorGroups]]\nVoiceConnectorGroupId = \"g1\"\nVoiceConnectorItems = [{items}]\n")
+            }
+        }
+        let e = err_of(group("{ VoiceConnectorId = \"abcdef1ghij2klmno3pqr4\", Priority = 100 }"));
+        assert!(e.contains("Priority 100 is outside 1-99"), "{e}");
+        let e = err_of(group("{ VoiceConnectorId = \"nosuchvc0000000000000x\", Priority = 1 }"));
+        assert!(e.contains("unknown voice connector"), "{e}");
+        let e = err_of(group(""));
+        assert!(e.contains("1 to 3 voice connectors"), "{e}");
+        let ok = group("{ VoiceConnectorId = \"abcdef1ghij2klmno3pqr4\", Priority = 1 }")(
+            EMBEDDED_DEFAULT,
+        );
+        // The phone number is the last table of the default: give it both associations.
+        let both = ok.replace(
+            "CallingName = \"voicegw demo\"\nVoiceConnectorId = \"abcdef1ghij2klmno3pqr4\"",
+            "CallingName = \"voicegw demo\"\nVoiceConnectorId = \"abcdef1ghij2klmno3pqr4\"\nVoiceConnectorGroupId = \"g1\"",
+        );
+        let e = Config::parse(&both, "x").unwrap_err().to_string();
+        assert!(e.contains("exactly one of VoiceConnectorId or VoiceConnectorGroupId"), "{e}");
+        let by_group = ok.replace(
+            "CallingName = \"voicegw demo\"\nVoiceConnectorId = \"abcdef1ghij2klmno3pqr4\"",
+            "CallingName = \"voicegw demo\"\nVoiceConnectorGroupId = \"g1\"",
+        );
+        let v = Config::parse(&by_group, "x").unwrap();
+        assert_eq!(v.config.phone_numbers[0].voice_connector_group_id.as_deref(), Some("g1"));
+        let e = err_of(|c| {
+            c.replace(
+                "digest_algorithms = [\"MD5\", \"SHA-256\"]",
+                "digest_algorithms = [\"SHA-1\"]",
+            )
+        });
+        assert!(e.contains("digest_algorithms"), "{e}");
+    }
 }
