@@ -22,6 +22,9 @@ pub struct CallContext {
     pub direction: Direction,
     pub from_user: String,
     pub to_user: String,
+    /// ISO 3166-1 alpha-2 countries of the E.164 caller and callee (numbering plan).
+    pub from_country: Option<String>,
+    pub to_country: Option<String>,
 }
 
 /// Instructions for the driver.
@@ -217,6 +220,16 @@ impl Anchor for MediaAnchor {
             direction: route.direction,
             from_user: invite.from().map(|f| user_of(&f.uri)).unwrap_or_default(),
             to_user: user_of(&invite.uri),
+            from_country: None,
+            to_country: None,
+        };
+        let country = |u: &str| {
+            crate::config::is_e164(u).then(|| crate::policy::numbering::country_of(u)).flatten()
+        };
+        let ctx = CallContext {
+            from_country: country(&ctx.from_user),
+            to_country: country(&ctx.to_user),
+            ..ctx
         };
         self.updates.push(MediaUpdate::Open { ctx, sockets: [a_rtp, a_rtcp, b_rtp, b_rtcp] });
         Ok(())

@@ -153,9 +153,9 @@ fn record(
     v.insert("event_timestamp".into(), json!(now_ms as u64));
     v.insert("call_id".into(), json!(ctx.transaction_id));
     v.insert("from_sip_user".into(), json!(ctx.from_user));
-    v.insert("from_country".into(), Value::Null);
+    v.insert("from_country".into(), json!(ctx.from_country));
     v.insert("to_sip_user".into(), json!(ctx.to_user));
-    v.insert("to_country".into(), Value::Null);
+    v.insert("to_country".into(), json!(ctx.to_country));
     v.insert("endpoint_id".into(), Value::Null);
     v.insert("aws_region".into(), json!(aws_region));
     dir("cust", cust, &mut v);
@@ -304,6 +304,8 @@ mod tests {
             direction: Direction::Outbound,
             from_user: "+12065550100".into(),
             to_user: "+12065550101".into(),
+            from_country: Some("US".into()),
+            to_country: None,
         };
         let mut s = Session::new();
         s.set_peer(Side::A, "10.0.0.1:4000".parse().unwrap(), None, false, vec![]);

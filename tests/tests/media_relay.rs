@@ -67,6 +67,12 @@ fn rtp_is_relayed_both_ways_and_recorded() {
         (Some("+12065550100"), Some("+12065550101"))
     );
     assert_eq!(rec["call_id"].as_str().map(str::len), Some(36), "TransactionId is a UUID");
+    // Countries from the numbering plan (both numbers are +1 206, Seattle).
+    assert_eq!(
+        (rec["from_country"].as_str(), rec["to_country"].as_str()),
+        (Some("US"), Some("US")),
+        "{rec}"
+    );
     assert!(gw.log().contains("media relay ended"), "{}", gw.log());
     // The same counts reach the CloudWatch-named metrics (formats.md §6).
     let m = gw.metrics();
