@@ -532,8 +532,13 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
     pub(crate) fn on_client_timeout(&mut self, key: ClientKey, owner: Owner, now: Instant) {
         match owner.purpose {
             Purpose::Invite => {
-                // Only the current outbound INVITE counts (an older one may time out late).
-                if self.calls.get(&owner.call).is_none_or(|c| c.b_invite_key != key) {
+                // Only the current outbound INVITE of a call still being set up counts (an older
+                // one may time out late; an answered call is not undone).
+                if self.calls.get(&owner.call).is_none_or(|c| {
+                    c.b_invite_key != key
+                        || !matches!(c.state, CallState::Proceeding | CallState::Cancelling)
+                        || c.b_dialog.is_some()
+                }) {
                     return;
                 }
                 if !self.try_next_target(owner.call, None, now) {

@@ -760,3 +760,16 @@ fn caller_id_override_replaces_the_from_user() {
     assert_eq!(b_inv.from().unwrap().uri.user.as_deref(), Some("+12065550111"));
     assert_eq!(b_inv.from().unwrap().display.as_deref(), Some("Alice"));
 }
+
+#[test]
+fn a_transport_error_after_answer_does_not_end_the_call() {
+    // An ICMP error from the callee's address (say, for the ACK) arrives while the answered
+    // INVITE's client transaction absorbs 2xx retransmissions: the call stays up.
+    let t = Instant::ZERO;
+    let mut c = core();
+    established(&mut c, t);
+    c.transport_error(peer(B), t);
+    let (m, ev) = drain(&mut c);
+    assert!(m.is_empty() && ev.is_empty(), "{m:?} {ev:?}");
+    assert_eq!(c.active_calls(), 1);
+}

@@ -337,12 +337,21 @@ impl<O: Clone> Layer<O> {
         })
     }
 
-    /// Fails every client transaction towards `peer` (transport error): each reports Timeout.
+    /// Fails every client transaction towards `peer` that still waits for a final response
+    /// (transport error, §17.1.4): each reports Timeout. Transactions that already have their
+    /// final response (an INVITE in Accepted or Completed state absorbing retransmissions) are
+    /// left alone: a late ICMP error must not undo an answered call.
     pub fn transport_error(&mut self, peer: Peer) {
+        use super::client_invite::ClientInviteState as CI;
+        use super::client_non_invite::ClientNonInviteState as CN;
         let keys: Vec<ClientKey> = self
             .clients
             .iter()
             .filter(|(_, e)| e.peer.addr == peer.addr && e.peer.transport == peer.transport)
+            .filter(|(_, e)| match &e.tx {
+                ClientTx::Invite(t) => matches!(t.state, CI::Calling | CI::Proceeding),
+                ClientTx::NonInvite(t) => matches!(t.state, CN::Trying | CN::Proceeding),
+            })
             .map(|(k, _)| k.clone())
             .collect();
         for key in keys {
