@@ -26,7 +26,9 @@ cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; pkill
 trap cleanup EXIT
 
 # voicegw on its own loopback address, default topology, logs at warn.
-sed -e "s/127.0.0.1/$VG_IP/g" -e "s|dir = \"./var\"|dir = \"$WORK/var\"|" configs/voicegw.toml > "$WORK/voicegw.toml"
+# CpsLimit raised above the highest step: the ramp measures capacity, not the policy.
+sed -e "s/127.0.0.1/$VG_IP/g" -e "s|dir = \"./var\"|dir = \"$WORK/var\"|" -e "s/CpsLimit = 1000/CpsLimit = 100000/" \
+  configs/voicegw.toml > "$WORK/voicegw.toml"
 RUST_LOG=warn "$BIN" run -c "$WORK/voicegw.toml" 2> "$WORK/voicegw.log" & PIDS+=($!)
 VG_PID=$!
 sed -e "s/LISTEN/$KM_IP/" -e "s/CARRIER/$KM_IP/" benches/kamailio/proxy.cfg > "$WORK/kamailio.cfg"

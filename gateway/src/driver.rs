@@ -211,6 +211,7 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
         for u in core.anchor_mut().take_updates() {
             media_update(u, &media, &sinks);
         }
+        media.flush();
         while let Some(out) = core.poll_output() {
             match out {
                 Output::Transmit { peer, bytes } => {
