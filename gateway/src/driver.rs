@@ -547,9 +547,10 @@ fn on_event(
         } => {
             // A 407 challenge is the first half of an authenticated call, not a failed call.
             if let (Some(vc), Some(dir)) = (&voice_connector_id, direction) {
+                let region = regions.get(vc).cloned().unwrap_or_default();
+                let labels = Labels::new(vc, &region);
+                r.inc(sip_class_metric(status), &labels);
                 if cause != RejectCause::Unauthenticated {
-                    let region = regions.get(vc).cloned().unwrap_or_default();
-                    let labels = Labels::new(vc, &region);
                     let (attempts, failures) = match dir {
                         Direction::Outbound => {
                             (names::OUTBOUND_CALL_ATTEMPTS, names::OUTBOUND_CALL_FAILURES)
@@ -567,9 +568,26 @@ fn on_event(
             }
             tracing::info!(%call_id, status, %reason, %source, voice_connector_id = voice_connector_id.as_deref().unwrap_or("-"), "call refused");
         }
+        CallEvent::ResponseSent { call, status } => {
+            if let Some(c) = calls.get(&call) {
+                r.inc(sip_class_metric(status), &c.labels);
+            }
+        }
         CallEvent::Options { source } => {
             tracing::debug!(%source, "OPTIONS answered");
         }
+    }
+}
+
+/// `Sip1xxCodes` … `Sip6xxCodes` for a status.
+fn sip_class_metric(status: u16) -> metrics::names::Metric {
+    match status / 100 {
+        1 => names::SIP_1XX,
+        2 => names::SIP_2XX,
+        3 => names::SIP_3XX,
+        4 => names::SIP_4XX,
+        5 => names::SIP_5XX,
+        _ => names::SIP_6XX,
     }
 }
 

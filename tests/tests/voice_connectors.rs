@@ -152,6 +152,11 @@ fn termination_source_and_digest_credentials() {
     // Refusals counted (the 403s); challenges are not failed calls.
     assert_eq!(metric(&gw, "voicegw_outbound_call_failures_total", VC), 2.0, "{}", gw.metrics());
     assert_eq!(metric(&gw, "voicegw_outbound_calls_answered_total", VC), 3.0);
+    // Per voice connector SIP codes sent: 407 ×9 (2 + 2·2 + 3 challenges) and 403 ×2;
+    // 200 ×6 (3 INVITEs, 3 BYEs); 100 and 180 for each of the 3 calls that went through.
+    assert_eq!(metric(&gw, "voicegw_sip_4xx_codes_total", VC), 11.0, "{}", gw.metrics());
+    assert_eq!(metric(&gw, "voicegw_sip_2xx_codes_total", VC), 6.0);
+    assert_eq!(metric(&gw, "voicegw_sip_1xx_codes_total", VC), 6.0);
 }
 
 #[test]

@@ -71,6 +71,8 @@ pub enum CallEvent {
         from: String,
         to: String,
     },
+    /// A response voicegw sent on one of the call's legs.
+    ResponseSent { call: u64, status: u16 },
     /// An OPTIONS request was answered (termination health).
     Options { source: Peer },
 }
@@ -324,9 +326,26 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
 
     /// Sends a response through server transaction `key`, counting it.
     pub(crate) fn respond(&mut self, key: &ServerKey, resp: &Response, now: Instant) -> bool {
+        let call = self.invites.get(key).copied();
+        self.respond_for(call, key, resp, now)
+    }
+
+    /// Sends a response through server transaction `key`, counting it, and reports it as a
+    /// [`CallEvent::ResponseSent`] of `call` when the call is known (per-voice-connector
+    /// `Sip1xxCodes`…`Sip6xxCodes`).
+    pub(crate) fn respond_for(
+        &mut self,
+        call: Option<u64>,
+        key: &ServerKey,
+        resp: &Response,
+        now: Instant,
+    ) -> bool {
         let sent = self.layer.respond(key, resp, now);
         if sent {
             self.stats.responses_sent[(resp.status / 100) as usize % 7] += 1;
+            if let Some(call) = call {
+                self.events.push_back(CallEvent::ResponseSent { call, status: resp.status });
+            }
         }
         sent
     }

@@ -158,7 +158,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
             body = resp.body.clone();
         }
         out.body = body;
-        self.respond(&relay.server_key, &out, now);
+        self.respond_for(Some(id), &relay.server_key, &out, now);
         if method == Method::Bye && final_resp {
             self.end_call(id, 200, "BYE");
         }

@@ -127,6 +127,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         self.dialogs.insert((call_id, a_tag.clone()), (id, Side::A));
         self.dialogs.insert((b_call_id.clone(), b_tag.clone()), (id, Side::B));
         self.invites.insert(key.clone(), id);
+        self.events.push_back(CallEvent::ResponseSent { call: id, status: 100 });
         self.calls.insert(
             id,
             Call {

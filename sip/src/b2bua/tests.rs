@@ -68,7 +68,13 @@ fn core() -> B2bua<FixedRouter> {
 }
 
 /// Everything the core sent, parsed, with the events.
+/// (`ResponseSent` events are left out; `responses_sent_are_reported_per_call` checks them.)
 fn drain(c: &mut B2bua<FixedRouter>) -> (Vec<(Peer, Message)>, Vec<CallEvent>) {
+    let (msgs, evs) = drain_all(c);
+    (msgs, evs.into_iter().filter(|e| !matches!(e, CallEvent::ResponseSent { .. })).collect())
+}
+
+fn drain_all(c: &mut B2bua<FixedRouter>) -> (Vec<(Peer, Message)>, Vec<CallEvent>) {
     let (mut msgs, mut evs) = (Vec::new(), Vec::new());
     while let Some(o) = c.poll_output() {
         match o {
@@ -772,4 +778,31 @@ fn a_transport_error_after_answer_does_not_end_the_call() {
     let (m, ev) = drain(&mut c);
     assert!(m.is_empty() && ev.is_empty(), "{m:?} {ev:?}");
     assert_eq!(c.active_calls(), 1);
+}
+
+#[test]
+fn responses_sent_are_reported_per_call() {
+    let t = Instant::ZERO;
+    let mut c = core();
+    c.handle_bytes(invite("+12065550101", "z9hG4bKr1").as_bytes(), peer(A), t);
+    let (m, ev) = drain_all(&mut c);
+    let b_inv = req(&m[1].1).clone();
+    let sent = |ev: &[CallEvent]| -> Vec<u16> {
+        ev.iter()
+            .filter_map(|e| match e {
+                CallEvent::ResponseSent { call: 1, status } => Some(*status),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(sent(&ev), vec![100]);
+    c.handle_bytes(&answer(&b_inv, 180, "btag"), peer(B), t);
+    c.handle_bytes(&answer(&b_inv, 486, "btag"), peer(B), t);
+    let (_, ev) = drain_all(&mut c);
+    assert_eq!(sent(&ev), vec![180, 486]);
+    // A refusal before any call exists is reported by `Rejected`, not `ResponseSent`.
+    c.handle_bytes(invite("forbidden", "z9hG4bKr2").as_bytes(), peer(A), t);
+    let (_, ev) = drain_all(&mut c);
+    assert!(ev.iter().all(|e| !matches!(e, CallEvent::ResponseSent { .. })));
+    assert!(ev.iter().any(|e| matches!(e, CallEvent::Rejected { status: 403, .. })));
 }
