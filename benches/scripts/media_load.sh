@@ -6,6 +6,7 @@
 # then the highest call count each holds with under 0.1% loss.
 #
 #   benches/scripts/media_load.sh [seconds-per-step] [calls...]
+#   TARGETS="voicegw voicegw-b rtpengine" BIN_B=/path/to/other/voicegw ...   # A/B in one run
 #
 # Bounded: each step runs SECONDS (default 5) of traffic and is killed after SECONDS+60 s.
 set -euo pipefail
@@ -23,6 +24,9 @@ run_step() { # target calls -> JSON line
   local target=$1 calls=$2 pid
   if [ "$target" = voicegw ]; then
     RUST_LOG=warn "$BIN" run -c "$WORK/voicegw.toml" 2>>"$WORK/voicegw.log" & pid=$!
+  elif [ "$target" = voicegw-b ]; then
+    # A/B: another voicegw binary (BIN_B=path, e.g. a build of another commit) in the same run.
+    RUST_LOG=warn "$BIN_B" run -c "$WORK/voicegw.toml" 2>>"$WORK/voicegw-b.log" & pid=$!
   else
     rtpengine --interface=$RE_IP --listen-ng=$RE_IP:2223 --foreground --log-stderr --log-level=3 \
       --table=-1 --port-min=30000 --port-max=40000 --no-fallback 2>>"$WORK/rtpengine.log" & pid=$!
@@ -30,7 +34,9 @@ run_step() { # target calls -> JSON line
   sleep 1
   kill -0 "$pid" 2>/dev/null || { echo "$target failed to start; see $WORK/$target.log" >&2; exit 1; }
   local ip=$VG_IP; [ "$target" = rtpengine ] && ip=$RE_IP
-  timeout $(( SECS + 60 )) "$LOAD" "$target" "$ip" "$calls" "$SECS" "$pid" 2223 || echo "{\"target\":\"$target\",\"calls\":$calls,\"error\":true}"
+  local kind=$target; [ "$target" = voicegw-b ] && kind=voicegw
+  { timeout $(( SECS + 60 )) "$LOAD" "$kind" "$ip" "$calls" "$SECS" "$pid" 2223 || echo "{\"target\":\"$kind\",\"calls\":$calls,\"error\":true}"; } \
+    | sed "s/\"target\":\"$kind\"/\"target\":\"$target\"/"
   kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
   sleep 0.5
 }
@@ -73,15 +79,20 @@ print("\nhighest concurrent calls with <0.1% loss in every run:", best)
 print("\nadded latency (relay minus direct, medians of the same burst pattern), us:")
 for (t, n), rs in groups.items():
     d = groups.get(("direct", n))
-    if t in ("voicegw", "rtpengine") and d and med(rs, "latency_p99_us") is not None:
+    if t != "direct" and d and med(rs, "latency_p99_us") is not None:
         print(f"  {t:10} calls {n:4}: p50 {med(rs,'latency_p50_us') - med(d,'latency_p50_us'):6.0f}  "
               f"p99 {med(rs,'latency_p99_us') - med(d,'latency_p99_us'):6.0f}")
-print("\nCPU per packet, voicegw / rtpengine (ratio of medians; per-repetition ratios in brackets):")
-for n in sorted({n for (_, n) in groups}):
-    v, r = groups.get(("voicegw", n), []), groups.get(("rtpengine", n), [])
-    mv, mr = med(v, "cpu_us_per_packet"), med(r, "cpu_us_per_packet")
-    if mv and mr:
-        pairs = [a["cpu_us_per_packet"] / b["cpu_us_per_packet"] for a, b in zip(v, r)
-                 if not a.get("error") and not b.get("error") and a.get("cpu_us_per_packet") and b.get("cpu_us_per_packet")]
-        print(f"  calls {n}: {mv / mr:.2f}  [{', '.join(f'{x:.2f}' for x in pairs)}]")
+def ratios(a, b):
+    print(f"\nCPU per packet, {a} / {b} (ratio of medians; per-repetition ratios in brackets):")
+    for n in sorted({n for (_, n) in groups}):
+        v, r = groups.get((a, n), []), groups.get((b, n), [])
+        mv, mr = med(v, "cpu_us_per_packet"), med(r, "cpu_us_per_packet")
+        if mv and mr:
+            pairs = [x["cpu_us_per_packet"] / y["cpu_us_per_packet"] for x, y in zip(v, r)
+                     if not x.get("error") and not y.get("error") and x.get("cpu_us_per_packet") and y.get("cpu_us_per_packet")]
+            print(f"  calls {n}: {mv / mr:.2f}  [{', '.join(f'{x:.2f}' for x in pairs)}]")
+ratios("voicegw", "rtpengine")
+if any(t == "voicegw-b" for (t, _) in groups):
+    ratios("voicegw-b", "rtpengine")
+    ratios("voicegw-b", "voicegw")
 PY

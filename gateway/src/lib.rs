@@ -1,7 +1,6 @@
 //! The voicegw gateway: configuration, routing and the tokio driver around the sans-IO cores.
 
 pub mod analyze;
-pub mod batch_recv;
 pub mod certs;
 pub mod config;
 pub mod driver;

@@ -1,8 +1,9 @@
 //! The media relay's event loops: one thread per core, each with the sockets of its share of the
-//! calls registered with one `mio` poller. A ready socket is drained (edge-triggered) with
-//! batched `recvmmsg` reads ([`crate::batch_recv`]) and each packet goes through the call's
-//! sans-IO [`Session`] and straight back out with a non-blocking `send_to`: no task wake-up, no
-//! allocation per packet. Commands (new call, peer addresses, SRTP keys, close) arrive over a
+//! calls registered with one level-triggered epoll set. Each readiness event reads one packet
+//! (`recvfrom`), passes it through the call's sans-IO [`Session`] and sends it straight back out
+//! with a non-blocking `send_to`: one read and one send syscall per packet, with `epoll_wait`
+//! shared by every socket that is ready, no task wake-up and no allocation per packet. A socket
+//! that still holds packets stays ready and is read again on the next turn. Commands (new call, peer addresses, SRTP keys, close) arrive over a
 //! channel with a poller wake-up; once a second the thread sends voicegw's own SRs, checks media
 //! inactivity and writes the media-quality records that are due.
 
@@ -12,17 +13,22 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use media::relay::{Component, Session, Side};
-use mio::net::UdpSocket;
-use mio::{Events, Interest, Poll, Token, Waker};
+use std::net::UdpSocket;
+use std::os::fd::AsFd;
 
-use crate::batch_recv::{Batch, BatchReceiver, BATCH};
+use media::relay::{Component, Session, Side};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+
 use crate::media_anchor::CallContext;
 use crate::relay_task::{
     ntp_now, write_record, RecordSink, RelayCmd, RelayTiming, Snapshot, RECV_MAX,
 };
 
-const WAKER: Token = Token(usize::MAX);
+/// The token of each thread's wake-up eventfd.
+const WAKER: u64 = u64::MAX;
+/// Packet buffer: the largest datagram read, plus room for an SRTP tag added in place.
+const BUF: usize = 2048;
 
 /// What the driver sends the media thread.
 #[derive(Debug)]
@@ -37,7 +43,7 @@ pub enum MediaCmd {
 /// per driver turn instead of one per command.
 #[derive(Clone)]
 pub struct MediaHandle {
-    threads: Vec<(Sender<MediaCmd>, Arc<Waker>, Arc<AtomicBool>)>,
+    threads: Vec<(Sender<MediaCmd>, Arc<EventFd>, Arc<AtomicBool>)>,
 }
 
 impl MediaHandle {
@@ -57,7 +63,7 @@ impl MediaHandle {
     pub fn flush(&self) {
         for (_, waker, pending) in &self.threads {
             if pending.swap(false, Ordering::Relaxed) {
-                let _ = waker.wake();
+                let _ = waker.write(1);
             }
         }
     }
@@ -66,8 +72,6 @@ impl MediaHandle {
 struct CallMedia {
     ctx: CallContext,
     socks: [UdpSocket; 4],
-    /// Whether each socket is IPv6 (the batched reads keep one header set per family).
-    ipv6: [bool; 4],
     session: Session,
     sink: Option<RecordSink>,
     last: Snapshot,
@@ -83,13 +87,20 @@ pub fn start(
     let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let mut threads = Vec::with_capacity(n);
     for i in 0..n {
-        let poll = Poll::new()?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(std::io::Error::from)?;
+        let waker = Arc::new(
+            EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)
+                .map_err(std::io::Error::from)?,
+        );
+        epoll
+            .add(waker.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, WAKER))
+            .map_err(std::io::Error::from)?;
         let (tx, rx) = channel();
         let silent = silent.clone();
+        let thread_waker = waker.clone();
         std::thread::Builder::new()
             .name(format!("voicegw-media-{i}"))
-            .spawn(move || run(poll, rx, timing, silent))?;
+            .spawn(move || run(epoll, thread_waker, rx, timing, silent))?;
         threads.push((tx, waker, Arc::new(AtomicBool::new(false))));
     }
     Ok(MediaHandle { threads })
@@ -105,23 +116,22 @@ fn side_sock(c: Component, side: Side) -> usize {
 }
 
 fn run(
-    mut poll: Poll,
+    epoll: Epoll,
+    waker: Arc<EventFd>,
     rx: Receiver<MediaCmd>,
     timing: RelayTiming,
     silent: tokio::sync::mpsc::Sender<u64>,
 ) {
     let start = Instant::now();
-    let mut events = Events::with_capacity(1024);
+    let mut events = [EpollEvent::empty(); 1024];
     // Calls live in slots; a socket's token is slot * 4 + socket index.
     let mut slots: Vec<Option<CallMedia>> = Vec::new();
     let mut free: Vec<usize> = Vec::new();
     let mut by_call: HashMap<u64, usize> = HashMap::new();
-    let mut rx_batch = BatchReceiver::new();
+    let mut buf = [0u8; BUF];
     let mut last_tick = Instant::now();
     loop {
-        if poll.poll(&mut events, Some(Duration::from_millis(250))).is_err() {
-            continue;
-        }
+        let ready = epoll.wait(&mut events, 250u16).unwrap_or(0);
         // Commands first: a call's peers and keys are known before its packets are read.
         while let Ok(cmd) = rx.try_recv() {
             match cmd {
@@ -130,15 +140,13 @@ fn run(
                         slots.push(None);
                         slots.len() - 1
                     });
-                    let mut socks = sockets.map(|s| {
-                        let _ = s.set_nonblocking(true);
-                        UdpSocket::from_std(s)
-                    });
+                    let socks = sockets;
                     let mut ok = true;
-                    for (i, s) in socks.iter_mut().enumerate() {
-                        ok &= poll
-                            .registry()
-                            .register(s, Token(slot * 4 + i), Interest::READABLE)
+                    for (i, s) in socks.iter().enumerate() {
+                        ok &= s.set_nonblocking(true).is_ok();
+                        let token = (slot * 4 + i) as u64;
+                        ok &= epoll
+                            .add(s.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, token))
                             .is_ok();
                     }
                     if !ok {
@@ -146,15 +154,16 @@ fn run(
                             call = ctx.call,
                             "media sockets could not be registered; call has no media relay"
                         );
+                        for s in &socks {
+                            let _ = epoll.delete(s.as_fd());
+                        }
                         free.push(slot);
                         continue;
                     }
                     by_call.insert(ctx.call, slot);
-                    let ipv6 = socks.each_ref().map(|s| s.local_addr().is_ok_and(|a| a.is_ipv6()));
                     slots[slot] = Some(CallMedia {
                         ctx,
                         socks,
-                        ipv6,
                         session: Session::new(),
                         sink,
                         last: Snapshot::default(),
@@ -177,10 +186,10 @@ fn run(
                         }
                         RelayCmd::Close => {
                             by_call.remove(&call);
-                            if let Some(mut cm) = slots[slot].take() {
+                            if let Some(cm) = slots[slot].take() {
                                 write_record(&cm.ctx, &cm.session, &cm.last, cm.sink.as_ref());
-                                for s in cm.socks.iter_mut() {
-                                    let _ = poll.registry().deregister(s);
+                                for s in &cm.socks {
+                                    let _ = epoll.delete(s.as_fd());
                                 }
                                 log_end(&cm);
                             }
@@ -190,11 +199,15 @@ fn run(
                 }
             }
         }
-        for ev in events.iter() {
-            if ev.token() == WAKER {
+        let now = Instant::now();
+        let now_ms = (now - start).as_secs_f64() * 1000.0;
+        for ev in &events[..ready] {
+            let token = ev.data();
+            if token == WAKER {
+                let _ = waker.read(); // reset the eventfd; the commands were taken above
                 continue;
             }
-            let (slot, idx) = (ev.token().0 / 4, ev.token().0 % 4);
+            let (slot, idx) = ((token / 4) as usize, (token % 4) as usize);
             let Some(Some(cm)) = slots.get_mut(slot) else { continue };
             let (side, component) = match idx {
                 0 => (Side::A, Component::Rtp),
@@ -202,32 +215,21 @@ fn run(
                 2 => (Side::B, Component::Rtp),
                 _ => (Side::B, Component::Rtcp),
             };
-            // Edge-triggered: read until the socket is empty; a short batch proves it is.
-            loop {
-                let n = match rx_batch.recv(&cm.socks[idx], cm.ipv6[idx], RECV_MAX) {
-                    Batch::Packets(n) => n,
-                    Batch::Empty => break,
-                    Batch::Failed(e) => {
-                        tracing::debug!(call = cm.ctx.call, error = %e, "media socket read failed");
-                        break;
-                    }
-                };
-                let now = Instant::now();
-                cm.last_packet = now;
-                let now_ms = (now - start).as_secs_f64() * 1000.0;
-                for i in 0..n {
-                    let (len, from, buf) = rx_batch.packet(i);
-                    let Some(from) = from else { continue };
-                    if let Some((f, out)) =
-                        cm.session.on_packet_mut(side, component, from, buf, len, now_ms)
-                    {
-                        let sock = &cm.socks[side_sock(f.component, f.side)];
-                        let _ = sock.send_to(&buf[..out], f.to);
-                    }
+            // Level-triggered: one packet per event; more waiting means ready again next turn.
+            let (n, from) = match cm.socks[idx].recv_from(&mut buf[..RECV_MAX]) {
+                Ok(x) => x,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => {
+                    // An ICMP error reported on the socket: nothing to relay.
+                    tracing::debug!(call = cm.ctx.call, error = %e, "media socket read failed");
+                    continue;
                 }
-                if n < BATCH {
-                    break;
-                }
+            };
+            cm.last_packet = now;
+            if let Some((f, len)) =
+                cm.session.on_packet_mut(side, component, from, &mut buf, n, now_ms)
+            {
+                let _ = cm.socks[side_sock(f.component, f.side)].send_to(&buf[..len], f.to);
             }
         }
         if last_tick.elapsed() >= Duration::from_secs(1) {
