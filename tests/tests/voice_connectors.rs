@@ -287,35 +287,21 @@ fn encryption_required_and_disabled_connectors() {
     assert!(gw.log().contains("origination disabled"), "{}", tail(&gw.log()));
 }
 
-/// The carrier calls +12065550100 `calls` times (SIPp's built-in UAC).
+/// SIPp's built-in UAC as the carrier calling +12065550100 `calls` times at `rate`/s.
+fn carrier_uac_args(ip: &str, calls: u32, rate: u32) -> Vec<String> {
+    let mut a: Vec<String> =
+        [&format!("{ip}:5060"), "-sn", "uac", "-i", ip, "-p", "5080"].map(String::from).to_vec();
+    a.extend(
+        ["-s", "+12065550100", "-l", "500", "-timeout", "60s", "-timeout_error"].map(String::from),
+    );
+    a.extend(["-m".into(), calls.to_string(), "-r".into(), rate.to_string()]);
+    a
+}
+
+/// The carrier calls +12065550100 `calls` times and the result is awaited.
 fn carrier_calls(gw: &Gateway, name: &str, calls: u32, rate: u32) -> SippResult {
-    let ip = &gw.ip;
-    run_sipp(
-        &gw.dir,
-        name,
-        "",
-        &[
-            &format!("{ip}:5060"),
-            "-sn",
-            "uac",
-            "-i",
-            ip,
-            "-p",
-            "5080",
-            "-s",
-            "+12065550100",
-            "-m",
-            &calls.to_string(),
-            "-r",
-            &rate.to_string(),
-            "-l",
-            "500",
-            "-timeout",
-            "60s",
-            "-timeout_error",
-        ],
-        Duration::from_secs(65),
-    )
+    let args = carrier_uac_args(&gw.ip, calls, rate);
+    run_sipp(&gw.dir, name, "", &strs(&args), Duration::from_secs(65))
 }
 
 fn uas(gw: &Gateway, name: &str, port: u16) -> Sipp {
@@ -544,29 +530,9 @@ fn origination_reaches_an_encrypted_pbx_over_tls_with_srtp() {
     });
     let mut pbx = harness::TlsClient::server(&format!("{ip}:5091"), &cert, &key);
     std::thread::sleep(Duration::from_millis(300));
-    let carrier = Sipp::spawn(
-        &gw.dir,
-        "carrier",
-        "",
-        &[
-            &format!("{ip}:5060"),
-            "-sn",
-            "uac",
-            "-i",
-            ip,
-            "-p",
-            "5080",
-            "-s",
-            "+12065550100",
-            "-m",
-            "1",
-            "-d",
-            "500",
-            "-timeout",
-            "20s",
-            "-timeout_error",
-        ],
-    );
+    let mut args = carrier_uac_args(ip, 1, 10);
+    args.extend(["-d", "500"].map(String::from));
+    let carrier = Sipp::spawn(&gw.dir, "carrier", "", &strs(&args));
     let invite = pbx.expect_full("INVITE sip:+12065550100@", Duration::from_secs(10));
     assert!(
         invite.contains("INVITE sip:+12065550100@127.0.0.49:5091;transport=tls SIP/2.0"),
