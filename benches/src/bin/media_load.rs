@@ -7,7 +7,8 @@
 //!   media_load voicegw|rtpengine|direct SERVER_IP CALLS SECONDS [SERVER_PID] [NG_PORT]
 //!
 //! `direct` sends the same traffic endpoint to endpoint with no relay: its latency is the load
-//! generator's own (a burst of 2·CALLS packets every 20 ms), to subtract from the relays'.
+//! generator's own (a burst of 2·CALLS packets every 20 ms, or with `MEDIA_LOAD_SPREAD=1` the
+//! streams spread over the 20 ms as independent calls are), to subtract from the relays'.
 //!
 //! Bounded: at most 2000 calls and 120 s; all traffic is on the given loopback address.
 
@@ -254,12 +255,21 @@ fn main() {
             }));
         }
         let cpu0 = pid.map(proc_usage);
-        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        // MEDIA_LOAD_SPREAD=1: each stream sends at its own phase of the 20 ms period (a
+        // millisecond tick, one twentieth of the streams each), as independent calls do, instead
+        // of every stream in one burst.
+        let spread = std::env::var("MEDIA_LOAD_SPREAD").is_ok_and(|v| v == "1");
+        let slots: u32 = if spread { 20 } else { 1 };
+        let mut tick = tokio::time::interval(Duration::from_millis(20 / u64::from(slots)));
         let mut sent = 0u64;
         let packets = (secs * 50) as u16;
-        for seq in 0..packets {
+        for step in 0..u32::from(packets) * slots {
             tick.tick().await;
+            let (seq, slot) = ((step / slots) as u16, step % slots);
             for (i, (s, dst)) in socks.iter().enumerate() {
+                if i as u32 % slots != slot {
+                    continue;
+                }
                 let mut p = [0u8; 172];
                 p[0] = 0x80;
                 p[1] = 8;
