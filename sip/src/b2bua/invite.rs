@@ -222,7 +222,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         if better_failure(&collected, call.best_failure.as_ref()) {
             call.best_failure = Some(collected);
         }
-        let retriable = failure.is_none_or(|r| r.status == 408 || (500..600).contains(&r.status));
+        let retriable = failure.map_or(true, |r| r.status == 408 || (500..600).contains(&r.status));
         if !retriable || call.state != CallState::Proceeding || call.a_final_sent {
             return false;
         }
@@ -535,7 +535,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
             Purpose::Invite => {
                 // Only the current outbound INVITE of a call still being set up counts (an older
                 // one may time out late; an answered call is not undone).
-                if self.calls.get(&owner.call).is_none_or(|c| {
+                if self.calls.get(&owner.call).map_or(true, |c| {
                     c.b_invite_key != key
                         || !matches!(c.state, CallState::Proceeding | CallState::Cancelling)
                         || c.b_dialog.is_some()

@@ -618,8 +618,7 @@ fn a_5xx_or_408_moves_the_call_to_the_next_hop_which_can_answer() {
         c.handle_bytes(&answer(&b_inv, status, "btag"), peer(B), t);
         let (m, ev) = drain(&mut c);
         // B's failure is acknowledged; A only saw the 180; a new INVITE goes to C.
-        let to_a: Vec<u16> =
-            m.iter().filter(|(p, _)| *p == peer(A)).map(|(_, x)| resp(x).status).collect();
+        let to_a = statuses_to(&m, peer(A));
         assert_eq!(to_a, vec![180]);
         let acks = m
             .iter()
@@ -661,8 +660,7 @@ fn other_4xx_and_6xx_are_final_without_failover() {
         c.handle_bytes(&answer(&b_inv, status, "btag"), peer(B), t);
         let (m, ev) = drain(&mut c);
         assert!(m.iter().all(|(p, _)| *p != peer(C)), "no INVITE to C after {status}");
-        let to_a: Vec<u16> =
-            m.iter().filter(|(p, _)| *p == peer(A)).map(|(_, x)| resp(x).status).collect();
+        let to_a = statuses_to(&m, peer(A));
         assert_eq!(to_a, vec![status]);
         assert!(matches!(ev[..], [CallEvent::Ended { status: s, .. }] if s == status));
     }
@@ -671,16 +669,12 @@ fn other_4xx_and_6xx_are_final_without_failover() {
 #[test]
 fn when_every_hop_fails_the_best_response_is_relayed_and_503_becomes_500() {
     let t = Instant::ZERO;
-    // B 503, C 480: the 4xx is better than the 5xx.
+    // B 503, C 500: both 5xx, so the first collected wins.
     let mut c = core();
-    let b_inv = failover_call(&mut c, t);
-    c.handle_bytes(&answer(&b_inv, 503, "btag"), peer(B), t);
-    let (m, _) = drain(&mut c);
-    let c_inv = m.iter().find(|(p, _)| *p == peer(C)).map(|(_, x)| req(x).clone()).unwrap();
+    let c_inv = failed_over_to_c(&mut c, t);
     c.handle_bytes(&answer(&c_inv, 500, "ctag"), peer(C), t);
     let (m, ev) = drain(&mut c);
-    let to_a: Vec<u16> =
-        m.iter().filter(|(p, _)| *p == peer(A)).map(|(_, x)| resp(x).status).collect();
+    let to_a = statuses_to(&m, peer(A));
     // Both 5xx: the first collected (503) is relayed, as 500 (§16.7 step 6).
     assert_eq!(to_a, vec![500]);
     assert!(matches!(ev[..], [CallEvent::Ended { status: 503, .. }]));
@@ -713,8 +707,7 @@ fn a_timeout_or_transport_error_moves_to_the_next_hop() {
     // C answers 486: a real 4xx beats the made-up 408.
     c.handle_bytes(&answer(&c_inv, 486, "ctag"), peer(C), now);
     let (m, _) = drain(&mut c);
-    let to_a: Vec<u16> =
-        m.iter().filter(|(p, _)| *p == peer(A)).map(|(_, x)| resp(x).status).collect();
+    let to_a = statuses_to(&m, peer(A));
     assert_eq!(to_a, vec![486]);
 
     // Transport error: at once.
@@ -726,8 +719,7 @@ fn a_timeout_or_transport_error_moves_to_the_next_hop() {
     // C unreachable too: the made-up 408 is all there is.
     c.transport_error(peer(C), t);
     let (m, ev) = drain(&mut c);
-    let to_a: Vec<u16> =
-        m.iter().filter(|(p, _)| *p == peer(A)).map(|(_, x)| resp(x).status).collect();
+    let to_a = statuses_to(&m, peer(A));
     assert_eq!(to_a, vec![408]);
     assert!(matches!(ev[..], [CallEvent::Ended { status: 408, .. }]));
 }
@@ -736,10 +728,7 @@ fn a_timeout_or_transport_error_moves_to_the_next_hop() {
 fn cancel_during_failover_cancels_the_current_hop_only() {
     let t = Instant::ZERO;
     let mut c = core();
-    let b_inv = failover_call(&mut c, t);
-    c.handle_bytes(&answer(&b_inv, 503, "btag"), peer(B), t);
-    let (m, _) = drain(&mut c);
-    let c_inv = m.iter().find(|(p, _)| *p == peer(C)).map(|(_, x)| req(x).clone()).unwrap();
+    let c_inv = failed_over_to_c(&mut c, t);
     c.handle_bytes(&answer(&c_inv, 180, "ctag"), peer(C), t);
     drain(&mut c);
     let cancel = format!("CANCEL sip:failover@abcdef1ghij2klmno3pqr4.voiceconnector.local SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bKf1\r\nMax-Forwards: 70\r\nFrom: \"Alice\" <sip:+12065550100@{A}>;tag=atag\r\nTo: <sip:failover@abcdef1ghij2klmno3pqr4.voiceconnector.local>\r\nCall-ID: call-a\r\nCSeq: 1 CANCEL\r\n\r\n");
@@ -805,4 +794,22 @@ fn responses_sent_are_reported_per_call() {
     let (_, ev) = drain_all(&mut c);
     assert!(ev.iter().all(|e| !matches!(e, CallEvent::ResponseSent { .. })));
     assert!(ev.iter().any(|e| matches!(e, CallEvent::Rejected { status: 403, .. })));
+}
+
+/// The statuses of the responses sent to `who`.
+fn statuses_to(m: &[(Peer, Message)], who: Peer) -> Vec<u16> {
+    m.iter().filter(|(p, _)| *p == who).map(|(_, x)| resp(x).status).collect()
+}
+
+/// The first request sent to `who`.
+fn request_to(m: &[(Peer, Message)], who: Peer) -> Request {
+    m.iter().find(|(p, _)| *p == who).map(|(_, x)| req(x).clone()).expect("a request to the peer")
+}
+
+/// A `failover` call whose first hop answered 503; returns the INVITE that reached C.
+fn failed_over_to_c(c: &mut B2bua<FixedRouter>, t: Instant) -> Request {
+    let b_inv = failover_call(c, t);
+    c.handle_bytes(&answer(&b_inv, 503, "btag"), peer(B), t);
+    let (m, _) = drain(c);
+    request_to(&m, peer(C))
 }
