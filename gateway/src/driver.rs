@@ -431,13 +431,9 @@ async fn transmit(
                 if let Err(e) = s.send_to(&bytes, peer.addr).await {
                     // A pending ICMP error may surface here rather than on the receive side.
                     tracing::debug!(%peer, error = %e, "udp send failed");
-                    for e in crate::udp_errors::drain(s.as_ref()) {
-                        let peer = Peer::new(Transport::Udp, e.destination);
-                        let _ = inbound.try_send(Inbound::Failed {
-                            peer,
-                            reason: e.reason,
-                            garbage: false,
-                        });
+                    // try_send: the driver itself drains this channel.
+                    for failure in transport::udp_failures(s) {
+                        let _ = inbound.try_send(failure);
                     }
                 }
             } else {
@@ -572,9 +568,6 @@ fn on_event(
             if let Some(c) = calls.get(&call) {
                 r.inc(sip_class_metric(status), &c.labels);
             }
-        }
-        CallEvent::Options { source } => {
-            tracing::debug!(%source, "OPTIONS answered");
         }
     }
 }

@@ -213,23 +213,20 @@ impl Anchor for MediaAnchor {
             call,
             Reserved { a_port, b_port, crypto, keys: [random_key(), random_key()], require_srtp },
         );
+        let from_user = invite.from().map(|f| user_of(&f.uri)).unwrap_or_default();
+        let to_user = user_of(&invite.uri);
+        let country = |u: &str| {
+            crate::config::is_e164(u).then(|| crate::policy::numbering::country_of(u)).flatten()
+        };
         let ctx = CallContext {
             call,
             transaction_id: uuid_v4(),
             voice_connector_id: route.first().voice_connector_id.clone(),
             direction: route.direction,
-            from_user: invite.from().map(|f| user_of(&f.uri)).unwrap_or_default(),
-            to_user: user_of(&invite.uri),
-            from_country: None,
-            to_country: None,
-        };
-        let country = |u: &str| {
-            crate::config::is_e164(u).then(|| crate::policy::numbering::country_of(u)).flatten()
-        };
-        let ctx = CallContext {
-            from_country: country(&ctx.from_user),
-            to_country: country(&ctx.to_user),
-            ..ctx
+            from_country: country(&from_user),
+            to_country: country(&to_user),
+            from_user,
+            to_user,
         };
         self.updates.push(MediaUpdate::Open { ctx, sockets: [a_rtp, a_rtcp, b_rtp, b_rtcp] });
         Ok(())

@@ -232,9 +232,9 @@ fn run(
                 let _ = cm.socks[side_sock(f.component, f.side)].send_to(&buf[..len], f.to);
             }
         }
-        if last_tick.elapsed() >= Duration::from_secs(1) {
-            last_tick = Instant::now();
-            let now_ms = start.elapsed().as_secs_f64() * 1000.0;
+        // Once a second (the clock was read once for this turn above).
+        if now.duration_since(last_tick) >= Duration::from_secs(1) {
+            last_tick = now;
             let ntp = ntp_now();
             for cm in slots.iter_mut().flatten() {
                 for (side, component, to, pkt) in cm.session.poll_rtcp(now_ms, ntp) {

@@ -88,17 +88,22 @@ pub async fn udp_loop(socket: Arc<UdpSocket>, inbound: mpsc::Sender<Inbound>) {
     }
 }
 
+/// The ICMP errors queued on `socket`, each as the transport error of its destination.
+pub fn udp_failures(socket: &UdpSocket) -> impl Iterator<Item = Inbound> {
+    crate::udp_errors::drain(socket).into_iter().map(|e| Inbound::Failed {
+        peer: Peer::new(Transport::Udp, e.destination),
+        reason: e.reason,
+        garbage: false,
+    })
+}
+
 /// Reads the ICMP errors queued on `socket` and reports each as a transport error.
 pub async fn report_udp_errors(
     socket: &UdpSocket,
     inbound: &mpsc::Sender<Inbound>,
 ) -> Result<(), ()> {
-    for e in crate::udp_errors::drain(socket) {
-        let peer = Peer::new(Transport::Udp, e.destination);
-        inbound
-            .send(Inbound::Failed { peer, reason: e.reason, garbage: false })
-            .await
-            .map_err(|_| ())?;
+    for failure in udp_failures(socket) {
+        inbound.send(failure).await.map_err(|_| ())?;
     }
     Ok(())
 }

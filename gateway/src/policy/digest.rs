@@ -81,14 +81,9 @@ impl DigestAuth {
         }
     }
 
-    /// Takes the algorithm list of `other` (a reload keeps the secret, not the settings).
-    pub fn take_algorithms_from(&mut self, other: DigestAuth) {
-        self.algorithms = other.algorithms;
-    }
-
-    /// Changes how long nonces are accepted (configuration reload).
-    pub fn set_lifetime(&mut self, lifetime_secs: u64) {
-        self.lifetime_ms = lifetime_secs.saturating_mul(1000);
+    /// The nonce secret, for the router built by a configuration reload.
+    pub fn secret(&self) -> [u8; 32] {
+        self.secret
     }
 
     fn nonce_at(&self, issued_ms: u64) -> String {

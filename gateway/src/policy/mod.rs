@@ -108,23 +108,13 @@ fn peer_of(r: &OriginationRoute, encrypted: bool) -> Option<Peer> {
 impl ConfigRouter {
     /// A router for `cfg` with a fresh nonce secret and health book.
     pub fn new(cfg: &Config, seed: u64) -> ConfigRouter {
-        let mut secret = [0u8; 32];
-        rand::Rng::fill(&mut SmallRng::seed_from_u64(rand::random()), &mut secret[..]);
-        ConfigRouter::build(cfg, seed, secret, HealthBook::default(), HashMap::new())
+        ConfigRouter::build(cfg, seed, rand::random(), HealthBook::default(), HashMap::new())
     }
 
     /// A router for a reloaded `cfg` that keeps what must outlive a reload: the nonce secret
     /// (outstanding challenges stay answerable), the health book and the CPS buckets.
     pub fn reloaded(&self, cfg: &Config, seed: u64) -> ConfigRouter {
-        let mut cps = HashMap::new();
-        for (id, l) in &self.cps {
-            cps.insert(id.clone(), l.clone());
-        }
-        let mut r = ConfigRouter::build(cfg, seed, [0; 32], self.health.clone(), cps);
-        let algorithms = std::mem::replace(&mut r.auth, self.auth.clone());
-        r.auth.set_lifetime(cfg.sip.digest_nonce_secs);
-        r.auth.take_algorithms_from(algorithms);
-        r
+        ConfigRouter::build(cfg, seed, self.auth.secret(), self.health.clone(), self.cps.clone())
     }
 
     fn build(
@@ -159,8 +149,14 @@ impl ConfigRouter {
                 (vc.id.to_ascii_lowercase(), c)
             })
             .collect();
-        // A changed CpsLimit starts a new bucket; an unchanged one keeps its state.
-        cps.retain(|id, _| connectors.contains_key(id));
+        // Buckets of voice connectors that are still there keep their state under the new limit.
+        cps.retain(|id, bucket| match connectors.get(id).and_then(|c| c.termination.as_ref()) {
+            Some(t) => {
+                bucket.set_limit(t.cps_limit);
+                true
+            }
+            None => false,
+        });
         let realm = if cfg.sip.digest_realm.is_empty() {
             cfg.sip.domain.clone()
         } else {
@@ -241,119 +237,104 @@ impl ConfigRouter {
         source: &Peer,
         now: Instant,
     ) -> Verdict {
-        let mut verdict = Verdict {
-            result: Err(Reject::new(500, "")),
-            voice_connector_id: None,
+        let mut auth_user = None;
+        let result = self.check_termination(vc_key, invite, source, now, &mut auth_user);
+        Verdict {
+            result,
+            voice_connector_id: self.connectors.get(vc_key).map(|c| c.id.clone()),
             direction: Some(Direction::Outbound),
-            auth_user: None,
-        };
-        let Some(vc) = self.connectors.get(vc_key) else {
-            verdict.result = Err(Reject::new(404, format!("no voice connector {vc_key}")));
-            return verdict;
-        };
-        verdict.voice_connector_id = Some(vc.id.clone());
+            auth_user,
+        }
+    }
+
+    /// The termination rules in order (module docs); `auth_user` is set once digest passes.
+    fn check_termination(
+        &mut self,
+        vc_key: &str,
+        invite: &Request,
+        source: &Peer,
+        now: Instant,
+        auth_user: &mut Option<String>,
+    ) -> Result<Route, Reject> {
         let refuse = |status, w: String| Err(Reject::new(status, w));
+        let Some(vc) = self.connectors.get(vc_key) else {
+            return refuse(404, format!("no voice connector {vc_key}"));
+        };
         let Some(term) = vc.termination.as_ref() else {
-            verdict.result = refuse(403, format!("voice connector {} has no termination", vc.id));
-            return verdict;
+            return refuse(403, format!("voice connector {} has no termination", vc.id));
         };
         if term.disabled {
-            verdict.result =
-                refuse(403, format!("termination disabled on voice connector {}", vc.id));
-            return verdict;
+            return refuse(403, format!("termination disabled on voice connector {}", vc.id));
         }
         if vc.require_encryption && source.transport != Transport::Tls {
-            verdict.result = refuse(
+            return refuse(
                 488,
                 format!("voice connector {} requires encryption: use TLS and SRTP", vc.id),
             );
-            return verdict;
         }
         if !term.cidrs.is_empty() && !term.cidrs.iter().any(|n| n.contains(&source.addr.ip())) {
-            verdict.result =
-                refuse(403, format!("source {} not in CidrAllowedList", source.addr.ip()));
-            return verdict;
+            return refuse(403, format!("source {} not in CidrAllowedList", source.addr.ip()));
         }
         if !vc.credentials.is_empty() {
             match self.auth.verify(invite, &self.realm, &vc.credentials, now) {
-                Outcome::Authenticated(user) => verdict.auth_user = Some(user),
+                Outcome::Authenticated(user) => *auth_user = Some(user),
                 Outcome::Challenge { stale, why } => {
                     let mut r = Reject::new(407, why);
                     r.challenges = self.auth.challenges(&self.realm, now, stale);
                     r.cause = RejectCause::Unauthenticated;
-                    verdict.result = Err(r);
-                    return verdict;
+                    return Err(r);
                 }
             }
         }
         let dialled = called_number(&invite.uri).unwrap_or_default();
-        let number = match numbering::emergency(&dialled) {
-            Some(kind) => match (&vc.emergency, kind) {
-                (Some((e, _)), Emergency::Call) => e.clone(),
-                (Some((_, Some(t))), Emergency::Test) => t.clone(),
-                (Some((_, None)), Emergency::Test) => {
-                    verdict.result = refuse(
-                        404,
-                        format!("no TestPhoneNumber on voice connector {} for {dialled}", vc.id),
-                    );
-                    return verdict;
+        let number = match (numbering::emergency(&dialled), &vc.emergency) {
+            (Some(_), None) => {
+                return refuse(
+                    403,
+                    format!("emergency calling is not configured on voice connector {}", vc.id),
+                )
+            }
+            (Some(Emergency::Call), Some((e, _))) => e.clone(),
+            (Some(Emergency::Test), Some((_, Some(t)))) => t.clone(),
+            (Some(Emergency::Test), Some((_, None))) => {
+                return refuse(
+                    404,
+                    format!("no TestPhoneNumber on voice connector {} for {dialled}", vc.id),
+                )
+            }
+            (None, _) if !crate::config::is_e164(&dialled) => {
+                return refuse(
+                    484,
+                    format!("called number `{dialled}` is not E.164 (+ and country code)"),
+                )
+            }
+            (None, _) => match numbering::country_of(&dialled) {
+                Some(c) if term.calling_regions.contains(&c) => dialled,
+                Some(c) => {
+                    return refuse(403, format!("destination country {c} is not in CallingRegions"))
                 }
-                (None, _) => {
-                    verdict.result = refuse(
-                        403,
-                        format!("emergency calling is not configured on voice connector {}", vc.id),
-                    );
-                    return verdict;
+                None => {
+                    return refuse(
+                        404,
+                        format!("{dialled} is not a number of any country's numbering plan"),
+                    )
                 }
             },
-            None => {
-                if !crate::config::is_e164(&dialled) {
-                    verdict.result = refuse(
-                        484,
-                        format!("called number `{dialled}` is not E.164 (+ and country code)"),
-                    );
-                    return verdict;
-                }
-                match numbering::country_of(&dialled) {
-                    Some(c) if term.calling_regions.contains(&c) => {}
-                    Some(c) => {
-                        verdict.result = refuse(
-                            403,
-                            format!("destination country {c} is not in CallingRegions"),
-                        );
-                        return verdict;
-                    }
-                    None => {
-                        verdict.result = refuse(
-                            404,
-                            format!("{dialled} is not a number of any country's numbering plan"),
-                        );
-                        return verdict;
-                    }
-                }
-                dialled
-            }
         };
-        let (limit, caller_id) = (term.cps_limit, term.default_phone_number.clone());
-        let id = vc.id.clone();
+        let (limit, caller_id, id) =
+            (term.cps_limit, term.default_phone_number.clone(), vc.id.clone());
         let bucket =
             self.cps.entry(vc_key.to_string()).or_insert_with(|| CpsLimiter::new(limit, now));
-        bucket.set_limit(limit);
         if !bucket.try_take(now) {
             let mut r = Reject::new(503, format!("over CpsLimit {limit} of voice connector {id}"));
             r.retry_after = Some(1);
             r.cause = RejectCause::Throttled;
-            verdict.result = Err(r);
-            return verdict;
+            return Err(r);
         }
         let trunks = self
             .carrier_trunks
             .iter()
-            .map(|(p, priority, weight)| Candidate {
-                item: *p,
-                priority: *priority,
-                weight: *weight,
-            })
+            .map(|&(item, priority, weight)| Candidate { item, priority, weight })
             .collect();
         let targets: Vec<Target> = order(trunks, &mut self.rng)
             .into_iter()
@@ -364,81 +345,87 @@ impl ConfigRouter {
             })
             .collect();
         if targets.is_empty() {
-            verdict.result = refuse(503, "no carrier trunk configured".into());
-            return verdict;
+            return refuse(503, "no carrier trunk configured".into());
         }
-        verdict.result = Ok(Route { targets, direction: Direction::Outbound, caller_id });
-        verdict
+        Ok(Route { targets, direction: Direction::Outbound, caller_id })
     }
 
     fn origination(&mut self, number: &str) -> Verdict {
-        let mut verdict = Verdict {
-            result: Err(Reject::new(500, "")),
-            voice_connector_id: None,
-            direction: Some(Direction::Inbound),
-            auth_user: None,
+        let result = self.check_origination(number);
+        let voice_connector_id = match &result {
+            Ok(route) => Some(route.first().voice_connector_id.clone()),
+            // The number's voice connector (a group's first member) when it is known.
+            Err(_) => match self.numbers.get(number) {
+                Some(Association::Connector(id)) => self.connectors.get(id).map(|c| c.id.clone()),
+                Some(Association::Group(g)) => self
+                    .groups
+                    .get(g)
+                    .and_then(|items| items.iter().min_by_key(|(_, p)| *p))
+                    .and_then(|(id, _)| self.connectors.get(id))
+                    .map(|c| c.id.clone()),
+                None => None,
+            },
         };
+        Verdict { result, voice_connector_id, direction: Some(Direction::Inbound), auth_user: None }
+    }
+
+    /// The number's voice connector (or its group's members by Priority) and each one's routes
+    /// in order; `403` when none has origination enabled.
+    fn check_origination(&mut self, number: &str) -> Result<Route, Reject> {
         let members: Vec<String> = match self.numbers.get(number) {
             None => {
-                verdict.result = Err(Reject::new(
+                return Err(Reject::new(
                     404,
                     format!("{number} is not associated with a voice connector"),
-                ));
-                return verdict;
+                ))
             }
             Some(Association::Connector(id)) => vec![id.clone()],
             Some(Association::Group(g)) => {
                 let items = self.groups.get(g).cloned().unwrap_or_default();
                 let c = items
                     .into_iter()
-                    .map(|(id, priority)| Candidate { item: id, priority, weight: 1 })
+                    .map(|(item, priority)| Candidate { item, priority, weight: 1 })
                     .collect();
                 order(c, &mut self.rng)
             }
         };
-        verdict.voice_connector_id =
-            members.first().and_then(|m| self.connectors.get(m)).map(|c| c.id.clone());
         let mut targets = Vec::new();
         let mut why = String::new();
-        for key in &members {
-            let Some(vc) = self.connectors.get(key) else { continue };
-            match &vc.origination {
-                None => why = format!("voice connector {} has no origination", vc.id),
+        for vc in members.iter().filter_map(|key| self.connectors.get(key)) {
+            let routes = match &vc.origination {
+                None => {
+                    why = format!("voice connector {} has no origination", vc.id);
+                    continue;
+                }
                 Some((true, _)) => {
-                    why = format!("origination disabled on voice connector {}", vc.id)
+                    why = format!("origination disabled on voice connector {}", vc.id);
+                    continue;
                 }
-                Some((false, routes)) => {
-                    let c = routes
-                        .iter()
-                        .filter_map(|r| {
-                            Some(Candidate {
-                                item: peer_of(
-                                    r,
-                                    vc.require_encryption || r.protocol == Protocol::Tls,
-                                )?,
-                                priority: r.priority,
-                                weight: r.weight,
-                            })
-                        })
-                        .collect();
-                    let vc_id = vc.id.clone();
-                    for peer in order(c, &mut self.rng) {
-                        targets.push(Target {
-                            request_uri: request_uri(number, &peer),
-                            peer,
-                            voice_connector_id: vc_id.clone(),
-                        });
-                    }
-                }
+                Some((false, routes)) => routes,
+            };
+            let c = routes
+                .iter()
+                .filter_map(|r| {
+                    let tls = vc.require_encryption || r.protocol == Protocol::Tls;
+                    Some(Candidate {
+                        item: peer_of(r, tls)?,
+                        priority: r.priority,
+                        weight: r.weight,
+                    })
+                })
+                .collect();
+            for peer in order(c, &mut self.rng) {
+                targets.push(Target {
+                    request_uri: request_uri(number, &peer),
+                    peer,
+                    voice_connector_id: vc.id.clone(),
+                });
             }
         }
         if targets.is_empty() {
-            verdict.result = Err(Reject::new(403, why));
-            return verdict;
+            return Err(Reject::new(403, why));
         }
-        verdict.voice_connector_id = Some(targets[0].voice_connector_id.clone());
-        verdict.result = Ok(Route { targets, direction: Direction::Inbound, caller_id: None });
-        verdict
+        Ok(Route { targets, direction: Direction::Inbound, caller_id: None })
     }
 }
 

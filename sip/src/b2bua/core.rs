@@ -73,8 +73,6 @@ pub enum CallEvent {
     },
     /// A response voicegw sent on one of the call's legs.
     ResponseSent { call: u64, status: u16 },
-    /// An OPTIONS request was answered (termination health).
-    Options { source: Peer },
 }
 
 /// Counters kept by the core.
@@ -300,7 +298,6 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
             Method::Invite => self.on_invite(key, req, peer, now),
             Method::Options => {
                 self.router.options(&req, &peer, now);
-                self.events.push_back(CallEvent::Options { source: peer });
                 let mut resp =
                     response_to(&req, 200, Some(&super::build::random_token(&mut self.rng, 10)));
                 self.capabilities(&mut resp);
