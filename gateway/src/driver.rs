@@ -19,6 +19,7 @@ use crate::config::Validated;
 use crate::media_anchor::{MediaAnchor, MediaUpdate};
 use crate::media_thread::{self, MediaCmd, MediaHandle};
 use crate::policy::ConfigRouter;
+use crate::redact::Redacted;
 use crate::relay_task::{RecordSink, RelayCmd, RelayTiming};
 use crate::transport::{self, Inbound, StreamSettings};
 
@@ -33,12 +34,17 @@ pub enum StartError {
     Media(std::io::Error),
     #[error("cannot create data directory {0}: {1}")]
     DataDir(String, std::io::Error),
+    #[error(transparent)]
+    Spool(#[from] crate::cdr::spool::SpoolError),
+    #[error("cannot start the SIP message log writer: {0}")]
+    SipLog(std::io::Error),
 }
 
 struct CallInfo {
     labels: Labels,
     direction: Direction,
     answered: bool,
+    started: Instant,
 }
 
 struct Conns {
@@ -144,6 +150,17 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
     let health = router.health();
     let mut core = B2bua::with_anchor(core_cfg, router, anchor);
     let mut sinks = record_sinks(cfg, &registry);
+    let mut recorder = start_cdrs(cfg, &registry).await?;
+    let mut siplog = crate::siplog::SipLog::start(
+        cfg.data.dir.join("ChimeVoiceConnectorSipMessages"),
+        crate::siplog::Rotation {
+            max_bytes: cfg.data.sip_log_max_bytes,
+            keep: cfg.data.sip_log_keep,
+        },
+    )
+    .map_err(StartError::SipLog)?;
+    siplog.configure(sip_logging(cfg));
+    let mut inbound_log: Vec<Bytes> = Vec::new();
     if let Some(addr) = v.metrics_listen {
         let l = TcpListener::bind(addr).await.map_err(|source| StartError::Bind {
             what: "metrics",
@@ -154,16 +171,23 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
         tracing::info!(%addr, "metrics on http://{addr}/metrics");
     }
 
+    if let Some(path) = &cfg.metrics.emf_file {
+        let period = Duration::from_secs(cfg.metrics.emf_period_secs);
+        tokio::spawn(crate::emf::run(cfg.data.dir.join(path), period, registry.clone()));
+    }
+
     let timing = RelayTiming {
         record_period: Duration::from_secs(cfg.media.record_period_secs),
         inactivity: (cfg.media.inactivity_timeout_secs > 0)
             .then(|| Duration::from_secs(cfg.media.inactivity_timeout_secs)),
     };
     let (silent_tx, mut silent_rx) = mpsc::channel::<u64>(64);
-    let media = media_thread::start(timing, silent_tx).map_err(StartError::Media)?;
+    let media =
+        media_thread::start(timing, silent_tx, registry.clone()).map_err(StartError::Media)?;
     let mut conns = Conns { by_id: HashMap::new(), by_addr: HashMap::new() };
     let mut calls: HashMap<u64, CallInfo> = HashMap::new();
     let mut garbage_closes = 0u64;
+    let mut outgoing: Vec<(Peer, Bytes)> = Vec::with_capacity(256);
 
     let mut sigterm = signal(tokio::signal::unix::SignalKind::terminate());
     let mut sigint = signal(tokio::signal::unix::SignalKind::interrupt());
@@ -181,11 +205,15 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
         tokio::select! {
             msg = rx.recv() => {
                 let Some(msg) = msg else { break };
-                handle_inbound(&mut core, &mut conns, msg, &mut garbage_closes, clock);
+                let log = siplog.active().then_some(&mut inbound_log);
+                handle_inbound(&mut core, &mut conns, msg, &mut garbage_closes, clock, log);
                 // Batch what is already queued before flushing outputs.
                 for _ in 0..64 {
                     match rx.try_recv() {
-                        Ok(m) => handle_inbound(&mut core, &mut conns, m, &mut garbage_closes, clock),
+                        Ok(m) => {
+                            let log = siplog.active().then_some(&mut inbound_log);
+                            handle_inbound(&mut core, &mut conns, m, &mut garbage_closes, clock, log)
+                        }
                         Err(_) => break,
                     }
                 }
@@ -201,7 +229,10 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
                 }
             }
             _ = recv_signal(&mut sighup) => {
-                reload(&mut core, config_path.as_deref(), &v, &registry, &mut sinks, &mut regions);
+                if let Some(cfg) = reload(&mut core, config_path.as_deref(), &v, &registry, &mut sinks, &mut regions) {
+                    recorder.reconfigure(&cfg);
+                    siplog.configure(sip_logging(&cfg));
+                }
             }
             _ = recv_signal(&mut sigterm) => start_drain(&mut core, &mut drain_deadline, cfg.sip.drain_timeout_secs, "SIGTERM"),
             _ = recv_signal(&mut sigint) => start_drain(&mut core, &mut drain_deadline, cfg.sip.drain_timeout_secs, "SIGINT"),
@@ -212,15 +243,36 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
             media_update(u, &media, &sinks);
         }
         media.flush();
+        let wall = std::time::SystemTime::now();
         while let Some(out) = core.poll_output() {
             match out {
-                Output::Transmit { peer, bytes } => {
-                    transmit(peer, bytes, &udp, &mut conns, &settings, &tx).await
+                Output::Transmit { peer, bytes } => outgoing.push((peer, bytes)),
+                Output::Event(ev) => {
+                    recorder.on_event(&ev, wall);
+                    siplog.on_event(&ev, Instant::now());
+                    on_event(ev, &mut calls, &registry, &regions);
                 }
-                Output::Event(ev) => on_event(ev, &mut calls, &registry, &regions),
             }
         }
-        update_process_metrics(&core, &registry, conns.by_id.len(), garbage_closes);
+        recorder.tick(wall);
+        // Write-ahead: a call's record is durable before the messages that end it leave.
+        recorder.commit();
+        for m in inbound_log.drain(..) {
+            siplog.message(&m, wall);
+        }
+        for (peer, bytes) in outgoing.drain(..) {
+            siplog.message(&bytes, wall);
+            transmit(peer, bytes, &udp, &mut conns, &settings, &tx).await;
+        }
+        siplog.sweep(Instant::now());
+        update_process_metrics(&core, &registry, &conns, garbage_closes, siplog.dropped());
+        {
+            // Read under the lock, so the uploader's update cannot be overwritten by an older one.
+            let mut r = registry.lock().unwrap_or_else(|e| e.into_inner());
+            let (records, bytes) = recorder.spool_backlog();
+            r.set(names::CDR_SPOOL_RECORDS, &Labels::default(), records as f64);
+            r.set(names::CDR_SPOOL_BYTES, &Labels::default(), bytes as f64);
+        }
         if let Some(d) = drain_deadline {
             if core.is_idle() {
                 tracing::info!("drained: no calls or transactions left");
@@ -235,10 +287,71 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
             }
         }
     }
+    recorder.flush_challenges();
+    let cut = recorder.interrupt_all(std::time::SystemTime::now());
+    if cut > 0 {
+        tracing::warn!(calls = cut, "exiting with calls in progress: recorded as interrupted");
+    }
+    recorder.commit();
+    recorder.wait_delivered(Duration::from_secs(5)).await;
     Ok(())
 }
 
+/// Opens the CDR spool, starts its uploader towards the configured store, and returns the
+/// recorder that feeds it.
+async fn start_cdrs(
+    cfg: &crate::config::Config,
+    registry: &Arc<Mutex<Registry>>,
+) -> Result<crate::cdr::Recorder, StartError> {
+    use crate::cdr::{spool, store, uploader};
+    let spool_dir = cfg.cdr_spool_dir();
+    let writer = spool::Writer::open(&spool_dir)?;
+    let shared = writer.shared();
+    let left = shared.pending_records.load(std::sync::atomic::Ordering::Relaxed);
+    if left > 0 {
+        tracing::info!(records = left, spool = %spool_dir.display(), "CDRs left by an earlier run are delivered first");
+    }
+    let store = match &cfg.global.voice_connector.cdr_bucket {
+        Some(b) => match store::parse_bucket(b) {
+            Ok(target) => {
+                store::Store::s3(
+                    target,
+                    cfg.cdr.s3_endpoint.as_deref(),
+                    cfg.cdr.s3_region.as_deref(),
+                )
+                .await
+            }
+            // Validated at start; unreachable in practice.
+            Err(e) => {
+                tracing::error!(error = %e, "CdrBucket unusable; CDRs go to the local directory");
+                store::Store::Local(cfg.cdr_dir())
+            }
+        },
+        None => store::Store::Local(cfg.cdr_dir()),
+    };
+    let up = uploader::Uploader { dir: spool_dir, store, shared, registry: registry.clone() };
+    tokio::spawn(up.run());
+    let mut recorder = crate::cdr::Recorder::new(cfg, writer, registry.clone());
+    let cut = recorder.recover(std::time::SystemTime::now());
+    if cut > 0 {
+        tracing::warn!(
+            calls = cut,
+            "calls cut by the previous run's stop were recorded as interrupted"
+        );
+    }
+    Ok(recorder)
+}
+
 type Core = B2bua<ConfigRouter, MediaAnchor>;
+
+/// The voice connectors with `EnableSIPLogs`, with their regions.
+fn sip_logging(cfg: &crate::config::Config) -> Vec<(String, String)> {
+    cfg.voice_connectors
+        .iter()
+        .filter(|vc| vc.logging.enable_sip_logs)
+        .map(|vc| (vc.id.clone(), vc.aws_region.clone()))
+        .collect()
+}
 
 /// Where each voice connector's media-quality records and metrics go.
 fn record_sinks(
@@ -274,16 +387,16 @@ fn reload(
     registry: &Arc<Mutex<Registry>>,
     sinks: &mut HashMap<String, RecordSink>,
     regions: &mut HashMap<String, String>,
-) {
+) -> Option<crate::config::Config> {
     let Some(path) = path else {
         tracing::info!("SIGHUP: running on the embedded default configuration; nothing to reload");
-        return;
+        return None;
     };
     let v = match crate::config::Config::load(path) {
         Ok(v) => v,
         Err(e) => {
             tracing::error!(error = %e, "SIGHUP: configuration not reloaded; the running one stays");
-            return;
+            return None;
         }
     };
     let restart_needed = v.listen_udp != running.listen_udp
@@ -292,10 +405,14 @@ fn reload(
         || v.metrics_listen != running.metrics_listen
         || v.media_ports != running.media_ports
         || v.config.media.address != running.config.media.address
-        || v.config.data.dir != running.config.data.dir;
+        || v.config.data.dir != running.config.data.dir
+        || v.config.cdr_spool_dir() != running.config.cdr_spool_dir()
+        || v.config.cdr_dir() != running.config.cdr_dir()
+        || v.config.global.voice_connector.cdr_bucket
+            != running.config.global.voice_connector.cdr_bucket;
     if restart_needed {
         tracing::warn!(
-            "SIGHUP: listener, media or data settings changed; they apply after a restart"
+            "SIGHUP: listener, media, data or CDR store settings changed; they apply after a restart"
         );
     }
     let cfg = &v.config;
@@ -318,6 +435,7 @@ fn reload(
         voice_connectors = cfg.voice_connectors.len(),
         "SIGHUP: configuration reloaded; new calls use it"
     );
+    Some(v.config)
 }
 
 /// Starts, updates and stops call media on the media thread as the anchor asks.
@@ -386,15 +504,22 @@ fn start_drain(core: &mut Core, deadline: &mut Option<Instant>, secs: u64, why: 
     }
 }
 
+/// Feeds one transport event to the core; messages are also kept in `log` (SIP message logs).
 fn handle_inbound(
     core: &mut Core,
     conns: &mut Conns,
     msg: Inbound,
     garbage: &mut u64,
     clock: Clock,
+    log: Option<&mut Vec<Bytes>>,
 ) {
     match msg {
-        Inbound::Message { bytes, peer } => core.handle_bytes(&bytes, peer, clock.now()),
+        Inbound::Message { bytes, peer } => {
+            core.handle_bytes(&bytes, peer, clock.now());
+            if let Some(log) = log {
+                log.push(bytes);
+            }
+        }
         Inbound::Opened { conn, peer, tx } => {
             conns.by_addr.insert((peer.transport, peer.addr), conn);
             conns.by_id.insert(conn, (peer, tx));
@@ -481,8 +606,11 @@ fn on_event(
             r.inc(attempts, &labels);
             r.add(active, &labels, 1.0);
             r.add(names::VOICE_CONNECTOR_ACTIVE_CALL_COUNT, &labels, 1.0);
-            tracing::info!(call, %call_id, direction = direction.as_str(), voice_connector_id, to, next_hop = %target, "call started");
-            calls.insert(call, CallInfo { labels, direction, answered: false });
+            tracing::info!(call, %call_id, direction = direction.as_str(), voice_connector_id, to = %Redacted(&to), next_hop = %target, "call started");
+            calls.insert(
+                call,
+                CallInfo { labels, direction, answered: false, started: Instant::now() },
+            );
         }
         CallEvent::Answered { call } => {
             if let Some(c) = calls.get_mut(&call) {
@@ -492,6 +620,8 @@ fn on_event(
                     Direction::Inbound => names::INBOUND_CALLS_ANSWERED,
                 };
                 r.inc(m, &c.labels);
+                let setup = c.started.elapsed().as_secs_f64();
+                r.observe(names::CALL_SETUP_SECONDS, &Labels::default(), setup);
             }
             tracing::info!(call, "call answered");
         }
@@ -513,7 +643,7 @@ fn on_event(
             }
             tracing::info!(call, status, %reason, "call ended");
         }
-        CallEvent::Failover { call, status, target, voice_connector_id } => {
+        CallEvent::Failover { call, status, target, voice_connector_id, .. } => {
             if let Some(c) = calls.get_mut(&call) {
                 if c.labels.voice_connector_id != voice_connector_id {
                     // Group failover: the call now belongs to the next voice connector.
@@ -562,7 +692,7 @@ fn on_event(
                     }
                 }
             }
-            tracing::info!(%call_id, status, %reason, %source, voice_connector_id = voice_connector_id.as_deref().unwrap_or("-"), "call refused");
+            tracing::info!(%call_id, status, reason = %Redacted(&reason), %source, voice_connector_id = voice_connector_id.as_deref().unwrap_or("-"), "call refused");
         }
         CallEvent::ResponseSent { call, status } => {
             if let Some(c) = calls.get(&call) {
@@ -584,7 +714,13 @@ fn sip_class_metric(status: u16) -> metrics::names::Metric {
     }
 }
 
-fn update_process_metrics(core: &Core, registry: &Mutex<Registry>, conns: usize, garbage: u64) {
+fn update_process_metrics(
+    core: &Core,
+    registry: &Mutex<Registry>,
+    conns: &Conns,
+    garbage: u64,
+    siplog_dropped: u64,
+) {
     let mut r = registry.lock().unwrap_or_else(|e| e.into_inner());
     let l = Labels::default();
     let s = core.stats();
@@ -607,6 +743,9 @@ fn update_process_metrics(core: &Core, registry: &Mutex<Registry>, conns: usize,
     r.set(names::PROCESS_ACTIVE_CALLS, &l, core.active_calls() as f64);
     let (c, sv) = core.transactions();
     r.set(names::PROCESS_TRANSACTIONS, &l, (c + sv) as f64);
-    r.set(names::PROCESS_CONNECTIONS, &l, conns as f64);
+    r.set(names::PROCESS_CONNECTIONS, &l, conns.by_id.len() as f64);
+    let tls = conns.by_id.values().filter(|(p, _)| p.transport == Transport::Tls).count();
+    r.set(names::PROCESS_TLS_CONNECTIONS, &l, tls as f64);
+    r.set(names::SIP_LOG_DROPPED, &l, siplog_dropped as f64);
     r.set(names::MEDIA_PORTS_IN_USE, &l, core.anchor().ports_in_use() as f64);
 }

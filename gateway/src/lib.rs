@@ -1,15 +1,19 @@
 //! The voicegw gateway: configuration, routing and the tokio driver around the sans-IO cores.
 
 pub mod analyze;
+pub mod cdr;
 pub mod certs;
 pub mod config;
 pub mod driver;
+pub mod emf;
 pub mod logging;
 pub mod media_anchor;
 pub mod media_thread;
 pub mod metrics_http;
 pub mod policy;
+pub mod redact;
 pub mod relay_task;
+pub mod siplog;
 pub mod timefmt;
 pub mod transport;
 pub mod udp_errors;

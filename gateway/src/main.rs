@@ -37,6 +37,8 @@ enum Command {
     },
     /// Print the embedded default configuration.
     DefaultConfig,
+    /// Print the table of every metric (CloudWatch and Prometheus names, type, unit, labels).
+    Metrics,
     /// Run the media statistics over a capture (pcap or pcapng) and print one JSON object per
     /// RTP stream.
     Analyze { file: PathBuf },
@@ -84,6 +86,10 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        Command::Metrics => {
+            print!("{}", metrics::names::markdown_table());
+            ExitCode::SUCCESS
         }
         Command::DefaultConfig => {
             print!("{EMBEDDED_DEFAULT}");

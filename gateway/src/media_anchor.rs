@@ -180,18 +180,14 @@ fn user_of(uri: &sip::Uri) -> String {
     uri.user.as_deref().unwrap_or("").split(';').next().unwrap_or("").to_string()
 }
 
-/// A random UUID v4 (the call's TransactionId).
-fn uuid_v4() -> String {
-    let b: [u8; 16] = rand::random();
-    let mut b = b;
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
-}
-
 impl Anchor for MediaAnchor {
-    fn open(&mut self, call: u64, route: &Route, invite: &Request) -> Result<(), Reject> {
+    fn open(
+        &mut self,
+        call: u64,
+        transaction_id: &str,
+        route: &Route,
+        invite: &Request,
+    ) -> Result<(), Reject> {
         let (a_port, a_rtp, a_rtcp) = self.reserve()?;
         let (b_port, b_rtp, b_rtcp) = match self.reserve() {
             Ok(x) => x,
@@ -220,7 +216,7 @@ impl Anchor for MediaAnchor {
         };
         let ctx = CallContext {
             call,
-            transaction_id: uuid_v4(),
+            transaction_id: transaction_id.to_string(),
             voice_connector_id: route.first().voice_connector_id.clone(),
             direction: route.direction,
             from_country: country(&from_user),
@@ -413,7 +409,7 @@ mod tests {
     fn rewrites_offer_and_answer_to_our_sockets() {
         let mut a =
             MediaAnchor::new("127.0.0.1".parse().unwrap(), PortRange::new(41_000, 41_099).unwrap());
-        a.open(7, &route(), &invite()).unwrap();
+        a.open(7, "6f1a3c2e-1111-4a2b-9c3d-0123456789ab", &route(), &invite()).unwrap();
         let updates = a.take_updates();
         let MediaUpdate::Open { ctx, sockets } = &updates[0] else { panic!("expected Open") };
         assert_eq!(
@@ -468,7 +464,7 @@ mod tests {
         let mut a =
             MediaAnchor::new("127.0.0.1".parse().unwrap(), PortRange::new(41_300, 41_399).unwrap())
                 .with_required_encryption(["abcdef1ghij2klmno3pqr4".to_string()]);
-        a.open(3, &route(), &invite()).unwrap();
+        a.open(3, "6f1a3c2e-1111-4a2b-9c3d-0123456789ab", &route(), &invite()).unwrap();
         a.take_updates();
         let plain = Bytes::from_static(
             b"v=0\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n",
@@ -514,8 +510,8 @@ mod tests {
     fn exhaustion_is_503() {
         let mut a =
             MediaAnchor::new("127.0.0.1".parse().unwrap(), PortRange::new(41_200, 41_203).unwrap());
-        a.open(1, &route(), &invite()).unwrap();
-        let e = a.open(2, &route(), &invite()).unwrap_err();
+        a.open(1, "6f1a3c2e-1111-4a2b-9c3d-0123456789ab", &route(), &invite()).unwrap();
+        let e = a.open(2, "6f1a3c2e-1111-4a2b-9c3d-0123456789ab", &route(), &invite()).unwrap_err();
         assert_eq!((e.status, e.retry_after), (503, Some(5)));
     }
 }

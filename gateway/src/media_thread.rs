@@ -79,10 +79,15 @@ struct CallMedia {
     last_packet: Instant,
 }
 
-/// Starts one media thread per core. Silent answered calls are reported on `silent`.
+/// One packet in this many has its relay latency measured (a clock read after its send).
+const LATENCY_SAMPLE: u32 = 16;
+
+/// Starts one media thread per core. Silent answered calls are reported on `silent`; relay
+/// latencies go to `registry` once a second.
 pub fn start(
     timing: RelayTiming,
     silent: tokio::sync::mpsc::Sender<u64>,
+    registry: Arc<std::sync::Mutex<metrics::Registry>>,
 ) -> std::io::Result<MediaHandle> {
     let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let mut threads = Vec::with_capacity(n);
@@ -98,9 +103,10 @@ pub fn start(
         let (tx, rx) = channel();
         let silent = silent.clone();
         let thread_waker = waker.clone();
+        let registry = registry.clone();
         std::thread::Builder::new()
             .name(format!("voicegw-media-{i}"))
-            .spawn(move || run(epoll, thread_waker, rx, timing, silent))?;
+            .spawn(move || run(epoll, thread_waker, rx, timing, silent, registry))?;
         threads.push((tx, waker, Arc::new(AtomicBool::new(false))));
     }
     Ok(MediaHandle { threads })
@@ -121,8 +127,11 @@ fn run(
     rx: Receiver<MediaCmd>,
     timing: RelayTiming,
     silent: tokio::sync::mpsc::Sender<u64>,
+    registry: Arc<std::sync::Mutex<metrics::Registry>>,
 ) {
     let start = Instant::now();
+    let mut latency = metrics::Latency::new();
+    let mut sample = 0u32;
     let mut events = [EpollEvent::empty(); 1024];
     // Calls live in slots; a socket's token is slot * 4 + socket index.
     let mut slots: Vec<Option<CallMedia>> = Vec::new();
@@ -230,11 +239,26 @@ fn run(
                 cm.session.on_packet_mut(side, component, from, &mut buf, n, now_ms)
             {
                 let _ = cm.socks[side_sock(f.component, f.side)].send_to(&buf[..len], f.to);
+                sample += 1;
+                if sample == LATENCY_SAMPLE {
+                    // From the turn's clock read (epoll returned) to this packet's send.
+                    sample = 0;
+                    latency.record(now.elapsed().as_secs_f64());
+                }
             }
         }
         // Once a second (the clock was read once for this turn above).
         if now.duration_since(last_tick) >= Duration::from_secs(1) {
             last_tick = now;
+            if latency.count() > 0 {
+                let mut r = registry.lock().unwrap_or_else(|e| e.into_inner());
+                r.merge_latency(
+                    metrics::names::RELAY_LATENCY_SECONDS,
+                    &metrics::Labels::default(),
+                    &latency,
+                );
+                latency = metrics::Latency::new();
+            }
             let ntp = ntp_now();
             for cm in slots.iter_mut().flatten() {
                 for (side, component, to, pkt) in cm.session.poll_rtcp(now_ms, ntp) {

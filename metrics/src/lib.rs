@@ -6,4 +6,4 @@
 pub mod names;
 mod registry;
 
-pub use registry::{Labels, Registry};
+pub use registry::{Labels, Latency, Registry};

@@ -1,11 +1,12 @@
 //! The one list of metric names: (CloudWatch name, kind, help). Prometheus names are derived:
 //! `voicegw_` + snake case of the CloudWatch name.
 
-/// Counter (monotonic) or gauge.
+/// Counter (monotonic), gauge, or histogram (latencies in seconds, kept by `hdrhistogram`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Counter,
     Gauge,
+    Histogram,
 }
 
 /// A declared metric.
@@ -75,12 +76,83 @@ metrics! {
     RTT_VC_REMOTE = ("RTTBetweenVcAndRemote", Gauge, "Round-trip time between voicegw and the carrier, microseconds (latest record)");
     MOS_VC_CUSTOMER = ("MOSBetweenVcAndCustomer", Gauge, "E-model MOS between voicegw and the customer (latest record)");
     MOS_VC_REMOTE = ("MOSBetweenVcAndRemote", Gauge, "E-model MOS between voicegw and the carrier (latest record)");
+    CALL_SETUP_SECONDS = ("CallSetupSeconds", Histogram, "Time from a call's INVITE to its answer (voicegw process metric)");
+    RELAY_LATENCY_SECONDS = ("MediaRelayLatencySeconds", Histogram, "Time from reading an RTP/RTCP packet to sending it on, one packet in 16 (voicegw process metric)");
     MEDIA_PORTS_IN_USE = ("MediaPortsInUse", Gauge, "RTP/RTCP port pairs in use (voicegw process metric)");
+    PROCESS_TLS_CONNECTIONS = ("SipTlsConnections", Gauge, "Open TLS connections (voicegw process metric)");
+    CDRS_WRITTEN = ("CdrsWritten", Counter, "Call detail records committed to the spool (voicegw process metric)");
+    CDRS_DELIVERED = ("CdrsDelivered", Counter, "Call detail records delivered to the CDR store (voicegw process metric)");
+    CDR_UPLOAD_FAILURES = ("CdrUploadFailures", Counter, "Failed CDR store writes, each retried (voicegw process metric)");
+    CDR_SPOOL_RECORDS = ("CdrSpoolRecords", Gauge, "Call detail records in the spool not yet delivered (voicegw process metric)");
+    CDR_SPOOL_BYTES = ("CdrSpoolBytes", Gauge, "Bytes of the spool not yet delivered (voicegw process metric)");
+    SIP_LOG_DROPPED = ("SipLogDroppedLines", Counter, "SIP message log lines dropped because the log writer fell behind (voicegw process metric)");
+    CDR_SPOOL_ERRORS = ("CdrSpoolErrors", Counter, "Spool commits that failed and were retried (voicegw process metric)");
 }
 
+impl Metric {
+    /// Whether the metric is voicegw's own, process-wide (empty labels), rather than one of the
+    /// service's per voice connector.
+    pub fn is_process(&self) -> bool {
+        self.help.ends_with("(voicegw process metric)")
+    }
+
+    /// The CloudWatch unit of the metric (Embedded Metric Format).
+    pub fn unit(&self) -> &'static str {
+        let n = self.cloudwatch;
+        if n.ends_with("Bytes") {
+            "Bytes"
+        } else if n.ends_with("Jitter") || n.starts_with("RTT") {
+            "Microseconds"
+        } else if n.starts_with("MOS") {
+            "None"
+        } else if n.ends_with("Seconds") {
+            "Seconds"
+        } else {
+            "Count"
+        }
+    }
+}
+
+/// The reference table of every metric (METRICS.md is this text; a test keeps them equal).
+pub fn markdown_table() -> String {
+    let mut out = String::from(
+        "| CloudWatch name | Prometheus name | type | unit | labels | meaning |\n|---|---|---|---|---|---|\n",
+    );
+    for m in ALL {
+        let (kind, prom) = match m.kind {
+            Kind::Counter => ("counter", format!("{}_total", prometheus_name(m.cloudwatch))),
+            Kind::Gauge => ("gauge", prometheus_name(m.cloudwatch)),
+            Kind::Histogram => ("histogram", prometheus_name(m.cloudwatch)),
+        };
+        let labels = if m.is_process() { "none (process)" } else { "voice_connector_id, region" };
+        let help = m.help.trim_end_matches(" (voicegw process metric)");
+        out.push_str(&format!(
+            "| `{}` | `{prom}` | {kind} | {} | {labels} | {help} |\n",
+            m.cloudwatch,
+            m.unit()
+        ));
+    }
+    out
+}
+
+/// Bucket bounds (seconds) of the latency histograms in the Prometheus exposition.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// Prometheus names that differ from the snake-case rule: a gauge may not end in `_count`
+/// (that suffix belongs to histograms and summaries; `promtool check metrics` refuses it).
+const PROMETHEUS_OVERRIDES: &[(&str, &str)] =
+    &[("VoiceConnectorActiveCallCount", "voicegw_voice_connector_active_calls")];
+
 /// The Prometheus name of a CloudWatch name: `voicegw_` + snake case (`Sip1xxCodes` →
-/// `voicegw_sip_1xx_codes`, `RTTBetweenVcAndCustomer` → `voicegw_rtt_between_vc_and_customer`).
+/// `voicegw_sip_1xx_codes`, `RTTBetweenVcAndCustomer` → `voicegw_rtt_between_vc_and_customer`),
+/// but for [`PROMETHEUS_OVERRIDES`]. Counters get `_total` when rendered.
 pub fn prometheus_name(cloudwatch: &str) -> String {
+    if let Some((_, p)) = PROMETHEUS_OVERRIDES.iter().find(|(c, _)| *c == cloudwatch) {
+        return (*p).to_string();
+    }
     let mut out = String::from("voicegw_");
     let chars: Vec<char> = cloudwatch.chars().collect();
     for (i, &c) in chars.iter().enumerate() {
@@ -117,6 +189,30 @@ mod tests {
         );
         assert_eq!(prometheus_name("InboundCallAttempts"), "voicegw_inbound_call_attempts");
         assert_eq!(prometheus_name("MOSBetweenVcAndRemote"), "voicegw_mos_between_vc_and_remote");
+        assert_eq!(
+            prometheus_name("VoiceConnectorActiveCallCount"),
+            "voicegw_voice_connector_active_calls"
+        );
+    }
+
+    /// METRICS.md documents every metric: its table is the generated one, to the byte.
+    #[test]
+    fn metrics_md_is_the_declared_list() {
+        let doc = include_str!("../../METRICS.md");
+        assert!(
+            doc.contains(&markdown_table()),
+            "METRICS.md is out of date: regenerate its table with `voicegw metrics`"
+        );
+    }
+
+    #[test]
+    fn units_and_scopes() {
+        assert_eq!(CUSTOMER_TO_VC_JITTER.unit(), "Microseconds");
+        assert_eq!(RTT_VC_REMOTE.unit(), "Microseconds");
+        assert_eq!(VC_TO_REMOTE_RTP_BYTES.unit(), "Bytes");
+        assert_eq!(MOS_VC_CUSTOMER.unit(), "None");
+        assert_eq!(THROTTLES.unit(), "Count");
+        assert!(CDRS_WRITTEN.is_process() && !THROTTLES.is_process());
     }
 
     #[test]

@@ -56,11 +56,21 @@ pub struct Gateway {
     pub ip: String,
     pub child: Child,
     pub dir: PathBuf,
+    env: Vec<(String, String)>,
 }
 
 impl Gateway {
     /// Starts voicegw on `ip` with the default configuration, edited by `edit`.
     pub fn start(ip: &str, edit: impl FnOnce(String) -> String) -> Gateway {
+        Gateway::start_with_env(ip, &[], edit)
+    }
+
+    /// [`Gateway::start`] with extra environment variables for the process.
+    pub fn start_with_env(
+        ip: &str,
+        env: &[(&str, &str)],
+        edit: impl FnOnce(String) -> String,
+    ) -> Gateway {
         let default = std::fs::read_to_string(root().join("configs/voicegw.toml"))
             .expect("configs/voicegw.toml");
         let cfg = edit(default.replace("127.0.0.1", ip));
@@ -71,18 +81,44 @@ impl Gateway {
             cfg.replace("dir = \"./var\"", &format!("dir = \"{}\"", dir.join("var").display()));
         let cfg_path = dir.join("voicegw.toml");
         std::fs::write(&cfg_path, cfg).expect("write config");
-        let log = std::fs::File::create(dir.join("voicegw.log")).expect("log file");
-        let child = Command::new(voicegw_bin())
+        let env: Vec<(String, String)> =
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let child = Gateway::spawn(&dir, &env);
+        let gw = Gateway { ip: ip.to_string(), child, dir, env };
+        gw.wait_ready();
+        gw
+    }
+
+    /// Starts voicegw on the configuration in `dir`, appending to its log.
+    fn spawn(dir: &Path, env: &[(String, String)]) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("voicegw.log"))
+            .expect("log file");
+        Command::new(voicegw_bin())
             .args(["run", "--config"])
-            .arg(&cfg_path)
+            .arg(dir.join("voicegw.toml"))
             .stdout(Stdio::null())
             .stderr(log)
             .env("RUST_LOG", "info")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .spawn()
-            .expect("start voicegw");
-        let gw = Gateway { ip: ip.to_string(), child, dir };
-        gw.wait_ready();
-        gw
+            .expect("start voicegw")
+    }
+
+    /// Kills the process with SIGKILL (a crash: nothing is flushed or drained).
+    pub fn kill9(&mut self) {
+        let _ = Command::new("kill").arg("-KILL").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the gateway again on the same configuration and data directory.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Gateway::spawn(&self.dir, &self.env);
+        self.wait_ready();
     }
 
     fn wait_ready(&self) {
@@ -459,4 +495,367 @@ fn msg_header_opt<'a>(msg: &'a [String], name: &str) -> Option<&'a str> {
             .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
             .map(|(_, v)| v.trim())
     })
+}
+
+/// `&str` views of `String` arguments.
+pub fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// The last 40 lines of a log.
+pub fn tail(s: &str) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// A test-only password, different in every run.
+pub fn password() -> String {
+    format!(
+        "test-only-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
+    )
+}
+
+/// A PBX scenario whose INVITE must be answered `status` (after an optional 100), then ACKed.
+pub fn refused_scenario(gw: &Gateway, status: u16) -> PathBuf {
+    let path = gw.dir.join(format!("pbx_refused_{status}.xml"));
+    let xml = format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="refused {status}">
+  <send retrans="500">
+    <![CDATA[
+      INVITE sip:[service]@[vc_host] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=z9hG4bK-[call_number]-r-[pid]
+      From: "PBX" <sip:+12065550100@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[vc_host]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:pbx@[local_ip]:[local_port];transport=[transport]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=pbx 1 1 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0
+
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="{status}"/>
+  <send>
+    <![CDATA[
+      ACK sip:[service]@[vc_host] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=z9hG4bK-[call_number]-r-[pid]
+      From: "PBX" <sip:+12065550100@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+</scenario>
+"#
+    );
+    std::fs::write(&path, xml).expect("scenario");
+    path
+}
+
+impl Gateway {
+    /// The value of metric `name` (Prometheus name) for voice connector `vc` in us-east-1.
+    pub fn metric(&self, name: &str, vc: &str) -> f64 {
+        let m = self.metrics();
+        let key = format!("{name}{{voice_connector_id=\"{vc}\",region=\"us-east-1\"}} ");
+        m.lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+}
+
+/// The files under `root` (recursively), as paths relative to it, skipping dot-directories.
+pub fn files_under(root: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for e in entries.flatten() {
+            let p = e.path();
+            if e.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else if let Ok(rel) = p.strip_prefix(root) {
+                out.push(rel.display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
+
+impl Gateway {
+    /// The call detail records in the local CDR store (`<data>/cdrs`), by key, once at least
+    /// `expect` are there (or `limit` has passed).
+    pub fn cdrs(&self, expect: usize, limit: Duration) -> Vec<(String, serde_json::Value)> {
+        cdrs_in(&self.dir.join("var/cdrs"), expect, limit)
+    }
+}
+
+/// The records under a local CDR store directory, waiting for at least `expect`.
+pub fn cdrs_in(root: &Path, expect: usize, limit: Duration) -> Vec<(String, serde_json::Value)> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let keys = files_under(root);
+        if keys.len() >= expect || Instant::now() >= deadline {
+            return keys
+                .into_iter()
+                .map(|k| {
+                    let text = std::fs::read_to_string(root.join(&k)).unwrap_or_default();
+                    let v = serde_json::from_str(&text)
+                        .unwrap_or_else(|e| panic!("CDR {k} is not JSON ({e}): {text}"));
+                    (k, v)
+                })
+                .collect();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The fields of a call detail record (formats.md §7), in the service's order, with their
+/// JSON types: `s` string, `i` non-negative integer, `f` number, `b` boolean.
+pub const CDR_FIELDS: &[(&str, char)] = &[
+    ("AwsAccountId", 's'),
+    ("TransactionId", 's'),
+    ("CallId", 's'),
+    ("VoiceConnectorId", 's'),
+    ("Status", 's'),
+    ("StatusMessage", 's'),
+    ("SipAuthUser", 's'),
+    ("BillableDurationSeconds", 'i'),
+    ("BillableDurationMinutes", 'f'),
+    ("SchemaVersion", 's'),
+    ("SourcePhoneNumber", 's'),
+    ("SourcePhoneNumberName", 's'),
+    ("SourceCountry", 's'),
+    ("DestinationPhoneNumber", 's'),
+    ("DestinationPhoneNumberName", 's'),
+    ("DestinationCountry", 's'),
+    ("UsageType", 's'),
+    ("ServiceCode", 's'),
+    ("Direction", 's'),
+    ("StartTimeEpochSeconds", 'i'),
+    ("EndTimeEpochSeconds", 'i'),
+    ("Region", 's'),
+    ("Streaming", 'b'),
+];
+
+/// Checks a record against formats.md §7 field by field and its key against the layout
+/// `Amazon-Chime-Voice-Connector-CDRs/json/<vc>/<YYYY>/<MM>/<DD>/<HH.MM.SS.mmm>_<TransactionId>`.
+pub fn check_cdr(key: &str, v: &serde_json::Value) {
+    let obj = v.as_object().unwrap_or_else(|| panic!("{key}: not an object: {v}"));
+    let names: Vec<&str> = obj.keys().map(String::as_str).collect();
+    let expected: Vec<&str> = CDR_FIELDS.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, expected, "{key}: fields or their order");
+    for (name, kind) in CDR_FIELDS {
+        let f = &obj[*name];
+        let ok = match kind {
+            's' => f.is_string(),
+            'i' => f.is_u64(),
+            'f' => f.is_number(),
+            _ => f.is_boolean(),
+        };
+        assert!(ok, "{key}: {name} has the wrong JSON type: {f}");
+    }
+    assert_eq!(v["SchemaVersion"], "2.0");
+    assert_eq!(v["ServiceCode"], "AmazonChimeVoiceConnector");
+    let secs = v["BillableDurationSeconds"].as_u64().unwrap_or(0);
+    let mins = v["BillableDurationMinutes"].as_f64().unwrap_or(-1.0);
+    assert!((mins - secs as f64 / 60.0).abs() <= 0.005, "{key}: minutes {mins} for {secs} s");
+    let tx = v["TransactionId"].as_str().unwrap_or("");
+    let uuid = tx.len() == 36
+        && tx.chars().enumerate().all(|(i, c)| {
+            if [8, 13, 18, 23].contains(&i) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit() && !c.is_ascii_uppercase()
+            }
+        })
+        && tx.as_bytes()[14] == b'4';
+    assert!(uuid, "{key}: TransactionId {tx} is not a UUID v4");
+    let parts: Vec<&str> = key.split('/').collect();
+    assert_eq!(parts.len(), 7, "{key}: key layout");
+    assert_eq!(&parts[..2], &["Amazon-Chime-Voice-Connector-CDRs", "json"], "{key}");
+    let vc = v["VoiceConnectorId"].as_str().unwrap_or("");
+    assert_eq!(parts[2], if vc.is_empty() { "unmatched" } else { vc }, "{key}");
+    let start = v["StartTimeEpochSeconds"].as_u64().unwrap_or(0);
+    let (y, m, d) = civil(start / 86_400);
+    assert_eq!(
+        &parts[3..6],
+        &[format!("{y:04}"), format!("{m:02}"), format!("{d:02}")],
+        "{key}: date of StartTimeEpochSeconds {start}"
+    );
+    let rem = start % 86_400;
+    let hms = format!("{:02}.{:02}.{:02}.", rem / 3600, rem / 60 % 60, rem % 60);
+    let last = parts[6];
+    assert!(last.starts_with(&hms) && last.len() == hms.len() + 4 + 36, "{key}: {hms}mmm_<id>");
+    assert_eq!(&last[hms.len() + 3..hms.len() + 4], "_", "{key}");
+    assert_eq!(&last[hms.len() + 4..], tx, "{key}: ends with the TransactionId");
+    assert!(
+        v["EndTimeEpochSeconds"].as_u64().unwrap_or(0) >= start,
+        "{key}: ends before it starts"
+    );
+}
+
+/// Days since 1970-01-01 to (year, month, day) — written independently of the gateway's.
+fn civil(days: u64) -> (u64, u64, u64) {
+    let mut y = 1970;
+    let mut d = days;
+    loop {
+        let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+        let len = if leap { 366 } else { 365 };
+        if d < len {
+            let months = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+            let mut m = 0;
+            while d >= months[m] {
+                d -= months[m];
+                m += 1;
+            }
+            return (y, m as u64 + 1, d + 1);
+        }
+        d -= len;
+        y += 1;
+    }
+}
+
+/// A TCP forwarder from `listen` to `target` that can be cut (connections refused, open ones
+/// closed) and restored: a store outage for the process talking through it.
+pub struct TcpProxy {
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TcpProxy {
+    pub fn start(listen: &str, target: &str) -> TcpProxy {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let up = Arc::new(AtomicBool::new(true));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (listen, target) = (listen.to_string(), target.to_string());
+        let (u, s) = (up.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut conns: Vec<TcpStream> = Vec::new();
+            let mut listener: Option<std::net::TcpListener> = None;
+            while !s.load(Ordering::Relaxed) {
+                if !u.load(Ordering::Relaxed) {
+                    listener = None;
+                    for c in conns.drain(..) {
+                        let _ = c.shutdown(std::net::Shutdown::Both);
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+                if listener.is_none() {
+                    match std::net::TcpListener::bind(&listen) {
+                        Ok(l) => {
+                            let _ = l.set_nonblocking(true);
+                            listener = Some(l);
+                        }
+                        Err(_) => {
+                            std::thread::sleep(Duration::from_millis(10));
+                            continue;
+                        }
+                    }
+                }
+                let Some(l) = &listener else { continue };
+                match l.accept() {
+                    Ok((client, _)) => {
+                        let _ = client.set_nonblocking(false);
+                        let Ok(server) = TcpStream::connect(&target) else { continue };
+                        for (mut from, mut to) in [
+                            (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                            (server.try_clone().unwrap(), client.try_clone().unwrap()),
+                        ] {
+                            std::thread::spawn(move || {
+                                let _ = std::io::copy(&mut from, &mut to);
+                                let _ = to.shutdown(std::net::Shutdown::Write);
+                            });
+                        }
+                        conns.push(client);
+                        conns.push(server);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+            for c in conns {
+                let _ = c.shutdown(std::net::Shutdown::Both);
+            }
+        });
+        TcpProxy { up, stop, thread: Some(thread) }
+    }
+
+    /// Cuts (`false`) or restores (`true`) the path.
+    pub fn set_up(&self, up: bool) {
+        self.up.store(up, std::sync::atomic::Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Waits until something accepts TCP connections on `addr` (at most `limit`).
+pub fn wait_listening(addr: &str, limit: Duration) -> bool {
+    let a: SocketAddr = addr.parse().expect("addr");
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if TcpStream::connect_timeout(&a, Duration::from_millis(200)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// Runs `calls` PBX calls of `scenario` (a file in tests/sipp or an absolute path) at 20/s;
+/// `extra` may name another voice connector with `-key vc_host <host>` (SIPp takes the first
+/// `-key` it is given, so it replaces the default one).
+pub fn pbx(gw: &Gateway, name: &str, scenario: &str, calls: u32, extra: &[&str]) -> SippResult {
+    let mut args = pbx_args(&gw.ip);
+    if let Some(i) = extra.windows(2).position(|w| w == ["-key", "vc_host"]) {
+        let at = args.iter().position(|a| a == "vc_host").expect("pbx_args sets vc_host");
+        args[at + 1] = extra[i + 2].to_string();
+    }
+    args.extend(
+        ["-m", &calls.to_string(), "-r", "20", "-timeout", "30s", "-timeout_error"]
+            .map(String::from),
+    );
+    let mut a = strs(&args);
+    a.extend_from_slice(extra);
+    run_sipp(&gw.dir, name, scenario, &a, Duration::from_secs(35))
+}
+
+/// Asserts that SIPp completed `calls` calls without a failure.
+pub fn expect_ok(r: &SippResult, calls: u64, gw: &Gateway) {
+    assert_eq!(
+        (r.successful, r.failed, r.exit),
+        (calls, 0, Some(0)),
+        "{r:#?}\n{}",
+        tail(&gw.log())
+    );
 }

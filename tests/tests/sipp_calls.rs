@@ -2,11 +2,7 @@
 
 use std::time::Duration;
 
-use harness::{carrier_args, pbx_args, require, run_sipp, Gateway, Sipp, SippResult};
-
-fn strs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
-}
+use harness::{carrier_args, pbx_args, require, run_sipp, strs, tail, Gateway, Sipp, SippResult};
 
 /// Runs `calls` calls at `rate`/s of the PBX scenario against the carrier scenario.
 /// `transport` is SIPp's `-t` for both sides, or `pbx/carrier` (e.g. `t1/u1`) for each.
@@ -53,11 +49,6 @@ fn run_pair(
     assert_eq!(caller.exit, Some(0), "{caller:#?}");
     assert_eq!((callee.successful, callee.failed), (calls as u64, 0), "carrier side: {callee:#?}");
     caller
-}
-
-fn tail(s: &str) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
 }
 
 #[test]

@@ -5,105 +5,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use harness::{carrier_args, http_get, pbx_args, require, run_sipp, Gateway, Sipp, SippResult};
+use harness::{
+    carrier_args, expect_ok, http_get, password, pbx, pbx_args, refused_scenario, require,
+    run_sipp, strs, tail, Gateway, Sipp, SippResult,
+};
 
 const VC: &str = "abcdef1ghij2klmno3pqr4";
 const VC2: &str = "zyxwvu1ghij2klmno3pqr4";
-
-fn strs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
-}
-
-/// A PBX scenario whose INVITE must be answered `status` (after an optional 100), then ACKed.
-fn refused_scenario(gw: &Gateway, status: u16) -> PathBuf {
-    let path = gw.dir.join(format!("pbx_refused_{status}.xml"));
-    let xml = format!(
-        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="refused {status}">
-  <send retrans="500">
-    <![CDATA[
-      INVITE sip:[service]@[vc_host] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=z9hG4bK-[call_number]-r-[pid]
-      From: "PBX" <sip:+12065550100@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[service]@[vc_host]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: <sip:pbx@[local_ip]:[local_port];transport=[transport]>
-      Max-Forwards: 70
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=pbx 1 1 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0
-
-    ]]>
-  </send>
-  <recv response="100" optional="true"/>
-  <recv response="{status}"/>
-  <send>
-    <![CDATA[
-      ACK sip:[service]@[vc_host] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=z9hG4bK-[call_number]-r-[pid]
-      From: "PBX" <sip:+12065550100@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-</scenario>
-"#
-    );
-    std::fs::write(&path, xml).expect("scenario");
-    path
-}
-
-/// Runs `calls` PBX calls of `scenario` (a file in tests/sipp or an absolute path).
-fn pbx(gw: &Gateway, name: &str, scenario: &str, calls: u32, extra: &[&str]) -> SippResult {
-    let mut args = pbx_args(&gw.ip);
-    args.extend(
-        ["-m", &calls.to_string(), "-r", "20", "-timeout", "30s", "-timeout_error"]
-            .map(String::from),
-    );
-    let mut a = strs(&args);
-    a.extend_from_slice(extra);
-    run_sipp(&gw.dir, name, scenario, &a, Duration::from_secs(35))
-}
-
-fn expect_ok(r: &SippResult, calls: u64, gw: &Gateway) {
-    assert_eq!(
-        (r.successful, r.failed, r.exit),
-        (calls, 0, Some(0)),
-        "{r:#?}\n{}",
-        tail(&gw.log())
-    );
-}
-
-fn tail(s: &str) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
-}
-
-fn metric(gw: &Gateway, name: &str, vc: &str) -> f64 {
-    let m = gw.metrics();
-    let key = format!("{name}{{voice_connector_id=\"{vc}\",region=\"us-east-1\"}} ");
-    m.lines().find_map(|l| l.strip_prefix(&key)).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0)
-}
-
-fn password() -> String {
-    format!(
-        "test-only-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
-    )
-}
 
 #[test]
 fn termination_source_and_digest_credentials() {
@@ -150,13 +58,13 @@ fn termination_source_and_digest_credentials() {
     assert_eq!(callee.successful, 3, "{callee:#?}");
     assert!(gw.log().contains("wrong user name or password"), "{}", tail(&gw.log()));
     // Refusals counted (the 403s); challenges are not failed calls.
-    assert_eq!(metric(&gw, "voicegw_outbound_call_failures_total", VC), 2.0, "{}", gw.metrics());
-    assert_eq!(metric(&gw, "voicegw_outbound_calls_answered_total", VC), 3.0);
+    assert_eq!(gw.metric("voicegw_outbound_call_failures_total", VC), 2.0, "{}", gw.metrics());
+    assert_eq!(gw.metric("voicegw_outbound_calls_answered_total", VC), 3.0);
     // Per voice connector SIP codes sent: 407 ×9 (2 + 2·2 + 3 challenges) and 403 ×2;
     // 200 ×6 (3 INVITEs, 3 BYEs); 100 and 180 for each of the 3 calls that went through.
-    assert_eq!(metric(&gw, "voicegw_sip_4xx_codes_total", VC), 11.0, "{}", gw.metrics());
-    assert_eq!(metric(&gw, "voicegw_sip_2xx_codes_total", VC), 6.0);
-    assert_eq!(metric(&gw, "voicegw_sip_1xx_codes_total", VC), 6.0);
+    assert_eq!(gw.metric("voicegw_sip_4xx_codes_total", VC), 11.0, "{}", gw.metrics());
+    assert_eq!(gw.metric("voicegw_sip_2xx_codes_total", VC), 6.0);
+    assert_eq!(gw.metric("voicegw_sip_1xx_codes_total", VC), 6.0);
 }
 
 #[test]
@@ -206,23 +114,16 @@ fn termination_calling_regions_e164_cps_emergency_and_health() {
 
     // CPS: 30 calls offered at 100/s against CpsLimit 5; the excess gets 503 + Retry-After.
     std::thread::sleep(Duration::from_millis(1100));
-    let scen = gw.dir.join("pbx_maybe_throttled.xml");
-    let base =
-        std::fs::read_to_string(harness::root().join("tests/sipp/pbx_caller_bye.xml")).unwrap();
-    let xml = base
-        .replace("<recv response=\"180\" optional=\"true\"/>", "<recv response=\"180\" optional=\"true\"/>\n  <recv response=\"503\" optional=\"true\" next=\"throttled\"/>")
-        .replace("<recv response=\"200\" crlf=\"true\"/>\n</scenario>", "<recv response=\"200\" crlf=\"true\" next=\"done\"/>\n  <label id=\"throttled\"/>\n  <send>\n    <![CDATA[\n      ACK sip:[service]@[vc_host] SIP/2.0\n      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=z9hG4bK-[call_number]-inv-[pid]\n      From: \"PBX\" <sip:+12065550100@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]\n      [last_To:]\n      Call-ID: [call_id]\n      CSeq: 1 ACK\n      Max-Forwards: 70\n      Content-Length: 0\n\n    ]]>\n  </send>\n  <label id=\"done\"/>\n</scenario>");
-    assert!(xml.contains("throttled") && xml.contains("\"done\""), "template changed: {xml}");
-    std::fs::write(&scen, xml).unwrap();
     let callee =
         Sipp::spawn(&gw.dir, "carrier-cps", "carrier_answer.xml", &strs(&carrier_args(&gw.ip)));
     let mut args = pbx_args(&gw.ip);
     args.extend(["-m", "30", "-r", "100", "-timeout", "30s", "-timeout_error"].map(String::from));
-    let r = run_sipp(&gw.dir, "cps", scen.to_str().unwrap(), &strs(&args), Duration::from_secs(35));
+    let r =
+        run_sipp(&gw.dir, "cps", "pbx_maybe_throttled.xml", &strs(&args), Duration::from_secs(35));
     expect_ok(&r, 30, &gw);
     drop(callee);
-    let throttles = metric(&gw, "voicegw_throttles_total", VC);
-    let answered = metric(&gw, "voicegw_outbound_calls_answered_total", VC);
+    let throttles = gw.metric("voicegw_throttles_total", VC);
+    let answered = gw.metric("voicegw_outbound_calls_answered_total", VC);
     // 911 + the CPS run: answered + throttled = 31; at 5/s over ~0.3 s, most are throttled.
     assert_eq!(answered + throttles, 31.0, "{}", gw.metrics());
     assert!(throttles >= 15.0 && answered >= 6.0, "throttles {throttles}, answered {answered}");
@@ -339,7 +240,7 @@ fn origination_fails_over_from_a_dead_route_and_a_503_to_a_live_one() {
         "{}",
         tail(&log)
     );
-    assert_eq!(metric(&gw, "voicegw_inbound_calls_answered_total", VC), 3.0);
+    assert_eq!(gw.metric("voicegw_inbound_calls_answered_total", VC), 3.0);
 }
 
 #[test]
@@ -368,8 +269,8 @@ fn group_fails_over_to_its_second_voice_connector() {
     assert_eq!((r.successful, r.failed), (4, 0), "{r:#?}\n{}", tail(&gw.log()));
     drop(pbx);
     drop(refuser);
-    assert_eq!(metric(&gw, "voicegw_inbound_calls_answered_total", VC2), 4.0, "{}", gw.metrics());
-    assert_eq!(metric(&gw, "voicegw_inbound_calls_answered_total", VC), 0.0);
+    assert_eq!(gw.metric("voicegw_inbound_calls_answered_total", VC2), 4.0, "{}", gw.metrics());
+    assert_eq!(gw.metric("voicegw_inbound_calls_answered_total", VC), 0.0);
     assert!(gw.log().contains(&format!("voice_connector_id=\"{VC2}\"")), "{}", tail(&gw.log()));
 }
 
@@ -558,7 +459,7 @@ fn origination_reaches_an_encrypted_pbx_over_tls_with_srtp() {
     pbx.send(&response_to(&bye, "200 OK", "pbx1", "", ""));
     let carrier = carrier.wait(Duration::from_secs(10));
     assert_eq!((carrier.successful, carrier.failed), (1, 0), "{carrier:#?}\n{}", tail(&gw.log()));
-    assert_eq!(metric(&gw, "voicegw_inbound_calls_answered_total", VC), 1.0);
+    assert_eq!(gw.metric("voicegw_inbound_calls_answered_total", VC), 1.0);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

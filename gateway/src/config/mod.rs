@@ -42,6 +42,11 @@ pub struct Config {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub data: DataConfig,
+    #[serde(default)]
+    pub cdr: CdrConfig,
+    /// The API's global settings (`UpdateGlobalSettings`): `{VoiceConnector: {CdrBucket}}`.
+    #[serde(rename = "GlobalSettings", default)]
+    pub global: GlobalSettings,
     #[serde(rename = "VoiceConnectors", default)]
     pub voice_connectors: Vec<VoiceConnector>,
     #[serde(rename = "Carriers", default)]
@@ -149,11 +154,15 @@ impl Default for MediaConfig {
 pub struct MetricsConfig {
     /// Prometheus listener; empty string disables it.
     pub listen: String,
+    /// CloudWatch Embedded Metric Format JSON lines appended to this file (relative paths are
+    /// under `data.dir`) every `emf_period_secs`; unset: no EMF output.
+    pub emf_file: Option<PathBuf>,
+    pub emf_period_secs: u64,
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        MetricsConfig { listen: "127.0.0.1:9100".into() }
+        MetricsConfig { listen: "127.0.0.1:9100".into(), emf_file: None, emf_period_secs: 60 }
     }
 }
 
@@ -161,11 +170,70 @@ impl Default for MetricsConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct DataConfig {
     pub dir: PathBuf,
+    /// SIP message log files (`EnableSIPLogs`) rotate when they would grow past this size.
+    pub sip_log_max_bytes: u64,
+    /// Rotated SIP message log files kept per voice connector.
+    pub sip_log_keep: u32,
 }
 
 impl Default for DataConfig {
     fn default() -> Self {
-        DataConfig { dir: "./var".into() }
+        DataConfig { dir: "./var".into(), sip_log_max_bytes: 100 << 20, sip_log_keep: 5 }
+    }
+}
+
+/// voicegw's own CDR settings; the bucket itself is the API's `GlobalSettings.VoiceConnector.CdrBucket`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CdrConfig {
+    /// Local CDR store when no `CdrBucket` is set; `<data.dir>/cdrs` when unset.
+    pub dir: Option<PathBuf>,
+    /// Durable spool the records are written to before upload; `<data.dir>/cdr-spool` when unset.
+    pub spool_dir: Option<PathBuf>,
+    /// `AwsAccountId` written in every record.
+    pub aws_account_id: String,
+    /// Endpoint of an S3-compatible store (path-style addressing), e.g. `http://127.0.0.1:9000`.
+    pub s3_endpoint: Option<String>,
+    /// Region of the bucket; the AWS chain's (`AWS_REGION`, profile) or `us-east-1` when unset.
+    pub s3_region: Option<String>,
+}
+
+impl Default for CdrConfig {
+    fn default() -> Self {
+        CdrConfig {
+            dir: None,
+            spool_dir: None,
+            aws_account_id: "000000000000".into(),
+            s3_endpoint: None,
+            s3_region: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalSettings {
+    #[serde(rename = "VoiceConnector", default)]
+    pub voice_connector: GlobalVoiceConnectorSettings,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalVoiceConnectorSettings {
+    /// S3 bucket for CDRs: a bucket name or `s3://bucket/prefix`; unset: the local directory.
+    #[serde(rename = "CdrBucket")]
+    pub cdr_bucket: Option<String>,
+}
+
+impl Config {
+    /// The local CDR directory.
+    pub fn cdr_dir(&self) -> PathBuf {
+        self.cdr.dir.clone().unwrap_or_else(|| self.data.dir.join("cdrs"))
+    }
+
+    /// The CDR spool directory.
+    pub fn cdr_spool_dir(&self) -> PathBuf {
+        self.cdr.spool_dir.clone().unwrap_or_else(|| self.data.dir.join("cdr-spool"))
     }
 }
 
@@ -290,6 +358,38 @@ mod tests {
         assert!(validate::valid_vc_id("abcdef1ghij2klmno3pqr4"));
         assert!(validate::valid_vc_id("6f1a3c2e-1111-4a2b-9c3d-0123456789ab"));
         assert!(!validate::valid_vc_id("ABC"));
+    }
+
+    #[test]
+    fn cdr_store_settings() {
+        let v = Config::parse(EMBEDDED_DEFAULT, "x").unwrap();
+        assert_eq!(v.config.cdr_dir(), PathBuf::from("./var/cdrs"));
+        assert_eq!(v.config.cdr_spool_dir(), PathBuf::from("./var/cdr-spool"));
+        assert_eq!(v.config.cdr.aws_account_id, "000000000000");
+        assert!(v.config.global.voice_connector.cdr_bucket.is_none());
+        let with = |extra: &str| format!("{EMBEDDED_DEFAULT}\n{extra}\n");
+        let v = Config::parse(
+            &with("[GlobalSettings.VoiceConnector]\nCdrBucket = \"s3://my-cdrs/gw1\"\n[cdr]\ns3_endpoint = \"http://127.0.0.1:9000\""),
+            "x",
+        )
+        .unwrap();
+        assert_eq!(v.config.global.voice_connector.cdr_bucket.as_deref(), Some("s3://my-cdrs/gw1"));
+        let e =
+            Config::parse(&with("[GlobalSettings.VoiceConnector]\nCdrBucket = \"My_Bucket\""), "x")
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("CdrBucket") && e.contains("My_Bucket"), "{e}");
+        let e =
+            Config::parse(&with("[cdr]\naws_account_id = \"12\""), "x").unwrap_err().to_string();
+        assert!(e.contains("cdr.aws_account_id") && e.contains("12 digits"), "{e}");
+        let e = Config::parse(&with("[cdr]\ns3_endpoint = \"localhost:9000\""), "x")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cdr.s3_endpoint"), "{e}");
+        let e = Config::parse(&with("[GlobalSettings.VoiceConnector]\nCdrBuckett = \"x\""), "x")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field"), "{e}");
     }
 
     fn err_of(edit: impl Fn(&str) -> String) -> String {

@@ -46,6 +46,26 @@ impl Config {
         if self.sip.max_message_bytes < 1024 {
             return Err(err("sip.max_message_bytes", "must be at least 1024".into()));
         }
+        if let Some(b) = &self.global.voice_connector.cdr_bucket {
+            crate::cdr::store::parse_bucket(b)
+                .map_err(|e| err("GlobalSettings.VoiceConnector.CdrBucket", e.to_string()))?;
+        }
+        if !(self.cdr.aws_account_id.len() == 12
+            && self.cdr.aws_account_id.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(err("cdr.aws_account_id", "must be 12 digits".into()));
+        }
+        if let Some(e) = &self.cdr.s3_endpoint {
+            if !(e.starts_with("http://") || e.starts_with("https://")) {
+                return Err(err("cdr.s3_endpoint", format!("`{e}` is not an http(s) URL")));
+            }
+        }
+        if self.metrics.emf_period_secs == 0 {
+            return Err(err("metrics.emf_period_secs", "must be at least 1".into()));
+        }
+        if self.data.sip_log_max_bytes < 4096 {
+            return Err(err("data.sip_log_max_bytes", "must be at least 4096".into()));
+        }
         if self.sip.max_calls == 0 {
             return Err(err("sip.max_calls", "must be at least 1".into()));
         }

@@ -11,7 +11,14 @@ use crate::message::Request;
 /// Media anchoring for calls.
 pub trait Anchor {
     /// A new call is routed: reserve what its media needs (`503` when nothing is left).
-    fn open(&mut self, call: u64, route: &Route, invite: &Request) -> Result<(), Reject>;
+    /// `transaction_id` is the call's TransactionId.
+    fn open(
+        &mut self,
+        call: u64,
+        transaction_id: &str,
+        route: &Route,
+        invite: &Request,
+    ) -> Result<(), Reject>;
     /// A body of `content_type` came from the leg on `from`; returns the body to send to the
     /// other leg. SDP is rewritten; an offer that cannot be relayed is refused (`488`).
     fn rewrite(
@@ -30,7 +37,7 @@ pub trait Anchor {
 pub struct NoAnchor;
 
 impl Anchor for NoAnchor {
-    fn open(&mut self, _call: u64, _route: &Route, _invite: &Request) -> Result<(), Reject> {
+    fn open(&mut self, _: u64, _: &str, _: &Route, _: &Request) -> Result<(), Reject> {
         Ok(())
     }
 

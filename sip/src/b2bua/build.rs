@@ -60,6 +60,15 @@ pub(crate) fn random_token(rng: &mut impl Rng, len: usize) -> String {
     (0..len).map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char).collect()
 }
 
+/// A random UUID v4 (a call's TransactionId).
+pub(crate) fn uuid_v4(rng: &mut impl Rng) -> String {
+    let mut b: [u8; 16] = rng.gen();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
 pub(crate) fn new_branch(rng: &mut impl Rng) -> String {
     format!("{}{}", crate::message::via_cookie(), random_token(rng, 16))
 }

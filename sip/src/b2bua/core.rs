@@ -42,7 +42,12 @@ pub enum CallEvent {
     /// A new call was accepted and its outbound leg started.
     Started {
         call: u64,
+        /// The call's TransactionId (UUID v4, made by voicegw).
+        transaction_id: String,
+        /// Call-ID of the inbound (A) leg.
         call_id: String,
+        /// Call-ID of the outbound (B) leg (a failover gives it a new one).
+        b_call_id: String,
         direction: Direction,
         voice_connector_id: String,
         from: String,
@@ -53,13 +58,22 @@ pub enum CallEvent {
     },
     /// The next hop failed (`status`, or `None` for a timeout or transport error) and the call
     /// was sent to the next one.
-    Failover { call: u64, status: Option<u16>, target: Peer, voice_connector_id: String },
+    Failover {
+        call: u64,
+        status: Option<u16>,
+        target: Peer,
+        voice_connector_id: String,
+        /// The outbound leg's new Call-ID.
+        b_call_id: String,
+    },
     /// The callee answered.
     Answered { call: u64 },
     /// The call is over; `status` is the final status of the INVITE (200 if answered).
     Ended { call: u64, status: u16, reason: String },
     /// A new INVITE was refused before a call existed.
     Rejected {
+        /// A TransactionId for the refused call's record.
+        transaction_id: String,
         call_id: String,
         status: u16,
         reason: String,
@@ -70,6 +84,8 @@ pub enum CallEvent {
         direction: Option<Direction>,
         from: String,
         to: String,
+        /// The digest user that authenticated the call, if it got that far.
+        auth_user: Option<String>,
     },
     /// A response voicegw sent on one of the call's legs.
     ResponseSent { call: u64, status: u16 },

@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use super::anchor::Anchor;
 use super::build::{
     copy_request_content, copy_response_content, new_branch, our_contact, our_via, random_token,
-    response_to,
+    response_to, uuid_v4,
 };
 use super::call::{Call, CallState, Side};
 use super::core::{local_for, B2bua, CallEvent, Owner, Purpose};
@@ -38,7 +38,9 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
                 }
             }
             this.respond(&key, &resp, now);
+            let transaction_id = uuid_v4(&mut this.rng);
             this.events.push_back(CallEvent::Rejected {
+                transaction_id,
                 call_id: call_id.clone(),
                 status,
                 reason: rej.warning,
@@ -48,6 +50,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
                 direction: verdict.and_then(|v| v.direction),
                 from: req.headers.get(&HeaderName::From).unwrap_or_default().to_string(),
                 to: req.uri.to_string(),
+                auth_user: verdict.and_then(|v| v.auth_user.clone()),
             });
         };
         let fail = |status, warning: &str, retry| {
@@ -91,7 +94,8 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         let mut b =
             self.build_b_invite(&req, &first, &b_call_id, &b_tag, route.caller_id.as_deref());
         copy_request_content(&req, &mut b);
-        if let Err(rej) = self.anchor.open(id, &route, &req) {
+        let transaction_id = uuid_v4(&mut self.rng);
+        if let Err(rej) = self.anchor.open(id, &transaction_id, &route, &req) {
             return reject(self, rej, Some(&verdict));
         }
         let mut body = std::mem::take(&mut b.body);
@@ -116,7 +120,9 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         };
         self.events.push_back(CallEvent::Started {
             call: id,
+            transaction_id,
             call_id: call_id.clone(),
+            b_call_id: b_call_id.clone(),
             direction: route.direction,
             voice_connector_id: first.voice_connector_id.clone(),
             from: req.headers.get(&HeaderName::From).unwrap_or_default().to_string(),
@@ -255,10 +261,11 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         call.b_invite = b;
         call.b_invite_key = key;
         call.b_peer = next.peer;
-        call.b_call_id = b_call_id;
+        call.b_call_id = b_call_id.clone();
         call.b_tag = b_tag;
         call.b_provisional = false;
         self.events.push_back(CallEvent::Failover {
+            b_call_id,
             call: id,
             status: failure.map(|r| r.status),
             target: next.peer,

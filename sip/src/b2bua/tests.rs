@@ -473,7 +473,7 @@ struct TagAnchor {
 }
 
 impl Anchor for TagAnchor {
-    fn open(&mut self, call: u64, route: &Route, _invite: &Request) -> Result<(), Reject> {
+    fn open(&mut self, call: u64, _: &str, route: &Route, _: &Request) -> Result<(), Reject> {
         self.log.push(format!("open {call} {}", route.first().voice_connector_id));
         if self.refuse_open {
             let mut r = Reject::new(503, "no media ports");

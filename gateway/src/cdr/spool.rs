@@ -1,0 +1,345 @@
+//! The CDR spool: records are appended to segment files and fsync'ed before the call's last
+//! messages leave (group commit: one `fdatasync` per driver turn that ended calls), then
+//! uploaded from there.
+//!
+//! Layout under the spool directory: `<seq>.jsonl` segments (20-digit sequence numbers) of
+//! JSON lines, and `<seq>.done` holding the byte offset up to which the uploader delivered
+//! that segment. Lines are records to upload (`{"key": …, "body": …}`) or the journal of calls
+//! in progress (`{"open": …}` when a call starts or is answered): after a crash, every call
+//! opened and not closed by its record is recorded as cut. Rotation copies the open calls into
+//! the new segment, so the newest segment always holds every call in progress and older ones
+//! can be deleted once delivered. A restart always opens a new segment, so a torn
+//! tail (power loss) is never appended to; an incomplete last line is never delivered.
+//! Checkpoints are not fsync'ed: after a crash a few records may be uploaded again under the
+//! same key, which leaves the store with exactly one object per call.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// Why the spool failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error("CDR spool {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SpoolError + '_ {
+    move |source| SpoolError::Io { path: path.display().to_string(), source }
+}
+
+/// One spooled record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub key: String,
+    /// The record's JSON text, uploaded as is.
+    pub body: String,
+    /// The TransactionId of the call the record closes.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub closes: String,
+}
+
+/// A line of a segment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Line {
+    Record(Entry),
+    /// A call in progress (its facts so far, JSON), by TransactionId.
+    Open {
+        open: String,
+        facts: serde_json::Value,
+    },
+}
+
+/// What the writer and the uploader share.
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// Sequence number of the segment being written (older ones are complete).
+    pub active: AtomicU64,
+    /// Records committed and not yet delivered, and their bytes.
+    pub pending_records: AtomicU64,
+    pub pending_bytes: AtomicU64,
+    /// Wakes the uploader after a commit.
+    pub notify: tokio::sync::Notify,
+}
+
+/// Segments rotate at this size.
+const SEGMENT_BYTES: u64 = 8 << 20;
+
+/// Appends records and commits them durably.
+pub struct Writer {
+    dir: PathBuf,
+    file: File,
+    path: PathBuf,
+    size: u64,
+    buf: Vec<u8>,
+    buffered: u64,
+    shared: Arc<Shared>,
+    /// Calls in progress: TransactionId → their latest journal line (carried into each new
+    /// segment).
+    open: std::collections::HashMap<String, Vec<u8>>,
+    /// Calls an earlier run left open (it stopped before their record): TransactionId → facts.
+    left_open: Vec<(String, serde_json::Value)>,
+}
+
+pub(crate) fn segment_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("{seq:020}.jsonl"))
+}
+
+pub(crate) fn checkpoint_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("{seq:020}.done"))
+}
+
+/// Sequence numbers of the segments in `dir`, oldest first.
+pub(crate) fn segments(dir: &Path) -> Result<Vec<u64>, SpoolError> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(io(dir))? {
+        let e = e.map_err(io(dir))?;
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if let Some(seq) = name.strip_suffix(".jsonl").and_then(|s| s.parse::<u64>().ok()) {
+            out.push(seq);
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// The delivered offset of segment `seq` (0 when none was recorded).
+pub(crate) fn checkpoint(dir: &Path, seq: u64) -> u64 {
+    std::fs::read_to_string(checkpoint_path(dir, seq))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The complete lines of `data`, parsed, with the offset just past each one. A line that does
+/// not parse is reported as `Err` (it is skipped, never retried).
+pub(crate) fn complete_lines(data: &[u8]) -> Vec<(Result<Line, String>, usize)> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while let Some(n) = data[start..].iter().position(|&b| b == b'\n') {
+        let line = &data[start..start + n];
+        let end = start + n + 1;
+        if !line.is_empty() {
+            out.push((serde_json::from_slice::<Line>(line).map_err(|e| e.to_string()), end));
+        }
+        start = end;
+    }
+    out
+}
+
+/// The records of `data` (journal lines left out), with the offset past each line.
+pub(crate) fn records(data: &[u8]) -> Vec<(Result<Entry, String>, usize)> {
+    complete_lines(data)
+        .into_iter()
+        .filter_map(|(l, end)| match l {
+            Ok(Line::Record(e)) => Some((Ok(e), end)),
+            Ok(Line::Open { .. }) => None,
+            Err(e) => Some((Err(e), end)),
+        })
+        .collect()
+}
+
+impl Writer {
+    /// Opens the spool in `dir` (created if missing) on a new segment, and counts what earlier
+    /// runs left undelivered.
+    pub fn open(dir: &Path) -> Result<Writer, SpoolError> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let existing = segments(dir)?;
+        let shared = Arc::new(Shared::default());
+        let mut open: Vec<(String, serde_json::Value)> = Vec::new();
+        for &seq in &existing {
+            let done = checkpoint(dir, seq) as usize;
+            let data = std::fs::read(segment_path(dir, seq)).unwrap_or_default();
+            for (line, end) in complete_lines(&data) {
+                match line {
+                    Ok(Line::Record(e)) => {
+                        if end > done {
+                            shared.pending_records.fetch_add(1, Ordering::Relaxed);
+                        }
+                        open.retain(|(id, _)| *id != e.closes);
+                    }
+                    Ok(Line::Open { open: id, facts }) => {
+                        open.retain(|(o, _)| *o != id);
+                        open.push((id, facts));
+                    }
+                    Err(_) => {}
+                }
+            }
+            let left = data.len().saturating_sub(done) as u64;
+            shared.pending_bytes.fetch_add(left, Ordering::Relaxed);
+        }
+        let seq = existing.last().map_or(1, |s| s + 1);
+        let path = segment_path(dir, seq);
+        let file = OpenOptions::new().create(true).append(true).open(&path).map_err(io(&path))?;
+        sync_dir(dir)?;
+        shared.active.store(seq, Ordering::Release);
+        Ok(Writer {
+            dir: dir.to_path_buf(),
+            file,
+            path,
+            size: 0,
+            buf: Vec::with_capacity(64 << 10),
+            buffered: 0,
+            shared,
+            open: std::collections::HashMap::new(),
+            left_open: open,
+        })
+    }
+
+    /// The calls an earlier run left in progress (TransactionId, facts), once.
+    pub fn take_left_open(&mut self) -> Vec<(String, serde_json::Value)> {
+        std::mem::take(&mut self.left_open)
+    }
+
+    /// Journals a call in progress (at its start, and again when its facts change).
+    pub fn journal_open(&mut self, transaction_id: &str, facts: serde_json::Value) {
+        let line = Line::Open { open: transaction_id.to_string(), facts };
+        let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
+        bytes.push(b'\n');
+        self.buf.extend_from_slice(&bytes);
+        self.open.insert(transaction_id.to_string(), bytes);
+    }
+
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Adds a record to the next commit; it closes the call `closes` (a TransactionId).
+    pub fn append(&mut self, key: &str, body: &str, closes: &str) {
+        let entry =
+            Entry { key: key.to_string(), body: body.to_string(), closes: closes.to_string() };
+        // Serializing strings cannot fail.
+        let _ = serde_json::to_writer(&mut self.buf, &entry);
+        self.buf.push(b'\n');
+        self.buffered += 1;
+        self.open.remove(closes);
+    }
+
+    /// Whether records or journal lines wait for a commit.
+    pub fn has_pending(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
+    /// Writes the appended lines and, when records are among them, fsyncs them; returns how
+    /// many records were committed. On error the lines stay buffered for the next commit.
+    pub fn commit(&mut self) -> Result<u64, SpoolError> {
+        if self.buf.is_empty() {
+            return Ok(0);
+        }
+        self.file.write_all(&self.buf).map_err(io(&self.path))?;
+        // Records are fsync'ed; journal lines alone are only written (they survive a killed
+        // process in the page cache, and cost no disk flush per call start).
+        if self.buffered > 0 {
+            self.file.sync_data().map_err(io(&self.path))?;
+        }
+        let n = self.buffered;
+        self.size += self.buf.len() as u64;
+        self.shared.pending_bytes.fetch_add(self.buf.len() as u64, Ordering::Relaxed);
+        self.shared.pending_records.fetch_add(n, Ordering::Relaxed);
+        self.buf.clear();
+        self.buffered = 0;
+        if self.size >= SEGMENT_BYTES {
+            self.rotate()?;
+        }
+        self.shared.notify.notify_one();
+        Ok(n)
+    }
+
+    fn rotate(&mut self) -> Result<(), SpoolError> {
+        let seq = self.shared.active.load(Ordering::Acquire) + 1;
+        let path = segment_path(&self.dir, seq);
+        let mut file =
+            OpenOptions::new().create(true).append(true).open(&path).map_err(io(&path))?;
+        // The calls in progress move to the new segment, so the old one can go once delivered.
+        let carried: Vec<u8> = self.open.values().flatten().copied().collect();
+        file.write_all(&carried).and_then(|_| file.sync_data()).map_err(io(&path))?;
+        sync_dir(&self.dir)?;
+        self.file = file;
+        self.path = path;
+        self.size = carried.len() as u64;
+        self.shared.pending_bytes.fetch_add(carried.len() as u64, Ordering::Relaxed);
+        self.shared.active.store(seq, Ordering::Release);
+        Ok(())
+    }
+}
+
+/// Makes a new file's directory entry durable.
+fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("voicegw-spool-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn commits_are_read_back_and_restarts_open_a_new_segment() {
+        let dir = tmp("restart");
+        let mut w = Writer::open(&dir).unwrap();
+        w.journal_open("t1", serde_json::json!({"n": 1}));
+        w.journal_open("t2", serde_json::json!({"n": 2}));
+        w.journal_open("t3", serde_json::json!({"n": 3}));
+        w.append("k/1", "{\"a\":1}", "t1");
+        w.journal_open("t2", serde_json::json!({"n": 22}));
+        w.append("k/2", "{\"a\":\"x\\ny\"}", "t3");
+        assert!(w.has_pending());
+        assert_eq!(w.commit().unwrap(), 2);
+        assert_eq!(w.commit().unwrap(), 0);
+        drop(w);
+        let mut w = Writer::open(&dir).unwrap();
+        assert_eq!(segments(&dir).unwrap(), vec![1, 2]);
+        assert_eq!(w.shared().pending_records.load(Ordering::Relaxed), 2);
+        // t2 was left in progress, with its latest facts.
+        assert_eq!(w.take_left_open(), vec![("t2".to_string(), serde_json::json!({"n": 22}))]);
+        let data = std::fs::read(segment_path(&dir, 1)).unwrap();
+        let lines = records(&data);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[1].0.as_ref().unwrap().body, "{\"a\":\"x\\ny\"}");
+        assert_eq!(lines[1].1, data.len());
+    }
+
+    #[test]
+    fn rotation_carries_the_calls_in_progress() {
+        let dir = tmp("rotate");
+        let mut w = Writer::open(&dir).unwrap();
+        w.journal_open("live", serde_json::json!({"n": 1}));
+        w.journal_open("done", serde_json::json!({"n": 2}));
+        w.append("k/done", "{}", "done");
+        w.commit().unwrap();
+        w.rotate().unwrap();
+        assert_eq!(segments(&dir).unwrap(), vec![1, 2]);
+        std::fs::remove_file(segment_path(&dir, 1)).unwrap();
+        drop(w);
+        let mut w = Writer::open(&dir).unwrap();
+        assert_eq!(w.take_left_open(), vec![("live".to_string(), serde_json::json!({"n": 1}))]);
+    }
+
+    #[test]
+    fn torn_and_corrupt_lines_are_not_delivered() {
+        let e = Entry { key: "k".into(), body: "{}".into(), closes: "t".into() };
+        let good = serde_json::to_string(&e).unwrap();
+        let data = format!(
+            "{good}\nnot json\n{good}\n{{\"open\":\"t\",\"facts\":{{}}}}\n{{\"key\":\"torn"
+        );
+        let lines = records(data.as_bytes());
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].0.is_ok() && lines[1].0.is_err() && lines[2].0.is_ok());
+        assert!(lines[2].1 < data.len());
+    }
+}

@@ -1,0 +1,171 @@
+//! Where CDRs end up: a local directory (the default) or an S3 bucket (AWS or any
+//! S3-compatible store), written under the record's key. Writing a key again replaces the
+//! object with the same bytes, so retries and replays after a crash never make duplicates.
+
+use std::path::{Path, PathBuf};
+
+/// Why a record could not be stored (it stays in the spool and is retried).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("local CDR store {path}: {source}")]
+    Local { path: String, source: std::io::Error },
+    #[error("S3 put s3://{bucket}/{key}: {message}")]
+    S3 { bucket: String, key: String, message: String },
+    #[error("invalid CDR bucket `{0}`: expected a bucket name or s3://bucket[/prefix]")]
+    Bucket(String),
+}
+
+/// A CDR destination.
+#[derive(Debug, Clone)]
+pub enum Store {
+    Local(PathBuf),
+    S3(S3Store),
+}
+
+/// An S3 bucket and key prefix, with a client from the standard AWS credential chain.
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    prefix: String,
+}
+
+/// Where the configuration sends CDRs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Target {
+    pub bucket: String,
+    /// Key prefix, empty or ending in `/`.
+    pub prefix: String,
+}
+
+/// `CdrBucket`: `bucket` or `s3://bucket[/prefix]`.
+pub fn parse_bucket(s: &str) -> Result<S3Target, StoreError> {
+    let rest = s.strip_prefix("s3://").unwrap_or(s);
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let ok = (3..=63).contains(&bucket.len())
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && !bucket.starts_with('-')
+        && !bucket.ends_with('-');
+    if !ok {
+        return Err(StoreError::Bucket(s.to_string()));
+    }
+    let prefix = prefix.trim_matches('/');
+    let prefix = if prefix.is_empty() { String::new() } else { format!("{prefix}/") };
+    Ok(S3Target { bucket: bucket.to_string(), prefix })
+}
+
+impl Store {
+    /// An S3 store: credentials and region from the standard chain (environment, profile,
+    /// web identity, container, instance metadata); `endpoint` for S3-compatible stores (path
+    /// style addressing); `region` overrides the chain's.
+    pub async fn s3(target: S3Target, endpoint: Option<&str>, region: Option<&str>) -> Store {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(r) = region {
+            loader = loader.region(aws_config::Region::new(r.to_string()));
+        }
+        let shared = loader.load().await;
+        let mut conf = aws_sdk_s3::config::Builder::from(&shared);
+        if shared.region().is_none() {
+            conf = conf.region(aws_config::Region::new("us-east-1"));
+        }
+        if let Some(e) = endpoint {
+            conf = conf.endpoint_url(e).force_path_style(true);
+        }
+        let client = aws_sdk_s3::Client::from_conf(conf.build());
+        Store::S3(S3Store { client, bucket: target.bucket, prefix: target.prefix })
+    }
+
+    /// A short description for logs.
+    pub fn describe(&self) -> String {
+        match self {
+            Store::Local(p) => p.display().to_string(),
+            Store::S3(s) => format!("s3://{}/{}", s.bucket, s.prefix),
+        }
+    }
+
+    /// Stores `body` under `key`.
+    pub async fn put(&self, key: &str, body: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Local(root) => {
+                let (root, key, body) = (root.clone(), key.to_string(), body.to_string());
+                tokio::task::spawn_blocking(move || put_local(&root, &key, body.as_bytes()))
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err(StoreError::Local {
+                            path: "spawn_blocking".into(),
+                            source: std::io::Error::other(e.to_string()),
+                        })
+                    })
+            }
+            Store::S3(s) => {
+                let full = format!("{}{key}", s.prefix);
+                s.client
+                    .put_object()
+                    .bucket(&s.bucket)
+                    .key(&full)
+                    .content_type("application/json")
+                    .body(aws_sdk_s3::primitives::ByteStream::from(body.as_bytes().to_vec()))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| StoreError::S3 {
+                        bucket: s.bucket.clone(),
+                        key: full,
+                        message: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+                    })
+            }
+        }
+    }
+}
+
+/// Writes `root/key` atomically: a temporary file in `root`, fsync'ed, renamed into place.
+fn put_local(root: &Path, key: &str, body: &[u8]) -> Result<(), StoreError> {
+    use std::io::Write as _;
+    let path = root.join(key);
+    let err = |p: &Path| {
+        let p = p.display().to_string();
+        move |source| StoreError::Local { path: p, source }
+    };
+    let parent = path.parent().unwrap_or(root);
+    std::fs::create_dir_all(parent).map_err(err(parent))?;
+    let tmp_dir = root.join(".incoming");
+    std::fs::create_dir_all(&tmp_dir).map_err(err(&tmp_dir))?;
+    let name = key.rsplit('/').next().unwrap_or("cdr");
+    let tmp = tmp_dir.join(name);
+    let mut f = std::fs::File::create(&tmp).map_err(err(&tmp))?;
+    f.write_all(body).and_then(|_| f.sync_data()).map_err(err(&tmp))?;
+    std::fs::rename(&tmp, &path).map_err(err(&path))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_names_and_urls() {
+        assert_eq!(
+            parse_bucket("my-bucket").unwrap(),
+            S3Target { bucket: "my-bucket".into(), prefix: String::new() }
+        );
+        assert_eq!(
+            parse_bucket("s3://cdrs.example/voice/gw1/").unwrap(),
+            S3Target { bucket: "cdrs.example".into(), prefix: "voice/gw1/".into() }
+        );
+        assert!(parse_bucket("s3://Upper").is_err());
+        assert!(parse_bucket("ab").is_err());
+        assert!(parse_bucket("-bad-").is_err());
+    }
+
+    #[test]
+    fn local_writes_land_under_the_key() {
+        let root = std::env::temp_dir().join(format!("voicegw-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        put_local(&root, "a/b/c_1", b"{}").unwrap();
+        put_local(&root, "a/b/c_1", b"{}").unwrap();
+        assert_eq!(std::fs::read(root.join("a/b/c_1")).unwrap(), b"{}");
+        assert_eq!(std::fs::read_dir(root.join("a/b")).unwrap().count(), 1);
+    }
+}
