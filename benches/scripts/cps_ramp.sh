@@ -5,6 +5,9 @@
 #
 #   benches/scripts/cps_ramp.sh [seconds-per-step] [rates...]
 #
+# VOICEGW_BIN picks the binary (A/B of two builds: run twice), TARGETS="voicegw" skips Kamailio,
+# SIP_LOGS=0 turns the default configuration's EnableSIPLogs off (CDRs are always written).
+#
 # Needs: sipp, kamailio (Debian packages sip-tester, kamailio), a release build of voicegw.
 # A proxy with several worker processes (Kamailio) may forward a 180 after the 200 over UDP; the
 # PBX side therefore ignores unexpected messages instead of aborting the call
@@ -22,13 +25,20 @@ BIN="${VOICEGW_BIN:-target/release/voicegw}"
 command -v sipp >/dev/null || { echo "sipp not installed (apt-get install sip-tester)" >&2; exit 1; }
 command -v kamailio >/dev/null || { echo "kamailio not installed (apt-get install kamailio)" >&2; exit 1; }
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; pkill -f "kamailio -f $WORK" 2>/dev/null || true; }
+# SIGKILL: a draining voicegw would hold its port for up to drain_timeout_secs after the run.
+cleanup() {
+  for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  pkill -KILL -f "kamailio -f $WORK" 2>/dev/null || true
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+}
 trap cleanup EXIT
 
 # voicegw on its own loopback address, default topology, logs at warn.
 # CpsLimit raised above the highest step: the ramp measures capacity, not the policy.
+SIP_LOGS_SED=""
+[ "${SIP_LOGS:-1}" = 0 ] && SIP_LOGS_SED="s/EnableSIPLogs = true/EnableSIPLogs = false/"
 sed -e "s/127.0.0.1/$VG_IP/g" -e "s|dir = \"./var\"|dir = \"$WORK/var\"|" -e "s/CpsLimit = 1000/CpsLimit = 100000/" \
-  configs/voicegw.toml > "$WORK/voicegw.toml"
+  -e "$SIP_LOGS_SED" configs/voicegw.toml > "$WORK/voicegw.toml"
 RUST_LOG=warn "$BIN" run -c "$WORK/voicegw.toml" 2> "$WORK/voicegw.log" & PIDS+=($!)
 VG_PID=$!
 sed -e "s/LISTEN/$KM_IP/" -e "s/CARRIER/$KM_IP/" benches/kamailio/proxy.cfg > "$WORK/kamailio.cfg"

@@ -38,6 +38,8 @@ pub enum StartError {
     Spool(#[from] crate::cdr::spool::SpoolError),
     #[error("cannot start the SIP message log writer: {0}")]
     SipLog(std::io::Error),
+    #[error("cannot start the CDR spool thread: {0}")]
+    SpoolThread(std::io::Error),
 }
 
 struct CallInfo {
@@ -188,6 +190,10 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
     let mut calls: HashMap<u64, CallInfo> = HashMap::new();
     let mut garbage_closes = 0u64;
     let mut outgoing: Vec<(Peer, Bytes)> = Vec::with_capacity(256);
+    // Messages of turns that ended calls, held until the spool thread has their records on
+    // disk: (commit sequence number, messages), oldest first.
+    let mut held: std::collections::VecDeque<(u64, Vec<(Peer, Bytes)>)> = Default::default();
+    let mut durable = recorder.durable();
 
     let mut sigterm = signal(tokio::signal::unix::SignalKind::terminate());
     let mut sigint = signal(tokio::signal::unix::SignalKind::interrupt());
@@ -234,6 +240,7 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
                     siplog.configure(sip_logging(&cfg));
                 }
             }
+            _ = durable.changed(), if !held.is_empty() => {}
             _ = recv_signal(&mut sigterm) => start_drain(&mut core, &mut drain_deadline, cfg.sip.drain_timeout_secs, "SIGTERM"),
             _ = recv_signal(&mut sigint) => start_drain(&mut core, &mut drain_deadline, cfg.sip.drain_timeout_secs, "SIGINT"),
         }
@@ -255,10 +262,27 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
             }
         }
         recorder.tick(wall);
-        // Write-ahead: a call's record is durable before the messages that end it leave.
-        recorder.commit();
         for m in inbound_log.drain(..) {
             siplog.message(&m, wall);
+        }
+        // Write-ahead: a call's record is durable before the messages that end it leave. The
+        // spool thread commits while the driver goes on; later messages queue behind held ones.
+        match recorder.commit() {
+            Some(seq) => held.push_back((seq, std::mem::take(&mut outgoing))),
+            None => {
+                if let Some((_, last)) = held.back_mut() {
+                    last.append(&mut outgoing);
+                }
+            }
+        }
+        let committed = *durable.borrow_and_update();
+        while held.front().is_some_and(|(seq, _)| *seq <= committed) {
+            if let Some((_, mut batch)) = held.pop_front() {
+                for (peer, bytes) in batch.drain(..) {
+                    siplog.message(&bytes, wall);
+                    transmit(peer, bytes, &udp, &mut conns, &settings, &tx).await;
+                }
+            }
         }
         for (peer, bytes) in outgoing.drain(..) {
             siplog.message(&bytes, wall);
@@ -293,6 +317,14 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
         tracing::warn!(calls = cut, "exiting with calls in progress: recorded as interrupted");
     }
     recorder.commit();
+    recorder.flush(Duration::from_secs(5)).await;
+    let wall = std::time::SystemTime::now();
+    for (_, batch) in held.drain(..) {
+        for (peer, bytes) in batch {
+            siplog.message(&bytes, wall);
+            transmit(peer, bytes, &udp, &mut conns, &settings, &tx).await;
+        }
+    }
     recorder.wait_delivered(Duration::from_secs(5)).await;
     Ok(())
 }
@@ -331,8 +363,9 @@ async fn start_cdrs(
     };
     let up = uploader::Uploader { dir: spool_dir, store, shared, registry: registry.clone() };
     tokio::spawn(up.run());
-    let mut recorder = crate::cdr::Recorder::new(cfg, writer, registry.clone());
-    let cut = recorder.recover(std::time::SystemTime::now());
+    let (recorder, cut) =
+        crate::cdr::Recorder::start(cfg, writer, registry.clone(), std::time::SystemTime::now())
+            .map_err(StartError::SpoolThread)?;
     if cut > 0 {
         tracing::warn!(
             calls = cut,

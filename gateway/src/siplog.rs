@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sip::b2bua::CallEvent;
@@ -26,10 +27,19 @@ const QUEUE: usize = 16_384;
 
 #[derive(Debug, Clone)]
 struct Owner {
-    voice_connector_id: String,
-    transaction_id: String,
+    voice_connector_id: Arc<str>,
+    transaction_id: Arc<str>,
     /// `None` while the call is up.
     expires: Option<Instant>,
+}
+
+/// A message to log, formatted by the writer thread (off the driver's path).
+struct Pending {
+    voice_connector_id: Arc<str>,
+    region: Arc<str>,
+    event_timestamp: u64,
+    call_id: Arc<str>,
+    message: bytes::Bytes,
 }
 
 /// Rotation settings.
@@ -44,11 +54,11 @@ pub struct Rotation {
 /// Matches messages to calls and queues their log lines.
 pub struct SipLog {
     /// Voice connectors with `EnableSIPLogs`: id → region.
-    enabled: HashMap<String, String>,
+    enabled: HashMap<String, Arc<str>>,
     owners: HashMap<String, Owner>,
     /// Calls by the core's id: their Call-IDs.
     calls: HashMap<u64, Vec<String>>,
-    tx: mpsc::SyncSender<(String, Vec<u8>)>,
+    tx: mpsc::SyncSender<Pending>,
     dropped: u64,
     last_sweep: Instant,
 }
@@ -76,7 +86,7 @@ pub fn call_id_of(msg: &[u8]) -> Option<&str> {
 impl SipLog {
     /// Starts the writer thread for files under `dir`.
     pub fn start(dir: PathBuf, rotation: Rotation) -> std::io::Result<SipLog> {
-        let (tx, rx) = mpsc::sync_channel::<(String, Vec<u8>)>(QUEUE);
+        let (tx, rx) = mpsc::sync_channel::<Pending>(QUEUE);
         std::thread::Builder::new()
             .name("voicegw-siplog".into())
             .spawn(move || writer(dir, rotation, rx))?;
@@ -92,7 +102,7 @@ impl SipLog {
 
     /// The voice connectors that log SIP messages (id, region); replaces the previous set.
     pub fn configure(&mut self, enabled: impl IntoIterator<Item = (String, String)>) {
-        self.enabled = enabled.into_iter().collect();
+        self.enabled = enabled.into_iter().map(|(id, region)| (id, Arc::from(region))).collect();
     }
 
     /// Whether any voice connector logs SIP messages.
@@ -110,8 +120,8 @@ impl SipLog {
             self.owners.insert(
                 call_id.to_string(),
                 Owner {
-                    voice_connector_id: vc.to_string(),
-                    transaction_id: transaction_id.to_string(),
+                    voice_connector_id: Arc::from(vc),
+                    transaction_id: Arc::from(transaction_id),
                     expires,
                 },
             );
@@ -170,23 +180,22 @@ impl SipLog {
         }
     }
 
-    /// Logs `msg` if its Call-ID belongs to a call of a voice connector that logs SIP.
-    pub fn message(&mut self, msg: &[u8], wall: SystemTime) {
+    /// Logs `msg` if its Call-ID belongs to a call of a voice connector that logs SIP. Only the
+    /// Call-ID is read here; the writer thread formats the line.
+    pub fn message(&mut self, msg: &bytes::Bytes, wall: SystemTime) {
         if !self.active() {
             return;
         }
         let Some(owner) = call_id_of(msg).and_then(|id| self.owners.get(id)) else { return };
-        let Some(region) = self.enabled.get(&owner.voice_connector_id) else { return };
-        let line = serde_json::json!({
-            "voice_connector_id": owner.voice_connector_id,
-            "aws_region": region,
-            "event_timestamp": wall.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64,
-            "call_id": owner.transaction_id,
-            "sip_message": String::from_utf8_lossy(msg),
-        });
-        let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
-        bytes.push(b'\n');
-        if self.tx.try_send((owner.voice_connector_id.clone(), bytes)).is_err() {
+        let Some(region) = self.enabled.get(&*owner.voice_connector_id) else { return };
+        let pending = Pending {
+            voice_connector_id: owner.voice_connector_id.clone(),
+            region: region.clone(),
+            event_timestamp: wall.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64,
+            call_id: owner.transaction_id.clone(),
+            message: msg.clone(),
+        };
+        if self.tx.try_send(pending).is_err() {
             self.dropped += 1;
         }
     }
@@ -201,16 +210,30 @@ impl SipLog {
     }
 }
 
+/// The formats.md §5 line of a message.
+fn line_of(p: &Pending) -> Vec<u8> {
+    let line = serde_json::json!({
+        "voice_connector_id": &*p.voice_connector_id,
+        "aws_region": &*p.region,
+        "event_timestamp": p.event_timestamp,
+        "call_id": &*p.call_id,
+        "sip_message": String::from_utf8_lossy(&p.message),
+    });
+    let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
+}
+
 /// The writer thread: appends lines to per-voice-connector files, rotating by size.
-fn writer(dir: PathBuf, rotation: Rotation, rx: mpsc::Receiver<(String, Vec<u8>)>) {
+fn writer(dir: PathBuf, rotation: Rotation, rx: mpsc::Receiver<Pending>) {
     let mut files: HashMap<String, (std::io::BufWriter<std::fs::File>, u64)> = HashMap::new();
     if let Err(e) = std::fs::create_dir_all(&dir) {
         tracing::error!(dir = %dir.display(), error = %e, "SIP message logs cannot be written");
     }
     while let Ok(first) = rx.recv() {
         let mut next = Some(first);
-        while let Some((vc, line)) = next.take() {
-            append(&dir, rotation, &mut files, &vc, &line);
+        while let Some(p) = next.take() {
+            append(&dir, rotation, &mut files, &p.voice_connector_id, &line_of(&p));
             next = rx.try_recv().ok();
         }
         for (w, _) in files.values_mut() {
@@ -320,13 +343,28 @@ mod tests {
             auth_user: None,
         };
         log.on_event(&started("a1", "vc1"), t);
-        log.message(b"INVITE sip:x SIP/2.0\r\nCall-ID: a1\r\n\r\n", SystemTime::now());
-        log.message(b"INVITE sip:x SIP/2.0\r\nCall-ID: b-a1\r\n\r\n", SystemTime::now());
-        log.message(b"INVITE sip:x SIP/2.0\r\nCall-ID: other\r\n\r\n", SystemTime::now());
+        log.message(
+            &bytes::Bytes::from_static(b"INVITE sip:x SIP/2.0\r\nCall-ID: a1\r\n\r\n"),
+            SystemTime::now(),
+        );
+        log.message(
+            &bytes::Bytes::from_static(b"INVITE sip:x SIP/2.0\r\nCall-ID: b-a1\r\n\r\n"),
+            SystemTime::now(),
+        );
+        log.message(
+            &bytes::Bytes::from_static(b"INVITE sip:x SIP/2.0\r\nCall-ID: other\r\n\r\n"),
+            SystemTime::now(),
+        );
         log.on_event(&CallEvent::Ended { call: 1, status: 200, reason: "BYE".into() }, t);
-        log.message(b"ACK sip:x SIP/2.0\r\nCall-ID: a1\r\n\r\n", SystemTime::now());
+        log.message(
+            &bytes::Bytes::from_static(b"ACK sip:x SIP/2.0\r\nCall-ID: a1\r\n\r\n"),
+            SystemTime::now(),
+        );
         log.sweep(t + LINGER + Duration::from_secs(2));
-        log.message(b"ACK sip:x SIP/2.0\r\nCall-ID: a1\r\n\r\n", SystemTime::now());
+        log.message(
+            &bytes::Bytes::from_static(b"ACK sip:x SIP/2.0\r\nCall-ID: a1\r\n\r\n"),
+            SystemTime::now(),
+        );
         drop(log);
         let path = dir.join("vc1.jsonl");
         let deadline = Instant::now() + Duration::from_secs(5);

@@ -859,3 +859,27 @@ pub fn expect_ok(r: &SippResult, calls: u64, gw: &Gateway) {
         tail(&gw.log())
     );
 }
+
+impl Gateway {
+    /// The value of process metric `name` (empty labels); -1 when absent.
+    pub fn process_metric(&self, name: &str) -> f64 {
+        let key = format!("{name}{{voice_connector_id=\"\",region=\"\"}} ");
+        self.metrics()
+            .lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(-1.0)
+    }
+
+    /// Process metric `name` once it equals `want` (or after 10 s, whatever it is then).
+    pub fn wait_process_metric(&self, name: &str, want: f64) -> f64 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let v = self.process_metric(name);
+            if v == want || Instant::now() >= deadline {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}

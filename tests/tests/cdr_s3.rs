@@ -90,15 +90,6 @@ fn calls(gw: &Gateway, name: &str, n: u32) {
     callee.wait(Duration::from_secs(10));
 }
 
-fn metric(gw: &Gateway, name: &str) -> f64 {
-    let key = format!("{name}{{voice_connector_id=\"\",region=\"\"}} ");
-    gw.metrics()
-        .lines()
-        .find_map(|l| l.strip_prefix(&key))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(-1.0)
-}
-
 #[test]
 fn cdrs_reach_s3_through_an_outage_each_written_once() {
     if !(require("sipp") && require("moto_server") && require("aws")) {
@@ -142,8 +133,8 @@ fn cdrs_reach_s3_through_an_outage_each_written_once() {
     calls(&gw, "during", 6);
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(versions().len(), 5, "nothing can land during the outage");
-    assert_eq!(metric(&gw, "voicegw_cdr_spool_records"), 6.0, "{}", gw.metrics());
-    assert!(metric(&gw, "voicegw_cdr_upload_failures_total") >= 1.0, "{}", gw.metrics());
+    assert_eq!(gw.process_metric("voicegw_cdr_spool_records"), 6.0, "{}", gw.metrics());
+    assert!(gw.process_metric("voicegw_cdr_upload_failures_total") >= 1.0, "{}", gw.metrics());
     assert!(gw.log().contains("CDR upload failed; kept in the spool"), "{}", tail(&gw.log()));
 
     // Back: the spooled records go out, each once.
@@ -151,14 +142,8 @@ fn cdrs_reach_s3_through_an_outage_each_written_once() {
     let v = wait_objects(11, Duration::from_secs(60));
     assert_eq!(v.len(), 11, "{v:?}\n{}", tail(&gw.log()));
     assert!(v.iter().all(|(_, n)| *n == 1), "an object written twice: {v:?}");
-    let start = Instant::now();
-    while metric(&gw, "voicegw_cdr_spool_records") != 0.0
-        && start.elapsed() < Duration::from_secs(5)
-    {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(metric(&gw, "voicegw_cdr_spool_records"), 0.0, "{}", gw.metrics());
-    assert_eq!(metric(&gw, "voicegw_cdrs_delivered_total"), 11.0, "{}", gw.metrics());
+    assert_eq!(gw.wait_process_metric("voicegw_cdr_spool_records", 0.0), 0.0, "{}", gw.metrics());
+    assert_eq!(gw.wait_process_metric("voicegw_cdrs_delivered_total", 11.0), 11.0);
 
     // The objects are the records, under the key layout after the prefix.
     for (key, _) in &v {

@@ -10,6 +10,7 @@
 mod heartbeat;
 pub mod record;
 pub mod spool;
+pub mod spool_thread;
 pub mod store;
 pub mod uploader;
 
@@ -17,11 +18,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use metrics::{names, Labels, Registry};
+use metrics::Registry;
 use sip::b2bua::{CallEvent, Direction, RejectCause};
 
 use crate::config::Config;
-use record::{CallDetailRecord, CallFacts};
+use record::CallFacts;
+use spool_thread::{Op, SpoolHandle};
 
 #[derive(Debug, Clone, Default)]
 struct VcInfo {
@@ -40,8 +42,13 @@ pub struct Recorder {
     /// as a refused call of its own.
     challenge_wait: Duration,
     last_heartbeat: SystemTime,
-    writer: spool::Writer,
-    registry: Arc<Mutex<Registry>>,
+    /// This turn's journal and record operations, for the spool thread.
+    ops: Vec<Op>,
+    /// Whether `ops` closes a call (its messages must wait for the commit).
+    closes: bool,
+    spool: SpoolHandle,
+    shared: Arc<spool::Shared>,
+    dir: std::path::PathBuf,
 }
 
 /// The user part of a SIP URI or name-addr (`"Bob" <sip:+1206…@host>;tag=x` → `+1206…`).
@@ -54,9 +61,19 @@ pub fn user_part(s: &str) -> String {
 }
 
 impl Recorder {
-    /// A recorder writing to `writer`; a 407 waits 64·T1 (a transaction's lifetime) for the
-    /// authenticated retry.
-    pub fn new(cfg: &Config, writer: spool::Writer, registry: Arc<Mutex<Registry>>) -> Recorder {
+    /// A recorder on the spool in `writer`: first records the calls an earlier run left in
+    /// progress (returned: how many), then moves the writer to its own thread. A 407 waits
+    /// 64·T1 (a transaction's lifetime) for the authenticated retry.
+    pub fn start(
+        cfg: &Config,
+        mut writer: spool::Writer,
+        registry: Arc<Mutex<Registry>>,
+        now: SystemTime,
+    ) -> std::io::Result<(Recorder, usize)> {
+        let cut = recover(&mut writer, &registry, now);
+        let shared = writer.shared();
+        let dir = writer.dir().to_path_buf();
+        let spool = SpoolHandle::start(writer, registry)?;
         let mut r = Recorder {
             challenge_wait: Duration::from_millis(64 * cfg.sip.t1_ms),
             last_heartbeat: SystemTime::UNIX_EPOCH,
@@ -65,11 +82,14 @@ impl Recorder {
             vcs: HashMap::new(),
             calls: HashMap::new(),
             challenged: HashMap::new(),
-            writer,
-            registry,
+            ops: Vec::new(),
+            closes: false,
+            spool,
+            shared,
+            dir,
         };
         r.reconfigure(cfg);
-        r
+        Ok((r, cut))
     }
 
     /// Takes a reloaded configuration (names, regions, account) for calls that start from now.
@@ -242,7 +262,7 @@ impl Recorder {
     pub fn tick(&mut self, now: SystemTime) {
         if now.duration_since(self.last_heartbeat).map_or(true, |d| d >= Duration::from_secs(1)) {
             self.last_heartbeat = now;
-            heartbeat::write(self.writer.dir(), now);
+            heartbeat::write(&self.dir, now);
         }
         let due: Vec<String> = self
             .challenged
@@ -265,74 +285,41 @@ impl Recorder {
     }
 
     fn append(&mut self, f: &CallFacts) {
-        let rec = CallDetailRecord::from_facts(f);
-        let key = record::key(f.voice_connector_id.as_deref(), f.started, &f.transaction_id);
-        match serde_json::to_string(&rec) {
-            Ok(body) => self.writer.append(&key, &body, &f.transaction_id),
-            Err(e) => tracing::error!(error = %e, "CDR not serializable"),
-        }
+        self.ops.push(Op::Close(Box::new(f.clone())));
+        self.closes = true;
     }
 
     /// Journals a call in progress, so a crash still leaves its record.
     fn journal(&mut self, f: &CallFacts) {
-        match serde_json::to_value(f) {
-            Ok(v) => self.writer.journal_open(&f.transaction_id, v),
-            Err(e) => tracing::error!(error = %e, "call facts not serializable"),
-        }
+        self.ops.push(Op::Open(Box::new(f.clone())));
     }
 
-    /// Records the calls an earlier run left in progress (it crashed or was killed): each ends
-    /// at that run's last heartbeat, marked interrupted. Committed before any new call.
-    pub fn recover(&mut self, now: SystemTime) -> usize {
-        let left = self.writer.take_left_open();
-        if left.is_empty() {
-            return 0;
+    /// Hands this turn's operations to the spool thread. Returns the sequence number the
+    /// turn's messages must wait for ([`Recorder::durable`]) when it ended calls; journal
+    /// lines alone hold nothing back. A failed commit is logged, counted and retried with the
+    /// next one; calls go on either way.
+    pub fn commit(&mut self) -> Option<u64> {
+        if self.ops.is_empty() {
+            return None;
         }
-        let last_alive = heartbeat::read(self.writer.dir()).unwrap_or(now);
-        let mut n = 0;
-        for (id, v) in left {
-            match serde_json::from_value::<CallFacts>(v) {
-                Ok(mut f) => {
-                    f.ended = last_alive.max(f.started).max(f.answered.unwrap_or(f.started));
-                    f.interrupted = true;
-                    self.append(&f);
-                    n += 1;
-                }
-                Err(e) => {
-                    tracing::error!(transaction_id = %id, error = %e, "journaled call unreadable; no CDR for it")
-                }
-            }
-        }
-        self.commit();
-        n
+        let seq = self.spool.send(std::mem::take(&mut self.ops));
+        std::mem::take(&mut self.closes).then_some(seq)
     }
 
-    /// Whether records wait to be committed.
-    pub fn has_pending(&self) -> bool {
-        self.writer.has_pending()
+    /// The sequence number committed so far.
+    pub fn durable(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.spool.durable()
     }
 
-    /// Commits appended records to the spool (one fsync). A failure is logged and counted; the
-    /// records stay buffered and the next commit tries again. Calls go on either way.
-    pub fn commit(&mut self) {
-        if !self.writer.has_pending() {
-            return;
-        }
-        let result = self.writer.commit();
-        let mut r = self.registry.lock().unwrap_or_else(|e| e.into_inner());
-        match result {
-            Ok(n) => r.add(names::CDRS_WRITTEN, &Labels::default(), n as f64),
-            Err(e) => {
-                r.inc(names::CDR_SPOOL_ERRORS, &Labels::default());
-                tracing::error!(error = %e, "CDRs not committed to the spool; retrying at the next turn");
-            }
-        }
+    /// Waits until the spool thread has committed everything handed to it (at most `limit`).
+    pub async fn flush(&self, limit: Duration) {
+        self.spool.flush(limit).await;
     }
 
     /// Waits up to `limit` for the uploader to deliver what is spooled (at exit, so a local
     /// store is complete when the process ends; what is left goes out after the next start).
     pub async fn wait_delivered(&self, limit: Duration) {
-        let shared = self.writer.shared();
+        let shared = &self.shared;
         let until = tokio::time::Instant::now() + limit;
         while shared.pending_records.load(std::sync::atomic::Ordering::Relaxed) > 0
             && tokio::time::Instant::now() < until
@@ -343,7 +330,7 @@ impl Recorder {
 
     /// Records in the spool not yet delivered, and the spool's undelivered bytes.
     pub fn spool_backlog(&self) -> (u64, u64) {
-        let s = self.writer.shared();
+        let s = &self.shared;
         (
             s.pending_records.load(std::sync::atomic::Ordering::Relaxed),
             s.pending_bytes.load(std::sync::atomic::Ordering::Relaxed),
@@ -361,4 +348,30 @@ impl Recorder {
         }
         calls.len()
     }
+}
+
+/// Records the calls an earlier run left in progress (it crashed or was killed): each ends at
+/// that run's last heartbeat, marked interrupted; committed before any new call.
+fn recover(writer: &mut spool::Writer, registry: &Mutex<Registry>, now: SystemTime) -> usize {
+    let left = writer.take_left_open();
+    if left.is_empty() {
+        return 0;
+    }
+    let last_alive = heartbeat::read(writer.dir()).unwrap_or(now);
+    let mut n = 0;
+    for (id, v) in left {
+        match serde_json::from_value::<CallFacts>(v) {
+            Ok(mut f) => {
+                f.ended = last_alive.max(f.started).max(f.answered.unwrap_or(f.started));
+                f.interrupted = true;
+                spool_thread::apply(writer, Op::Close(Box::new(f)));
+                n += 1;
+            }
+            Err(e) => {
+                tracing::error!(transaction_id = %id, error = %e, "journaled call unreadable; no CDR for it")
+            }
+        }
+    }
+    spool_thread::commit(writer, registry);
+    n
 }

@@ -120,29 +120,38 @@ pub(crate) fn checkpoint(dir: &Path, seq: u64) -> u64 {
 /// The complete lines of `data`, parsed, with the offset just past each one. A line that does
 /// not parse is reported as `Err` (it is skipped, never retried).
 pub(crate) fn complete_lines(data: &[u8]) -> Vec<(Result<Line, String>, usize)> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    while let Some(n) = data[start..].iter().position(|&b| b == b'\n') {
-        let line = &data[start..start + n];
-        let end = start + n + 1;
-        if !line.is_empty() {
-            out.push((serde_json::from_slice::<Line>(line).map_err(|e| e.to_string()), end));
-        }
-        start = end;
-    }
-    out
+    lines(data).collect()
 }
 
-/// The records of `data` (journal lines left out), with the offset past each line.
-pub(crate) fn records(data: &[u8]) -> Vec<(Result<Entry, String>, usize)> {
-    complete_lines(data)
-        .into_iter()
-        .filter_map(|(l, end)| match l {
-            Ok(Line::Record(e)) => Some((Ok(e), end)),
-            Ok(Line::Open { .. }) => None,
-            Err(e) => Some((Err(e), end)),
-        })
-        .collect()
+fn lines(data: &[u8]) -> impl Iterator<Item = (Result<Line, String>, usize)> + '_ {
+    let mut start = 0;
+    std::iter::from_fn(move || loop {
+        let n = data[start..].iter().position(|&b| b == b'\n')?;
+        let line = &data[start..start + n];
+        let end = start + n + 1;
+        start = end;
+        if !line.is_empty() {
+            return Some((serde_json::from_slice::<Line>(line).map_err(|e| e.to_string()), end));
+        }
+    })
+}
+
+/// Up to `max` records of `data` (journal lines skipped without parsing; unreadable lines
+/// reported), with the offset past each line.
+pub(crate) fn records(data: &[u8], max: usize) -> Vec<(Result<Entry, String>, usize)> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while out.len() < max {
+        let Some(n) = data[start..].iter().position(|&b| b == b'\n') else { break };
+        let line = &data[start..start + n];
+        let end = start + n + 1;
+        start = end;
+        if line.is_empty() || line.starts_with(b"{\"open\":") {
+            continue;
+        }
+        out.push((serde_json::from_slice::<Entry>(line).map_err(|e| e.to_string()), end));
+    }
+    out
 }
 
 impl Writer {
@@ -198,10 +207,17 @@ impl Writer {
     }
 
     /// Journals a call in progress (at its start, and again when its facts change).
-    pub fn journal_open(&mut self, transaction_id: &str, facts: serde_json::Value) {
-        let line = Line::Open { open: transaction_id.to_string(), facts };
-        let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
-        bytes.push(b'\n');
+    pub fn journal_open(&mut self, transaction_id: &str, facts: &impl Serialize) {
+        // The line of `Line::Open`, written directly (no intermediate JSON value).
+        let mut bytes = Vec::with_capacity(768);
+        bytes.extend_from_slice(b"{\"open\":");
+        let _ = serde_json::to_writer(&mut bytes, transaction_id);
+        bytes.extend_from_slice(b",\"facts\":");
+        if serde_json::to_writer(&mut bytes, facts).is_err() {
+            tracing::error!(transaction_id, "call facts not serializable; not journaled");
+            return;
+        }
+        bytes.extend_from_slice(b"}\n");
         self.buf.extend_from_slice(&bytes);
         self.open.insert(transaction_id.to_string(), bytes);
     }
@@ -292,11 +308,11 @@ mod tests {
     fn commits_are_read_back_and_restarts_open_a_new_segment() {
         let dir = tmp("restart");
         let mut w = Writer::open(&dir).unwrap();
-        w.journal_open("t1", serde_json::json!({"n": 1}));
-        w.journal_open("t2", serde_json::json!({"n": 2}));
-        w.journal_open("t3", serde_json::json!({"n": 3}));
+        w.journal_open("t1", &serde_json::json!({"n": 1}));
+        w.journal_open("t2", &serde_json::json!({"n": 2}));
+        w.journal_open("t3", &serde_json::json!({"n": 3}));
         w.append("k/1", "{\"a\":1}", "t1");
-        w.journal_open("t2", serde_json::json!({"n": 22}));
+        w.journal_open("t2", &serde_json::json!({"n": 22}));
         w.append("k/2", "{\"a\":\"x\\ny\"}", "t3");
         assert!(w.has_pending());
         assert_eq!(w.commit().unwrap(), 2);
@@ -308,7 +324,7 @@ mod tests {
         // t2 was left in progress, with its latest facts.
         assert_eq!(w.take_left_open(), vec![("t2".to_string(), serde_json::json!({"n": 22}))]);
         let data = std::fs::read(segment_path(&dir, 1)).unwrap();
-        let lines = records(&data);
+        let lines = records(&data, usize::MAX);
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[1].0.as_ref().unwrap().body, "{\"a\":\"x\\ny\"}");
         assert_eq!(lines[1].1, data.len());
@@ -318,8 +334,8 @@ mod tests {
     fn rotation_carries_the_calls_in_progress() {
         let dir = tmp("rotate");
         let mut w = Writer::open(&dir).unwrap();
-        w.journal_open("live", serde_json::json!({"n": 1}));
-        w.journal_open("done", serde_json::json!({"n": 2}));
+        w.journal_open("live", &serde_json::json!({"n": 1}));
+        w.journal_open("done", &serde_json::json!({"n": 2}));
         w.append("k/done", "{}", "done");
         w.commit().unwrap();
         w.rotate().unwrap();
@@ -337,7 +353,8 @@ mod tests {
         let data = format!(
             "{good}\nnot json\n{good}\n{{\"open\":\"t\",\"facts\":{{}}}}\n{{\"key\":\"torn"
         );
-        let lines = records(data.as_bytes());
+        let lines = records(data.as_bytes(), usize::MAX);
+        assert_eq!(records(data.as_bytes(), 1).len(), 1);
         assert_eq!(lines.len(), 3);
         assert!(lines[0].0.is_ok() && lines[1].0.is_err() && lines[2].0.is_ok());
         assert!(lines[2].1 < data.len());

@@ -85,6 +85,26 @@ impl Store {
         }
     }
 
+    /// Makes what [`Store::put`] wrote durable (before the spool forgets it): one `syncfs` of
+    /// the local store's file system for a whole batch instead of an fsync per record; S3 has
+    /// nothing to do.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Local(root) => {
+                let root = root.clone();
+                let r = tokio::task::spawn_blocking(move || {
+                    std::fs::create_dir_all(&root)?;
+                    let dir = std::fs::File::open(&root)?;
+                    nix::unistd::syncfs(&dir).map_err(std::io::Error::from)
+                })
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+                r.map_err(|source| StoreError::Local { path: self.describe(), source })
+            }
+            Store::S3(_) => Ok(()),
+        }
+    }
+
     /// Stores `body` under `key`.
     pub async fn put(&self, key: &str, body: &str) -> Result<(), StoreError> {
         match self {
@@ -120,7 +140,8 @@ impl Store {
     }
 }
 
-/// Writes `root/key` atomically: a temporary file in `root`, fsync'ed, renamed into place.
+/// Writes `root/key` atomically: a temporary file in `root` renamed into place (made durable
+/// by [`Store::flush`]).
 fn put_local(root: &Path, key: &str, body: &[u8]) -> Result<(), StoreError> {
     use std::io::Write as _;
     let path = root.join(key);
@@ -135,7 +156,7 @@ fn put_local(root: &Path, key: &str, body: &[u8]) -> Result<(), StoreError> {
     let name = key.rsplit('/').next().unwrap_or("cdr");
     let tmp = tmp_dir.join(name);
     let mut f = std::fs::File::create(&tmp).map_err(err(&tmp))?;
-    f.write_all(body).and_then(|_| f.sync_data()).map_err(err(&tmp))?;
+    f.write_all(body).map_err(err(&tmp))?;
     std::fs::rename(&tmp, &path).map_err(err(&path))?;
     Ok(())
 }

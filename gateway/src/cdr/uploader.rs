@@ -18,6 +18,8 @@ use super::store::Store;
 const IN_FLIGHT: usize = 8;
 /// Records read per pass before the checkpoint is advanced.
 const BATCH: usize = 512;
+/// Pause after a delivered batch.
+const PACE: Duration = Duration::from_millis(50);
 const BACKOFF_FIRST: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
@@ -41,7 +43,11 @@ impl Uploader {
                     false
                 }
             };
-            if !progressed {
+            if progressed {
+                // Under load, let records gather: a batch costs one store flush and checkpoint
+                // however many it holds.
+                tokio::time::sleep(PACE).await;
+            } else {
                 let _ = tokio::time::timeout(Duration::from_secs(1), self.shared.notify.notified())
                     .await;
             }
@@ -54,25 +60,23 @@ impl Uploader {
         for seq in spool::segments(&self.dir)? {
             let path = spool::segment_path(&self.dir, seq);
             let done = spool::checkpoint(&self.dir, seq) as usize;
-            let data = match std::fs::read(&path) {
+            // Only what is past the checkpoint is read, and parsed up to a batch.
+            let data = match read_from(&path, done as u64) {
                 Ok(d) => d,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(source) => {
                     return Err(spool::SpoolError::Io { path: path.display().to_string(), source })
                 }
             };
-            let lines: Vec<_> = spool::records(&data[done.min(data.len())..])
-                .into_iter()
-                .take(BATCH)
-                .map(|(e, end)| (e, end + done))
-                .collect();
+            let lines: Vec<_> =
+                spool::records(&data, BATCH).into_iter().map(|(e, end)| (e, end + done)).collect();
             if lines.is_empty() {
                 if seq < active {
                     // Complete and delivered: the writer is past it.
-                    if data.len() > done && data.last() != Some(&b'\n') {
-                        tracing::warn!(segment = %path.display(), bytes = data.len() - done, "CDR spool segment ends in an incomplete record (torn write); dropped");
+                    if data.last().is_some_and(|&b| b != b'\n') {
+                        tracing::warn!(segment = %path.display(), "CDR spool segment ends in an incomplete record (torn write); dropped");
                     }
-                    self.sub_bytes(data.len().saturating_sub(done));
+                    self.sub_bytes(data.len());
                     let _ = std::fs::remove_file(&path);
                     let _ = std::fs::remove_file(spool::checkpoint_path(&self.dir, seq));
                     return Ok(true);
@@ -96,6 +100,13 @@ impl Uploader {
                 .buffer_unordered(IN_FLIGHT)
                 .collect::<Vec<()>>()
                 .await;
+            // The store must hold the batch durably before the spool may forget it.
+            let mut wait = BACKOFF_FIRST;
+            while let Err(e) = self.store.flush().await {
+                tracing::warn!(error = %e, "CDR store not flushed; the batch stays in the spool");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(BACKOFF_MAX);
+            }
             write_checkpoint(&self.dir, seq, end);
             self.shared.pending_records.fetch_sub(
                 n.min(self.shared.pending_records.load(Ordering::Relaxed)),
@@ -154,12 +165,30 @@ impl Uploader {
     }
 }
 
-/// Records how far segment `seq` is delivered (not fsync'ed: losing it only re-uploads).
+/// The bytes of `path` from `offset` on.
+fn read_from(path: &Path, offset: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read as _, Seek as _};
+    let mut f = std::fs::File::open(path)?;
+    f.seek(std::io::SeekFrom::Start(offset))?;
+    let mut out = Vec::new();
+    f.read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// Records how far segment `seq` is delivered: 20 digits written in place (no rename, which
+/// on ext4 forces a data flush). Not fsync'ed, and a torn or lost checkpoint reads as 0: either
+/// way records are only uploaded again, under the same keys.
 fn write_checkpoint(dir: &Path, seq: u64, offset: usize) {
+    use std::os::unix::fs::FileExt as _;
     let path = spool::checkpoint_path(dir, seq);
-    let tmp = path.with_extension("done.tmp");
-    if std::fs::write(&tmp, offset.to_string()).and_then(|_| std::fs::rename(&tmp, &path)).is_err()
-    {
+    let text = format!("{offset:020}");
+    let ok = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(&path)
+        .and_then(|f| f.write_all_at(text.as_bytes(), 0));
+    if ok.is_err() {
         tracing::warn!(path = %path.display(), "cannot record CDR spool progress; records may be uploaded again");
     }
 }

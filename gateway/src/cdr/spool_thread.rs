@@ -1,0 +1,117 @@
+//! The spool's own thread: the driver hands it each turn's calls to journal and to record,
+//! and it builds the records, writes them and fsyncs, many turns per `fdatasync` when they
+//! queue up (group commit). The driver holds back the messages of a turn that ended calls
+//! until [`SpoolHandle::durable`] reaches that turn's sequence number, so a record is still on
+//! disk before the response that ends its call leaves, without the driver waiting on the disk.
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use metrics::{names, Labels, Registry};
+
+use super::record::{self, CallDetailRecord, CallFacts};
+use super::spool::Writer;
+
+/// What one driver turn asks of the spool.
+#[derive(Debug)]
+pub enum Op {
+    /// A call in progress (started, answered or moved): journal it.
+    Open(Box<CallFacts>),
+    /// A call that ended: its record, which also closes it in the journal.
+    Close(Box<CallFacts>),
+}
+
+struct Batch {
+    seq: u64,
+    ops: Vec<Op>,
+}
+
+/// The driver's end of the spool thread.
+pub struct SpoolHandle {
+    tx: mpsc::Sender<Batch>,
+    durable: tokio::sync::watch::Receiver<u64>,
+    next: u64,
+}
+
+/// Appends `op` to the writer's next commit.
+pub(super) fn apply(writer: &mut Writer, op: Op) {
+    match op {
+        Op::Open(f) => writer.journal_open(&f.transaction_id, &*f),
+        Op::Close(f) => {
+            let rec = CallDetailRecord::from_facts(&f);
+            let key = record::key(f.voice_connector_id.as_deref(), f.started, &f.transaction_id);
+            match serde_json::to_string(&rec) {
+                Ok(body) => writer.append(&key, &body, &f.transaction_id),
+                Err(e) => tracing::error!(error = %e, "CDR not serializable"),
+            }
+        }
+    }
+}
+
+/// Commits what `writer` holds and counts the outcome.
+pub(super) fn commit(writer: &mut Writer, registry: &Mutex<Registry>) {
+    if !writer.has_pending() {
+        return;
+    }
+    let result = writer.commit();
+    let mut r = registry.lock().unwrap_or_else(|e| e.into_inner());
+    match result {
+        Ok(n) => r.add(names::CDRS_WRITTEN, &Labels::default(), n as f64),
+        Err(e) => {
+            r.inc(names::CDR_SPOOL_ERRORS, &Labels::default());
+            tracing::error!(error = %e, "CDRs not committed to the spool; retrying at the next commit");
+        }
+    }
+}
+
+impl SpoolHandle {
+    /// Moves `writer` to a thread of its own.
+    pub fn start(
+        mut writer: Writer,
+        registry: Arc<Mutex<Registry>>,
+    ) -> std::io::Result<SpoolHandle> {
+        let (tx, rx) = mpsc::channel::<Batch>();
+        let (durable_tx, durable) = tokio::sync::watch::channel(0u64);
+        std::thread::Builder::new().name("voicegw-spool".into()).spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut seq = first.seq;
+                for op in first.ops {
+                    apply(&mut writer, op);
+                }
+                // Everything queued meanwhile goes into the same fsync.
+                while let Ok(b) = rx.try_recv() {
+                    seq = b.seq;
+                    for op in b.ops {
+                        apply(&mut writer, op);
+                    }
+                }
+                commit(&mut writer, &registry);
+                // Acknowledged even when the commit failed (logged, counted, retried with the
+                // next one): a broken disk must not stop calls.
+                let _ = durable_tx.send(seq);
+            }
+        })?;
+        Ok(SpoolHandle { tx, durable, next: 0 })
+    }
+
+    /// Hands a turn's operations over; returns their sequence number (for [`Self::durable`]).
+    pub fn send(&mut self, ops: Vec<Op>) -> u64 {
+        self.next += 1;
+        if self.tx.send(Batch { seq: self.next, ops }).is_err() {
+            tracing::error!("CDR spool thread gone; records of this turn are lost");
+        }
+        self.next
+    }
+
+    /// The highest sequence number committed so far, to watch for changes.
+    pub fn durable(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.durable.clone()
+    }
+
+    /// Waits until everything handed over is committed (at exit), at most `limit`.
+    pub async fn flush(&self, limit: std::time::Duration) {
+        let mut d = self.durable.clone();
+        let want = self.next;
+        let _ = tokio::time::timeout(limit, d.wait_for(|s| *s >= want)).await;
+    }
+}
