@@ -192,7 +192,7 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
     let mut outgoing: Vec<(Peer, Bytes)> = Vec::with_capacity(256);
     // Messages of turns that ended calls, held until the spool thread has their records on
     // disk: (commit sequence number, messages), oldest first.
-    let mut held: std::collections::VecDeque<(u64, Vec<(Peer, Bytes)>)> = Default::default();
+    let mut held: std::collections::VecDeque<Held> = Default::default();
     let mut durable = recorder.durable();
 
     let mut sigterm = signal(tokio::signal::unix::SignalKind::terminate());
@@ -268,16 +268,24 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
         // Write-ahead: a call's record is durable before the messages that end it leave. The
         // spool thread commits while the driver goes on; later messages queue behind held ones.
         match recorder.commit() {
-            Some(seq) => held.push_back((seq, std::mem::take(&mut outgoing))),
+            Some(seq) => held.push_back((seq, Instant::now(), std::mem::take(&mut outgoing))),
             None => {
-                if let Some((_, last)) = held.back_mut() {
+                if let Some((_, _, last)) = held.back_mut() {
                     last.append(&mut outgoing);
                 }
             }
         }
         let committed = *durable.borrow_and_update();
-        while held.front().is_some_and(|(seq, _)| *seq <= committed) {
-            if let Some((_, mut batch)) = held.pop_front() {
+        // A spool that does not answer (a hung disk, a dead thread) must not stop calls.
+        let overdue = |at: &Instant| at.elapsed() > SPOOL_WAIT_LIMIT;
+        while held.front().is_some_and(|(seq, at, _)| *seq <= committed || overdue(at)) {
+            if let Some((seq, at, mut batch)) = held.pop_front() {
+                if seq > committed && overdue(&at) {
+                    tracing::error!(
+                        seq,
+                        "CDR spool did not commit in time; sending the calls' messages anyway"
+                    );
+                }
                 for (peer, bytes) in batch.drain(..) {
                     siplog.message(&bytes, wall);
                     transmit(peer, bytes, &udp, &mut conns, &settings, &tx).await;
@@ -319,7 +327,7 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
     recorder.commit();
     recorder.flush(Duration::from_secs(5)).await;
     let wall = std::time::SystemTime::now();
-    for (_, batch) in held.drain(..) {
+    for (_, _, batch) in held.drain(..) {
         for (peer, bytes) in batch {
             siplog.message(&bytes, wall);
             transmit(peer, bytes, &udp, &mut conns, &settings, &tx).await;
@@ -376,6 +384,12 @@ async fn start_cdrs(
 }
 
 type Core = B2bua<ConfigRouter, MediaAnchor>;
+
+/// A turn's messages waiting for its records: (commit sequence number, since, messages).
+type Held = (u64, Instant, Vec<(Peer, Bytes)>);
+
+/// Longest a turn's messages wait for the spool to commit its records.
+const SPOOL_WAIT_LIMIT: Duration = Duration::from_secs(2);
 
 /// The voice connectors with `EnableSIPLogs`, with their regions.
 fn sip_logging(cfg: &crate::config::Config) -> Vec<(String, String)> {

@@ -302,8 +302,9 @@ impl Recorder {
         if self.ops.is_empty() {
             return None;
         }
-        let seq = self.spool.send(std::mem::take(&mut self.ops));
-        std::mem::take(&mut self.closes).then_some(seq)
+        let closes = std::mem::take(&mut self.closes);
+        let seq = self.spool.send(std::mem::take(&mut self.ops))?;
+        closes.then_some(seq)
     }
 
     /// The sequence number committed so far.

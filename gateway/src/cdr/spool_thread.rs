@@ -94,13 +94,15 @@ impl SpoolHandle {
         Ok(SpoolHandle { tx, durable, next: 0 })
     }
 
-    /// Hands a turn's operations over; returns their sequence number (for [`Self::durable`]).
-    pub fn send(&mut self, ops: Vec<Op>) -> u64 {
+    /// Hands a turn's operations over; returns their sequence number (for [`Self::durable`]),
+    /// or `None` when the thread is gone (nothing will be committed: nothing to wait for).
+    pub fn send(&mut self, ops: Vec<Op>) -> Option<u64> {
         self.next += 1;
         if self.tx.send(Batch { seq: self.next, ops }).is_err() {
             tracing::error!("CDR spool thread gone; records of this turn are lost");
+            return None;
         }
-        self.next
+        Some(self.next)
     }
 
     /// The highest sequence number committed so far, to watch for changes.
