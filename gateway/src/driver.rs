@@ -52,6 +52,27 @@ struct CallInfo {
 struct Conns {
     by_id: HashMap<u64, (Peer, mpsc::Sender<Bytes>)>,
     by_addr: HashMap<(Transport, std::net::SocketAddr), u64>,
+    /// How many of `by_id` are TLS (a metric; counted as they come and go).
+    tls: usize,
+}
+
+impl Conns {
+    fn insert(&mut self, id: u64, peer: Peer, tx: mpsc::Sender<Bytes>) {
+        self.by_addr.insert((peer.transport, peer.addr), id);
+        if let Some((old, _)) = self.by_id.insert(id, (peer, tx)) {
+            self.tls -= usize::from(old.transport == Transport::Tls);
+        }
+        self.tls += usize::from(peer.transport == Transport::Tls);
+    }
+
+    fn remove(&mut self, id: u64, peer: Peer) {
+        if let Some((old, _)) = self.by_id.remove(&id) {
+            self.tls -= usize::from(old.transport == Transport::Tls);
+        }
+        if self.by_addr.get(&(peer.transport, peer.addr)) == Some(&id) {
+            self.by_addr.remove(&(peer.transport, peer.addr));
+        }
+    }
 }
 
 /// Runs the gateway until SIGTERM/SIGINT has drained it. SIGHUP reloads `config_path` (the
@@ -186,7 +207,7 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
     let (silent_tx, mut silent_rx) = mpsc::channel::<u64>(64);
     let media =
         media_thread::start(timing, silent_tx, registry.clone()).map_err(StartError::Media)?;
-    let mut conns = Conns { by_id: HashMap::new(), by_addr: HashMap::new() };
+    let mut conns = Conns { by_id: HashMap::new(), by_addr: HashMap::new(), tls: 0 };
     let mut calls: HashMap<u64, CallInfo> = HashMap::new();
     let mut garbage_closes = 0u64;
     let mut outgoing: Vec<(Peer, Bytes)> = Vec::with_capacity(256);
@@ -251,12 +272,13 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
         }
         media.flush();
         let wall = std::time::SystemTime::now();
+        let mono = Instant::now();
         while let Some(out) = core.poll_output() {
             match out {
                 Output::Transmit { peer, bytes } => outgoing.push((peer, bytes)),
                 Output::Event(ev) => {
                     recorder.on_event(&ev, wall);
-                    siplog.on_event(&ev, Instant::now());
+                    siplog.on_event(&ev, mono);
                     on_event(ev, &mut calls, &registry, &regions);
                 }
             }
@@ -268,7 +290,7 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
         // Write-ahead: a call's record is durable before the messages that end it leave. The
         // spool thread commits while the driver goes on; later messages queue behind held ones.
         match recorder.commit() {
-            Some(seq) => held.push_back((seq, Instant::now(), std::mem::take(&mut outgoing))),
+            Some(seq) => held.push_back((seq, mono, std::mem::take(&mut outgoing))),
             None => {
                 if let Some((_, _, last)) = held.back_mut() {
                     last.append(&mut outgoing);
@@ -286,25 +308,12 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
                         "CDR spool did not commit in time; sending the calls' messages anyway"
                     );
                 }
-                for (peer, bytes) in batch.drain(..) {
-                    siplog.message(&bytes, wall);
-                    transmit(peer, bytes, &udp, &mut conns, &settings, &tx).await;
-                }
+                send_all(&mut batch, &mut siplog, wall, &udp, &mut conns, &settings, &tx).await;
             }
         }
-        for (peer, bytes) in outgoing.drain(..) {
-            siplog.message(&bytes, wall);
-            transmit(peer, bytes, &udp, &mut conns, &settings, &tx).await;
-        }
-        siplog.sweep(Instant::now());
-        update_process_metrics(&core, &registry, &conns, garbage_closes, siplog.dropped());
-        {
-            // Read under the lock, so the uploader's update cannot be overwritten by an older one.
-            let mut r = registry.lock().unwrap_or_else(|e| e.into_inner());
-            let (records, bytes) = recorder.spool_backlog();
-            r.set(names::CDR_SPOOL_RECORDS, &Labels::default(), records as f64);
-            r.set(names::CDR_SPOOL_BYTES, &Labels::default(), bytes as f64);
-        }
+        send_all(&mut outgoing, &mut siplog, wall, &udp, &mut conns, &settings, &tx).await;
+        siplog.sweep(mono);
+        update_process_metrics(&core, &registry, &conns, garbage_closes, &siplog, &recorder);
         if let Some(d) = drain_deadline {
             if core.is_idle() {
                 tracing::info!("drained: no calls or transactions left");
@@ -327,11 +336,8 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
     recorder.commit();
     recorder.flush(Duration::from_secs(5)).await;
     let wall = std::time::SystemTime::now();
-    for (_, _, batch) in held.drain(..) {
-        for (peer, bytes) in batch {
-            siplog.message(&bytes, wall);
-            transmit(peer, bytes, &udp, &mut conns, &settings, &tx).await;
-        }
+    for (_, _, mut batch) in held.drain(..) {
+        send_all(&mut batch, &mut siplog, wall, &udp, &mut conns, &settings, &tx).await;
     }
     recorder.wait_delivered(Duration::from_secs(5)).await;
     Ok(())
@@ -567,16 +573,8 @@ fn handle_inbound(
                 log.push(bytes);
             }
         }
-        Inbound::Opened { conn, peer, tx } => {
-            conns.by_addr.insert((peer.transport, peer.addr), conn);
-            conns.by_id.insert(conn, (peer, tx));
-        }
-        Inbound::Closed { conn, peer } => {
-            conns.by_id.remove(&conn);
-            if conns.by_addr.get(&(peer.transport, peer.addr)) == Some(&conn) {
-                conns.by_addr.remove(&(peer.transport, peer.addr));
-            }
-        }
+        Inbound::Opened { conn, peer, tx } => conns.insert(conn, peer, tx),
+        Inbound::Closed { conn, peer } => conns.remove(conn, peer),
         Inbound::Failed { peer, reason, garbage: is_garbage } => {
             if is_garbage {
                 *garbage += 1;
@@ -586,6 +584,22 @@ fn handle_inbound(
                 core.transport_error(peer, clock.now());
             }
         }
+    }
+}
+
+/// Sends `batch` (emptying it), logging each message to the SIP message log.
+async fn send_all(
+    batch: &mut Vec<(Peer, Bytes)>,
+    siplog: &mut crate::siplog::SipLog,
+    wall: std::time::SystemTime,
+    udp: &Option<Arc<UdpSocket>>,
+    conns: &mut Conns,
+    settings: &StreamSettings,
+    inbound: &mpsc::Sender<Inbound>,
+) {
+    for (peer, bytes) in batch.drain(..) {
+        siplog.message(&bytes, wall);
+        transmit(peer, bytes, udp, conns, settings, inbound).await;
     }
 }
 
@@ -626,8 +640,7 @@ async fn transmit(
             let id = settings.new_id();
             let (tx, rx) = mpsc::channel(256);
             let _ = tx.try_send(bytes);
-            conns.by_addr.insert((peer.transport, peer.addr), id);
-            conns.by_id.insert(id, (peer.with_conn(id), tx));
+            conns.insert(id, peer.with_conn(id), tx);
             tokio::spawn(transport::connect(peer, id, rx, settings.clone(), inbound.clone()));
         }
     }
@@ -766,9 +779,14 @@ fn update_process_metrics(
     registry: &Mutex<Registry>,
     conns: &Conns,
     garbage: u64,
-    siplog_dropped: u64,
+    siplog: &crate::siplog::SipLog,
+    recorder: &crate::cdr::Recorder,
 ) {
     let mut r = registry.lock().unwrap_or_else(|e| e.into_inner());
+    // Read under the lock, so the uploader's update cannot be overwritten by an older one.
+    let (records, bytes) = recorder.spool_backlog();
+    r.set(names::CDR_SPOOL_RECORDS, &Labels::default(), records as f64);
+    r.set(names::CDR_SPOOL_BYTES, &Labels::default(), bytes as f64);
     let l = Labels::default();
     let s = core.stats();
     for (i, m) in [
@@ -791,8 +809,7 @@ fn update_process_metrics(
     let (c, sv) = core.transactions();
     r.set(names::PROCESS_TRANSACTIONS, &l, (c + sv) as f64);
     r.set(names::PROCESS_CONNECTIONS, &l, conns.by_id.len() as f64);
-    let tls = conns.by_id.values().filter(|(p, _)| p.transport == Transport::Tls).count();
-    r.set(names::PROCESS_TLS_CONNECTIONS, &l, tls as f64);
-    r.set(names::SIP_LOG_DROPPED, &l, siplog_dropped as f64);
+    r.set(names::PROCESS_TLS_CONNECTIONS, &l, conns.tls as f64);
+    r.set(names::SIP_LOG_DROPPED, &l, siplog.dropped() as f64);
     r.set(names::MEDIA_PORTS_IN_USE, &l, core.anchor().ports_in_use() as f64);
 }

@@ -176,7 +176,8 @@ fn exhausted() -> Reject {
     r
 }
 
-fn user_of(uri: &sip::Uri) -> String {
+/// The user part of a URI without its parameters (`+1206…;npdi` → `+1206…`).
+pub(crate) fn user_of(uri: &sip::Uri) -> String {
     uri.user.as_deref().unwrap_or("").split(';').next().unwrap_or("").to_string()
 }
 
@@ -211,9 +212,7 @@ impl Anchor for MediaAnchor {
         );
         let from_user = invite.from().map(|f| user_of(&f.uri)).unwrap_or_default();
         let to_user = user_of(&invite.uri);
-        let country = |u: &str| {
-            crate::config::is_e164(u).then(|| crate::policy::numbering::country_of(u)).flatten()
-        };
+        let country = crate::policy::numbering::country_of_user;
         let ctx = CallContext {
             call,
             transaction_id: transaction_id.to_string(),

@@ -56,8 +56,8 @@ pub struct SipLog {
     /// Voice connectors with `EnableSIPLogs`: id → region.
     enabled: HashMap<String, Arc<str>>,
     owners: HashMap<String, Owner>,
-    /// Calls by the core's id: their Call-IDs.
-    calls: HashMap<u64, Vec<String>>,
+    /// Calls by the core's id: their TransactionId and Call-IDs (both legs, every attempt).
+    calls: HashMap<u64, (Arc<str>, Vec<String>)>,
     tx: mpsc::SyncSender<Pending>,
     dropped: u64,
     last_sweep: Instant,
@@ -115,16 +115,21 @@ impl SipLog {
         self.dropped
     }
 
-    fn own(&mut self, call_id: &str, vc: &str, transaction_id: &str, expires: Option<Instant>) {
+    /// Logs `call_id`'s messages under `vc` (if it logs SIP) and `transaction_id`.
+    fn own(
+        &mut self,
+        call_id: &str,
+        vc: &str,
+        transaction_id: &Arc<str>,
+        expires: Option<Instant>,
+    ) {
         if self.enabled.contains_key(vc) {
-            self.owners.insert(
-                call_id.to_string(),
-                Owner {
-                    voice_connector_id: Arc::from(vc),
-                    transaction_id: Arc::from(transaction_id),
-                    expires,
-                },
-            );
+            let owner = Owner {
+                voice_connector_id: Arc::from(vc),
+                transaction_id: transaction_id.clone(),
+                expires,
+            };
+            self.owners.insert(call_id.to_string(), owner);
         }
     }
 
@@ -142,29 +147,22 @@ impl SipLog {
                 voice_connector_id,
                 ..
             } => {
-                self.own(call_id, voice_connector_id, transaction_id, None);
-                self.own(b_call_id, voice_connector_id, transaction_id, None);
-                self.calls.insert(*call, vec![call_id.clone(), b_call_id.clone()]);
+                let tx: Arc<str> = Arc::from(transaction_id.as_str());
+                self.own(call_id, voice_connector_id, &tx, None);
+                self.own(b_call_id, voice_connector_id, &tx, None);
+                self.calls.insert(*call, (tx, vec![call_id.clone(), b_call_id.clone()]));
             }
             CallEvent::Failover { call, voice_connector_id, b_call_id, .. } => {
-                let tx = self
-                    .calls
-                    .get(call)
-                    .and_then(|ids| ids.first())
-                    .and_then(|a| self.owners.get(a))
-                    .map(|o| o.transaction_id.clone());
-                if let Some(tx) = tx {
-                    // The call may have moved to the next voice connector of a group.
-                    let ids = self.calls.get(call).cloned().unwrap_or_default();
-                    for id in &ids {
-                        self.own(id, voice_connector_id, &tx, None);
-                    }
-                    self.own(b_call_id, voice_connector_id, &tx, None);
+                let Some((tx, mut ids)) = self.calls.remove(call) else { return };
+                ids.push(b_call_id.clone());
+                // The call may have moved to the next voice connector of a group.
+                for id in &ids {
+                    self.own(id, voice_connector_id, &tx, None);
                 }
-                self.calls.entry(*call).or_default().push(b_call_id.clone());
+                self.calls.insert(*call, (tx, ids));
             }
             CallEvent::Ended { call, .. } => {
-                for id in self.calls.remove(call).unwrap_or_default() {
+                for id in self.calls.remove(call).map(|(_, ids)| ids).unwrap_or_default() {
                     if let Some(o) = self.owners.get_mut(&id) {
                         o.expires = Some(now + LINGER);
                     }
@@ -174,7 +172,7 @@ impl SipLog {
             CallEvent::Rejected {
                 transaction_id, call_id, voice_connector_id: Some(vc), ..
             } if !self.owners.get(call_id).is_some_and(|o| o.expires.is_none()) => {
-                self.own(call_id, vc, transaction_id, Some(now + LINGER));
+                self.own(call_id, vc, &Arc::from(transaction_id.as_str()), Some(now + LINGER));
             }
             _ => {}
         }

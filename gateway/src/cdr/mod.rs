@@ -25,16 +25,12 @@ use crate::config::Config;
 use record::CallFacts;
 use spool_thread::{Op, SpoolHandle};
 
-#[derive(Debug, Clone, Default)]
-struct VcInfo {
-    region: String,
-}
-
 /// Turns call events into records and commits them to the spool.
 pub struct Recorder {
     account: String,
     number_names: HashMap<String, String>,
-    vcs: HashMap<String, VcInfo>,
+    /// Voice connector → its AWS Region.
+    regions: HashMap<String, String>,
     calls: HashMap<u64, CallFacts>,
     /// Calls refused with 407, by Call-ID, waiting for their authenticated retry.
     challenged: HashMap<String, (CallFacts, SystemTime)>,
@@ -54,10 +50,7 @@ pub struct Recorder {
 /// The user part of a SIP URI or name-addr (`"Bob" <sip:+1206…@host>;tag=x` → `+1206…`).
 pub fn user_part(s: &str) -> String {
     let uri = sip::NameAddr::parse(s).map(|n| n.uri).or_else(|_| sip::Uri::parse(s));
-    uri.ok()
-        .and_then(|u| u.user)
-        .map(|u| u.split(';').next().unwrap_or("").to_string())
-        .unwrap_or_default()
+    uri.map(|u| crate::media_anchor::user_of(&u)).unwrap_or_default()
 }
 
 impl Recorder {
@@ -79,7 +72,7 @@ impl Recorder {
             last_heartbeat: SystemTime::UNIX_EPOCH,
             account: String::new(),
             number_names: HashMap::new(),
-            vcs: HashMap::new(),
+            regions: HashMap::new(),
             calls: HashMap::new(),
             challenged: HashMap::new(),
             ops: Vec::new(),
@@ -101,11 +94,8 @@ impl Recorder {
             .filter(|n| !n.name.is_empty())
             .map(|n| (n.e164.clone(), n.name.clone()))
             .collect();
-        self.vcs = cfg
-            .voice_connectors
-            .iter()
-            .map(|vc| (vc.id.clone(), VcInfo { region: vc.aws_region.clone() }))
-            .collect();
+        self.regions =
+            cfg.voice_connectors.iter().map(|vc| (vc.id.clone(), vc.aws_region.clone())).collect();
     }
 
     fn name_of(&self, number: &str) -> String {
@@ -113,9 +103,7 @@ impl Recorder {
     }
 
     fn region_of(&self, vc: Option<&str>) -> String {
-        vc.and_then(|v| self.vcs.get(v))
-            .map(|i| i.region.clone())
-            .unwrap_or_else(crate::config::default_region)
+        vc.and_then(|v| self.regions.get(v)).cloned().unwrap_or_else(crate::config::default_region)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -187,7 +175,7 @@ impl Recorder {
                     auth_user.as_deref(),
                     now,
                 );
-                self.journal(&f);
+                self.journal(f.clone());
                 self.calls.insert(*call, f);
             }
             CallEvent::Failover { call, voice_connector_id, b_call_id, .. } => {
@@ -199,14 +187,14 @@ impl Recorder {
                     f.voice_connector_id = Some(voice_connector_id.clone());
                     f.region = region;
                     let f = f.clone();
-                    self.journal(&f);
+                    self.journal(f);
                 }
             }
             CallEvent::Answered { call } => {
                 if let Some(f) = self.calls.get_mut(call) {
                     f.answered = Some(now);
                     let f = f.clone();
-                    self.journal(&f);
+                    self.journal(f);
                 }
             }
             CallEvent::Ended { call, status, reason } => {
@@ -218,7 +206,7 @@ impl Recorder {
                     } else {
                         reason.clone()
                     };
-                    self.append(&f);
+                    self.append(f);
                 }
             }
             CallEvent::Rejected {
@@ -250,7 +238,7 @@ impl Recorder {
                     self.challenged.insert(call_id.clone(), (f, now + self.challenge_wait));
                 } else {
                     self.challenged.remove(call_id);
-                    self.append(&f);
+                    self.append(f);
                 }
             }
             CallEvent::ResponseSent { .. } => {}
@@ -272,7 +260,7 @@ impl Recorder {
             .collect();
         for k in due {
             if let Some((f, _)) = self.challenged.remove(&k) {
-                self.append(&f);
+                self.append(f);
             }
         }
     }
@@ -280,18 +268,18 @@ impl Recorder {
     /// Records every challenge still waiting (the process is stopping).
     pub fn flush_challenges(&mut self) {
         for (_, (f, _)) in std::mem::take(&mut self.challenged) {
-            self.append(&f);
+            self.append(f);
         }
     }
 
-    fn append(&mut self, f: &CallFacts) {
-        self.ops.push(Op::Close(Box::new(f.clone())));
+    fn append(&mut self, f: CallFacts) {
+        self.ops.push(Op::Close(Box::new(f)));
         self.closes = true;
     }
 
     /// Journals a call in progress, so a crash still leaves its record.
-    fn journal(&mut self, f: &CallFacts) {
-        self.ops.push(Op::Open(Box::new(f.clone())));
+    fn journal(&mut self, f: CallFacts) {
+        self.ops.push(Op::Open(Box::new(f)));
     }
 
     /// Hands this turn's operations to the spool thread. Returns the sequence number the
@@ -341,13 +329,13 @@ impl Recorder {
     /// Records every call still in progress as interrupted at `now` (the process exits with
     /// calls up, after the drain timeout); returns how many.
     pub fn interrupt_all(&mut self, now: SystemTime) -> usize {
-        let calls = std::mem::take(&mut self.calls);
-        for (_, mut f) in calls.iter().map(|(k, f)| (k, f.clone())) {
+        let n = self.calls.len();
+        for (_, mut f) in std::mem::take(&mut self.calls) {
             f.ended = now;
             f.interrupted = true;
-            self.append(&f);
+            self.append(f);
         }
-        calls.len()
+        n
     }
 }
 

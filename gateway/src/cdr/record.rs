@@ -188,10 +188,7 @@ fn epoch_secs(t: SystemTime) -> u64 {
 
 /// The country of a number, or [`UNKNOWN_COUNTRY`].
 fn country_or_unknown(number: &str) -> String {
-    crate::config::is_e164(number)
-        .then(|| crate::policy::numbering::country_of(number))
-        .flatten()
-        .unwrap_or_else(|| UNKNOWN_COUNTRY.to_string())
+    crate::policy::numbering::country_of_user(number).unwrap_or_else(|| UNKNOWN_COUNTRY.to_string())
 }
 
 /// `UsageType`: `<RegionCode>-<Source>-<Destination>-outbound-minutes` on termination and

@@ -8,6 +8,12 @@ pub fn country_of(e164: &str) -> Option<String> {
     n.country().id().map(|id| id.as_ref().to_string())
 }
 
+/// The country of a caller or callee as the user part of its URI: E.164 numbers only
+/// (`anonymous`, extensions and short codes have none).
+pub fn country_of_user(user: &str) -> Option<String> {
+    crate::config::is_e164(user).then(|| country_of(user)).flatten()
+}
+
 /// Loads the numbering plan (it is parsed on first use; better at start than on a call).
 pub fn warm_up() {
     let _ = country_of("+12065550100");
