@@ -61,15 +61,18 @@ fn for_each_frame<'a>(
             let link = rd32(file, 20, le).ok_or(CaptureError::Truncated(20))?;
             let mut pos = 24;
             while pos < file.len() {
-                let hdr = file.get(pos..pos + 16).ok_or(CaptureError::Truncated(pos))?;
+                let truncated = CaptureError::Truncated(pos);
+                let hdr_end = pos.checked_add(16).ok_or(truncated.clone())?;
+                let hdr = file.get(pos..hdr_end).ok_or(truncated.clone())?;
                 let secs = u64::from(rd32(hdr, 0, le).unwrap_or(0));
                 let frac = u64::from(rd32(hdr, 4, le).unwrap_or(0));
                 let caplen = rd32(hdr, 8, le).unwrap_or(0) as usize;
-                let data =
-                    file.get(pos + 16..pos + 16 + caplen).ok_or(CaptureError::Truncated(pos))?;
+                let end = hdr_end.checked_add(caplen).ok_or(truncated.clone())?;
+                let data = file.get(hdr_end..end).ok_or(truncated)?;
+                // u32 seconds × 10⁹ plus a u32 fraction × 10³ fit in a u64.
                 let ns = secs * 1_000_000_000 + if nanos { frac } else { frac * 1000 };
                 f(ns, link, data);
-                pos += 16 + caplen;
+                pos = end;
             }
             Ok(())
         }
@@ -83,7 +86,7 @@ fn pcapng<'a>(file: &'a [u8], mut f: impl FnMut(u64, u32, &'a [u8])) -> Result<(
     let mut le = true;
     // (linktype, timestamp units per second) per interface of the current section.
     let mut ifaces: Vec<(u32, u64)> = Vec::new();
-    while pos + 12 <= file.len() {
+    while file.len().saturating_sub(pos) >= 12 {
         let btype = rd32(file, pos, le).ok_or(CaptureError::Truncated(pos))?;
         if btype == 0x0a0d_0d0a {
             let bom = rd32(file, pos + 8, true).ok_or(CaptureError::Truncated(pos))?;
@@ -95,7 +98,7 @@ fn pcapng<'a>(file: &'a [u8], mut f: impl FnMut(u64, u32, &'a [u8])) -> Result<(
             ifaces.clear();
         }
         let len = rd32(file, pos + 4, le).ok_or(CaptureError::Truncated(pos))? as usize;
-        if len < 12 || len % 4 != 0 || pos + len > file.len() {
+        if len < 12 || len % 4 != 0 || len > file.len() - pos {
             return Err(CaptureError::BadBlock(pos));
         }
         let body = &file[pos + 8..pos + len - 4];
@@ -109,7 +112,8 @@ fn pcapng<'a>(file: &'a [u8], mut f: impl FnMut(u64, u32, &'a [u8])) -> Result<(
                 let hi = u64::from(rd32(body, 4, le).ok_or(CaptureError::BadBlock(pos))?);
                 let lo = u64::from(rd32(body, 8, le).ok_or(CaptureError::BadBlock(pos))?);
                 let caplen = rd32(body, 12, le).ok_or(CaptureError::BadBlock(pos))? as usize;
-                let data = body.get(20..20 + caplen).ok_or(CaptureError::BadBlock(pos))?;
+                let end = caplen.checked_add(20).ok_or(CaptureError::BadBlock(pos))?;
+                let data = body.get(20..end).ok_or(CaptureError::BadBlock(pos))?;
                 let (link, per_sec) = *ifaces.get(iface).ok_or(CaptureError::BadBlock(pos))?;
                 let ticks = (hi << 32) | lo;
                 let ns = (u128::from(ticks) * 1_000_000_000 / u128::from(per_sec.max(1))) as u64;
@@ -131,14 +135,14 @@ fn pcapng<'a>(file: &'a [u8], mut f: impl FnMut(u64, u32, &'a [u8])) -> Result<(
 /// The `if_tsresol` option of an interface description block (default microseconds).
 fn if_tsresol(opts: &[u8], le: bool) -> u64 {
     let mut pos = 0;
-    while pos + 4 <= opts.len() {
+    while opts.len().saturating_sub(pos) >= 4 {
         let code = rd16(opts, pos, le).unwrap_or(0);
         let len = usize::from(rd16(opts, pos + 2, le).unwrap_or(0));
         if code == 0 {
             break;
         }
         if code == 9 && len >= 1 {
-            let v = opts[pos + 4];
+            let Some(&v) = opts.get(pos + 4) else { break };
             let exp = u32::from(v & 0x7f);
             return if v & 0x80 == 0 {
                 10u64.saturating_pow(exp)
@@ -192,36 +196,45 @@ fn link_to_udp(link: u32, frame: &[u8]) -> Option<(SocketAddr, SocketAddr, &[u8]
     }
 }
 
+/// Most IP headers read for one frame (tunnels inside tunnels); deeper frames are skipped.
+const MAX_IP_NESTING: u8 = 4;
+
 fn ip(ethertype: u16, pkt: &[u8]) -> Option<(SocketAddr, SocketAddr, &[u8])> {
     match ethertype {
-        0x0800 => ipv4(pkt),
-        0x86dd => ipv6(pkt),
+        0x0800 => ipv4(pkt, MAX_IP_NESTING),
+        0x86dd => ipv6(pkt, MAX_IP_NESTING),
         _ => None,
     }
 }
 
-fn ipv4(p: &[u8]) -> Option<(SocketAddr, SocketAddr, &[u8])> {
-    if p.first()? >> 4 != 4 {
+fn ipv4(p: &[u8], depth: u8) -> Option<(SocketAddr, SocketAddr, &[u8])> {
+    let depth = depth.checked_sub(1)?;
+    let head: &[u8; 20] = p.get(..20)?.try_into().ok()?;
+    if head[0] >> 4 != 4 {
         return None;
     }
-    let ihl = usize::from(p[0] & 0x0f) * 4;
+    let ihl = usize::from(head[0] & 0x0f) * 4;
+    if ihl < 20 {
+        return None; // IHL below the minimum header: malformed
+    }
     let total = usize::from(rd16(p, 2, false)?).min(p.len());
     let frag = rd16(p, 6, false)?;
     if frag & 0x1fff != 0 {
         return None; // a later fragment: no UDP header
     }
-    let src = IpAddr::V4(Ipv4Addr::new(p[12], p[13], p[14], p[15]));
-    let dst = IpAddr::V4(Ipv4Addr::new(*p.get(16)?, p[17], p[18], p[19]));
+    let src = IpAddr::V4(Ipv4Addr::new(head[12], head[13], head[14], head[15]));
+    let dst = IpAddr::V4(Ipv4Addr::new(head[16], head[17], head[18], head[19]));
     let body = p.get(ihl..total)?;
-    match p[9] {
+    match head[9] {
         17 => udp(src, dst, body),
-        4 => ipv4(body),
-        41 => ipv6(body),
+        4 => ipv4(body, depth),
+        41 => ipv6(body, depth),
         _ => None,
     }
 }
 
-fn ipv6(p: &[u8]) -> Option<(SocketAddr, SocketAddr, &[u8])> {
+fn ipv6(p: &[u8], depth: u8) -> Option<(SocketAddr, SocketAddr, &[u8])> {
+    let depth = depth.checked_sub(1)?;
     if p.first()? >> 4 != 6 {
         return None;
     }
@@ -247,8 +260,8 @@ fn ipv6(p: &[u8]) -> Option<(SocketAddr, SocketAddr, &[u8])> {
                 next = *p.get(off)?;
                 off += 8;
             }
-            4 => return ipv4(p.get(off..end)?),
-            41 => return ipv6(p.get(off..end)?),
+            4 => return ipv4(p.get(off..end)?, depth),
+            41 => return ipv6(p.get(off..end)?, depth),
             _ => return None,
         }
     }
@@ -330,5 +343,71 @@ mod tests {
         ];
         file.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 99, 0, 0, 0, 99, 1, 2, 3]);
         assert_eq!(udp_datagrams(&file), Err(CaptureError::Truncated(24)));
+    }
+    fn pcap_of(frames: &[Vec<u8>], link: u8) -> Vec<u8> {
+        let mut file = vec![
+            0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, link, 0,
+            0, 0,
+        ];
+        for frame in frames {
+            file.extend_from_slice(&[0; 8]);
+            file.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+            file.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+            file.extend_from_slice(frame);
+        }
+        file
+    }
+
+    #[test]
+    fn hostile_ip_headers_are_skipped() {
+        // IP-in-IP whose IHL is 0: the "inner" packet is the outer one again (looped forever).
+        let mut ihl0 = vec![0x40, 0, 0, 40, 0, 0, 0, 0, 64, 4, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+        ihl0.resize(40, 0);
+        // IPv4 shorter than its own header; IPv4 with IHL 15 and nothing after it.
+        let short = vec![0x45, 0, 0, 14, 0, 0, 0, 0, 64, 17, 0, 0, 1, 2];
+        let long_ihl = vec![0x4f, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+        // Tunnels nested deeper than any real capture: skipped, not recursed without end.
+        let mut nested = Vec::new();
+        for _ in 0..64 {
+            nested.extend_from_slice(&[0x45, 0, 0xff, 0xff, 0, 0, 0, 0, 64, 4, 0, 0]);
+            nested.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        }
+        let file = pcap_of(&[ihl0, short, long_ihl, nested], 101);
+        assert_eq!(udp_datagrams(&file), Ok(vec![]));
+    }
+
+    #[test]
+    fn pcapng_option_at_the_end_of_a_block() {
+        // An interface description block whose if_tsresol option header ends the block.
+        let mut shb = vec![0x0a, 0x0d, 0x0d, 0x0a, 28, 0, 0, 0, 0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0];
+        shb.extend_from_slice(&[0xff; 8]);
+        shb.extend_from_slice(&28u32.to_le_bytes());
+        let mut idb = vec![1, 0, 0, 0, 24, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0];
+        idb.extend_from_slice(&[9, 0, 1, 0]);
+        idb.extend_from_slice(&24u32.to_le_bytes());
+        let mut file = shb;
+        file.extend_from_slice(&idb);
+        assert_eq!(udp_datagrams(&file), Ok(vec![]));
+    }
+
+    #[test]
+    fn mutated_captures_never_panic() {
+        let frame = eth_ipv4_udp(b"hello, world");
+        let file = pcap_of(&[frame.clone(), frame], 1);
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            let mut m = file.clone();
+            for _ in 0..1 + (x % 4) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let at = (x as usize) % m.len();
+                m[at] = (x >> 32) as u8;
+            }
+            if x % 7 == 0 {
+                m.truncate((x as usize >> 8) % m.len());
+            }
+            let _ = udp_datagrams(&m);
+        }
     }
 }

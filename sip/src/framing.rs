@@ -4,7 +4,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 use thiserror::Error;
 
-use crate::message::ParseLimits;
+use crate::message::{content_length_of_head, header_end, ParseLimits};
 
 /// Why a stream must be closed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -71,7 +71,7 @@ impl StreamFramer {
             return Ok(None);
         }
         let max = self.limits.max_message_size;
-        let Some(end) = find_header_end(&self.buf) else {
+        let Some(end) = header_end(&self.buf) else {
             if self.buf.len() > max {
                 return Err(FramingError::HeadersTooLarge(max));
             }
@@ -82,34 +82,21 @@ impl StreamFramer {
         if lines > self.limits.max_headers + 1 {
             return Err(FramingError::TooManyHeaders(self.limits.max_headers));
         }
-        let cl = content_length(head)?;
-        let total = end + cl;
-        if total > max {
-            return Err(FramingError::MessageTooLarge(total, max));
-        }
+        // The parser's own reading of Content-Length (one, digits only; absent means 0: a
+        // stream message without one has no body we could delimit), so the framer and the
+        // parser can never disagree on where a message ends.
+        let cl = content_length_of_head(head)
+            .map_err(|e| FramingError::BadContentLength(e.to_string()))?
+            .unwrap_or(0);
+        let total = end
+            .checked_add(cl)
+            .filter(|t| *t <= max)
+            .ok_or(FramingError::MessageTooLarge(end.saturating_add(cl), max))?;
         if self.buf.len() < total {
             return Ok(None);
         }
         Ok(Some(Frame::Message(self.buf.split_to(total).freeze())))
     }
-}
-
-fn find_header_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
-}
-
-/// Content-Length from the raw header section (full or compact name). Absent means 0: a stream
-/// message without one has no body we could delimit.
-fn content_length(head: &[u8]) -> Result<usize, FramingError> {
-    for line in head.split(|&b| b == b'\n') {
-        let Some(colon) = line.iter().position(|&b| b == b':') else { continue };
-        let name = line[..colon].trim_ascii();
-        if name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l") {
-            let v = String::from_utf8_lossy(line[colon + 1..].trim_ascii()).to_string();
-            return v.parse().map_err(|_| FramingError::BadContentLength(v));
-        }
-    }
-    Ok(0)
 }
 
 #[cfg(test)]
@@ -165,5 +152,32 @@ mod tests {
         }
         f.push(b"\r\n");
         assert_eq!(f.next_frame(), Err(FramingError::TooManyHeaders(10)));
+    }
+
+    #[test]
+    fn hostile_content_lengths() {
+        for bad in [
+            &b"INVITE sip:a@b SIP/2.0\r\nContent-Length: 18446744073709551615\r\n\r\n"[..],
+            b"INVITE sip:a@b SIP/2.0\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+            b"INVITE sip:a@b SIP/2.0\r\nl: 0\r\nContent-Length: 30\r\n\r\n",
+            b"INVITE sip:a@b SIP/2.0\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+            b"INVITE sip:a@b SIP/2.0\r\nContent-Length: +3\r\n\r\nabc",
+            b"INVITE sip:a@b SIP/2.0\r\nContent-Length: \r\n\r\n",
+        ] {
+            let mut f = framer();
+            f.push(bad);
+            assert!(f.next_frame().is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn framer_and_parser_agree_on_the_header_end() {
+        // A bare-LF blank line ends the header section for the parser, so it does for the
+        // framer: the Content-Length after it is body text, not a header.
+        let msg = b"OPTIONS sip:a@b SIP/2.0\nl: 0\n\nContent-Length: 30\r\n\r\n";
+        let mut f = framer();
+        f.push(msg);
+        let Some(Frame::Message(m)) = f.next_frame().unwrap() else { panic!("no message") };
+        assert_eq!(&m[..], b"OPTIONS sip:a@b SIP/2.0\nl: 0\n\n");
     }
 }

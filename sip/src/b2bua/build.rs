@@ -174,20 +174,43 @@ fn copy_body(
     *to_body = body.clone();
 }
 
-/// A 400 for bytes that did not parse, if enough of the request is readable to address a
-/// response (Via, From, To, Call-ID, CSeq). Responses and unreadable input get `None`.
+/// Longest header value copied from a malformed request into its 400 (longer ones are left out).
+const MAX_COPIED_VALUE: usize = 1024;
+
+/// The answer to a request that did not parse or lacks a mandatory header: `505 Version Not
+/// Supported` for a request line of another SIP version, else `400 Bad Request`, with whichever
+/// of Via, From, To, Call-ID and CSeq the request had (values with control characters or longer
+/// than [`MAX_COPIED_VALUE`] left out) and a `Warning` naming the fault. The response goes back
+/// to the source the request came from (the connection, or the datagram's address), so only a
+/// readable request line is needed. Responses, ACKs (never answered) and bytes without a
+/// request line get `None`: they are dropped and counted.
 pub fn bad_request_for(bytes: &[u8], warning: &str) -> Option<Response> {
-    let text = String::from_utf8_lossy(bytes);
-    let mut lines = text.split('\n').map(|l| l.trim_end_matches('\r'));
+    let head = &bytes[..crate::message::header_end(bytes).unwrap_or(bytes.len())];
+    let text = String::from_utf8_lossy(head);
+    let mut lines = text
+        .trim_start_matches(['\r', '\n'])
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l));
     let first = lines.next()?;
-    if first.starts_with("SIP/") || !first.ends_with("SIP/2.0") {
+    let mut parts = first.split(' ').filter(|p| !p.is_empty());
+    let (method, _uri, version) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some()
+        || !crate::message::is_token(method)
+        || method == "ACK"
+        || !version.starts_with("SIP/")
+        || first.chars().any(char::is_control)
+    {
         return None;
     }
-    let mut r = Response::new(400, "Bad Request");
-    let mut have = 0;
+    let mut r = if version == "SIP/2.0" {
+        Response::new(400, "Bad Request")
+    } else {
+        Response::new(505, "Version Not Supported")
+    };
     for line in lines.take_while(|l| !l.is_empty()) {
         let Some((n, v)) = line.split_once(':') else { continue };
         let name = HeaderName::parse(n.trim());
+        let v = v.trim();
         if matches!(
             name,
             HeaderName::Via
@@ -195,15 +218,11 @@ pub fn bad_request_for(bytes: &[u8], warning: &str) -> Option<Response> {
                 | HeaderName::To
                 | HeaderName::CallId
                 | HeaderName::CSeq
-        ) {
-            if name != HeaderName::Via {
-                have += 1;
-            }
-            r.headers.push(name, v.trim());
+        ) && v.len() <= MAX_COPIED_VALUE
+            && !v.chars().any(char::is_control)
+        {
+            r.headers.push(name, v);
         }
-    }
-    if have < 4 || !r.headers.contains(&HeaderName::Via) {
-        return None;
     }
     let warning: String =
         warning.chars().filter(|c| *c != '"' && !c.is_control()).take(120).collect();
@@ -241,7 +260,17 @@ mod tests {
             Some("399 voicegw \"Content-Length 99 too big\"")
         );
         assert!(bad_request_for(b"SIP/2.0 200 OK\r\n\r\n", "x").is_none());
-        assert!(bad_request_for(b"INVITE sip:a@b SIP/2.0\r\nVia: x\r\n\r\n", "x").is_none());
+        assert!(bad_request_for(b"ACK sip:a@b SIP/2.0\r\nVia: x\r\n\r\n", "x").is_none());
         assert!(bad_request_for(b"\x00\x01garbage", "x").is_none());
+        assert!(bad_request_for(b"INVITE sip:a@b\r\n\r\n", "x").is_none());
+        // Missing headers: answered with what there is, to the source.
+        let r = bad_request_for(b"INVITE sip:a@b SIP/2.0\r\nVia: x\r\n\r\n", "x").unwrap();
+        assert_eq!((r.status, r.headers.get(&HeaderName::Via)), (400, Some("x")));
+        // Another SIP version: 505.
+        let r = bad_request_for(b"OPTIONS sip:a@b SIP/7.0\r\nCall-ID: 1\r\n\r\n", "v").unwrap();
+        assert_eq!((r.status, r.headers.get(&HeaderName::CallId)), (505, Some("1")));
+        // A value with a bare CR is not echoed back.
+        let r = bad_request_for(b"BYE sip:a@b SIP/2.0\r\nCall-ID: 1\rX: y\r\n\r\n", "c").unwrap();
+        assert!(!r.headers.contains(&HeaderName::CallId));
     }
 }

@@ -361,6 +361,52 @@ fn local_answers_options_501_481_483_403_and_400() {
     assert_eq!(c.stats().bad_requests, 1);
 }
 
+/// Requests missing a mandatory header get a 400 naming it, another SIP version gets 505, and a
+/// bare CR inside a header value (header injection) is refused, never relayed.
+#[test]
+fn malformed_requests_are_answered_not_dropped() {
+    let t = Instant::ZERO;
+    let mut c = core();
+    let answers = |c: &mut B2bua<FixedRouter>, s: &str| {
+        c.handle_bytes(s.as_bytes(), peer(A), t);
+        let (m, _) = drain(c);
+        m.into_iter().map(|(p, m)| (p, resp(&m).clone())).collect::<Vec<_>>()
+    };
+    let full = invite("+12065550101", "z9hG4bKmh");
+    for (header, line) in [
+        ("Via", format!("Via: SIP/2.0/UDP {A};branch=z9hG4bKmh\r\n")),
+        ("CSeq", "CSeq: 1 INVITE\r\n".to_string()),
+        ("Call-ID", "Call-ID: call-a\r\n".to_string()),
+        ("From", format!("From: \"Alice\" <sip:+12065550100@{A}>;tag=atag\r\n")),
+        (
+            "To",
+            "To: <sip:+12065550101@abcdef1ghij2klmno3pqr4.voiceconnector.local>\r\n".to_string(),
+        ),
+    ] {
+        let m = full.replace(&line, "");
+        assert_ne!(m, full, "{header} not removed");
+        let r = answers(&mut c, &m);
+        assert_eq!(r.len(), 1, "missing {header}: {r:?}");
+        assert_eq!((r[0].0, r[0].1.status), (peer(A), 400), "missing {header}");
+        let warning = r[0].1.headers.get(&HeaderName::Warning).unwrap();
+        assert!(warning.contains(header), "missing {header}: {warning}");
+    }
+    let v7 = full.replace("SIP/2.0\r\nVia", "SIP/7.0\r\nVia");
+    let r = answers(&mut c, &v7);
+    assert_eq!(r[0].1.status, 505);
+    assert_eq!(r[0].1.call_id().unwrap(), "call-a");
+    let injected =
+        full.replace("Max-Forwards: 70", "Subject: hi\rP-Asserted-Identity: <sip:911@x>");
+    let r = answers(&mut c, &injected);
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0].1.status, 400);
+    assert!(r[0].1.headers.get(&HeaderName::Warning).unwrap().contains("control character"));
+    // An ACK is never answered, even when malformed.
+    assert!(answers(&mut c, &full.replace("CSeq: 1 INVITE", "").replace("INVITE sip", "ACK sip"))
+        .is_empty());
+    assert_eq!(c.active_calls(), 0);
+}
+
 #[test]
 fn reinvite_and_its_ack_are_relayed() {
     let t = Instant::ZERO;

@@ -28,6 +28,10 @@ pub enum ParseError {
     TooLarge(usize),
     #[error("more than {0} header lines")]
     TooManyHeaders(usize),
+    #[error("control character in header line: {0}")]
+    ControlCharacter(String),
+    #[error("more than one {0} header")]
+    DuplicateHeader(&'static str),
     #[error("malformed multipart body: {0}")]
     Multipart(String),
 }

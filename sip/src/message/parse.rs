@@ -55,20 +55,10 @@ pub fn parse_message(bytes: &[u8], limits: &ParseLimits) -> Result<Message, Pars
         return Err(ParseError::TooManyHeaders(limits.max_headers));
     }
     let mut headers = Headers::new();
-    let mut content_length = None;
+    let content_length = content_length(&lines)?;
     for line in &lines {
-        let (name, value) =
-            line.split_once(':').ok_or_else(|| ParseError::HeaderLine(truncate(line)))?;
-        let name = name.trim();
-        if !super::method::is_token(name) {
-            return Err(ParseError::HeaderLine(truncate(line)));
-        }
-        let name = HeaderName::parse(name);
-        let value = value.trim();
+        let (name, value) = split_header_line(line)?;
         if name == HeaderName::ContentLength {
-            let n =
-                value.parse::<usize>().map_err(|_| ParseError::header("Content-Length", value))?;
-            content_length = Some(n);
             continue;
         }
         if name.is_list() && !value.is_empty() {
@@ -88,6 +78,58 @@ pub fn parse_message(bytes: &[u8], limits: &ParseLimits) -> Result<Message, Pars
         None => Bytes::copy_from_slice(rest),
     };
     parse_start_line(&start_line, headers, body)
+}
+
+/// One unfolded header line as (name, trimmed value). Control characters other than HTAB are
+/// refused anywhere in the line: a bare CR relayed to another leg would end the header there
+/// for the next parser (header injection), and RFC 3261's grammar allows none of them.
+fn split_header_line(line: &str) -> Result<(HeaderName, &str), ParseError> {
+    if line.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        return Err(ParseError::ControlCharacter(truncate_printable(line)));
+    }
+    let (name, value) =
+        line.split_once(':').ok_or_else(|| ParseError::HeaderLine(truncate(line)))?;
+    let name = name.trim();
+    if !super::method::is_token(name) {
+        return Err(ParseError::HeaderLine(truncate(line)));
+    }
+    Ok((HeaderName::parse(name), value.trim()))
+}
+
+/// The one Content-Length of an unfolded header section. Two of them are refused even when
+/// they agree: a framer that read the first and a parser that read the last is how a second
+/// request is smuggled through a stream.
+fn content_length(lines: &[Cow<'_, str>]) -> Result<Option<usize>, ParseError> {
+    let mut found = None;
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else { continue };
+        if HeaderName::parse(name.trim()) != HeaderName::ContentLength {
+            continue;
+        }
+        let value = value.trim();
+        if found.is_some() {
+            return Err(ParseError::DuplicateHeader("Content-Length"));
+        }
+        if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ParseError::header("Content-Length", value));
+        }
+        let n = value.parse::<usize>().map_err(|_| ParseError::header("Content-Length", value))?;
+        found = Some(n);
+    }
+    Ok(found)
+}
+
+/// The Content-Length of a raw header section (the bytes up to and including the blank line),
+/// read exactly as [`parse_message`] reads it: `Ok(None)` when there is none.
+pub(crate) fn content_length_of_head(head: &[u8]) -> Result<Option<usize>, ParseError> {
+    let start = head.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(head.len());
+    let text = decode_head(&head[start..]);
+    let mut lines = unfold(&text);
+    if lines.is_empty() {
+        return Ok(None);
+    }
+    lines.remove(0);
+    content_length(&lines)
 }
 
 fn parse_start_line(line: &str, headers: Headers, body: Bytes) -> Result<Message, ParseError> {
@@ -171,6 +213,19 @@ fn truncate(s: &str) -> String {
     s.chars().take(80).collect()
 }
 
+/// Like [`truncate`], with control characters shown as `\xNN` (safe for a `Warning` or a log).
+fn truncate_printable(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars().take(80) {
+        if c.is_control() {
+            out.push_str(&format!("\\x{:02x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,6 +281,10 @@ l: 4\r\n\r\nv=0\r\nextra";
             b"INVITE sip:a@b SIP/2.0\r\nNoColon\r\n\r\n",
             b"INVITE sip:a@b SIP/2.0\r\nContent-Length: 10\r\n\r\nabc",
             b"INVITE sip:a@b SIP/2.0\r\nContent-Length: -1\r\n\r\n",
+            b"INVITE sip:a@b SIP/2.0\r\nContent-Length: 0\r\nl: 3\r\n\r\nabc",
+            b"INVITE sip:a@b SIP/2.0\r\nContent-Length: 18446744073709551616\r\n\r\n",
+            b"INVITE sip:a@b SIP/2.0\r\nSubject: a\rInjected: yes\r\n\r\n",
+            b"INVITE sip:a@b SIP/2.0\r\nSubject: a\x00b\r\n\r\n",
             b"INV\xffITE sip:a@b SIP/2.0\r\n\r\n",
             b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
         ] {
