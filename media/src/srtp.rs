@@ -1,6 +1,9 @@
 //! SRTP and SRTCP (RFC 3711) with SDES keys (RFC 4568): `AES_CM_128_HMAC_SHA1_80` and
 //! `AES_CM_128_HMAC_SHA1_32`. Protect and unprotect work in place on the packet buffer; the
-//! rollover counter is tracked per SSRC and replays are refused.
+//! rollover counter is tracked per SSRC and replays are refused (SRTP and SRTCP, RFC 3711
+//! §3.3.2, 64-packet windows). Authentication tags are compared in constant time, and the
+//! receive state kept per SSRC is capped at [`MAX_SSRCS`] (state is created only for authentic
+//! packets, but a keyed peer must not grow it without end either).
 
 use std::collections::HashMap;
 
@@ -8,7 +11,11 @@ use aes::cipher::{KeyIvInit, StreamCipher};
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
+use subtle::ConstantTimeEq;
 use thiserror::Error;
+
+/// Most SSRCs one context tracks per direction and per protocol (RTP, RTCP).
+pub const MAX_SSRCS: usize = 64;
 
 type Aes128Ctr = ctr::Ctr128BE<aes::Aes128>;
 type HmacSha1 = Hmac<Sha1>;
@@ -25,6 +32,48 @@ pub enum SrtpError {
     Auth,
     #[error("replayed packet")]
     Replay,
+    #[error("more than {MAX_SSRCS} SSRCs on one SRTP context")]
+    TooManySsrcs,
+}
+
+/// RFC 3711 §3.3.2 replay window over 48-bit (SRTP) or 31-bit (SRTCP) packet indices.
+#[derive(Debug, Clone, Copy, Default)]
+struct ReplayWindow {
+    started: bool,
+    highest: u64,
+    /// Bit i set: index (highest − i) was received.
+    bits: u64,
+}
+
+impl ReplayWindow {
+    /// Whether `index` may be accepted (not seen, not older than the window).
+    fn check(&self, index: u64) -> Result<(), SrtpError> {
+        if self.started && index <= self.highest {
+            let age = self.highest - index;
+            if age >= 64 || self.bits & (1 << age) != 0 {
+                return Err(SrtpError::Replay);
+            }
+        }
+        Ok(())
+    }
+
+    /// Records an authentic `index`.
+    fn accept(&mut self, index: u64) {
+        if !self.started || index > self.highest {
+            let shift = if self.started { index - self.highest } else { 0 };
+            self.bits = if shift >= 64 { 0 } else { self.bits << shift };
+            self.bits |= 1;
+            self.highest = index;
+            self.started = true;
+        } else {
+            self.bits |= 1 << (self.highest - index);
+        }
+    }
+}
+
+/// Constant-time comparison of a received tag with the computed one.
+fn tags_equal(computed: &[u8], received: &[u8]) -> bool {
+    computed.len() == received.len() && bool::from(computed.ct_eq(received))
 }
 
 /// A crypto suite of RFC 4568 §6.2.
@@ -159,10 +208,7 @@ impl SessionKeys {
 struct RecvState {
     roc: u32,
     s_l: u16,
-    started: bool,
-    /// Bit i set: index (highest − i) was received.
-    window: u64,
-    highest: u64,
+    window: ReplayWindow,
 }
 
 /// One direction's SRTP/SRTCP context (one master key, any number of SSRCs).
@@ -174,6 +220,8 @@ pub struct Context {
     recv: HashMap<u32, RecvState>,
     send_roc: HashMap<u32, (u32, u16)>,
     srtcp_index: u32,
+    /// SRTCP replay windows per sender SSRC.
+    rtcp_recv: HashMap<u32, ReplayWindow>,
 }
 
 impl std::fmt::Debug for Context {
@@ -191,6 +239,7 @@ impl Context {
             recv: HashMap::new(),
             send_roc: HashMap::new(),
             srtcp_index: 0,
+            rtcp_recv: HashMap::new(),
         }
     }
 
@@ -202,10 +251,14 @@ impl Context {
         )
         .map_err(|_| SrtpError::TooShort)?;
         let len = buf.len() - tag_len;
-        let st = self.recv.get(&hdr.ssrc).copied().unwrap_or_default();
+        let known = self.recv.get(&hdr.ssrc).copied();
+        if known.is_none() && self.recv.len() >= MAX_SSRCS {
+            return Err(SrtpError::TooManySsrcs);
+        }
+        let st = known.unwrap_or_default();
         // RFC 3711 §3.3.1: guess the rollover counter from the highest sequence number seen.
         let seq = hdr.sequence;
-        let v = if !st.started {
+        let v = if !st.window.started {
             st.roc
         } else if st.s_l < 32_768 {
             if i32::from(seq) - i32::from(st.s_l) > 32_768 {
@@ -219,14 +272,9 @@ impl Context {
             st.roc
         };
         let index = (u64::from(v) << 16) | u64::from(seq);
-        if st.started && index <= st.highest {
-            let age = st.highest - index;
-            if age >= 64 || st.window & (1 << age) != 0 {
-                return Err(SrtpError::Replay);
-            }
-        }
+        st.window.check(index)?;
         let tag = self.rtp.tag(&[&buf[..len], &v.to_be_bytes()]);
-        if tag[..tag_len] != buf[len..] {
+        if !tags_equal(&tag[..tag_len], &buf[len..]) {
             return Err(SrtpError::Auth);
         }
         let iv = self.rtp.iv(hdr.ssrc, index);
@@ -234,17 +282,11 @@ impl Context {
         c.apply_keystream(&mut buf[hdr.payload_offset..len]);
         // Update the state only for authentic packets.
         let mut st = st;
-        if !st.started || index > st.highest {
-            let shift = if st.started { index - st.highest } else { 0 };
-            st.window = if shift >= 64 { 0 } else { st.window << shift };
-            st.window |= 1;
-            st.highest = index;
+        if !st.window.started || index > st.window.highest {
             st.roc = v;
             st.s_l = seq;
-            st.started = true;
-        } else {
-            st.window |= 1 << (st.highest - index);
         }
+        st.window.accept(index);
         self.recv.insert(hdr.ssrc, st);
         Ok(len)
     }
@@ -257,7 +299,11 @@ impl Context {
             return Err(SrtpError::TooShort);
         }
         let hdr = crate::rtp::RtpHeader::parse(&buf[..len]).map_err(|_| SrtpError::TooShort)?;
-        let (roc, last) = self.send_roc.get(&hdr.ssrc).copied().unwrap_or((0, hdr.sequence));
+        let known = self.send_roc.get(&hdr.ssrc).copied();
+        if known.is_none() && self.send_roc.len() >= MAX_SSRCS {
+            return Err(SrtpError::TooManySsrcs);
+        }
+        let (roc, last) = known.unwrap_or((0, hdr.sequence));
         let roc = if hdr.sequence < last && last - hdr.sequence > 32_768 {
             roc.wrapping_add(1)
         } else {
@@ -279,15 +325,24 @@ impl Context {
             return Err(SrtpError::TooShort);
         }
         let len = buf.len() - 10;
+        let e_index = u32::from_be_bytes([buf[len - 4], buf[len - 3], buf[len - 2], buf[len - 1]]);
+        let index = u64::from(e_index & 0x7fff_ffff);
+        let ssrc = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
+        let known = self.rtcp_recv.get(&ssrc).copied();
+        if known.is_none() && self.rtcp_recv.len() >= MAX_SSRCS {
+            return Err(SrtpError::TooManySsrcs);
+        }
+        let mut window = known.unwrap_or_default();
+        window.check(index)?;
         let tag = self.rtcp.tag(&[&buf[..len]]);
-        if tag[..10] != buf[len..] {
+        if !tags_equal(&tag[..10], &buf[len..]) {
             return Err(SrtpError::Auth);
         }
-        let e_index = u32::from_be_bytes([buf[len - 4], buf[len - 3], buf[len - 2], buf[len - 1]]);
+        window.accept(index);
+        self.rtcp_recv.insert(ssrc, window);
         let plain_len = len - 4;
         if e_index & 0x8000_0000 != 0 {
-            let ssrc = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
-            let iv = self.rtcp.iv(ssrc, u64::from(e_index & 0x7fff_ffff));
+            let iv = self.rtcp.iv(ssrc, index);
             let mut c = Aes128Ctr::new((&self.rtcp.enc).into(), (&iv).into());
             c.apply_keystream(&mut buf[8..plain_len]);
         }
@@ -391,8 +446,35 @@ mod tests {
         let mut wire = buf[..n].to_vec();
         let m = rx.unprotect_rtcp(&mut wire).unwrap();
         assert_eq!(&wire[..m], &rr[..]);
-        wire[10] ^= 1;
-        assert_eq!(rx.unprotect_rtcp(&mut wire), Err(SrtpError::Auth));
+        // RFC 3711 §3.3.2: a replayed SRTCP packet is refused, a newer one accepted.
+        let mut replay = buf[..n].to_vec();
+        assert_eq!(rx.unprotect_rtcp(&mut replay), Err(SrtpError::Replay));
+        let mut next = rr.to_vec();
+        next.extend_from_slice(&[0; 14]);
+        let n2 = tx.protect_rtcp(&mut next, rr.len()).unwrap();
+        let mut tampered = next[..n2].to_vec();
+        tampered[10] ^= 1;
+        assert_eq!(rx.unprotect_rtcp(&mut tampered), Err(SrtpError::Auth));
+        assert_eq!(rx.unprotect_rtcp(&mut next[..n2]), Ok(rr.len()));
+    }
+
+    #[test]
+    fn receive_state_per_ssrc_is_capped() {
+        let master =
+            MasterKey::from_inline("inline:NhqBK/JjtVJgmOgPyDKpvMTEjvFCQ4eiyVQelF6x").unwrap();
+        let mut tx = Context::new(Suite::AesCm128HmacSha1_80, &master);
+        let mut rx = Context::new(Suite::AesCm128HmacSha1_80, &master);
+        for ssrc in 0..=MAX_SSRCS as u32 {
+            let mut pkt = vec![0x80, 0, 0, 1, 0, 0, 0, 0];
+            pkt.extend_from_slice(&ssrc.to_be_bytes());
+            pkt.extend_from_slice(&[0xd5; 160]);
+            let len = pkt.len();
+            pkt.extend_from_slice(&[0; 10]);
+            let n = tx.protect_rtp(&mut pkt, len).unwrap();
+            let expect =
+                if (ssrc as usize) < MAX_SSRCS { Ok(len) } else { Err(SrtpError::TooManySsrcs) };
+            assert_eq!(rx.unprotect_rtp(&mut pkt[..n]), expect, "ssrc {ssrc}");
+        }
     }
 
     #[test]
