@@ -462,9 +462,9 @@ mod tests {
     fn receive_state_per_ssrc_is_capped() {
         let master =
             MasterKey::from_inline("inline:NhqBK/JjtVJgmOgPyDKpvMTEjvFCQ4eiyVQelF6x").unwrap();
-        let mut tx = Context::new(Suite::AesCm128HmacSha1_80, &master);
         let mut rx = Context::new(Suite::AesCm128HmacSha1_80, &master);
         for ssrc in 0..=MAX_SSRCS as u32 {
+            let mut tx = Context::new(Suite::AesCm128HmacSha1_80, &master);
             let mut pkt = vec![0x80, 0, 0, 1, 0, 0, 0, 0];
             pkt.extend_from_slice(&ssrc.to_be_bytes());
             pkt.extend_from_slice(&[0xd5; 160]);
