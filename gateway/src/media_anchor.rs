@@ -140,17 +140,27 @@ impl MediaAnchor {
         self.ports.in_use()
     }
 
-    /// Reserves an even/odd pair whose sockets bind (ports taken by other programs are skipped).
+    /// Reserves an even/odd pair whose sockets bind. A pair that does not bind is given back
+    /// at once (it cools down, so the next tries go elsewhere): a port held by another program
+    /// is skipped, and a failure that is not about the port (no file descriptors left) marks
+    /// nothing and refuses only this call.
     fn reserve(&mut self) -> Result<(u16, UdpSocket, UdpSocket), Reject> {
         for _ in 0..64 {
             let port = self.ports.allocate().map_err(|_| exhausted())?;
-            let rtp = UdpSocket::bind(SocketAddr::new(self.ip, port));
-            let rtcp = UdpSocket::bind(SocketAddr::new(self.ip, port + 1));
-            match (rtp, rtcp) {
-                (Ok(a), Ok(b)) => return Ok((port, a, b)),
-                _ => {
-                    // Leave it marked used: someone else holds it.
-                    tracing::debug!(port, "media port pair busy; trying the next");
+            let pair = UdpSocket::bind(SocketAddr::new(self.ip, port)).and_then(|rtp| {
+                UdpSocket::bind(SocketAddr::new(self.ip, port + 1)).map(|rtcp| (rtp, rtcp))
+            });
+            match pair {
+                Ok((rtp, rtcp)) => return Ok((port, rtp, rtcp)),
+                Err(e) => {
+                    self.ports.release(port);
+                    if e.kind() != std::io::ErrorKind::AddrInUse {
+                        tracing::warn!(port, error = %e, "media sockets cannot be opened");
+                        let mut r = Reject::new(503, "media sockets unavailable");
+                        r.retry_after = Some(5);
+                        return Err(r);
+                    }
+                    tracing::debug!(port, "media port pair busy; trying another");
                 }
             }
         }
@@ -512,5 +522,20 @@ mod tests {
         a.open(1, "6f1a3c2e-1111-4a2b-9c3d-0123456789ab", &route(), &invite()).unwrap();
         let e = a.open(2, "6f1a3c2e-1111-4a2b-9c3d-0123456789ab", &route(), &invite()).unwrap_err();
         assert_eq!((e.status, e.retry_after), (503, Some(5)));
+    }
+
+    #[test]
+    fn a_pair_that_did_not_bind_is_not_kept() {
+        // Two pairs; another program holds the RTP port of one: a call (two pairs) is refused.
+        let range = PortRange::new(41_400, 41_403).unwrap();
+        let mut a = MediaAnchor::new("127.0.0.1".parse().unwrap(), range);
+        let blocker = UdpSocket::bind("127.0.0.1:41400").unwrap();
+        let e = a.open(1, "6f1a3c2e-1111-4a2b-9c3d-0123456789ab", &route(), &invite()).unwrap_err();
+        assert_eq!(e.status, 503);
+        assert_eq!(a.ports_in_use(), 0, "nothing stays marked used after a failed bind");
+        // Once the port is free again, calls get it.
+        drop(blocker);
+        a.open(2, "6f1a3c2e-1111-4a2b-9c3d-0123456789ab", &route(), &invite()).unwrap();
+        assert_eq!(a.ports_in_use(), 2);
     }
 }

@@ -1,4 +1,7 @@
-use std::collections::BTreeSet;
+use std::collections::{HashSet, VecDeque};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 use thiserror::Error;
 
@@ -50,39 +53,85 @@ impl Default for PortRange {
     }
 }
 
-/// Hands out RTP ports (even; RTCP is the next odd port) round-robin, so a port just released
-/// is not reused at once (late packets of the old call would land in the new one).
+/// Hands out RTP ports (even; RTCP is the next odd port) at random among the free pairs, so the
+/// next call's ports cannot be guessed from the last one's (a third party that guesses them
+/// could send to a fresh port before the real peer does). A released port cools down: it is
+/// handed out again only after [`PortAllocator::cooling_capacity`] later releases, or when
+/// nothing else is free, so late packets of an old call do not land in a new one.
 #[derive(Debug)]
 pub struct PortAllocator {
-    range: PortRange,
-    next: u16,
-    used: BTreeSet<u16>,
+    first: u16,
+    pairs: usize,
+    /// Pairs allocated.
+    used: HashSet<u16>,
+    /// Pairs released recently, oldest first.
+    cooling: VecDeque<u16>,
+    /// `used` and `cooling` together: the pairs not to hand out.
+    blocked: HashSet<u16>,
+    cooling_cap: usize,
+    rng: StdRng,
 }
 
 impl PortAllocator {
+    /// An allocator seeded from the operating system's random source.
     pub fn new(range: PortRange) -> Self {
-        let first = range.min + (range.min % 2);
-        PortAllocator { range, next: first, used: BTreeSet::new() }
+        Self::with_rng(range, StdRng::from_entropy())
+    }
+
+    /// An allocator with a fixed seed (tests).
+    pub fn seeded(range: PortRange, seed: u64) -> Self {
+        Self::with_rng(range, StdRng::seed_from_u64(seed))
+    }
+
+    fn with_rng(range: PortRange, rng: StdRng) -> Self {
+        let pairs = range.pairs();
+        PortAllocator {
+            first: range.min + (range.min % 2),
+            pairs,
+            used: HashSet::new(),
+            cooling: VecDeque::new(),
+            blocked: HashSet::new(),
+            cooling_cap: (pairs / 4).min(4096),
+            rng,
+        }
+    }
+
+    /// How many released pairs cool down before reuse.
+    pub fn cooling_capacity(&self) -> usize {
+        self.cooling_cap
     }
 
     pub fn allocate(&mut self) -> Result<u16, PortError> {
-        let pairs = self.range.pairs();
-        for _ in 0..pairs {
-            let port = self.next;
-            self.next = if port + 3 > self.range.max {
-                self.range.min + (self.range.min % 2)
-            } else {
-                port + 2
-            };
-            if self.used.insert(port) {
+        if self.blocked.len() >= self.pairs {
+            // Everything is in use or cooling: reuse the pair released longest ago.
+            let oldest = self.cooling.pop_front().ok_or(PortError::Exhausted)?;
+            self.blocked.remove(&oldest);
+        }
+        let start = self.rng.gen_range(0..self.pairs);
+        for i in 0..self.pairs {
+            let idx = (start + i) % self.pairs;
+            // idx < pairs ≤ 32 768, so the port stays within the range.
+            let port = self.first + 2 * idx as u16;
+            if self.blocked.insert(port) {
+                self.used.insert(port);
                 return Ok(port);
             }
         }
         Err(PortError::Exhausted)
     }
 
+    /// Gives a pair back (after its call, or when its sockets could not be bound). Releasing a
+    /// pair that is not allocated does nothing.
     pub fn release(&mut self, rtp_port: u16) {
-        self.used.remove(&rtp_port);
+        if !self.used.remove(&rtp_port) {
+            return;
+        }
+        self.cooling.push_back(rtp_port);
+        while self.cooling.len() > self.cooling_cap {
+            if let Some(old) = self.cooling.pop_front() {
+                self.blocked.remove(&old);
+            }
+        }
     }
 
     pub fn in_use(&self) -> usize {
@@ -104,14 +153,35 @@ mod tests {
     }
 
     #[test]
-    fn allocation_round_robin_and_exhaustion() {
-        let mut a = PortAllocator::new(PortRange::new(10_000, 10_005).unwrap());
-        assert_eq!(a.allocate(), Ok(10_000));
-        assert_eq!(a.allocate(), Ok(10_002));
-        assert_eq!(a.allocate(), Ok(10_004));
+    fn allocation_is_random_cools_down_and_exhausts() {
+        let mut a = PortAllocator::seeded(PortRange::new(10_000, 10_005).unwrap(), 1);
+        let mut got: Vec<u16> = (0..3).map(|_| a.allocate().unwrap()).collect();
+        got.sort();
+        assert_eq!(got, vec![10_000, 10_002, 10_004]);
         assert_eq!(a.allocate(), Err(PortError::Exhausted));
         a.release(10_002);
-        assert_eq!(a.allocate(), Ok(10_002));
+        a.release(10_002); // twice: no effect
+        assert_eq!(a.allocate(), Ok(10_002), "the only free pair, even while cooling");
         assert_eq!(a.in_use(), 3);
+    }
+
+    #[test]
+    fn released_pairs_are_not_reused_at_once_and_order_is_unpredictable() {
+        let range = PortRange::new(10_000, 10_999).unwrap(); // 500 pairs, 125 cooling
+        let mut a = PortAllocator::seeded(range, 7);
+        let first: Vec<u16> = (0..50).map(|_| a.allocate().unwrap()).collect();
+        // Not handed out in order: consecutive allocations are not 2 apart.
+        let sequential = first.windows(2).filter(|w| w[1] == w[0] + 2).count();
+        assert!(sequential < 5, "{sequential} sequential of 49");
+        for p in &first {
+            a.release(*p);
+        }
+        let next: Vec<u16> = (0..50).map(|_| a.allocate().unwrap()).collect();
+        assert!(next.iter().all(|p| !first.contains(p)), "a cooling pair was reused");
+        assert_eq!(a.in_use(), 50);
+        // Different seeds give different sequences.
+        let mut b = PortAllocator::seeded(range, 8);
+        let other: Vec<u16> = (0..50).map(|_| b.allocate().unwrap()).collect();
+        assert_ne!(first, other);
     }
 }
