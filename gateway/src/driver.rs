@@ -166,9 +166,10 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
     };
     let media_ip: std::net::IpAddr =
         cfg.media.address.parse().unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
-    let anchor = MediaAnchor::new(media_ip, v.media_ports).with_required_encryption(
+    let mut anchor = MediaAnchor::new(media_ip, v.media_ports).with_required_encryption(
         cfg.voice_connectors.iter().filter(|vc| vc.require_encryption).map(|vc| vc.id.clone()),
     );
+    anchor.set_media_source_learning(learning_voice_connectors(cfg));
     let router = ConfigRouter::new(cfg, rand::random());
     let health = router.health();
     let mut core = B2bua::with_anchor(core_cfg, router, anchor);
@@ -474,6 +475,7 @@ fn reload(
     core.anchor_mut().set_required_encryption(
         cfg.voice_connectors.iter().filter(|vc| vc.require_encryption).map(|vc| vc.id.clone()),
     );
+    core.anchor_mut().set_media_source_learning(learning_voice_connectors(cfg));
     {
         let mut r = registry.lock().unwrap_or_else(|e| e.into_inner());
         for vc in &cfg.voice_connectors {
@@ -812,4 +814,13 @@ fn update_process_metrics(
     r.set(names::PROCESS_TLS_CONNECTIONS, &l, conns.tls as f64);
     r.set(names::SIP_LOG_DROPPED, &l, siplog.dropped() as f64);
     r.set(names::MEDIA_PORTS_IN_USE, &l, core.anchor().ports_in_use() as f64);
+}
+
+/// Voice connectors whose customer leg may learn its media source (`AllowMediaSourceLearning`).
+fn learning_voice_connectors(cfg: &crate::config::Config) -> Vec<String> {
+    cfg.voice_connectors
+        .iter()
+        .filter(|vc| vc.allow_media_source_learning)
+        .map(|vc| vc.id.clone())
+        .collect()
 }

@@ -25,6 +25,8 @@ pub struct CallContext {
     /// ISO 3166-1 alpha-2 countries of the E.164 caller and callee (numbering plan).
     pub from_country: Option<String>,
     pub to_country: Option<String>,
+    /// Which sources each leg's media is accepted from (`[A, B]`).
+    pub latching: [media::relay::Latching; 2],
 }
 
 /// Instructions for the driver.
@@ -98,6 +100,8 @@ fn pick_crypto(m: &media::sdp::Media) -> Option<(String, Suite, MasterKey)> {
 pub struct MediaAnchor {
     /// Voice connectors whose customer leg must use SRTP.
     require_encryption: std::collections::HashSet<String>,
+    /// Voice connectors whose customer leg may learn its media source (NAT).
+    learn_media_source: std::collections::HashSet<String>,
     ip: IpAddr,
     ports: PortAllocator,
     calls: HashMap<u64, Reserved>,
@@ -108,6 +112,7 @@ impl MediaAnchor {
     pub fn new(ip: IpAddr, range: PortRange) -> MediaAnchor {
         MediaAnchor {
             require_encryption: Default::default(),
+            learn_media_source: Default::default(),
             ip,
             ports: PortAllocator::new(range),
             calls: HashMap::new(),
@@ -128,6 +133,12 @@ impl MediaAnchor {
     /// progress keep what they started with.
     pub fn set_required_encryption(&mut self, ids: impl IntoIterator<Item = String>) {
         self.require_encryption = ids.into_iter().collect();
+    }
+
+    /// Voice connectors whose customer leg learns its media source (`AllowMediaSourceLearning`);
+    /// every other leg accepts media only from its SDP address. Calls in progress keep theirs.
+    pub fn set_media_source_learning(&mut self, ids: impl IntoIterator<Item = String>) {
+        self.learn_media_source = ids.into_iter().collect();
     }
 
     /// Updates for the driver since the last call.
@@ -211,8 +222,12 @@ impl Anchor for MediaAnchor {
             Direction::Outbound => RelaySide::A,
             Direction::Inbound => RelaySide::B,
         };
-        let require_srtp =
-            self.require_encryption.contains(&route.first().voice_connector_id).then_some(customer);
+        let vc = &route.first().voice_connector_id;
+        let require_srtp = self.require_encryption.contains(vc).then_some(customer);
+        let mut latching = [media::relay::Latching::Strict; 2];
+        if self.learn_media_source.contains(vc) {
+            latching[if customer == RelaySide::A { 0 } else { 1 }] = media::relay::Latching::Learn;
+        }
         // The outbound leg uses SRTP when its signalling is protected (SDES keys travel in SDP).
         let mut crypto: [LegCrypto; 2] = Default::default();
         crypto[1].srtp = route.first().peer.transport == sip::Transport::Tls;
@@ -232,6 +247,7 @@ impl Anchor for MediaAnchor {
             to_country: country(&to_user),
             from_user,
             to_user,
+            latching,
         };
         self.updates.push(MediaUpdate::Open { ctx, sockets: [a_rtp, a_rtcp, b_rtp, b_rtcp] });
         Ok(())

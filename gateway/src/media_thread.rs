@@ -76,7 +76,10 @@ struct CallMedia {
     sink: Option<RecordSink>,
     last: Snapshot,
     last_record: Instant,
-    last_packet: Instant,
+    /// Media activity (ms on the thread's clock) as of the last inactivity report.
+    active_since_ms: f64,
+    /// Packets from rejected sources already counted in the metrics.
+    rejected_reported: u64,
 }
 
 /// One packet in this many has its relay latency measured (a clock read after its send).
@@ -170,14 +173,16 @@ fn run(
                         continue;
                     }
                     by_call.insert(ctx.call, slot);
+                    let session = Session::with_latching(ctx.latching);
                     slots[slot] = Some(CallMedia {
                         ctx,
                         socks,
-                        session: Session::new(),
+                        session,
                         sink,
                         last: Snapshot::default(),
                         last_record: Instant::now(),
-                        last_packet: Instant::now(),
+                        active_since_ms: (Instant::now() - start).as_secs_f64() * 1000.0,
+                        rejected_reported: 0,
                     });
                 }
                 MediaCmd::Call { call, cmd } => {
@@ -195,7 +200,8 @@ fn run(
                         }
                         RelayCmd::Close => {
                             by_call.remove(&call);
-                            if let Some(cm) = slots[slot].take() {
+                            if let Some(mut cm) = slots[slot].take() {
+                                report_rejected(&mut cm, &registry);
                                 write_record(&cm.ctx, &cm.session, &cm.last, cm.sink.as_ref());
                                 for s in &cm.socks {
                                     let _ = epoll.delete(s.as_fd());
@@ -234,7 +240,6 @@ fn run(
                     continue;
                 }
             };
-            cm.last_packet = now;
             if let Some((f, len)) =
                 cm.session.on_packet_mut(side, component, from, &mut buf, n, now_ms)
             {
@@ -268,10 +273,15 @@ fn run(
                     cm.last_record = Instant::now();
                     cm.last = write_record(&cm.ctx, &cm.session, &cm.last, cm.sink.as_ref());
                 }
+                report_rejected(cm, &registry);
                 if let Some(limit) = timing.inactivity {
-                    if cm.last_packet.elapsed() >= limit {
+                    // Only packets from accepted sources count: a stranger cannot keep a dead
+                    // call up.
+                    let active =
+                        cm.session.last_activity_ms().unwrap_or(0.0).max(cm.active_since_ms);
+                    if now_ms - active >= limit.as_secs_f64() * 1000.0 {
                         // Reported once per silent period; the driver hangs up answered calls.
-                        cm.last_packet = Instant::now();
+                        cm.active_since_ms = now_ms;
                         tracing::info!(
                             call = cm.ctx.call,
                             secs = limit.as_secs(),
@@ -283,6 +293,35 @@ fn run(
             }
         }
     }
+}
+
+/// Counts a call's packets from rejected sources in the metrics, and logs the first of them.
+fn report_rejected(cm: &mut CallMedia, registry: &std::sync::Mutex<metrics::Registry>) {
+    let (a, b) = (cm.session.side(Side::A), cm.session.side(Side::B));
+    let total = a.dropped_wrong_source + b.dropped_wrong_source;
+    if total == cm.rejected_reported {
+        return;
+    }
+    if cm.rejected_reported == 0 {
+        for (name, st) in [("A", a), ("B", b)] {
+            if let Some(src) = st.last_rejected_source {
+                tracing::warn!(
+                    call = cm.ctx.call,
+                    leg = name,
+                    source = %src,
+                    expected = ?st.peer.latched_rtp.or(st.peer.sdp_rtp),
+                    "media from an unexpected source dropped"
+                );
+            }
+        }
+    }
+    let mut r = registry.lock().unwrap_or_else(|e| e.into_inner());
+    r.add(
+        metrics::names::MEDIA_REJECTED_SOURCE_PACKETS,
+        &metrics::Labels::default(),
+        (total - cm.rejected_reported) as f64,
+    );
+    cm.rejected_reported = total;
 }
 
 fn log_end(cm: &CallMedia) {

@@ -306,6 +306,7 @@ mod tests {
             to_user: "+12065550101".into(),
             from_country: Some("US".into()),
             to_country: None,
+            latching: Default::default(),
         };
         let mut s = Session::new();
         s.set_peer(Side::A, "10.0.0.1:4000".parse().unwrap(), None, false, vec![]);

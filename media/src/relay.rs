@@ -1,7 +1,18 @@
 //! The forwarding decision of one call's media, sans-IO: packets arrive on one side (A: the
 //! inbound leg, B: the outbound leg), are counted and measured, and go out of the other side to
-//! the peer's address — learnt from SDP, then latched from the first packet the peer sends
-//! (symmetric RTP). Packets from other sources once latched are dropped and counted.
+//! the peer's address.
+//!
+//! **Which sources are accepted** (modelled on rtpengine's `strict-source` and endpoint
+//! learning): with [`Latching::Strict`], the default, a side accepts packets only from the
+//! address its SDP announced (RTP from the `m=` address; RTCP from the `a=rtcp`/port + 1
+//! address or the RTP address), so a third party that sends to a freshly allocated port first
+//! neither receives the call's audio nor displaces the real peer. With [`Latching::Learn`]
+//! (peers behind NAT, whose packets come from another address than their SDP says), a new
+//! source is learnt only after [`LEARN_PACKETS`] consecutive packets from it and only while the
+//! current source has been silent for [`HANDOVER_SILENCE_MS`]: a stranger cannot take over a
+//! leg whose peer is sending. The SDP address is always accepted. Every other packet is dropped,
+//! counted in `dropped_wrong_source` and remembered in `last_rejected_source`; it does not count
+//! as activity (see [`Session::last_activity_ms`]).
 //!
 //! No allocation or copy per packet: [`Session::on_packet`] reads the header in place and
 //! returns where the same bytes go.
@@ -51,6 +62,23 @@ pub struct Forward {
     pub to: SocketAddr,
 }
 
+/// Which sources a side accepts (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Latching {
+    /// Only the address the peer's SDP announced.
+    #[default]
+    Strict,
+    /// The SDP address, or a source learnt after consistent packets while the current one is
+    /// silent (NAT).
+    Learn,
+}
+
+/// Consecutive packets from one new source before [`Latching::Learn`] switches to it.
+pub const LEARN_PACKETS: u32 = 5;
+
+/// How long the current source must have been silent before [`Latching::Learn`] switches.
+pub const HANDOVER_SILENCE_MS: f64 = 2000.0;
+
 /// Counters of one direction of one side.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counters {
@@ -67,10 +95,20 @@ pub struct Peer {
     pub sdp_rtp: Option<SocketAddr>,
     /// From SDP (`a=rtcp`, or RTP port + 1, or the RTP address with `a=rtcp-mux`).
     pub sdp_rtcp: Option<SocketAddr>,
-    /// Latched from the first packet received from the peer.
+    /// A source learnt from the peer's packets ([`Latching::Learn`]), else the SDP address
+    /// once it sent.
     pub latched_rtp: Option<SocketAddr>,
     pub latched_rtcp: Option<SocketAddr>,
     pub rtcp_mux: bool,
+}
+
+/// Source acceptance of one component of one side.
+#[derive(Debug, Clone, Copy, Default)]
+struct SourceGate {
+    /// When the accepted source last sent.
+    last_accepted_ms: Option<f64>,
+    /// A source that is not the current one: its consecutive packets.
+    candidate: Option<(SocketAddr, u32)>,
 }
 
 impl Peer {
@@ -93,8 +131,13 @@ pub struct SideState {
     /// SSRC the receive statistics follow (a new SSRC restarts them).
     pub ssrc: Option<u32>,
     pub ssrc_changes: u32,
-    /// Packets dropped: wrong source after latching, or no destination yet.
+    /// Which sources this side accepts.
+    pub latching: Latching,
+    gates: [SourceGate; 2],
+    /// Packets dropped: from a source this side does not accept, or no destination yet.
     pub dropped_wrong_source: u64,
+    /// The last source whose packets were dropped, for the log.
+    pub last_rejected_source: Option<SocketAddr>,
     pub dropped_no_destination: u64,
     pub malformed: u64,
     /// Clock rate per payload type, from SDP.
@@ -129,6 +172,47 @@ pub const OWN_SR_INTERVAL_MS: f64 = 5000.0;
 const CNAME: &[u8] = b"voicegw";
 
 impl SideState {
+    /// Whether a packet on `component` from `from` is accepted (module docs), updating the
+    /// latch.
+    fn accept_source(&mut self, component: Component, from: SocketAddr, now_ms: f64) -> bool {
+        let peer = &mut self.peer;
+        let (sdp, alt, latched, gate) = match component {
+            Component::Rtp => (peer.sdp_rtp, None, &mut peer.latched_rtp, &mut self.gates[0]),
+            // RTCP may also come from the RTP address the SDP announced (rtcp-mux, or peers
+            // that send both from one socket).
+            Component::Rtcp => {
+                (peer.sdp_rtcp, peer.sdp_rtp, &mut peer.latched_rtcp, &mut self.gates[1])
+            }
+        };
+        let announced = Some(from) == sdp || Some(from) == alt;
+        let accepted = if *latched == Some(from) {
+            true
+        } else if announced {
+            *latched = Some(from);
+            true
+        } else if self.latching == Latching::Learn {
+            let n = match gate.candidate {
+                Some((a, n)) if a == from => n + 1,
+                _ => 1,
+            };
+            gate.candidate = Some((from, n));
+            let silent = gate.last_accepted_ms.map_or(true, |t| now_ms - t >= HANDOVER_SILENCE_MS);
+            if n >= LEARN_PACKETS && silent {
+                *latched = Some(from);
+                true
+            } else {
+                false
+            }
+        } else {
+            false
+        };
+        if accepted {
+            gate.candidate = None;
+            gate.last_accepted_ms = Some(now_ms);
+        }
+        accepted
+    }
+
     /// The stream received from this side, for an SR on its behalf: (SSRC, latest RTP
     /// timestamp and arrival, clock rate).
     fn clone_for_sr(&self) -> Option<(u32, (u32, f64), u32)> {
@@ -145,6 +229,24 @@ pub struct Session {
 impl Session {
     pub fn new() -> Session {
         Session::default()
+    }
+
+    /// A session whose sides accept sources per `latching` (`[A, B]`).
+    pub fn with_latching(latching: [Latching; 2]) -> Session {
+        let mut s = Session::default();
+        s.sides[0].latching = latching[0];
+        s.sides[1].latching = latching[1];
+        s
+    }
+
+    /// When either side last sent a packet from a source it is accepted from (ms, the clock of
+    /// `on_packet`): what media inactivity is measured against. Packets from strangers do not
+    /// keep a dead call up.
+    pub fn last_activity_ms(&self) -> Option<f64> {
+        self.sides
+            .iter()
+            .flat_map(|s| s.gates.iter().filter_map(|g| g.last_accepted_ms))
+            .reduce(f64::max)
     }
 
     /// SRs voicegw sends itself, so every leg's RTT is known even when the endpoints send no
@@ -271,6 +373,7 @@ impl Session {
             rtcp_mux,
         };
         st.clock_rates = clock_rates;
+        st.gates = Default::default();
     }
 
     /// SRTP on `side`'s leg: the peer's key (what it sends with) and voicegw's key (what it
@@ -342,18 +445,10 @@ impl Session {
         // rtcp-mux: RTCP on the RTP socket is recognised by its packet type (RFC 5761 §4).
         let component =
             if component == Component::Rtp && is_rtcp(data) { Component::Rtcp } else { component };
-        // Symmetric RTP: latch the first source, then accept only it.
-        let latched = match component {
-            Component::Rtp => &mut st.peer.latched_rtp,
-            Component::Rtcp => &mut st.peer.latched_rtcp,
-        };
-        match latched {
-            Some(a) if *a != from => {
-                st.dropped_wrong_source += 1;
-                return None;
-            }
-            Some(_) => {}
-            None => *latched = Some(from),
+        if !st.accept_source(component, from, now_ms) {
+            st.dropped_wrong_source += 1;
+            st.last_rejected_source = Some(from);
+            return None;
         }
         match component {
             Component::Rtp => {
@@ -443,7 +538,7 @@ mod tests {
 
     #[test]
     fn forwards_both_ways_and_latches() {
-        let mut s = Session::new();
+        let mut s = Session::with_latching([Latching::Strict, Latching::Learn]);
         s.set_peer(Side::A, addr("10.0.0.1:4000"), None, false, vec![]);
         s.set_peer(Side::B, addr("10.0.0.2:6000"), None, false, vec![]);
         let f =
@@ -452,21 +547,97 @@ mod tests {
             f,
             Forward { side: Side::B, component: Component::Rtp, to: addr("10.0.0.2:6000") }
         );
-        // B answers from a different port than its SDP said (NAT): latched, and A's packets follow.
+        // B (allowed to learn) answers from another port than its SDP said (NAT): learnt after
+        // LEARN_PACKETS consecutive packets, and A's packets follow it there.
+        for seq in 1..LEARN_PACKETS as u16 {
+            assert!(s
+                .on_packet(Side::B, Component::Rtp, addr("10.0.0.2:6010"), &rtp(seq, 9), 0.0)
+                .is_none());
+        }
         let f =
-            s.on_packet(Side::B, Component::Rtp, addr("10.0.0.2:6010"), &rtp(1, 9), 0.0).unwrap();
+            s.on_packet(Side::B, Component::Rtp, addr("10.0.0.2:6010"), &rtp(5, 9), 0.0).unwrap();
         assert_eq!(f.to, addr("10.0.0.1:4000"));
         let f =
             s.on_packet(Side::A, Component::Rtp, addr("10.0.0.1:4000"), &rtp(2, 7), 20.0).unwrap();
-        assert_eq!(f.to, addr("10.0.0.2:6010"), "once B's source is latched, B is sent to there");
-        // A stranger on A's port is dropped.
+        assert_eq!(f.to, addr("10.0.0.2:6010"), "once B's source is learnt, B is sent to there");
+        // A stranger on A's port (strict) is dropped, counted and remembered.
         assert!(s
             .on_packet(Side::A, Component::Rtp, addr("192.0.2.9:1"), &rtp(3, 7), 40.0)
             .is_none());
         assert_eq!(s.side(Side::A).dropped_wrong_source, 1);
+        assert_eq!(s.side(Side::A).last_rejected_source, Some(addr("192.0.2.9:1")));
         assert_eq!(s.side(Side::A).received.rtp_packets, 2);
         assert_eq!(s.side(Side::B).sent.rtp_packets, 2);
         assert_eq!(s.side(Side::A).stats.packets, 2);
+    }
+
+    /// A third party that sends to a fresh port before the real peer neither gets the call's
+    /// audio nor displaces the peer, on RTP or RTCP, and does not count as media activity.
+    #[test]
+    fn strict_sides_accept_only_the_sdp_address() {
+        let mut s = Session::new();
+        s.set_peer(Side::A, addr("10.0.0.1:4000"), None, false, vec![]);
+        s.set_peer(Side::B, addr("10.0.0.2:6000"), None, false, vec![]);
+        let attacker = addr("10.0.0.66:4000");
+        for seq in 0..50 {
+            assert!(s.on_packet(Side::A, Component::Rtp, attacker, &rtp(seq, 1), 0.0).is_none());
+            assert!(s.on_packet(Side::A, Component::Rtcp, attacker, &rtp(seq, 1), 0.0).is_none());
+        }
+        assert_eq!(s.last_activity_ms(), None, "strangers' packets are not activity");
+        // B's media goes to A's SDP address, not to the attacker.
+        let f =
+            s.on_packet(Side::B, Component::Rtp, addr("10.0.0.2:6000"), &rtp(1, 9), 10.0).unwrap();
+        assert_eq!(f.to, addr("10.0.0.1:4000"));
+        // The real peer is accepted.
+        assert!(s
+            .on_packet(Side::A, Component::Rtp, addr("10.0.0.1:4000"), &rtp(1, 7), 20.0)
+            .is_some());
+        assert_eq!(s.side(Side::A).dropped_wrong_source, 100);
+        assert_eq!(s.last_activity_ms(), Some(20.0));
+        // A NAT'd source on a strict side is never learnt.
+        for seq in 0..20 {
+            assert!(s
+                .on_packet(Side::B, Component::Rtp, addr("10.0.0.2:6010"), &rtp(seq, 9), 5000.0)
+                .is_none());
+        }
+    }
+
+    #[test]
+    fn learning_needs_consistent_packets_and_a_silent_source() {
+        let mut s = Session::with_latching([Latching::Learn, Latching::Learn]);
+        s.set_peer(Side::A, addr("10.0.0.1:4000"), None, false, vec![]);
+        s.set_peer(Side::B, addr("10.0.0.2:6000"), None, false, vec![]);
+        // Alternating strangers never reach LEARN_PACKETS consecutive packets.
+        for seq in 0..40u16 {
+            let from = if seq % 2 == 0 { addr("10.0.0.66:1") } else { addr("10.0.0.67:1") };
+            assert!(s.on_packet(Side::A, Component::Rtp, from, &rtp(seq, 1), 0.0).is_none());
+        }
+        // The peer sends from its NAT address: learnt.
+        let nat = addr("198.51.100.1:30000");
+        let mut t = 0.0;
+        for seq in 0..LEARN_PACKETS as u16 {
+            s.on_packet(Side::A, Component::Rtp, nat, &rtp(seq, 7), t);
+            t += 20.0;
+        }
+        assert_eq!(s.side(Side::A).peer.latched_rtp, Some(nat));
+        // While the peer keeps sending, a stranger's burst is refused however long it is.
+        for seq in 0..100u16 {
+            assert!(s
+                .on_packet(Side::A, Component::Rtp, addr("10.0.0.66:1"), &rtp(seq, 1), t)
+                .is_none());
+            if seq % 10 == 0 {
+                s.on_packet(Side::A, Component::Rtp, nat, &rtp(100 + seq, 7), t);
+                t += 20.0;
+            }
+        }
+        assert_eq!(s.side(Side::A).peer.latched_rtp, Some(nat));
+        // After the peer fell silent for HANDOVER_SILENCE_MS, a new address (it moved) is learnt.
+        t += HANDOVER_SILENCE_MS;
+        let moved = addr("198.51.100.1:30002");
+        for seq in 0..LEARN_PACKETS as u16 {
+            s.on_packet(Side::A, Component::Rtp, moved, &rtp(300 + seq, 7), t);
+        }
+        assert_eq!(s.side(Side::A).peer.latched_rtp, Some(moved));
     }
 
     #[test]

@@ -32,6 +32,11 @@ pub struct VoiceConnector {
     pub aws_region: String,
     #[serde(rename = "RequireEncryption", default)]
     pub require_encryption: bool,
+    /// voicegw's own: the customer's media may come from another address than its SDP says
+    /// (a PBX behind NAT); the source is then learnt from consistent packets. Off by default:
+    /// media is accepted only from the address SDP announced (SECURITY.md).
+    #[serde(rename = "AllowMediaSourceLearning", default)]
+    pub allow_media_source_learning: bool,
     /// JSON documents printed by `aws chime-sdk-voice get-voice-connector-*` (or the request
     /// bodies of the matching `put-…` calls), paths relative to the configuration file. Each
     /// top-level key (`Termination`, `Origination`, `Credentials`, …) sets that sub-resource.
