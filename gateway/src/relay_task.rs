@@ -129,11 +129,22 @@ fn record(
         v.insert(format!("{out}_packets_lost"), lost);
         v.insert(format!("{out}_jitter"), jitter);
     };
-    // RTT of a leg from its peer's reports on SRs voicegw forwarded to it; MOS needs it.
+    // RTT of a leg from its peer's reports on SRs voicegw forwarded to it (or on voicegw's
+    // own SRs).
     let rtt_us = |side: Side| s.side(side).rtt_ms.map(|r| (r * 1000.0).round() as u64);
+    // MOS of a leg from what voicegw measured on the stream it receives there: loss and jitter,
+    // and the delay from the RTT when the peer's reports gave one, else estimated as
+    // `voicegw analyze` does (d = 2·jitter + ptime): endpoints that send no RTCP still get a
+    // MOS. Null only when the leg carried no RTP either way in the period (or a codec without
+    // an E-model impairment).
     let mos = |side: Side| -> Option<f64> {
         let st = s.side(side);
-        let rtt = st.rtt_ms?;
+        let i = idx(side);
+        let period_rtp = (snap.received[i].rtp_packets - last.received[i].rtp_packets)
+            + (snap.sent[i].rtp_packets - last.sent[i].rtp_packets);
+        if period_rtp == 0 {
+            return None;
+        }
         let codec = match st.stats.payload_type()? {
             0 | 8 => media::emodel::G711_PLC,
             18 => media::emodel::G729A_VAD,
@@ -146,6 +157,7 @@ fn record(
         let loss_pct = st.stats.lost().max(0) as f64 * 100.0 / expected as f64;
         // Packetization time: 20 ms, the G.711/G.729 default (the stream's own ptime is not
         // tracked by the relay yet).
+        let rtt = st.rtt_ms.unwrap_or(0.0);
         Some(media::emodel::reported_mos(rtt, st.stats.jitter_ms()?, 20.0, loss_pct, codec, 1.0))
     };
     let mut v = serde_json::Map::new();
@@ -343,7 +355,12 @@ mod tests {
         assert_eq!(rec["vc2rem_rtp_packets"], 9);
         assert_eq!(rec["rem2vc_rtp_packets"], 0);
         assert!(rec["rem2vc_jitter"].is_null(), "no packets from the carrier: jitter unknown");
-        assert!(rec["mos_btwn_vc_and_cust"].is_null() && rec["rtt_btwn_vc_and_rem"].is_null());
+        assert!(rec["rtt_btwn_vc_and_cust"].is_null() && rec["rtt_btwn_vc_and_rem"].is_null());
+        // No RTCP from the PBX: MOS from voicegw's own loss and jitter (1 of 10 lost, d = 20 ms).
+        let want = media::emodel::reported_mos(0.0, 0.0, 20.0, 10.0, media::emodel::G711_PLC, 1.0);
+        assert_eq!(rec["mos_btwn_vc_and_cust"].as_f64(), Some(want), "{rec}");
+        assert!(want > 1.0 && want < 4.0, "{want}");
+        assert!(rec["mos_btwn_vc_and_rem"].is_null(), "no media from the carrier yet");
         // The carrier answers with RTP and reports on the SRs the PBX sent it through voicegw:
         // the remote leg's RTT, its view of our stream and a MOS appear.
         for i in 0..10u16 {
