@@ -7,13 +7,17 @@
 //! - `lost` = expected − received (A.3), negative with duplicates; expected spans the base
 //!   sequence number to the highest extended sequence number seen.
 //! - Jitter is updated for every packet whose payload type has a known clock rate, against the
-//!   previous such packet in timestamp order; packets of unknown rate (RFC 4733 events,
-//!   undeclared dynamic types) are left out entirely. Kept in timestamp units, reported in ms.
+//!   previous such packet in arrival order (RFC 3550 A.8: the transit time of every packet is
+//!   compared with the one before it, reordered packets included, and becomes the reference);
+//!   packets of unknown rate (RFC 4733 events, undeclared dynamic types) are left out entirely.
+//!   Kept in timestamp units, reported in ms.
 //! - A timestamp that goes back while the sequence goes on is a media-clock restart: the jitter
 //!   reference moves to that packet (no sample), instead of reporting the jump as jitter.
 //! - Mean and maximum jitter, for reports, leave out the first packet, packets with the marker
-//!   bit (talk-spurt starts), comfort noise and the packet after it, and packets whose timestamp
-//!   goes backwards — the same convention as Wireshark's RTP stream analysis, so the two agree.
+//!   bit (talk-spurt starts), and comfort noise and the packet after it — the same convention
+//!   as Wireshark's RTP stream analysis, so the two agree. Reordered packets (timestamp behind
+//!   the previous packet's) count like any other: leaving them out, or keeping the reference on
+//!   the latest in-order packet, bends the jitter of a reordering stream 10–20% low.
 
 /// A.1: jumps larger than this many sequence numbers are not "in order".
 const MAX_DROPOUT: u16 = 3000;
@@ -189,7 +193,7 @@ impl ReceiveStats {
             let jitter_ms = self.jitter * ms_per_unit;
             let jitter_ms = jitter_ms + (d_ms - jitter_ms) / 16.0;
             self.jitter = jitter_ms / ms_per_unit;
-            let regular = !a.marker && !a.comfort_noise && !backwards && !follows_cn;
+            let regular = !a.marker && !a.comfort_noise && !follows_cn;
             if regular {
                 self.jitter_max_ms = self.jitter_max_ms.max(jitter_ms);
                 // Running mean over the rated packets before this one (Wireshark's weighting).
@@ -199,11 +203,9 @@ impl ReceiveStats {
             }
         }
         self.last_pt = Some(a.payload_type);
-        if !backwards {
-            self.last_arrival_ms = a.at_ms;
-            self.ext_ts = ext_ts;
-            self.last_ts32 = a.timestamp;
-        }
+        self.last_arrival_ms = a.at_ms;
+        self.ext_ts = ext_ts;
+        self.last_ts32 = a.timestamp;
     }
 
     /// The highest extended sequence number received (A.1 cycles in the high bits).

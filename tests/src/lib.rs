@@ -5,6 +5,8 @@
 //! A test that needs a peer program that is missing fails under `CI=true` and is skipped (with a
 //! message) otherwise.
 
+pub mod pcap_gen;
+
 use std::io::{BufRead, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
