@@ -215,7 +215,7 @@ fn line_of(p: &Pending) -> Vec<u8> {
         "aws_region": &*p.region,
         "event_timestamp": p.event_timestamp,
         "call_id": &*p.call_id,
-        "sip_message": String::from_utf8_lossy(&p.message),
+        "sip_message": crate::redact::sip_secrets(&String::from_utf8_lossy(&p.message)),
     });
     let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
     bytes.push(b'\n');

@@ -267,11 +267,32 @@ impl Config {
     pub fn parse_in(text: &str, origin: &str, base: &Path) -> Result<Validated, ConfigError> {
         let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
             path: origin.to_string(),
-            message: e.to_string().trim_end().to_string(),
+            message: syntax_message(text, &e),
         })?;
         documents::merge(&mut config, base)?;
         config.validate(text, origin)
     }
+}
+
+/// A TOML error as `line L, column C: message`, without the source line the toml crate quotes
+/// and without the offending value: the line may hold a password (`check-config` output and
+/// the log on SIGHUP must not), and the key name, position and expected type are enough to fix
+/// it.
+fn syntax_message(text: &str, e: &toml::de::Error) -> String {
+    let mut message = e.message().trim_end().to_string();
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            let kind = rest.split([' ', ',']).next().unwrap_or("");
+            let expected = rest.find(", expected").map(|i| &rest[i..]).unwrap_or("");
+            message = format!("{prefix}{kind}{expected}");
+            break;
+        }
+    }
+    let Some(span) = e.span() else { return message };
+    let before = &text.as_bytes()[..span.start.min(text.len())];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let column = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+    format!("line {line}, column {column}: {message}")
 }
 
 /// The 1-based line where `key` (a dotted path or a bare key name) is first set; 0 if unknown.
@@ -390,6 +411,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn syntax_errors_never_quote_a_password() {
+        let cases = [
+            ("Password = \"s3cr3t-Pa55\", Pasword = \"x\"", "unknown field `Pasword`"),
+            ("Password = \"s3cr3t-Pa55", "line 3"),
+            ("Password = 12345678", "invalid type: integer, expected a string"),
+        ];
+        for (creds, want) in cases {
+            let text = format!("[[VoiceConnectors]]\nVoiceConnectorId = \"abc\"\nCredentials = [ {{ Username = \"pbx1\", {creds} }} ]\n");
+            let e = Config::parse(&text, "x.toml").unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
+            assert!(!e.contains("s3cr3t") && !e.contains("12345678"), "secret in: {e}");
+        }
     }
 
     fn err_of(edit: impl Fn(&str) -> String) -> String {
