@@ -114,7 +114,15 @@ impl ConfigRouter {
     /// A router for a reloaded `cfg` that keeps what must outlive a reload: the nonce secret
     /// (outstanding challenges stay answerable), the health book and the CPS buckets.
     pub fn reloaded(&self, cfg: &Config, seed: u64) -> ConfigRouter {
-        ConfigRouter::build(cfg, seed, self.auth.secret(), self.health.clone(), self.cps.clone())
+        let mut r = ConfigRouter::build(
+            cfg,
+            seed,
+            self.auth.secret(),
+            self.health.clone(),
+            self.cps.clone(),
+        );
+        r.auth = r.auth.with_used(self.auth.used());
+        r
     }
 
     fn build(

@@ -3,7 +3,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use rand::rngs::SmallRng;
+use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use super::anchor::{Anchor, NoAnchor};
@@ -25,8 +25,10 @@ pub struct CoreConfig {
     pub user_agent: String,
     /// Most calls at once; further INVITEs get 503.
     pub max_calls: usize,
-    /// Seed for tags, branches and Call-IDs (tests pass a fixed one).
-    pub seed: u64,
+    /// Seed of the cryptographic generator (ChaCha) behind tags, branches, Call-IDs and
+    /// TransactionIds (RFC 3261 §19.3 asks for unguessable ones): from the OS in the gateway, a
+    /// fixed one in tests.
+    pub seed: [u8; 32],
 }
 
 /// What the core wants done.
@@ -129,7 +131,7 @@ pub struct B2bua<R: Router, M: Anchor = NoAnchor> {
     pub(crate) dialogs: HashMap<(String, String), (u64, Side)>,
     pub(crate) invites: HashMap<ServerKey, u64>,
     pub(crate) next_call: u64,
-    pub(crate) rng: SmallRng,
+    pub(crate) rng: StdRng,
     pub(crate) events: VecDeque<CallEvent>,
     pub(crate) draining: bool,
     pub(crate) stats: CoreStats,
@@ -148,7 +150,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         B2bua {
             anchor,
             layer: Layer::new(cfg.timers),
-            rng: SmallRng::seed_from_u64(cfg.seed),
+            rng: StdRng::from_seed(cfg.seed),
             cfg,
             router,
             calls: HashMap::new(),

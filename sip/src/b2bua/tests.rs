@@ -61,7 +61,7 @@ fn core() -> B2bua<FixedRouter> {
             local,
             user_agent: "voicegw-test".into(),
             max_calls: 100_000,
-            seed: 1,
+            seed: [1; 32],
         },
         FixedRouter,
     )
@@ -556,7 +556,7 @@ fn anchored(anchor: TagAnchor) -> B2bua<FixedRouter, TagAnchor> {
             local,
             user_agent: "t".into(),
             max_calls: 10,
-            seed: 1,
+            seed: [1; 32],
         },
         FixedRouter,
         anchor,
