@@ -409,8 +409,16 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
     }
 
     /// Removes a call and its dialogs, and reports it ended.
-    pub(crate) fn end_call(&mut self, id: u64, status: u16, reason: &str) {
-        let Some(call) = self.calls.remove(&id) else { return };
+    pub(crate) fn end_call(&mut self, id: u64, status: u16, reason: &str, now: Instant) {
+        let Some(mut call) = self.calls.remove(&id) else { return };
+        // Requests still relayed to the other leg (a re-INVITE, INFO, UPDATE…) would leave
+        // their server transactions unanswered and never freed: the dialog is gone, so a
+        // re-INVITE gets 487 and anything else 481.
+        for (_, relay) in call.relays.drain() {
+            let status = if relay.request.method == Method::Invite { 487 } else { 481 };
+            let resp = response_to(&relay.request, status, None);
+            self.respond_for(None, &relay.server_key, &resp, now);
+        }
         self.dialogs
             .remove(&(call.a_invite.call_id().unwrap_or_default().to_string(), call.a_tag.clone()));
         self.dialogs.remove(&(call.b_call_id.clone(), call.b_tag.clone()));

@@ -98,7 +98,11 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
                     call.relays.insert(ck, Relay { origin: side, server_key: key, request: req });
                 }
             }
-            Err(e) => tracing::error!(error = %e, "could not relay an in-dialog request"),
+            Err(e) => {
+                // Never leave the server transaction unanswered.
+                tracing::error!(error = %e, "could not relay an in-dialog request");
+                self.respond(&key, &response_to(&req, 500, None), now);
+            }
         }
     }
 
@@ -126,7 +130,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
                 call.own_byes = call.own_byes.saturating_sub(1);
                 if call.own_byes == 0 {
                     let status = if call.answered_at.is_some() { 200 } else { 487 };
-                    self.end_call(id, status, "BYE");
+                    self.end_call(id, status, "BYE", now);
                 }
             }
             return;
@@ -160,7 +164,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         out.body = body;
         self.respond_for(Some(id), &relay.server_key, &out, now);
         if method == Method::Bye && final_resp {
-            self.end_call(id, 200, "BYE");
+            self.end_call(id, 200, "BYE", now);
         }
     }
 

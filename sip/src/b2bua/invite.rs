@@ -300,9 +300,9 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
             self.respond(&key, &out, now);
         }
         if cancelled {
-            self.end_call(id, 487, "Request Terminated");
+            self.end_call(id, 487, "Request Terminated", now);
         } else {
-            self.end_call(id, status, &reason);
+            self.end_call(id, status, &reason, now);
         }
     }
 

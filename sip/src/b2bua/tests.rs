@@ -407,6 +407,50 @@ fn malformed_requests_are_answered_not_dropped() {
     assert_eq!(c.active_calls(), 0);
 }
 
+/// Relayed requests still pending when the call ends are answered (487 for a re-INVITE, 481
+/// otherwise) and their transactions freed, not left open for ever.
+#[test]
+fn requests_pending_when_the_call_ends_are_answered() {
+    let t = Instant::ZERO;
+    let mut c = core();
+    let (b_inv, ok) = established(&mut c, t);
+    let to = ok.headers.get(&HeaderName::To).unwrap().to_string();
+    let in_dialog = |method: &str, cseq: u32, branch: &str| {
+        format!("{method} sip:voicegw@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch={branch}\r\nFrom: <sip:a@a>;tag=atag\r\nTo: {to}\r\nCall-ID: call-a\r\nCSeq: {cseq} {method}\r\nContact: <sip:alice@{A}>\r\n\r\n")
+    };
+    // A sends INFO and a re-INVITE; B never answers either.
+    c.handle_bytes(in_dialog("INFO", 2, "z9hG4bKinfo").as_bytes(), peer(A), t);
+    c.handle_bytes(in_dialog("INVITE", 3, "z9hG4bKreinv").as_bytes(), peer(A), t);
+    let (m, _) = drain(&mut c);
+    assert_eq!(m.iter().filter(|(p, _)| *p == peer(B)).count(), 2, "{m:?}");
+    // B hangs up.
+    let bye = format!("BYE sip:voicegw@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {B};branch=z9hG4bKbbye\r\nFrom: {};tag=btag\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 9 BYE\r\n\r\n", b_inv.headers.get(&HeaderName::To).unwrap(), b_inv.headers.get(&HeaderName::From).unwrap(), b_inv.call_id().unwrap());
+    c.handle_bytes(bye.as_bytes(), peer(B), t);
+    let (m, _) = drain(&mut c);
+    let a_bye = m.iter().find(|(p, m)| *p == peer(A) && matches!(m, Message::Request(_))).unwrap();
+    c.handle_bytes(&answer(req(&a_bye.1), 200, "atag"), peer(A), t);
+    let (m, ev) = drain(&mut c);
+    assert!(ev.iter().any(|e| matches!(e, CallEvent::Ended { .. })), "{ev:?}");
+    let mut to_a: Vec<(u16, String)> = m
+        .iter()
+        .filter(|(p, m)| *p == peer(A) && matches!(m, Message::Response(_)))
+        .map(|(_, m)| (resp(m).status, resp(m).cseq().unwrap().method.as_str().to_string()))
+        .collect();
+    to_a.sort();
+    assert_eq!(to_a, vec![(481, "INFO".to_string()), (487, "INVITE".to_string())]);
+    // Every transaction ends once its timers ran out.
+    let end = t + Duration::from_secs(120);
+    while let Some(at) = c.poll_timeout() {
+        if at > end {
+            break;
+        }
+        c.handle_timeout(at);
+        drain(&mut c);
+    }
+    assert_eq!(c.transactions(), (0, 0));
+    assert!(c.is_idle());
+}
+
 #[test]
 fn reinvite_and_its_ack_are_relayed() {
     let t = Instant::ZERO;
