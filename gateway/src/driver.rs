@@ -162,6 +162,7 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
         local,
         user_agent: cfg.sip.user_agent.clone(),
         max_calls: cfg.sip.max_calls,
+        max_transactions: cfg.sip.max_transactions,
         seed: rand::random(),
     };
     let media_ip: std::net::IpAddr =
@@ -806,6 +807,7 @@ fn update_process_metrics(
     }
     r.set(names::SIP_BAD_REQUESTS, &l, s.bad_requests as f64);
     r.set(names::SIP_DROPPED, &l, s.dropped as f64);
+    r.set(names::SIP_OVERLOAD_REFUSALS, &l, s.overloaded as f64);
     r.set(names::SIP_TRANSPORT_ERRORS, &l, garbage as f64);
     r.set(names::PROCESS_ACTIVE_CALLS, &l, core.active_calls() as f64);
     let (c, sv) = core.transactions();

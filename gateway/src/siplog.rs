@@ -33,6 +33,9 @@ struct Owner {
     expires: Option<Instant>,
 }
 
+/// Most Call-IDs followed at once (both legs of every call, and refused calls for 32 s).
+pub const MAX_OWNERS: usize = 100_000;
+
 /// A message to log, formatted by the writer thread (off the driver's path).
 struct Pending {
     voice_connector_id: Arc<str>,
@@ -115,7 +118,9 @@ impl SipLog {
         self.dropped
     }
 
-    /// Logs `call_id`'s messages under `vc` (if it logs SIP) and `transaction_id`.
+    /// Logs `call_id`'s messages under `vc` (if it logs SIP) and `transaction_id`. The table
+    /// is capped at [`MAX_OWNERS`]: when full, lingering entries go first; Call-IDs of refused
+    /// calls (keyed by what a peer sent) are not added to a table still full of live calls.
     fn own(
         &mut self,
         call_id: &str,
@@ -124,6 +129,13 @@ impl SipLog {
         expires: Option<Instant>,
     ) {
         if self.enabled.contains_key(vc) {
+            if self.owners.len() >= MAX_OWNERS && !self.owners.contains_key(call_id) {
+                self.owners.retain(|_, o| o.expires.is_none());
+                if self.owners.len() >= MAX_OWNERS && expires.is_some() {
+                    self.dropped += 1;
+                    return;
+                }
+            }
             let owner = Owner {
                 voice_connector_id: Arc::from(vc),
                 transaction_id: transaction_id.clone(),

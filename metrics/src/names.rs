@@ -44,6 +44,7 @@ metrics! {
     SIP_6XX = ("Sip6xxCodes", Counter, "SIP 6xx responses sent");
     SIP_BAD_REQUESTS = ("SipBadRequests", Counter, "Malformed SIP requests answered 400 (voicegw process metric)");
     SIP_DROPPED = ("SipDroppedMessages", Counter, "Malformed or unmatched SIP messages dropped (voicegw process metric)");
+    SIP_OVERLOAD_REFUSALS = ("SipOverloadRefusals", Counter, "Requests answered 503 because the SIP transaction table was full (voicegw process metric)");
     SIP_TRANSPORT_ERRORS = ("SipTransportErrors", Counter, "Connections closed for framing errors or garbage (voicegw process metric)");
     PROCESS_ACTIVE_CALLS = ("ActiveCalls", Gauge, "Calls in progress in the process (voicegw process metric)");
     PROCESS_TRANSACTIONS = ("SipTransactions", Gauge, "Live SIP transactions (voicegw process metric)");

@@ -25,6 +25,9 @@ use crate::config::Config;
 use record::CallFacts;
 use spool_thread::{Op, SpoolHandle};
 
+/// Most 407 challenges waiting for their authenticated retry at once.
+pub const MAX_CHALLENGED: usize = 10_000;
+
 /// Turns call events into records and commits them to the spool.
 pub struct Recorder {
     account: String,
@@ -234,7 +237,20 @@ impl Recorder {
                 f.sip_status = *status;
                 f.sip_reason = record::reason_phrase(*status).to_string();
                 if *cause == RejectCause::Unauthenticated {
-                    // Recorded only if no authenticated retry follows.
+                    // Recorded only if no authenticated retry follows. The table is keyed by
+                    // what a peer sent: when full, the oldest challenge is recorded at once.
+                    if self.challenged.len() >= MAX_CHALLENGED
+                        && !self.challenged.contains_key(call_id)
+                    {
+                        let oldest = self
+                            .challenged
+                            .iter()
+                            .min_by_key(|(_, (_, deadline))| *deadline)
+                            .map(|(k, _)| k.clone());
+                        if let Some((old, _)) = oldest.and_then(|k| self.challenged.remove(&k)) {
+                            self.append(old);
+                        }
+                    }
                     self.challenged.insert(call_id.clone(), (f, now + self.challenge_wait));
                 } else {
                     self.challenged.remove(call_id);

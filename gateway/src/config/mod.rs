@@ -79,6 +79,9 @@ pub struct SipConfig {
     pub t2_ms: u64,
     pub t4_ms: u64,
     pub max_calls: usize,
+    /// Most SIP server transactions at once for requests outside a dialog (in-dialog requests
+    /// may use twice as many); further requests get a stateless 503 with `Retry-After`.
+    pub max_transactions: usize,
     pub max_message_bytes: usize,
     pub max_headers: usize,
     pub max_connections: usize,
@@ -111,6 +114,7 @@ impl Default for SipConfig {
             t2_ms: 4000,
             t4_ms: 5000,
             max_calls: 10_000,
+            max_transactions: 50_000,
             max_message_bytes: 65_535,
             max_headers: 256,
             max_connections: 4096,

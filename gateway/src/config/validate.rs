@@ -69,6 +69,9 @@ impl Config {
         if self.sip.max_calls == 0 {
             return Err(err("sip.max_calls", "must be at least 1".into()));
         }
+        if self.sip.max_transactions == 0 {
+            return Err(err("sip.max_transactions", "must be at least 1".into()));
+        }
         if self.sip.digest_nonce_secs == 0 {
             return Err(err("sip.digest_nonce_secs", "must be at least 1".into()));
         }

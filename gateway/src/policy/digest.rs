@@ -5,7 +5,8 @@
 //! `stale=true`).
 //!
 //! Replays are refused: the digest `uri` must be the request's Request-URI (a captured answer
-//! cannot start a call to another number), and each nonce accepts each nonce count once, in
+//! cannot start a call to another number) or name voicegw itself without a user (SIPp puts
+//! `sip:<gateway address>` there; such an answer is still bound to its nonce), and each nonce accepts each nonce count once, in
 //! increasing order (RFC 7616 §3.4; an answer without `qop` has no count and is accepted once).
 //! The table of used nonces holds only nonces that authenticated a request, lives as long as a
 //! nonce, and is capped at [`MAX_USED_NONCES`]. Unknown users and wrong passwords get the
@@ -89,6 +90,8 @@ pub struct DigestAuth {
     used: UsedNonces,
     /// Challenges issued: part of each nonce, so two challenges in one millisecond differ.
     issued: u64,
+    /// Host names and addresses of voicegw itself (lower case), for user-less digest uris.
+    own_hosts: Vec<String>,
 }
 
 impl DigestAuth {
@@ -100,7 +103,14 @@ impl DigestAuth {
             algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
             used: UsedNonces::default(),
             issued: 0,
+            own_hosts: Vec::new(),
         }
+    }
+
+    /// voicegw's own host names and addresses: a digest `uri` without a user naming one of
+    /// them is accepted for any Request-URI (`*`: any host, when listening on every address).
+    pub fn set_own_hosts(&mut self, hosts: impl IntoIterator<Item = String>) {
+        self.own_hosts = hosts.into_iter().map(|h| h.to_ascii_lowercase()).collect();
     }
 
     /// Carries the used-nonce table over from the router a reload replaces.
@@ -231,7 +241,7 @@ impl DigestAuth {
                 outcome = Outcome::Challenge { stale: false, why: "unknown nonce" };
                 continue;
             };
-            if !uri_is_request_uri(uri, &req.uri) {
+            if !uri_is_request_uri(uri, &req.uri, &self.own_hosts) {
                 outcome =
                     Outcome::Challenge { stale: false, why: "digest uri is not the Request-URI" };
                 continue;
@@ -288,9 +298,20 @@ impl DigestAuth {
 }
 
 /// Whether the digest `uri` names the request's Request-URI (RFC 3261 §22.4, RFC 7616 §3.4.6):
-/// the same text, or the same URI once parsed.
-fn uri_is_request_uri(uri: &str, request_uri: &sip::Uri) -> bool {
-    uri == request_uri.to_string() || sip::Uri::parse(uri).is_ok_and(|u| &u == request_uri)
+/// the same text, the same URI once parsed, or a URI without a user part whose host is the
+/// Request-URI's or one of voicegw's own.
+fn uri_is_request_uri(uri: &str, request_uri: &sip::Uri, own_hosts: &[String]) -> bool {
+    if uri == request_uri.to_string() {
+        return true;
+    }
+    let Ok(u) = sip::Uri::parse(uri) else { return false };
+    if &u == request_uri {
+        return true;
+    }
+    let host = u.host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+    u.user.is_none()
+        && (host.eq_ignore_ascii_case(&request_uri.host)
+            || own_hosts.iter().any(|h| *h == host || h == "*"))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -466,9 +487,21 @@ mod tests {
             );
             assert_eq!(matches!(got, Outcome::Authenticated(_)), ok, "nc {nc}: {got:?}");
         }
+        // A user-less uri naming voicegw itself (what SIPp sends) is accepted; another host not.
+        auth.set_own_hosts(["127.0.0.1".to_string()]);
+        let ours = answer_with(&ch[1], "sip:127.0.0.1:5060", "00000006", "pbx1");
+        assert!(matches!(
+            auth.verify(&invite(Some(ours)), REALM, &creds(), t),
+            Outcome::Authenticated(_)
+        ));
+        let theirs = answer_with(&ch[1], "sip:192.0.2.1:5060", "00000007", "pbx1");
+        assert!(matches!(
+            auth.verify(&invite(Some(theirs)), REALM, &creds(), t),
+            Outcome::Challenge { .. }
+        ));
         // A reloaded router keeps what was used.
         let mut reloaded = DigestAuth::new(auth.secret(), 300).with_used(auth.used());
-        let again = answer_with(&ch[1], uri, "00000005", "pbx1");
+        let again = answer_with(&ch[1], uri, "00000006", "pbx1");
         assert!(matches!(
             reloaded.verify(&invite(Some(again)), REALM, &creds(), t),
             Outcome::Challenge { .. }

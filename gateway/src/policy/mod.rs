@@ -171,6 +171,15 @@ impl ConfigRouter {
             cfg.sip.digest_realm.clone()
         };
         let mut auth = DigestAuth::new(secret, cfg.sip.digest_nonce_secs);
+        let listen = [&cfg.sip.listen_udp, &cfg.sip.listen_tcp, &cfg.sip.listen_tls];
+        auth.set_own_hosts(
+            listen
+                .iter()
+                .filter_map(|a| a.parse::<SocketAddr>().ok())
+                // Listening on every address: any of this host's addresses may be named.
+                .map(|a| if a.ip().is_unspecified() { "*".into() } else { a.ip().to_string() })
+                .chain([cfg.sip.domain.clone()]),
+        );
         auth.set_algorithms(
             cfg.sip
                 .digest_algorithms

@@ -25,6 +25,9 @@ pub struct CoreConfig {
     pub user_agent: String,
     /// Most calls at once; further INVITEs get 503.
     pub max_calls: usize,
+    /// Most server transactions at once for requests outside a dialog (twice as many for
+    /// in-dialog ones); further requests get a stateless 503 with `Retry-After`.
+    pub max_transactions: usize,
     /// Seed of the cryptographic generator (ChaCha) behind tags, branches, Call-IDs and
     /// TransactionIds (RFC 3261 §19.3 asks for unguessable ones): from the OS in the gateway, a
     /// fixed one in tests.
@@ -100,6 +103,8 @@ pub struct CoreStats {
     pub bad_requests: u64,
     /// Malformed or unmatched messages dropped.
     pub dropped: u64,
+    /// Requests refused with 503 because the transaction table was full.
+    pub overloaded: u64,
     /// Responses sent or relayed by status class (index 1–6).
     pub responses_sent: [u64; 7],
 }
@@ -149,7 +154,11 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
     pub fn with_anchor(cfg: CoreConfig, router: R, anchor: M) -> Self {
         B2bua {
             anchor,
-            layer: Layer::new(cfg.timers),
+            layer: {
+                let mut l = Layer::new(cfg.timers);
+                l.set_max_server(cfg.max_transactions);
+                l
+            },
             rng: StdRng::from_seed(cfg.seed),
             cfg,
             router,
@@ -284,6 +293,13 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
                 self.on_new_request(key, request, peer, now)
             }
             Ok(Incoming::Ack { request, peer }) => self.on_ack(request, peer, now),
+            Ok(Incoming::Overloaded { request, peer }) => {
+                self.stats.overloaded += 1;
+                let mut resp = response_to(&request, 503, None);
+                resp.headers.push(HeaderName::RetryAfter, "5");
+                resp.headers.push(HeaderName::Warning, "399 voicegw \"too many transactions\"");
+                self.send_stateless(peer, &resp);
+            }
             Ok(_) => {}
             Err(e) => {
                 self.stats.dropped += 1;

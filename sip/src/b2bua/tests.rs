@@ -62,6 +62,7 @@ fn core() -> B2bua<FixedRouter> {
             user_agent: "voicegw-test".into(),
             max_calls: 100_000,
             seed: [1; 32],
+            max_transactions: 100_000,
         },
         FixedRouter,
     )
@@ -451,6 +452,39 @@ fn requests_pending_when_the_call_ends_are_answered() {
     assert!(c.is_idle());
 }
 
+/// A flood of OPTIONS cannot grow the transaction table past its cap: the excess gets a
+/// stateless 503, and a call in progress can still end.
+#[test]
+fn transaction_table_is_capped_under_a_flood() {
+    let t = Instant::ZERO;
+    let mut c = core();
+    c.layer.set_max_server(50);
+    let (b_inv, _ok) = established(&mut c, t);
+    let mut refused = 0;
+    for i in 0..2000 {
+        let o = format!("OPTIONS sip:gw@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bKo{i}\r\nFrom: <sip:a@a>;tag=1\r\nTo: <sip:b@b>\r\nCall-ID: flood{i}\r\nCSeq: 1 OPTIONS\r\n\r\n");
+        c.handle_bytes(o.as_bytes(), peer(A), t);
+        let (m, _) = drain(&mut c);
+        if resp(&m[0].1).status == 503 {
+            assert!(resp(&m[0].1).headers.contains(&HeaderName::RetryAfter));
+            refused += 1;
+        }
+    }
+    assert!(c.transactions().1 <= 50, "{:?}", c.transactions());
+    assert_eq!(refused, 2000 - 49, "the INVITE's transaction holds one place");
+    assert_eq!(c.stats().overloaded, refused);
+    // The callee's BYE (in dialog) still goes through.
+    let bye = format!("BYE sip:voicegw@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {B};branch=z9hG4bKfbye\r\nFrom: {};tag=btag\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 9 BYE\r\n\r\n", b_inv.headers.get(&HeaderName::To).unwrap(), b_inv.headers.get(&HeaderName::From).unwrap(), b_inv.call_id().unwrap());
+    c.handle_bytes(bye.as_bytes(), peer(B), t);
+    let (m, _) = drain(&mut c);
+    assert!(
+        m.iter()
+            .any(|(p, m)| *p == peer(A)
+                && matches!(m, Message::Request(r) if r.method == Method::Bye)),
+        "{m:?}"
+    );
+}
+
 #[test]
 fn reinvite_and_its_ack_are_relayed() {
     let t = Instant::ZERO;
@@ -601,6 +635,7 @@ fn anchored(anchor: TagAnchor) -> B2bua<FixedRouter, TagAnchor> {
             user_agent: "t".into(),
             max_calls: 10,
             seed: [1; 32],
+            max_transactions: 100_000,
         },
         FixedRouter,
         anchor,

@@ -30,6 +30,8 @@ pub enum ParseError {
     TooManyHeaders(usize),
     #[error("control character in header line: {0}")]
     ControlCharacter(String),
+    #[error("header too long ({0}…): more than {1} bytes")]
+    HeaderTooLong(String, usize),
     #[error("more than one {0} header")]
     DuplicateHeader(&'static str),
     #[error("malformed multipart body: {0}")]

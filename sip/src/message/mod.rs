@@ -27,7 +27,7 @@ pub use method::Method;
 pub use name_addr::NameAddr;
 pub use params::Params;
 pub(crate) use parse::{content_length_of_head, header_end};
-pub use parse::{parse_message, ParseLimits};
+pub use parse::{parse_message, ParseLimits, MAX_CALL_ID_LEN, MAX_HEADER_LINE_LEN};
 pub use uri::{Scheme, Uri};
 pub use via::Via;
 

@@ -20,6 +20,13 @@ impl Default for ParseLimits {
     }
 }
 
+/// Longest Call-ID accepted (bytes). RFC 3261 sets no limit; real ones are under 100 bytes, and
+/// a Call-ID keys tables, records and logs, so a 60 KB one must not get that far.
+pub const MAX_CALL_ID_LEN: usize = 256;
+
+/// Longest single (unfolded) header line accepted (bytes).
+pub const MAX_HEADER_LINE_LEN: usize = 8192;
+
 /// Finds the end of the header section: the offset of the first body byte.
 pub(crate) fn header_end(buf: &[u8]) -> Option<usize> {
     let crlf = memfind(buf, b"\r\n\r\n").map(|i| i + 4);
@@ -88,13 +95,21 @@ fn split_header_line(line: &str) -> Result<(HeaderName, &str), ParseError> {
     if line.contains('\r') {
         return Err(ParseError::ControlCharacter(truncate_printable(line)));
     }
+    if line.len() > MAX_HEADER_LINE_LEN {
+        return Err(ParseError::HeaderTooLong(truncate(line), MAX_HEADER_LINE_LEN));
+    }
     let (name, value) =
         line.split_once(':').ok_or_else(|| ParseError::HeaderLine(truncate(line)))?;
     let name = name.trim();
     if !super::method::is_token(name) {
         return Err(ParseError::HeaderLine(truncate(line)));
     }
-    Ok((HeaderName::parse(name), value.trim()))
+    let name = HeaderName::parse(name);
+    let value = value.trim();
+    if name == HeaderName::CallId && value.len() > MAX_CALL_ID_LEN {
+        return Err(ParseError::HeaderTooLong("Call-ID".into(), MAX_CALL_ID_LEN));
+    }
+    Ok((name, value))
 }
 
 /// The one Content-Length of an unfolded header section. Two of them are refused even when
@@ -311,5 +326,15 @@ l: 4\r\n\r\nv=0\r\nextra";
         assert_eq!(Message::parse(m.as_bytes()), Err(ParseError::TooManyHeaders(256)));
         let big = vec![b'a'; 70_000];
         assert!(matches!(Message::parse(&big), Err(ParseError::TooLarge(_))));
+        let long_call_id =
+            format!("OPTIONS sip:a@b SIP/2.0\r\nCall-ID: {}\r\n\r\n", "x".repeat(257));
+        assert!(matches!(
+            Message::parse(long_call_id.as_bytes()),
+            Err(ParseError::HeaderTooLong(..))
+        ));
+        let ok_call_id = format!("OPTIONS sip:a@b SIP/2.0\r\nCall-ID: {}\r\n\r\n", "x".repeat(256));
+        assert!(Message::parse(ok_call_id.as_bytes()).is_ok());
+        let long_line = format!("OPTIONS sip:a@b SIP/2.0\r\nSubject: {}\r\n\r\n", "x".repeat(9000));
+        assert!(matches!(Message::parse(long_line.as_bytes()), Err(ParseError::HeaderTooLong(..))));
     }
 }

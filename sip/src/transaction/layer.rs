@@ -28,6 +28,9 @@ pub enum Incoming<O> {
     /// A response that matches no transaction (e.g. a 2xx retransmission after Timer M);
     /// a B2BUA may still need to ACK it.
     Stray(Response),
+    /// A new request refused because the layer holds [`Layer::set_max_server`] server
+    /// transactions already (no transaction was created): answer it statelessly with 503.
+    Overloaded { request: Request, peer: Peer },
 }
 
 /// Timer-driven events for the TU.
@@ -114,6 +117,9 @@ pub struct Layer<O> {
     next_id: u64,
     transmits: VecDeque<(Peer, Bytes)>,
     events: VecDeque<TxEvent<O>>,
+    /// Most server transactions for requests outside a dialog; in-dialog requests (To tag)
+    /// may use up to twice as many, so calls in progress can still end under a flood.
+    max_server: usize,
 }
 
 impl<O: Clone> Layer<O> {
@@ -127,7 +133,13 @@ impl<O: Clone> Layer<O> {
             next_id: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            max_server: usize::MAX / 2,
         }
+    }
+
+    /// Caps the server transactions (see [`Incoming::Overloaded`]).
+    pub fn set_max_server(&mut self, max: usize) {
+        self.max_server = max.clamp(1, usize::MAX / 2);
     }
 
     pub fn config(&self) -> TimerConfig {
@@ -185,6 +197,11 @@ impl<O: Clone> Layer<O> {
                 self.transmits.push_back((e.peer, b));
             }
             return Ok(Incoming::Absorbed);
+        }
+        let in_dialog = request.to().ok().is_some_and(|t| t.tag().is_some());
+        let cap = if in_dialog { self.max_server * 2 } else { self.max_server };
+        if self.servers.len() >= cap {
+            return Ok(Incoming::Overloaded { request, peer });
         }
         let reliable = peer.transport.is_reliable();
         let tx = if request.method == Method::Invite {
