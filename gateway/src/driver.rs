@@ -96,6 +96,8 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
         limits,
         idle: Duration::from_secs(cfg.sip.idle_connection_secs),
         max_connections: cfg.sip.max_connections,
+        message_timeout: Duration::from_secs(cfg.sip.message_timeout_secs),
+        write_timeout: Duration::from_secs(cfg.sip.write_timeout_secs),
         open: Arc::new(AtomicUsize::new(0)),
         next_id: Arc::new(AtomicU64::new(0)),
         tls_client: Some(client),
@@ -108,6 +110,13 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
             addr,
             source,
         })?;
+        // A deep receive queue absorbs bursts (and floods) while the driver catches up; the
+        // kernel caps it at net.core.rmem_max.
+        if let Err(e) =
+            nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::RcvBuf, &(8 << 20))
+        {
+            tracing::debug!(error = %e, "SIP UDP receive buffer left at the default");
+        }
         if let Err(e) = crate::udp_errors::enable(&s, addr.is_ipv6()) {
             tracing::warn!(error = %e, "ICMP errors on the SIP UDP socket are not reported; dead UDP next hops fail after Timer B");
         }
@@ -315,7 +324,8 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
         }
         send_all(&mut outgoing, &mut siplog, wall, &udp, &mut conns, &settings, &tx).await;
         siplog.sweep(mono);
-        update_process_metrics(&core, &registry, &conns, garbage_closes, &siplog, &recorder);
+        let open = settings.open.load(std::sync::atomic::Ordering::Relaxed);
+        update_process_metrics(&core, &registry, &conns, open, garbage_closes, &siplog, &recorder);
         if let Some(d) = drain_deadline {
             if core.is_idle() {
                 tracing::info!("drained: no calls or transactions left");
@@ -781,6 +791,7 @@ fn update_process_metrics(
     core: &Core,
     registry: &Mutex<Registry>,
     conns: &Conns,
+    open_connections: usize,
     garbage: u64,
     siplog: &crate::siplog::SipLog,
     recorder: &crate::cdr::Recorder,
@@ -812,7 +823,8 @@ fn update_process_metrics(
     r.set(names::PROCESS_ACTIVE_CALLS, &l, core.active_calls() as f64);
     let (c, sv) = core.transactions();
     r.set(names::PROCESS_TRANSACTIONS, &l, (c + sv) as f64);
-    r.set(names::PROCESS_CONNECTIONS, &l, conns.by_id.len() as f64);
+    // Every socket held, TLS handshakes and outbound connects included.
+    r.set(names::PROCESS_CONNECTIONS, &l, open_connections as f64);
     r.set(names::PROCESS_TLS_CONNECTIONS, &l, conns.tls as f64);
     r.set(names::SIP_LOG_DROPPED, &l, siplog.dropped() as f64);
     r.set(names::MEDIA_PORTS_IN_USE, &l, core.anchor().ports_in_use() as f64);

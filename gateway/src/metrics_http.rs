@@ -11,8 +11,24 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 pub async fn serve(listener: TcpListener, registry: Arc<Mutex<Registry>>, health: HealthBook) {
+    let mut failures = 0u32;
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else { continue };
+        let mut stream = match listener.accept().await {
+            Ok((stream, _)) => {
+                failures = 0;
+                stream
+            }
+            Err(e) => {
+                // No descriptors left (or another transient error): back off, never spin.
+                if failures == 0 {
+                    tracing::warn!(error = %e, "metrics listener: accept failed; backing off");
+                }
+                let ms = (10u64 << failures.min(7)).min(1000);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                failures = failures.saturating_add(1);
+                continue;
+            }
+        };
         let registry = registry.clone();
         let health = health.clone();
         tokio::spawn(async move {

@@ -1,6 +1,13 @@
 //! Socket IO for SIP: a UDP receive loop and TCP/TLS connection tasks that frame messages by
 //! Content-Length. Everything read goes to the driver as [`Inbound`]; everything to write comes
 //! from the driver.
+//!
+//! Limits, so a peer cannot hold descriptors or the driver's writes: a connection counts
+//! against `max_connections` from `accept` on (TLS handshakes included, 10 s at most); an idle
+//! connection closes after `idle`; a message begun must be complete within `message_timeout`
+//! however slowly its bytes trickle in; a write that does not complete within
+//! `write_timeout` (a peer that never reads) closes the connection. Accept errors (no
+//! descriptors left) back off up to a second instead of spinning.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -46,6 +53,11 @@ pub struct StreamSettings {
     pub limits: ParseLimits,
     pub idle: Duration,
     pub max_connections: usize,
+    /// A message must be complete this long after its first byte arrived.
+    pub message_timeout: Duration,
+    /// A write to the peer must complete within this.
+    pub write_timeout: Duration,
+    /// Connections open or being set up (accepted sockets, TLS handshakes, outbound connects).
     pub open: Arc<AtomicUsize>,
     pub next_id: Arc<std::sync::atomic::AtomicU64>,
     /// Client side of outbound TLS connections.
@@ -56,6 +68,35 @@ impl StreamSettings {
     pub fn new_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed) + 1
     }
+
+    /// A place for one connection, held until dropped; `None` when `max_connections` are open.
+    fn slot(&self) -> Option<Slot> {
+        let mut now = self.open.load(Ordering::Relaxed);
+        loop {
+            if now >= self.max_connections {
+                return None;
+            }
+            match self.open.compare_exchange_weak(now, now + 1, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => return Some(Slot(self.open.clone())),
+                Err(actual) => now = actual,
+            }
+        }
+    }
+}
+
+/// One connection's place in the count of open connections.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Backoff after an accept error: doubles from 10 ms to 1 s.
+fn accept_backoff(failures: u32) -> Duration {
+    Duration::from_millis(10u64 << failures.min(7)).min(Duration::from_secs(1))
 }
 
 /// Receives datagrams forever.
@@ -116,24 +157,32 @@ pub async fn accept_loop(
     inbound: mpsc::Sender<Inbound>,
 ) {
     let transport = if tls.is_some() { Transport::Tls } else { Transport::Tcp };
+    let mut failures = 0u32;
     loop {
         let (stream, from) = match listener.accept().await {
-            Ok(x) => x,
+            Ok(x) => {
+                failures = 0;
+                x
+            }
             Err(e) => {
-                tracing::warn!(error = %e, %transport, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                if failures == 0 {
+                    tracing::warn!(error = %e, %transport, "accept failed; backing off");
+                }
+                tokio::time::sleep(accept_backoff(failures)).await;
+                failures = failures.saturating_add(1);
                 continue;
             }
         };
-        if settings.open.load(Ordering::Relaxed) >= settings.max_connections {
+        let Some(slot) = settings.slot() else {
             tracing::warn!(%from, %transport, limit = settings.max_connections, "connection refused: limit reached");
             drop(stream);
             continue;
-        }
+        };
         let _ = stream.set_nodelay(true);
         let peer = Peer::new(transport, from);
         let (settings, inbound, tls) = (settings.clone(), inbound.clone(), tls.clone());
         tokio::spawn(async move {
+            let _slot = slot;
             match tls {
                 None => run_connection(stream, peer, settings, inbound).await,
                 Some(acceptor) => {
@@ -175,6 +224,12 @@ pub async fn connect(
     settings: StreamSettings,
     inbound: mpsc::Sender<Inbound>,
 ) {
+    let Some(_slot) = settings.slot() else {
+        let reason = format!("connection limit ({}) reached", settings.max_connections);
+        let _ = inbound.send(Inbound::Failed { peer, reason, garbage: false }).await;
+        let _ = inbound.send(Inbound::Closed { conn, peer }).await;
+        return;
+    };
     match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(peer.addr)).await {
         Ok(Ok(stream)) => {
             let _ = stream.set_nodelay(true);
@@ -247,15 +302,25 @@ async fn serve<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    settings.open.fetch_add(1, Ordering::Relaxed);
     let (mut rd, mut wr) = tokio::io::split(stream);
     let mut framer = StreamFramer::new(settings.limits);
     let mut buf = vec![0u8; 16 * 1024];
     let addr: SocketAddr = peer.addr;
+    // When the message now partly buffered must be complete.
+    let mut message_deadline: Option<tokio::time::Instant> = None;
     loop {
+        let wait = match message_deadline {
+            Some(d) => d.saturating_duration_since(tokio::time::Instant::now()).min(settings.idle),
+            None => settings.idle,
+        };
         tokio::select! {
-            read = tokio::time::timeout(settings.idle, rd.read(&mut buf)) => {
+            read = tokio::time::timeout(wait, rd.read(&mut buf)) => {
                 let n = match read {
+                    Err(_) if message_deadline.is_some_and(|d| d <= tokio::time::Instant::now()) => {
+                        tracing::info!(%addr, secs = settings.message_timeout.as_secs(), "connection closed: a message was not complete in time");
+                        let _ = inbound.send(Inbound::Failed { peer, reason: "message not complete in time".into(), garbage: true }).await;
+                        break;
+                    }
                     Err(_) => { tracing::debug!(%addr, "idle connection closed"); break; }
                     Ok(Err(e)) => { tracing::debug!(%addr, error = %e, "read error"); break; }
                     Ok(Ok(0)) => break,
@@ -269,7 +334,7 @@ async fn serve<S>(
                             if inbound.send(Inbound::Message { bytes, peer }).await.is_err() { failed = true; break; }
                         }
                         Ok(Some(Frame::Ping)) => {
-                            if wr.write_all(PONG).await.is_err() { failed = true; break; }
+                            if !write_within(&mut wr, PONG, settings.write_timeout, addr).await { failed = true; break; }
                         }
                         Ok(Some(Frame::Pong)) => {}
                         Ok(None) => break,
@@ -281,12 +346,16 @@ async fn serve<S>(
                     }
                 }
                 if failed { break; }
+                message_deadline = match (framer.buffered(), message_deadline) {
+                    (0, _) => None,
+                    (_, Some(d)) => Some(d),
+                    (_, None) => Some(tokio::time::Instant::now() + settings.message_timeout),
+                };
             }
             out = rx.recv() => {
                 match out {
                     Some(bytes) => {
-                        if let Err(e) = wr.write_all(&bytes).await {
-                            tracing::debug!(%addr, error = %e, "write error");
+                        if !write_within(&mut wr, &bytes, settings.write_timeout, addr).await {
                             break;
                         }
                     }
@@ -295,7 +364,64 @@ async fn serve<S>(
             }
         }
     }
-    let _ = wr.shutdown().await;
-    settings.open.fetch_sub(1, Ordering::Relaxed);
+    let _ = tokio::time::timeout(settings.write_timeout, wr.shutdown()).await;
     let _ = inbound.send(Inbound::Closed { conn, peer }).await;
+}
+
+/// Writes `bytes` unless the peer does not take them within `limit` (it does not read).
+async fn write_within<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    bytes: &[u8],
+    limit: Duration,
+    addr: SocketAddr,
+) -> bool {
+    match tokio::time::timeout(limit, wr.write_all(bytes)).await {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::debug!(%addr, error = %e, "write error");
+            false
+        }
+        Err(_) => {
+            tracing::info!(%addr, secs = limit.as_secs(), "connection closed: the peer does not read");
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A peer that never reads: the write gives up after the limit instead of blocking the
+    /// connection (and the driver's queue to it) for ever.
+    #[tokio::test]
+    async fn writes_to_a_peer_that_never_reads_time_out() {
+        let (mut ours, _theirs) = tokio::io::duplex(64);
+        let addr: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+        assert!(write_within(&mut ours, &[b'x'; 32], Duration::from_millis(50), addr).await);
+        let start = std::time::Instant::now();
+        assert!(!write_within(&mut ours, &[b'x'; 4096], Duration::from_millis(50), addr).await);
+        assert!(start.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn connection_slots_are_capped_and_given_back() {
+        let settings = StreamSettings {
+            limits: ParseLimits::default(),
+            idle: Duration::from_secs(1),
+            max_connections: 2,
+            message_timeout: Duration::from_secs(1),
+            write_timeout: Duration::from_secs(1),
+            open: Arc::new(AtomicUsize::new(0)),
+            next_id: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            tls_client: None,
+        };
+        let a = settings.slot().unwrap();
+        let _b = settings.slot().unwrap();
+        assert!(settings.slot().is_none());
+        drop(a);
+        assert!(settings.slot().is_some());
+        assert_eq!(accept_backoff(0), Duration::from_millis(10));
+        assert_eq!(accept_backoff(30), Duration::from_secs(1));
+    }
 }

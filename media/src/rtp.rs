@@ -28,6 +28,16 @@ pub struct RtpHeader {
 
 impl RtpHeader {
     pub fn parse(buf: &[u8]) -> Result<RtpHeader, RtpError> {
+        RtpHeader::read(buf, true)
+    }
+
+    /// The header of an SRTP packet whose payload is still encrypted: the padding count (the
+    /// last payload byte) is ciphertext, so it is not read (`payload_len` includes padding).
+    pub fn parse_encrypted(buf: &[u8]) -> Result<RtpHeader, RtpError> {
+        RtpHeader::read(buf, false)
+    }
+
+    fn read(buf: &[u8], honour_padding: bool) -> Result<RtpHeader, RtpError> {
         if buf.len() < 12 {
             return Err(RtpError::TooShort(buf.len()));
         }
@@ -35,7 +45,7 @@ impl RtpHeader {
         if version != 2 {
             return Err(RtpError::Version(version));
         }
-        let padding = buf[0] & 0x20 != 0;
+        let padding = honour_padding && buf[0] & 0x20 != 0;
         let extension = buf[0] & 0x10 != 0;
         let csrc = usize::from(buf[0] & 0x0f);
         let mut offset = 12 + 4 * csrc;

@@ -246,7 +246,7 @@ impl Context {
     /// Decrypts an SRTP packet in place; returns the plain RTP length (tag removed).
     pub fn unprotect_rtp(&mut self, buf: &mut [u8]) -> Result<usize, SrtpError> {
         let tag_len = self.suite.rtp_tag_len();
-        let hdr = crate::rtp::RtpHeader::parse(
+        let hdr = crate::rtp::RtpHeader::parse_encrypted(
             buf.get(..buf.len().saturating_sub(tag_len)).ok_or(SrtpError::TooShort)?,
         )
         .map_err(|_| SrtpError::TooShort)?;
@@ -475,6 +475,22 @@ mod tests {
                 if (ssrc as usize) < MAX_SSRCS { Ok(len) } else { Err(SrtpError::TooManySsrcs) };
             assert_eq!(rx.unprotect_rtp(&mut pkt[..n]), expect, "ssrc {ssrc}");
         }
+    }
+
+    /// The padding bit's count byte is ciphertext on the wire: unprotect must not read it.
+    #[test]
+    fn padded_packets_round_trip() {
+        let master =
+            MasterKey::from_inline("inline:NhqBK/JjtVJgmOgPyDKpvMTEjvFCQ4eiyVQelF6x").unwrap();
+        let mut tx = Context::new(Suite::AesCm128HmacSha1_80, &master);
+        let mut rx = Context::new(Suite::AesCm128HmacSha1_80, &master);
+        // The fuzz case: V=2, P=1, a padding count of 0 bytes…9.
+        let plain = hex("a00881ff2ef7000b0000000b00000000d40000000009000000");
+        let mut buf = plain.clone();
+        buf.resize(plain.len() + 10, 0);
+        let n = tx.protect_rtp(&mut buf, plain.len()).unwrap();
+        let m = rx.unprotect_rtp(&mut buf[..n]).unwrap();
+        assert_eq!(&buf[..m], &plain[..]);
     }
 
     #[test]

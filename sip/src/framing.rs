@@ -38,11 +38,14 @@ pub const PONG: &[u8] = b"\r\n";
 pub struct StreamFramer {
     buf: BytesMut,
     limits: ParseLimits,
+    /// Bytes at the head of `buf` already searched for the end of the header section, so a
+    /// peer that trickles a header byte by byte costs linear, not quadratic, work.
+    scanned: usize,
 }
 
 impl StreamFramer {
     pub fn new(limits: ParseLimits) -> Self {
-        StreamFramer { buf: BytesMut::with_capacity(4096), limits }
+        StreamFramer { buf: BytesMut::with_capacity(4096), limits, scanned: 0 }
     }
 
     /// Appends bytes read from the stream.
@@ -60,18 +63,24 @@ impl StreamFramer {
     pub fn next_frame(&mut self) -> Result<Option<Frame>, FramingError> {
         if self.buf.starts_with(b"\r\n\r\n") {
             self.buf.advance(4);
+            self.scanned = 0;
             return Ok(Some(Frame::Ping));
         }
         if self.buf.starts_with(b"\r\n") && self.buf.len() >= 3 && !self.buf[2..].starts_with(b"\r")
         {
             self.buf.advance(2);
+            self.scanned = 0;
             return Ok(Some(Frame::Pong));
         }
         if self.buf.starts_with(b"\r\n") || self.buf.starts_with(b"\r") || self.buf.is_empty() {
             return Ok(None);
         }
         let max = self.limits.max_message_size;
-        let Some(end) = header_end(&self.buf) else {
+        // Resume the search a few bytes before where the last one stopped (a terminator may
+        // straddle two reads).
+        let from = self.scanned.saturating_sub(3);
+        let Some(end) = header_end(&self.buf[from..]).map(|e| e + from) else {
+            self.scanned = self.buf.len();
             if self.buf.len() > max {
                 return Err(FramingError::HeadersTooLarge(max));
             }
@@ -95,6 +104,7 @@ impl StreamFramer {
         if self.buf.len() < total {
             return Ok(None);
         }
+        self.scanned = 0;
         Ok(Some(Frame::Message(self.buf.split_to(total).freeze())))
     }
 }

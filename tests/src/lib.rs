@@ -44,7 +44,7 @@ pub fn voicegw_bin() -> PathBuf {
     if let Ok(p) = std::env::var("VOICEGW_BIN") {
         return PathBuf::from(p);
     }
-    for profile in ["release", "debug"] {
+    for profile in ["ci", "release", "debug"] {
         let p = root().join("target").join(profile).join("voicegw");
         if p.exists() {
             return p;
@@ -137,6 +137,36 @@ impl Gateway {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("voicegw.log")).unwrap_or_default()
+    }
+
+    /// The process's resident memory (KiB), from /proc; 0 if unreadable.
+    pub fn rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Sends an OPTIONS over UDP from `sock` and returns how long the 200 took (None: no
+    /// answer within 2 s).
+    pub fn options_rtt(&self, sock: &std::net::UdpSocket, n: u32) -> Option<Duration> {
+        let ip = &self.ip;
+        let msg = format!("OPTIONS sip:ping@{ip}:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bKping{n}\r\nFrom: <sip:probe@{ip}>;tag=p{n}\r\nTo: <sip:ping@{ip}>\r\nCall-ID: ping-{n}@{ip}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", sock.local_addr().ok()?);
+        sock.set_read_timeout(Some(Duration::from_millis(100))).ok()?;
+        let start = Instant::now();
+        sock.send_to(msg.as_bytes(), format!("{ip}:5060")).ok()?;
+        let mut buf = [0u8; 4096];
+        while start.elapsed() < Duration::from_secs(2) {
+            if let Ok(k) = sock.recv(&mut buf) {
+                let text = String::from_utf8_lossy(&buf[..k]);
+                if text.starts_with("SIP/2.0 200") && text.contains(&format!("ping-{n}@")) {
+                    return Some(start.elapsed());
+                }
+            }
+        }
+        None
     }
 
     /// GET /metrics.

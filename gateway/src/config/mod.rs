@@ -86,6 +86,10 @@ pub struct SipConfig {
     pub max_headers: usize,
     pub max_connections: usize,
     pub idle_connection_secs: u64,
+    /// A message on a TCP/TLS connection must be complete this long after its first byte.
+    pub message_timeout_secs: u64,
+    /// A write to a TCP/TLS peer must complete within this (a peer that never reads).
+    pub write_timeout_secs: u64,
     /// Longest wait for calls to finish after SIGTERM.
     pub drain_timeout_secs: u64,
     pub user_agent: String,
@@ -119,6 +123,8 @@ impl Default for SipConfig {
             max_headers: 256,
             max_connections: 4096,
             idle_connection_secs: 300,
+            message_timeout_secs: 10,
+            write_timeout_secs: 10,
             drain_timeout_secs: 40,
             user_agent: format!("voicegw/{}", env!("CARGO_PKG_VERSION")),
             digest_realm: String::new(),

@@ -69,6 +69,12 @@ impl Config {
         if self.sip.max_calls == 0 {
             return Err(err("sip.max_calls", "must be at least 1".into()));
         }
+        if self.sip.message_timeout_secs == 0 || self.sip.write_timeout_secs == 0 {
+            return Err(err(
+                "sip.message_timeout_secs",
+                "message and write timeouts must be at least 1 s".into(),
+            ));
+        }
         if self.sip.max_transactions == 0 {
             return Err(err("sip.max_transactions", "must be at least 1".into()));
         }

@@ -1,0 +1,110 @@
+//! Connection floods (SECURITY.md, limits): half-open TLS handshakes count against
+//! `max_connections` and the excess is refused; a peer that trickles a message byte by byte is
+//! cut off after `message_timeout_secs` however active it looks; garbage floods and OPTIONS
+//! floods leave the gateway answering OPTIONS within 100 ms, with bounded memory.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+use harness::Gateway;
+
+fn connections(gw: &Gateway) -> f64 {
+    gw.process_metric("voicegw_sip_connections")
+}
+
+/// The fastest of three OPTIONS round trips (one slow turn of a busy test machine is not the
+/// gateway's fault); panics when none is answered.
+fn options_rtt(gw: &Gateway, probe: &UdpSocket, n: u32) -> Duration {
+    (0..3)
+        .filter_map(|k| gw.options_rtt(probe, n * 4 + k))
+        .min()
+        .unwrap_or_else(|| panic!("OPTIONS {n} not answered: {}", gw.log()))
+}
+
+#[test]
+fn half_open_tls_and_trickling_peers_cannot_hold_the_gateway() {
+    let gw = Gateway::start("127.0.0.101", |c| {
+        c.replace("max_connections = 4096", "max_connections = 20")
+            .replace("message_timeout_secs = 10", "message_timeout_secs = 2")
+    });
+    let ip = gw.ip.clone();
+    let probe = UdpSocket::bind(format!("{ip}:0")).expect("probe");
+    let rss_before = gw.rss_kib();
+    // 30 TCP connections to the TLS port that never send a ClientHello.
+    let mut half_open = Vec::new();
+    for _ in 0..30 {
+        if let Ok(s) = TcpStream::connect(format!("{ip}:5061")) {
+            half_open.push(s);
+        }
+    }
+    let held = gw.wait_process_metric("voicegw_sip_connections", 20.0);
+    assert_eq!(held, 20.0, "handshaking connections are counted and capped: {}", gw.metrics());
+    // The ones beyond the limit were closed at once.
+    let mut closed = 0;
+    for s in &mut half_open {
+        s.set_read_timeout(Some(Duration::from_millis(20))).expect("timeout");
+        let mut b = [0u8; 1];
+        if matches!(s.read(&mut b), Ok(0)) {
+            closed += 1;
+        }
+    }
+    assert_eq!(closed, 10, "the 10 over the limit are refused");
+    let rtt = options_rtt(&gw, &probe, 1);
+    assert!(rtt < Duration::from_millis(100), "OPTIONS took {rtt:?}");
+    // They time out of their handshake (10 s) and free the places.
+    drop(half_open);
+    let start = Instant::now();
+    while connections(&gw) > 0.0 && start.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(connections(&gw), 0.0);
+
+    // A trickling peer: one byte every 200 ms of an endless header, never idle for long.
+    let mut trickle = TcpStream::connect(format!("{ip}:5060")).expect("tcp");
+    trickle.set_read_timeout(Some(Duration::from_millis(10))).expect("timeout");
+    let start = Instant::now();
+    let head = format!("OPTIONS sip:x@{ip} SIP/2.0\r\nX-Slow: ");
+    let mut cut = None;
+    for (i, b) in head.bytes().chain(std::iter::repeat(b'a')).enumerate().take(100) {
+        if trickle.write_all(&[b]).is_err() {
+            cut = Some(start.elapsed());
+            break;
+        }
+        let mut r = [0u8; 1];
+        if matches!(trickle.read(&mut r), Ok(0)) {
+            cut = Some(start.elapsed());
+            break;
+        }
+        if i % 5 == 0 {
+            let rtt = options_rtt(&gw, &probe, 100 + i as u32);
+            assert!(rtt < Duration::from_millis(100), "OPTIONS took {rtt:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let cut = cut.unwrap_or_else(|| panic!("a trickling peer was never cut off: {}", gw.log()));
+    assert!(
+        cut >= Duration::from_millis(1800) && cut < Duration::from_secs(5),
+        "cut after {cut:?}"
+    );
+    assert!(gw.log().contains("a message was not complete in time"), "{}", gw.log());
+
+    // A flood of 5000 OPTIONS (transactions linger 32 s): answered or refused with 503, the
+    // gateway stays responsive, memory stays bounded.
+    let flood = UdpSocket::bind(format!("{ip}:0")).expect("flood socket");
+    for i in 0..5000 {
+        let m = format!("OPTIONS sip:x@{ip} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bKf{i}\r\nFrom: <sip:f@{ip}>;tag=f\r\nTo: <sip:x@{ip}>\r\nCall-ID: flood-{i}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n", flood.local_addr().expect("addr"));
+        let _ = flood.send_to(m.as_bytes(), format!("{ip}:5060"));
+        if i % 50 == 49 {
+            std::thread::sleep(Duration::from_millis(2)); // ~20 000 requests/s
+        }
+        if i % 1000 == 999 {
+            let rtt = options_rtt(&gw, &probe, 10_000 + i);
+            assert!(rtt < Duration::from_millis(100), "OPTIONS took {rtt:?}");
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let rss_after = gw.rss_kib();
+    eprintln!("memory: {rss_before} KiB before, {rss_after} KiB after the floods");
+    assert!(rss_after < rss_before + 64 * 1024, "{rss_before} KiB -> {rss_after} KiB");
+}
