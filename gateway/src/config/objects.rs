@@ -37,6 +37,11 @@ pub struct VoiceConnector {
     /// media is accepted only from the address SDP announced (SECURITY.md).
     #[serde(rename = "AllowMediaSourceLearning", default)]
     pub allow_media_source_learning: bool,
+    /// voicegw's own: the customer's PBX/SBC is inside the trust domain (RFC 3325), so its
+    /// `P-Asserted-Identity`, `P-Preferred-Identity` and `Remote-Party-ID` reach the carrier.
+    /// Off by default: they are removed (SECURITY.md).
+    #[serde(rename = "TrustAssertedIdentity", default)]
+    pub trust_asserted_identity: bool,
     /// JSON documents printed by `aws chime-sdk-voice get-voice-connector-*` (or the request
     /// bodies of the matching `put-…` calls), paths relative to the configuration file. Each
     /// top-level key (`Termination`, `Origination`, `Credentials`, …) sets that sub-resource.

@@ -67,6 +67,9 @@ struct TerminationPolicy {
 struct Connector {
     id: String,
     require_encryption: bool,
+    /// The customer's PBX/SBC is inside the trust domain (RFC 3325): its identity headers are
+    /// relayed.
+    trust_asserted_identity: bool,
     termination: Option<TerminationPolicy>,
     credentials: Vec<Credential>,
     /// `None`: no origination; `Some((disabled, routes))`.
@@ -139,6 +142,7 @@ impl ConfigRouter {
                 let c = Connector {
                     id: vc.id.clone(),
                     require_encryption: vc.require_encryption,
+                    trust_asserted_identity: vc.trust_asserted_identity,
                     termination: vc.termination.as_ref().map(|t| TerminationPolicy {
                         disabled: t.disabled,
                         cidrs: t.cidr_allowed_list.iter().filter_map(|c| c.parse().ok()).collect(),
@@ -364,7 +368,12 @@ impl ConfigRouter {
         if targets.is_empty() {
             return refuse(503, "no carrier trunk configured".into());
         }
-        Ok(Route { targets, direction: Direction::Outbound, caller_id })
+        Ok(Route {
+            targets,
+            direction: Direction::Outbound,
+            caller_id,
+            customer_asserts_identity: vc.trust_asserted_identity,
+        })
     }
 
     fn origination(&mut self, number: &str) -> Verdict {
@@ -442,7 +451,17 @@ impl ConfigRouter {
         if targets.is_empty() {
             return Err(Reject::new(403, why));
         }
-        Ok(Route { targets, direction: Direction::Inbound, caller_id: None })
+        // The PBX of the first voice connector tried answers for the customer.
+        let trusted = targets
+            .first()
+            .and_then(|t| self.connectors.get(&t.voice_connector_id.to_ascii_lowercase()))
+            .is_some_and(|c| c.trust_asserted_identity);
+        Ok(Route {
+            targets,
+            direction: Direction::Inbound,
+            caller_id: None,
+            customer_asserts_identity: trusted,
+        })
     }
 }
 

@@ -123,21 +123,36 @@ pub(crate) fn response_to(req: &Request, status: u16, to_tag: Option<&str>) -> R
     r
 }
 
-/// Copies the relayable headers and the body of `from` into `headers`/`body` of a request.
-pub(crate) fn copy_request_content(from: &Request, to: &mut Request) {
-    copy_headers(&from.headers, &mut to.headers, RELAYED_REQUEST_HEADERS);
+/// Headers that assert who a party is (RFC 3325, draft-ietf-sip-privacy-04): relayed only from
+/// a leg inside the trust domain.
+const IDENTITY_HEADERS: &[&str] =
+    &["P-Asserted-Identity", "P-Preferred-Identity", "Remote-Party-ID"];
+
+/// Copies the relayable headers and the body of `from` into `headers`/`body` of a request;
+/// identity headers only when `from` came from a `trusted` leg.
+pub(crate) fn copy_request_content(from: &Request, to: &mut Request, trusted: bool) {
+    copy_headers(&from.headers, &mut to.headers, RELAYED_REQUEST_HEADERS, trusted);
     copy_body(&from.headers, &from.body, &mut to.headers, &mut to.body);
 }
 
-/// Copies the relayable headers, reason phrase and body of a response.
-pub(crate) fn copy_response_content(from: &Response, to: &mut Response) {
+/// Copies the relayable headers, reason phrase and body of a response (identity headers only
+/// from a `trusted` leg).
+pub(crate) fn copy_response_content(from: &Response, to: &mut Response, trusted: bool) {
     to.reason = from.reason.clone();
-    copy_headers(&from.headers, &mut to.headers, RELAYED_RESPONSE_HEADERS);
+    copy_headers(&from.headers, &mut to.headers, RELAYED_RESPONSE_HEADERS, trusted);
     copy_body(&from.headers, &from.body, &mut to.headers, &mut to.body);
 }
 
-fn copy_headers(from: &crate::message::Headers, to: &mut crate::message::Headers, names: &[&str]) {
+fn copy_headers(
+    from: &crate::message::Headers,
+    to: &mut crate::message::Headers,
+    names: &[&str],
+    trusted: bool,
+) {
     for name in names {
+        if !trusted && IDENTITY_HEADERS.iter().any(|i| i.eq_ignore_ascii_case(name)) {
+            continue;
+        }
         let name = HeaderName::parse(name);
         for v in from.get_all(&name) {
             if matches!(name, HeaderName::Supported | HeaderName::Require) {
@@ -242,7 +257,7 @@ mod tests {
         a.headers.push(HeaderName::Supported, "timer, 100rel, replaces");
         a.headers.push(HeaderName::parse("X-Private"), "not relayed");
         let mut b = Request::new(Method::Invite, Uri::parse("sip:c@d").unwrap());
-        copy_request_content(&a, &mut b);
+        copy_request_content(&a, &mut b, true);
         assert_eq!(
             b.headers.get_all(&HeaderName::Supported).collect::<Vec<_>>(),
             vec!["timer, replaces"]

@@ -90,9 +90,16 @@ pub(crate) struct Call {
     pub(crate) best_failure: Option<(crate::message::Response, bool)>,
     /// Caller ID override for the outbound From.
     pub(crate) caller_id: Option<String>,
+    /// The leg whose identity headers are not relayed (the customer's, unless trusted).
+    pub(crate) untrusted: Option<Side>,
 }
 
 impl Call {
+    /// Whether identity headers from `side` may be relayed.
+    pub(crate) fn trusts(&self, side: Side) -> bool {
+        self.untrusted != Some(side)
+    }
+
     pub(crate) fn dialog_mut(&mut self, side: Side) -> Option<&mut Dialog> {
         match side {
             Side::A => self.a_dialog.as_mut(),

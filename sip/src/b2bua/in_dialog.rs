@@ -76,7 +76,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         if is_target_refresh(&req.method) {
             out.headers.push(HeaderName::Contact, our_contact(peer.transport, local));
         }
-        copy_request_content(&req, &mut out);
+        copy_request_content(&req, &mut out, call.trusts(side));
         if req.method == Method::Bye {
             call.state = CallState::Terminating;
         }
@@ -137,7 +137,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         };
         let method = relay.request.method.clone();
         let mut out = response_to(&relay.request, resp.status, None);
-        copy_response_content(&resp, &mut out);
+        copy_response_content(&resp, &mut out, call.trusts(relay.origin.other()));
         if is_target_refresh(&method) && resp.status < 300 {
             let origin_peer = call.peer(relay.origin);
             out.headers.push(
@@ -193,7 +193,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
             HeaderName::Via,
             our_via(peer.transport, local, &new_branch(&mut self.rng)),
         );
-        copy_request_content(&req, &mut ack);
+        copy_request_content(&req, &mut ack, call.trusts(side));
         let mut body = std::mem::take(&mut ack.body);
         if let Err(rej) = self.media_body(id, side, &ack.headers, &mut body) {
             tracing::warn!(call = id, reason = %rej.warning, "SDP in a relayed ACK not anchored");

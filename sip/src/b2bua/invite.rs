@@ -93,7 +93,13 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         let b_tag = random_token(&mut self.rng, 12);
         let mut b =
             self.build_b_invite(&req, &first, &b_call_id, &b_tag, route.caller_id.as_deref());
-        copy_request_content(&req, &mut b);
+        // The customer's leg asserts identities only inside the trust domain.
+        let customer = match route.direction {
+            super::router::Direction::Outbound => Side::A,
+            super::router::Direction::Inbound => Side::B,
+        };
+        let untrusted = (!route.customer_asserts_identity).then_some(customer);
+        copy_request_content(&req, &mut b, untrusted != Some(Side::A));
         let transaction_id = uuid_v4(&mut self.rng);
         if let Err(rej) = self.anchor.open(id, &transaction_id, &route, &req) {
             return reject(self, rej, Some(&verdict));
@@ -160,6 +166,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
                 next_targets: targets,
                 best_failure: None,
                 caller_id: route.caller_id,
+                untrusted,
             },
         );
     }
@@ -237,10 +244,11 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         let body = call.b_invite.body.clone();
         let a_invite = call.a_invite.clone();
         let caller_id = call.caller_id.clone();
+        let trusted_a = call.trusts(Side::A);
         let b_call_id = format!("{}@voicegw", random_token(&mut self.rng, 20));
         let b_tag = random_token(&mut self.rng, 12);
         let mut b = self.build_b_invite(&a_invite, &next, &b_call_id, &b_tag, caller_id.as_deref());
-        copy_request_content(&a_invite, &mut b);
+        copy_request_content(&a_invite, &mut b, trusted_a);
         // The body was anchored for the first hop; the same offer goes to the next.
         b.body = body;
         let key = match self.layer.send_request(
@@ -288,7 +296,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
             let relayed = if status == 503 { 500 } else { status };
             let mut out = response_to(&call.a_invite, relayed, Some(&call.a_tag));
             match &call.best_failure {
-                Some((r, _)) => copy_response_content(r, &mut out),
+                Some((r, _)) => copy_response_content(r, &mut out, call.trusts(Side::B)),
                 None => {
                     out.headers.push(HeaderName::Warning, "399 voicegw \"no next hop answered\"")
                 }
@@ -338,7 +346,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
                 return;
             }
             let mut out = response_to(&call.a_invite, status, Some(&call.a_tag));
-            copy_response_content(&resp, &mut out);
+            copy_response_content(&resp, &mut out, call.trusts(Side::B));
             out.headers.push(
                 HeaderName::Contact,
                 our_contact(call.a_peer.transport, local_for(&self.cfg, call.a_peer.transport)),
@@ -385,7 +393,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
             }
             let local = local_for(&self.cfg, call.a_peer.transport);
             let mut out = response_to(&call.a_invite, status, Some(&call.a_tag));
-            copy_response_content(&resp, &mut out);
+            copy_response_content(&resp, &mut out, call.trusts(Side::B));
             out.headers.push(HeaderName::Contact, our_contact(call.a_peer.transport, local));
             out.headers.push(HeaderName::Server, self.cfg.user_agent.clone());
             let mut a_dialog = Dialog::uas(&call.a_invite, &call.a_tag);
@@ -437,6 +445,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         if call.b_ack.is_some() {
             return;
         }
+        let trusted_a = call.trusts(Side::A);
         let peer = call.b_peer;
         let Some(d) = call.b_dialog.as_mut() else { return };
         let seq = call.b_invite.cseq().map(|c| c.seq).unwrap_or(1);
@@ -447,7 +456,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
             our_via(peer.transport, local, &new_branch(&mut self.rng)),
         );
         if let Some(a) = from_a {
-            copy_request_content(a, &mut ack);
+            copy_request_content(a, &mut ack, trusted_a);
             // A late offer's answer travels in the caller's ACK.
             let mut body = std::mem::take(&mut ack.body);
             if let Err(rej) = self.media_body(id, Side::A, &ack.headers, &mut body) {

@@ -46,12 +46,21 @@ pub struct Route {
     /// Caller ID (user part of the outbound From) replacing the caller's, e.g. termination's
     /// `DefaultPhoneNumber`.
     pub caller_id: Option<String>,
+    /// Whether the customer's leg (A on termination, B on origination) is trusted to assert
+    /// identities (RFC 3325 trust domain): only then are its `P-Asserted-Identity`,
+    /// `P-Preferred-Identity` and `Remote-Party-ID` relayed. The carrier side always is.
+    pub customer_asserts_identity: bool,
 }
 
 impl Route {
     /// A route with one next hop.
     pub fn single(target: Target, direction: Direction) -> Route {
-        Route { targets: vec![target], direction, caller_id: None }
+        Route {
+            targets: vec![target],
+            direction,
+            caller_id: None,
+            customer_asserts_identity: false,
+        }
     }
 
     /// The first next hop.

@@ -43,6 +43,9 @@ impl Router for FixedRouter {
         if user == "callerid" {
             route.caller_id = Some("+12065550111".into());
         }
+        if user == "trusted" {
+            route.customer_asserts_identity = true;
+        }
         verdict(Ok(route))
     }
 }
@@ -483,6 +486,39 @@ fn transaction_table_is_capped_under_a_flood() {
                 && matches!(m, Message::Request(r) if r.method == Method::Bye)),
         "{m:?}"
     );
+}
+
+/// RFC 3325: the customer's identity headers reach the carrier only when its voice connector
+/// trusts it; the carrier's reach the customer.
+#[test]
+fn identity_headers_cross_only_from_a_trusted_leg() {
+    let t = Instant::ZERO;
+    for (user, relayed) in [("+12065550101", false), ("trusted", true)] {
+        let mut c = core();
+        let inv = invite(user, "z9hG4bKpai").replace(
+            "Max-Forwards: 70\r\n",
+            "Max-Forwards: 70\r\nP-Asserted-Identity: <sip:+18005551212@x>\r\nRemote-Party-ID: <sip:911@x>;party=calling\r\nP-Preferred-Identity: <sip:boss@x>\r\n",
+        );
+        c.handle_bytes(inv.as_bytes(), peer(A), t);
+        let (m, _) = drain(&mut c);
+        let b_inv = req(&m[1].1).clone();
+        for h in ["P-Asserted-Identity", "Remote-Party-ID", "P-Preferred-Identity"] {
+            assert_eq!(b_inv.headers.contains(&HeaderName::parse(h)), relayed, "{user}: {h}");
+        }
+        // The carrier's asserted identity in its 200 reaches the customer.
+        let ok = String::from_utf8(answer(&b_inv, 200, "btag")).unwrap().replacen(
+            "\r\n",
+            "\r\nP-Asserted-Identity: <sip:+12065550101@carrier>\r\n",
+            1,
+        );
+        c.handle_bytes(ok.as_bytes(), peer(B), t);
+        let (m, _) = drain(&mut c);
+        let to_a = resp(&m[0].1);
+        assert_eq!(
+            to_a.headers.get(&HeaderName::parse("P-Asserted-Identity")),
+            Some("<sip:+12065550101@carrier>")
+        );
+    }
 }
 
 #[test]
