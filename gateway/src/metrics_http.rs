@@ -54,7 +54,17 @@ pub async fn serve(listener: TcpListener, registry: Arc<Mutex<Registry>>, health
                 let text = registry.lock().unwrap_or_else(|e| e.into_inner()).render();
                 ("200 OK", "text/plain; version=0.0.4; charset=utf-8", text)
             } else if method == "GET" && path == "/health" {
-                ("200 OK", "text/plain", "ok\n".to_string())
+                let r = registry.lock().unwrap_or_else(|e| e.into_inner());
+                if r.get(metrics::names::CDR_SPOOL_FAILING, &metrics::Labels::default()) > 0.0 {
+                    (
+                        "503 Service Unavailable",
+                        "text/plain",
+                        "cdr spool failing: records held in memory (disk full or read-only)\n"
+                            .to_string(),
+                    )
+                } else {
+                    ("200 OK", "text/plain", "ok\n".to_string())
+                }
             } else if let Some(id) = (method == "GET")
                 .then(|| {
                     path.strip_prefix("/voice-connectors/")?.strip_suffix("/termination/health")

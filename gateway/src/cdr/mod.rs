@@ -308,7 +308,10 @@ impl Recorder {
         }
         let closes = std::mem::take(&mut self.closes);
         let seq = self.spool.send(std::mem::take(&mut self.ops))?;
-        closes.then_some(seq)
+        // While the disk fails, waiting for the spool would only delay every call's last
+        // messages: they go at once, and the records follow when the disk recovers.
+        let failing = self.shared.failing.load(std::sync::atomic::Ordering::Relaxed);
+        (closes && !failing).then_some(seq)
     }
 
     /// The sequence number committed so far.

@@ -12,11 +12,16 @@
 //! tail (power loss) is never appended to; an incomplete last line is never delivered.
 //! Checkpoints are not fsync'ed: after a crash a few records may be uploaded again under the
 //! same key, which leaves the store with exactly one object per call.
+//!
+//! A commit that fails (a full or read-only disk) is never reported durable: the segment is
+//! truncated back to its last whole line (a partial write must not leave a torn line for the
+//! retry to append after), the lines stay buffered, [`Shared::failing`] is set (the
+//! `CdrSpoolFailing` gauge and `/health` show it) and the spool thread retries until the
+//! disk takes them.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -65,10 +70,67 @@ pub struct Shared {
     pub pending_bytes: AtomicU64,
     /// Wakes the uploader after a commit.
     pub notify: tokio::sync::Notify,
+    /// The last commit failed: records wait in memory for the disk.
+    pub failing: AtomicBool,
+}
+
+/// What a segment file must do for a commit (a trait so tests can make the disk fail).
+pub(crate) trait SegmentFile {
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()>;
+    fn sync_data(&mut self) -> std::io::Result<()>;
+    fn truncate(&mut self, len: u64) -> std::io::Result<()>;
+}
+
+impl SegmentFile for File {
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        std::io::Write::write_all(self, buf)
+    }
+    fn sync_data(&mut self) -> std::io::Result<()> {
+        File::sync_data(self)
+    }
+    fn truncate(&mut self, len: u64) -> std::io::Result<()> {
+        self.set_len(len)
+    }
+}
+
+/// Appends `buf` to a segment of `size` whole bytes and, with `sync`, makes it durable. On any
+/// failure the segment is cut back to `size`, so a retry starts on a line boundary.
+pub(crate) fn append_whole(
+    file: &mut impl SegmentFile,
+    size: u64,
+    buf: &[u8],
+    sync: bool,
+) -> std::io::Result<()> {
+    let result = file.write_all(buf).and_then(|_| if sync { file.sync_data() } else { Ok(()) });
+    if let Err(e) = result {
+        if let Err(t) = file.truncate(size) {
+            tracing::error!(error = %t, "CDR spool segment could not be cut back after a failed write");
+        }
+        return Err(e);
+    }
+    Ok(())
 }
 
 /// Segments rotate at this size.
 const SEGMENT_BYTES: u64 = 8 << 20;
+
+/// Disk space reserved for each segment when it is created (its rotation size and a margin):
+/// records then commit into space already allocated, so a disk that fills up (with other
+/// files, or our own CDR store) does not stop the spool.
+const SEGMENT_RESERVE: i64 = (SEGMENT_BYTES + (1 << 20)) as i64;
+
+/// Reserves [`SEGMENT_RESERVE`] bytes for `file` without changing its size; false when the
+/// file system cannot (full, or no `fallocate`): commits then take space as they go.
+fn reserve_space(file: &File, path: &Path) -> bool {
+    use nix::fcntl::{fallocate, FallocateFlags};
+    match fallocate(file, FallocateFlags::FALLOC_FL_KEEP_SIZE, 0, SEGMENT_RESERVE) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "CDR spool segment: disk space not reserved");
+            false
+        }
+    }
+}
 
 /// Appends records and commits them durably.
 pub struct Writer {
@@ -186,6 +248,7 @@ impl Writer {
         let seq = existing.last().map_or(1, |s| s + 1);
         let path = segment_path(dir, seq);
         let file = OpenOptions::new().create(true).append(true).open(&path).map_err(io(&path))?;
+        reserve_space(&file, &path);
         sync_dir(dir)?;
         shared.active.store(seq, Ordering::Release);
         Ok(Writer {
@@ -252,20 +315,27 @@ impl Writer {
         if self.buf.is_empty() {
             return Ok(0);
         }
-        self.file.write_all(&self.buf).map_err(io(&self.path))?;
         // Records are fsync'ed; journal lines alone are only written (they survive a killed
         // process in the page cache, and cost no disk flush per call start).
-        if self.buffered > 0 {
-            self.file.sync_data().map_err(io(&self.path))?;
+        if let Err(e) = append_whole(&mut self.file, self.size, &self.buf, self.buffered > 0) {
+            // Cutting the segment back also freed its reserve: take it again if there is room.
+            reserve_space(&self.file, &self.path);
+            self.shared.failing.store(true, Ordering::Relaxed);
+            return Err(io(&self.path)(e));
         }
+        self.shared.failing.store(false, Ordering::Relaxed);
         let n = self.buffered;
         self.size += self.buf.len() as u64;
         self.shared.pending_bytes.fetch_add(self.buf.len() as u64, Ordering::Relaxed);
         self.shared.pending_records.fetch_add(n, Ordering::Relaxed);
         self.buf.clear();
         self.buffered = 0;
+        // The lines are committed whatever rotation does: a segment that cannot be replaced
+        // (a full disk) is written on past its size.
         if self.size >= SEGMENT_BYTES {
-            self.rotate()?;
+            if let Err(e) = self.rotate() {
+                tracing::warn!(error = %e, "CDR spool segment not rotated; writing on");
+            }
         }
         self.shared.notify.notify_one();
         Ok(n)
@@ -276,6 +346,12 @@ impl Writer {
         let path = segment_path(&self.dir, seq);
         let mut file =
             OpenOptions::new().create(true).append(true).open(&path).map_err(io(&path))?;
+        if !reserve_space(&file, &path) {
+            // No room for a new segment: drop it and keep the current one.
+            drop(file);
+            let _ = std::fs::remove_file(&path);
+            return Err(io(&path)(std::io::Error::from_raw_os_error(28)));
+        }
         // The calls in progress move to the new segment, so the old one can go once delivered.
         let carried: Vec<u8> = self.open.values().flatten().copied().collect();
         file.write_all(&carried).and_then(|_| file.sync_data()).map_err(io(&path))?;
@@ -344,6 +420,52 @@ mod tests {
         drop(w);
         let mut w = Writer::open(&dir).unwrap();
         assert_eq!(w.take_left_open(), vec![("live".to_string(), serde_json::json!({"n": 1}))]);
+    }
+
+    /// A disk that takes part of a write and then fails (full), then recovers.
+    struct FlakyDisk {
+        data: Vec<u8>,
+        room: usize,
+        synced: usize,
+    }
+
+    impl SegmentFile for FlakyDisk {
+        fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+            let take = buf.len().min(self.room);
+            self.data.extend_from_slice(&buf[..take]);
+            self.room -= take;
+            if take < buf.len() {
+                return Err(std::io::Error::from_raw_os_error(28)); // ENOSPC
+            }
+            Ok(())
+        }
+        fn sync_data(&mut self) -> std::io::Result<()> {
+            self.synced = self.data.len();
+            Ok(())
+        }
+        fn truncate(&mut self, len: u64) -> std::io::Result<()> {
+            self.data.truncate(len as usize);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failed_write_is_cut_back_so_the_retry_leaves_whole_lines() {
+        let mut disk = FlakyDisk { data: Vec::new(), room: 50, synced: 0 };
+        let first = b"{\"key\":\"a\",\"body\":\"1\"}\n".to_vec();
+        append_whole(&mut disk, 0, &first, true).unwrap();
+        let size = disk.data.len() as u64;
+        // The disk fills in the middle of the next two records.
+        let next = b"{\"key\":\"b\",\"body\":\"2\"}\n{\"key\":\"c\",\"body\":\"3\"}\n".to_vec();
+        assert!(append_whole(&mut disk, size, &next, true).is_err());
+        assert_eq!(disk.data.len() as u64, size, "the torn part is cut off");
+        // Space again: the retry appends whole lines, and every record reads back.
+        disk.room = 1 << 20;
+        append_whole(&mut disk, size, &next, true).unwrap();
+        let lines = complete_lines(&disk.data);
+        assert_eq!(lines.len(), 3);
+        assert!(lines.iter().all(|(l, _)| l.is_ok()), "{lines:?}");
+        assert_eq!(disk.synced, disk.data.len());
     }
 
     #[test]

@@ -48,21 +48,38 @@ pub(super) fn apply(writer: &mut Writer, op: Op) {
     }
 }
 
-/// Commits what `writer` holds and counts the outcome.
-pub(super) fn commit(writer: &mut Writer, registry: &Mutex<Registry>) {
+/// Commits what `writer` holds and counts the outcome; true when nothing is left pending.
+pub(super) fn commit(writer: &mut Writer, registry: &Mutex<Registry>) -> bool {
     if !writer.has_pending() {
-        return;
+        return true;
     }
+    let was_failing = writer.shared().failing.load(std::sync::atomic::Ordering::Relaxed);
     let result = writer.commit();
     let mut r = registry.lock().unwrap_or_else(|e| e.into_inner());
     match result {
-        Ok(n) => r.add(names::CDRS_WRITTEN, &Labels::default(), n as f64),
+        Ok(n) => {
+            r.add(names::CDRS_WRITTEN, &Labels::default(), n as f64);
+            r.set(names::CDR_SPOOL_FAILING, &Labels::default(), 0.0);
+            if was_failing {
+                tracing::warn!(
+                    "CDR spool writable again; the records held in memory are committed"
+                );
+            }
+            true
+        }
         Err(e) => {
             r.inc(names::CDR_SPOOL_ERRORS, &Labels::default());
-            tracing::error!(error = %e, "CDRs not committed to the spool; retrying at the next commit");
+            r.set(names::CDR_SPOOL_FAILING, &Labels::default(), 1.0);
+            if !was_failing {
+                tracing::error!(error = %e, "CDRs not committed to the spool; held in memory and retried every {} ms", RETRY.as_millis());
+            }
+            false
         }
     }
 }
+
+/// How often a failed commit is retried when nothing new arrives.
+const RETRY: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl SpoolHandle {
     /// Moves `writer` to a thread of its own.
@@ -73,10 +90,19 @@ impl SpoolHandle {
         let (tx, rx) = mpsc::channel::<Batch>();
         let (durable_tx, durable) = tokio::sync::watch::channel(0u64);
         std::thread::Builder::new().name("voicegw-spool".into()).spawn(move || {
-            while let Ok(first) = rx.recv() {
-                let mut seq = first.seq;
-                for op in first.ops {
-                    apply(&mut writer, op);
+            // The highest turn handed over, and whether its records are all on disk.
+            let mut seq = 0u64;
+            loop {
+                let first = match rx.recv_timeout(RETRY) {
+                    Ok(b) => Some(b),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                };
+                if let Some(first) = first {
+                    seq = first.seq;
+                    for op in first.ops {
+                        apply(&mut writer, op);
+                    }
                 }
                 // Everything queued meanwhile goes into the same fsync.
                 while let Ok(b) = rx.try_recv() {
@@ -85,11 +111,14 @@ impl SpoolHandle {
                         apply(&mut writer, op);
                     }
                 }
-                commit(&mut writer, &registry);
-                // Acknowledged even when the commit failed (logged, counted, retried with the
-                // next one): a broken disk must not stop calls.
-                let _ = durable_tx.send(seq);
+                // Only a commit that succeeded makes a turn durable. While the disk fails, the
+                // driver stops waiting for the spool (`Shared::failing`), so calls go on, and
+                // the records stay in memory until a retry gets them to disk.
+                if commit(&mut writer, &registry) {
+                    let _ = durable_tx.send(seq);
+                }
             }
+            commit(&mut writer, &registry);
         })?;
         Ok(SpoolHandle { tx, durable, next: 0 })
     }
