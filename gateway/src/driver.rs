@@ -233,6 +233,7 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
     let mut drain_deadline: Option<Instant> = None;
     let clock = Clock::new();
     tracing::info!(voice_connectors = cfg.voice_connectors.len(), "voicegw started");
+    send_recovery_byes(&mut core, recorder.take_recovered_byes(), clock.now());
 
     loop {
         let timeout = core
@@ -288,6 +289,9 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
             match out {
                 Output::Transmit { peer, bytes } => outgoing.push((peer, bytes)),
                 Output::Event(ev) => {
+                    if let CallEvent::Answered { call } = &ev {
+                        recorder.set_recovery_byes(*call, recovery_byes(&core, *call));
+                    }
                     recorder.on_event(&ev, wall);
                     siplog.on_event(&ev, mono);
                     on_event(ev, &mut calls, &registry, &regions);
@@ -837,4 +841,51 @@ fn learning_voice_connectors(cfg: &crate::config::Config) -> Vec<String> {
         .filter(|vc| vc.allow_media_source_learning)
         .map(|vc| vc.id.clone())
         .collect()
+}
+
+/// How to end call `call`'s legs, for the journal.
+fn recovery_byes(core: &Core, call: u64) -> Vec<crate::cdr::record::RecoveryBye> {
+    core.recovery_byes(call)
+        .into_iter()
+        .map(|(peer, bye)| crate::cdr::record::RecoveryBye {
+            transport: peer.transport.to_string(),
+            addr: peer.addr,
+            request: String::from_utf8_lossy(&bye.to_bytes()).into_owned(),
+        })
+        .collect()
+}
+
+/// Ends the legs of the calls the previous run left up (it crashed or was killed): each gets
+/// the BYE journaled at its answer, so no carrier or PBX keeps a call nobody relays.
+fn send_recovery_byes(
+    core: &mut Core,
+    byes: Vec<crate::cdr::record::RecoveryBye>,
+    now: sip::Instant,
+) {
+    if byes.is_empty() {
+        return;
+    }
+    let mut sent = 0;
+    for b in byes {
+        let transport = match b.transport.to_ascii_uppercase().as_str() {
+            "UDP" => Transport::Udp,
+            "TCP" => Transport::Tcp,
+            "TLS" => Transport::Tls,
+            other => {
+                tracing::warn!(
+                    transport = other,
+                    "journaled BYE with an unknown transport; skipped"
+                );
+                continue;
+            }
+        };
+        match sip::Message::parse(b.request.as_bytes()) {
+            Ok(sip::Message::Request(req)) => {
+                core.send_recovery_bye(Peer::new(transport, b.addr), req, now);
+                sent += 1;
+            }
+            _ => tracing::warn!("journaled BYE unreadable; skipped"),
+        }
+    }
+    tracing::warn!(legs = sent, "ending the call legs the previous run left up (BYE)");
 }

@@ -48,6 +48,8 @@ pub struct Recorder {
     spool: SpoolHandle,
     shared: Arc<spool::Shared>,
     dir: std::path::PathBuf,
+    /// BYEs for the legs of calls the previous run left up, to send once SIP is running.
+    recovered_byes: Vec<record::RecoveryBye>,
 }
 
 /// The user part of a SIP URI or name-addr (`"Bob" <sip:+1206…@host>;tag=x` → `+1206…`).
@@ -66,7 +68,7 @@ impl Recorder {
         registry: Arc<Mutex<Registry>>,
         now: SystemTime,
     ) -> std::io::Result<(Recorder, usize)> {
-        let cut = recover(&mut writer, &registry, now);
+        let (cut, recovered_byes) = recover(&mut writer, &registry, now);
         let shared = writer.shared();
         let dir = writer.dir().to_path_buf();
         let spool = SpoolHandle::start(writer, registry)?;
@@ -83,9 +85,22 @@ impl Recorder {
             spool,
             shared,
             dir,
+            recovered_byes,
         };
         r.reconfigure(cfg);
         Ok((r, cut))
+    }
+
+    /// The BYEs for the legs of calls the previous run left up (once).
+    pub fn take_recovered_byes(&mut self) -> Vec<record::RecoveryBye> {
+        std::mem::take(&mut self.recovered_byes)
+    }
+
+    /// Journals how to end call `call`'s legs (at its answer), if it is still in progress.
+    pub fn set_recovery_byes(&mut self, call: u64, byes: Vec<record::RecoveryBye>) {
+        if let Some(f) = self.calls.get_mut(&call) {
+            f.recovery_byes = byes;
+        }
     }
 
     /// Takes a reloaded configuration (names, regions, account) for calls that start from now.
@@ -144,6 +159,7 @@ impl Recorder {
             // does not stream yet, so no call did.
             streaming: false,
             interrupted: false,
+            recovery_byes: Vec::new(),
         }
     }
 
@@ -360,18 +376,24 @@ impl Recorder {
 
 /// Records the calls an earlier run left in progress (it crashed or was killed): each ends at
 /// that run's last heartbeat, marked interrupted; committed before any new call.
-fn recover(writer: &mut spool::Writer, registry: &Mutex<Registry>, now: SystemTime) -> usize {
+fn recover(
+    writer: &mut spool::Writer,
+    registry: &Mutex<Registry>,
+    now: SystemTime,
+) -> (usize, Vec<record::RecoveryBye>) {
     let left = writer.take_left_open();
     if left.is_empty() {
-        return 0;
+        return (0, Vec::new());
     }
     let last_alive = heartbeat::read(writer.dir()).unwrap_or(now);
     let mut n = 0;
+    let mut byes = Vec::new();
     for (id, v) in left {
         match serde_json::from_value::<CallFacts>(v) {
             Ok(mut f) => {
                 f.ended = last_alive.max(f.started).max(f.answered.unwrap_or(f.started));
                 f.interrupted = true;
+                byes.append(&mut f.recovery_byes);
                 spool_thread::apply(writer, Op::Close(Box::new(f)));
                 n += 1;
             }
@@ -381,5 +403,5 @@ fn recover(writer: &mut spool::Writer, registry: &Mutex<Registry>, now: SystemTi
         }
     }
     spool_thread::commit(writer, registry);
-    n
+    (n, byes)
 }

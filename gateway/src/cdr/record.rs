@@ -100,6 +100,20 @@ pub struct CallFacts {
     /// last moment the process was known alive.
     #[serde(default)]
     pub interrupted: bool,
+    /// The BYEs that end the call's legs, journaled once it is answered, so that a restart
+    /// after a crash can hang up both legs (not part of the record).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recovery_byes: Vec<RecoveryBye>,
+}
+
+/// A BYE for one leg of a call in progress, as the journal keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct RecoveryBye {
+    /// `UDP`, `TCP` or `TLS`.
+    pub transport: String,
+    pub addr: std::net::SocketAddr,
+    /// The request without a Via.
+    pub request: String,
 }
 
 /// `StatusMessage` of a call that voicegw stopped in the middle of.
@@ -284,6 +298,7 @@ mod tests {
             sip_reason: "OK".into(),
             streaming: true,
             interrupted: false,
+            recovery_byes: Vec::new(),
         }
     }
 

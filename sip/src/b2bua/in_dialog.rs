@@ -220,6 +220,49 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         true
     }
 
+    /// The BYEs that would end call `id`'s answered legs (without a Via: one is added when
+    /// sent), for the gateway to journal, so that a restart after a crash can end both legs of
+    /// the calls it cut ([`B2bua::send_recovery_bye`]). The CSeq is set 1000 above the
+    /// dialog's, so in-dialog requests sent after the journal was written do not make the BYE
+    /// look old. Stream legs are addressed to their remote target (the old connection is gone).
+    pub fn recovery_byes(&self, id: u64) -> Vec<(Peer, Request)> {
+        let Some(call) = self.calls.get(&id) else { return Vec::new() };
+        let mut out = Vec::new();
+        for (side, dialog) in [(Side::A, &call.a_dialog), (Side::B, &call.b_dialog)] {
+            let Some(mut d) = dialog.clone() else { continue };
+            d.local_seq = d.local_seq.saturating_add(999);
+            let mut bye = d.request(Method::Bye, None);
+            bye.headers
+                .push(HeaderName::parse("Reason"), "SIP;cause=200;text=\"voicegw restarted\"");
+            let peer = call.peer(side);
+            let peer = if peer.transport.is_reliable() {
+                let uri = &d.remote_target;
+                let host = uri.host.trim_start_matches('[').trim_end_matches(']');
+                let Ok(ip) = host.parse::<std::net::IpAddr>() else { continue };
+                let port = uri.port.unwrap_or(peer.transport.default_port());
+                Peer::new(peer.transport, std::net::SocketAddr::new(ip, port))
+            } else {
+                Peer::new(peer.transport, peer.addr)
+            };
+            out.push((peer, bye));
+        }
+        out
+    }
+
+    /// Sends a BYE that [`B2bua::recovery_byes`] made in an earlier run of the process; its
+    /// response (or timeout) ends nothing here.
+    pub fn send_recovery_bye(&mut self, peer: Peer, mut bye: Request, now: Instant) {
+        let local = local_for(&self.cfg, peer.transport);
+        bye.headers.push_front(
+            HeaderName::Via,
+            our_via(peer.transport, local, &new_branch(&mut self.rng)),
+        );
+        let owner = Owner { call: 0, purpose: Purpose::Discard };
+        if let Err(e) = self.layer.send_request(bye, peer, owner, now) {
+            tracing::warn!(error = %e, %peer, "recovery BYE not sent");
+        }
+    }
+
     /// voicegw hangs up one leg itself.
     pub(crate) fn send_bye(&mut self, id: u64, side: Side, now: Instant) {
         let Some(call) = self.calls.get_mut(&id) else { return };

@@ -521,6 +521,45 @@ fn identity_headers_cross_only_from_a_trusted_leg() {
     }
 }
 
+/// After a crash, a new core ends both legs of a journaled call with the BYEs the old one made.
+#[test]
+fn recovery_byes_end_both_legs_from_a_new_core() {
+    let t = Instant::ZERO;
+    let mut c = core();
+    let (b_inv, ok) = established(&mut c, t);
+    let byes = c.recovery_byes(1);
+    assert_eq!(byes.len(), 2);
+    let mut fresh = core();
+    for (p, bye) in &byes {
+        // Through text, as the journal keeps them.
+        let Message::Request(r) = Message::parse(&bye.to_bytes()).unwrap() else { panic!() };
+        fresh.send_recovery_bye(*p, r, t);
+    }
+    let (m, _) = drain(&mut fresh);
+    assert_eq!(m.len(), 2);
+    let to_a = m.iter().find(|(p, _)| *p == peer(A)).map(|(_, m)| req(m).clone()).unwrap();
+    let to_b = m.iter().find(|(p, _)| *p == peer(B)).map(|(_, m)| req(m).clone()).unwrap();
+    assert_eq!(to_a.method, Method::Bye);
+    assert_eq!(to_a.call_id().unwrap(), "call-a");
+    assert_eq!(to_a.to().unwrap().tag(), Some("atag"));
+    assert_eq!(to_a.from().unwrap().tag(), ok.to().unwrap().tag());
+    assert_eq!(to_b.call_id().unwrap(), b_inv.call_id().unwrap());
+    assert_eq!(to_b.to().unwrap().tag(), Some("btag"));
+    assert!(to_b.cseq().unwrap().seq > 1000);
+    // The peers answer; nothing is left behind.
+    fresh.handle_bytes(&answer(&to_a, 200, "atag"), peer(A), t);
+    fresh.handle_bytes(&answer(&to_b, 200, "btag"), peer(B), t);
+    let end = t + Duration::from_secs(60);
+    while let Some(at) = fresh.poll_timeout() {
+        if at > end {
+            break;
+        }
+        fresh.handle_timeout(at);
+        drain(&mut fresh);
+    }
+    assert_eq!(fresh.transactions(), (0, 0));
+}
+
 #[test]
 fn reinvite_and_its_ack_are_relayed() {
     let t = Instant::ZERO;
