@@ -207,9 +207,11 @@ pub fn bad_request_for(bytes: &[u8], warning: &str) -> Option<Response> {
         .split('\n')
         .map(|l| l.strip_suffix('\r').unwrap_or(l));
     let first = lines.next()?;
-    let mut parts = first.split(' ').filter(|p| !p.is_empty());
-    let (method, _uri, version) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some()
+    // Method first and version last; whatever lies between (a Request-URI with spaces in it)
+    // does not stop the answer.
+    let parts: Vec<&str> = first.split(' ').filter(|p| !p.is_empty()).collect();
+    let (method, version) = (*parts.first()?, *parts.last()?);
+    if parts.len() < 3
         || !crate::message::is_token(method)
         || method == "ACK"
         || !version.starts_with("SIP/")
@@ -278,6 +280,7 @@ mod tests {
         assert!(bad_request_for(b"ACK sip:a@b SIP/2.0\r\nVia: x\r\n\r\n", "x").is_none());
         assert!(bad_request_for(b"\x00\x01garbage", "x").is_none());
         assert!(bad_request_for(b"INVITE sip:a@b\r\n\r\n", "x").is_none());
+        assert!(bad_request_for(b"INVITE sip:a@b; lr SIP/2.0\r\nVia: x\r\n\r\n", "x").is_some());
         // Missing headers: answered with what there is, to the source.
         let r = bad_request_for(b"INVITE sip:a@b SIP/2.0\r\nVia: x\r\n\r\n", "x").unwrap();
         assert_eq!((r.status, r.headers.get(&HeaderName::Via)), (400, Some("x")));
