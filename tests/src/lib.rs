@@ -915,3 +915,24 @@ impl Gateway {
         }
     }
 }
+
+/// A PBX the test plays itself over UDP on `ip:5090`, with its RTP on `ip:rtp_port` (PCMA):
+/// it sends an INVITE for +12065550101 through voicegw (Call-ID `call_id`) and ACKs the 200.
+/// Returns its SIP socket, the To of the 200 (voicegw's tag) and the media port voicegw
+/// answered with.
+pub fn raw_pbx_call(ip: &str, call_id: &str, rtp_port: u16) -> (std::net::UdpSocket, String, u16) {
+    let vc = "abcdef1ghij2klmno3pqr4.voiceconnector.local";
+    let sip = std::net::UdpSocket::bind(format!("{ip}:5090")).expect("sip socket");
+    sip.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+    let sdp = format!("v=0\r\no=pbx 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {rtp_port} RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n");
+    let gw = format!("{ip}:5060");
+    let invite = format!("INVITE sip:+12065550101@{vc} SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5090;branch=z9hG4bK{call_id}-1\r\nFrom: <sip:+12065550100@{ip}>;tag={call_id}\r\nTo: <sip:+12065550101@{vc}>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:pbx@{ip}:5090>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}", sdp.len());
+    sip.send_to(invite.as_bytes(), &gw).expect("send INVITE");
+    let ok = read_until(&sip, "SIP/2.0 200");
+    let to = sip_header(&ok, "To").to_string();
+    let media_port = sdp_audio_port(&ok);
+    assert!(ok.contains(&format!("c=IN IP4 {ip}")), "answer anchored on voicegw: {ok}");
+    let ack = format!("ACK sip:voicegw@{ip}:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5090;branch=z9hG4bK{call_id}-2\r\nFrom: <sip:+12065550100@{ip}>;tag={call_id}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
+    sip.send_to(ack.as_bytes(), &gw).expect("send ACK");
+    (sip, to, media_port)
+}

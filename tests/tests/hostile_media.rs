@@ -7,9 +7,7 @@
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use harness::{carrier_args, read_until, require, sdp_audio_port, sip_header, Gateway, Sipp};
-
-const VC: &str = "abcdef1ghij2klmno3pqr4.voiceconnector.local";
+use harness::{carrier_args, require, sip_header, Gateway, Sipp};
 
 fn rtp(seq: u16, ssrc: u32) -> Vec<u8> {
     let mut p = vec![0x80, 8, (seq >> 8) as u8, seq as u8];
@@ -45,20 +43,11 @@ fn foreign_rtp_neither_hijacks_nor_keeps_a_call_up() {
     let cargs: Vec<&str> = c_args.iter().map(String::as_str).collect();
     let callee = Sipp::spawn(&gw.dir, "carrier", "carrier_answer.xml", &cargs);
 
-    let sip = UdpSocket::bind(format!("{ip}:5090")).expect("sip socket");
-    sip.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
     let pbx_rtp = UdpSocket::bind(format!("{ip}:7000")).expect("rtp socket");
     // The attacker is on the PBX's own host, a port away: only the port tells them apart.
     let attacker = UdpSocket::bind(format!("{ip}:7010")).expect("attacker socket");
-    let sdp = format!("v=0\r\no=pbx 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio 7000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n");
+    let (sip, _to, port) = harness::raw_pbx_call(&ip, "hostile-media-1", 7000);
     let gwaddr = format!("{ip}:5060");
-    let invite = format!("INVITE sip:+12065550101@{VC} SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5090;branch=z9hG4bKhm1\r\nFrom: <sip:+12065550100@{ip}>;tag=hm\r\nTo: <sip:+12065550101@{VC}>\r\nCall-ID: hostile-media-1\r\nCSeq: 1 INVITE\r\nContact: <sip:pbx@{ip}:5090>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}", sdp.len());
-    sip.send_to(invite.as_bytes(), &gwaddr).expect("send INVITE");
-    let ok = read_until(&sip, "SIP/2.0 200");
-    let to = sip_header(&ok, "To").to_string();
-    let port = sdp_audio_port(&ok);
-    let ack = format!("ACK sip:voicegw@{ip}:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5090;branch=z9hG4bKhm2\r\nFrom: <sip:+12065550100@{ip}>;tag=hm\r\nTo: {to}\r\nCall-ID: hostile-media-1\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
-    sip.send_to(ack.as_bytes(), &gwaddr).expect("send ACK");
 
     // The attacker sends first, to the RTP and the RTCP port the PBX was given.
     let (rtp_to, rtcp_to) = (format!("{ip}:{port}"), format!("{ip}:{}", port + 1));

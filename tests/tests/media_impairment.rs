@@ -36,19 +36,9 @@ fn injected_loss_and_jitter_are_reported() {
     let cargs: Vec<&str> = c_args.iter().map(String::as_str).collect();
     let callee = Sipp::spawn(&gw.dir, "carrier", "carrier_answer.xml", &cargs);
 
-    let sip = UdpSocket::bind(format!("{ip}:5090")).expect("sip socket");
-    sip.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+    let (sip, to, media_port) = harness::raw_pbx_call(&ip, "impairment-1", 7000);
     let rtp = Arc::new(UdpSocket::bind(format!("{ip}:7000")).expect("rtp socket"));
-    let sdp = format!("v=0\r\no=pbx 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio 7000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n");
     let gwaddr = format!("{ip}:5060");
-    let invite = format!("INVITE sip:+12065550101@{VC} SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5090;branch=z9hG4bKimp1\r\nFrom: <sip:+12065550100@{ip}>;tag=imp\r\nTo: <sip:+12065550101@{VC}>\r\nCall-ID: impairment-1\r\nCSeq: 1 INVITE\r\nContact: <sip:pbx@{ip}:5090>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}", sdp.len());
-    sip.send_to(invite.as_bytes(), &gwaddr).expect("send INVITE");
-    let ok = read_until(&sip, "SIP/2.0 200");
-    let to = sip_header(&ok, "To").to_string();
-    let media_port: u16 = sdp_audio_port(&ok);
-    assert!(ok.contains(&format!("c=IN IP4 {ip}")), "answer anchored on voicegw: {ok}");
-    let ack = format!("ACK sip:voicegw@{ip}:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5090;branch=z9hG4bKimp2\r\nFrom: <sip:+12065550100@{ip}>;tag=imp\r\nTo: {to}\r\nCall-ID: impairment-1\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
-    sip.send_to(ack.as_bytes(), &gwaddr).expect("send ACK");
 
     // Echoed packets come back through voicegw: count them.
     let echoed = Arc::new(AtomicU64::new(0));
@@ -92,7 +82,7 @@ fn injected_loss_and_jitter_are_reported() {
     }
     assert!(dropped >= 5, "the seed must drop some packets ({dropped})");
     std::thread::sleep(Duration::from_millis(300));
-    let bye = format!("BYE sip:voicegw@{ip}:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5090;branch=z9hG4bKimp3\r\nFrom: <sip:+12065550100@{ip}>;tag=imp\r\nTo: {to}\r\nCall-ID: impairment-1\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
+    let bye = format!("BYE sip:voicegw@{ip}:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5090;branch=z9hG4bKimp3\r\nFrom: <sip:+12065550100@{ip}>;tag=impairment-1\r\nTo: {to}\r\nCall-ID: impairment-1\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
     sip.send_to(bye.as_bytes(), &gwaddr).expect("send BYE");
     read_until(&sip, "SIP/2.0 200");
     done.store(true, Ordering::Relaxed);
