@@ -801,6 +801,7 @@ fn update_process_metrics(
     recorder: &crate::cdr::Recorder,
 ) {
     let mut r = registry.lock().unwrap_or_else(|e| e.into_inner());
+    r.set(names::CDRS_SUPPRESSED, &Labels::default(), recorder.suppressed() as f64);
     // Read under the lock, so the uploader's update cannot be overwritten by an older one.
     let (records, bytes) = recorder.spool_backlog();
     r.set(names::CDR_SPOOL_RECORDS, &Labels::default(), records as f64);

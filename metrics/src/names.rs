@@ -87,6 +87,7 @@ metrics! {
     CDR_SPOOL_RECORDS = ("CdrSpoolRecords", Gauge, "Call detail records in the spool not yet delivered (voicegw process metric)");
     CDR_SPOOL_BYTES = ("CdrSpoolBytes", Gauge, "Bytes of the spool not yet delivered (voicegw process metric)");
     SIP_LOG_DROPPED = ("SipLogDroppedLines", Counter, "SIP message log lines dropped because the log writer fell behind (voicegw process metric)");
+    CDRS_SUPPRESSED = ("CdrsSuppressed", Counter, "Records of unauthenticated or unmatched calls not written because they came faster than 50/s (voicegw process metric)");
     CDR_SPOOL_FAILING = ("CdrSpoolFailing", Gauge, "1 while CDR spool commits fail (full or read-only disk): records wait in memory and /health answers 503 (voicegw process metric)");
     CDR_SPOOL_ERRORS = ("CdrSpoolErrors", Counter, "Spool commits that failed and were retried (voicegw process metric)");
     MEDIA_REJECTED_SOURCE_PACKETS = ("MediaPacketsFromRejectedSources", Counter, "RTP/RTCP packets dropped because their source is not the leg's announced (or learnt) peer (voicegw process metric)");

@@ -108,3 +108,125 @@ fn half_open_tls_and_trickling_peers_cannot_hold_the_gateway() {
     eprintln!("memory: {rss_before} KiB before, {rss_after} KiB after the floods");
     assert!(rss_after < rss_before + 64 * 1024, "{rss_before} KiB -> {rss_after} KiB");
 }
+
+/// A valid INVITE to the default voice connector from `ip`, with its Call-ID.
+fn invite(ip: &str, call_id: &str, host: &str) -> String {
+    format!("INVITE sip:+12065550101@{host} SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5090;branch=z9hG4bK{call_id}\r\nMax-Forwards: 70\r\nFrom: <sip:+12065550100@{ip}>;tag=m\r\nTo: <sip:+12065550101@{host}>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:pbx@{ip}:5090>\r\nContent-Type: application/sdp\r\nContent-Length: 0\r\n\r\n")
+}
+
+/// 2000 seeded mutations of a valid INVITE (UDP, and TCP in chunks), 600 INVITEs for voice
+/// connectors that do not exist and 600 with 60 KB Call-IDs: the gateway stays responsive,
+/// its memory stays where it was, and the junk does not buy disk (records of unmatched calls
+/// over 50/s are counted, not written; oversized Call-IDs are refused before any record).
+#[test]
+fn mutation_and_junk_floods_buy_neither_memory_nor_disk() {
+    let gw = Gateway::start("127.0.0.105", |c| c);
+    let ip = gw.ip.clone();
+    let probe = UdpSocket::bind(format!("{ip}:0")).expect("probe");
+    let flood = UdpSocket::bind(format!("{ip}:0")).expect("flood");
+    let rss_before = gw.rss_kib();
+    let base = invite(&ip, "mutant", "abcdef1ghij2klmno3pqr4.voiceconnector.local").into_bytes();
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut tcp = TcpStream::connect(format!("{ip}:5060")).expect("tcp");
+    for i in 0..2000u32 {
+        let mut m = base.clone();
+        for _ in 0..1 + next() % 6 {
+            if m.len() < 2 {
+                break;
+            }
+            let at = (next() % m.len() as u64) as usize;
+            match next() % 4 {
+                0 => m[at] = next() as u8,
+                1 => m.insert(at, b"\r\n:;<>\",@ %"[(next() % 11) as usize]),
+                2 => {
+                    m.remove(at);
+                }
+                _ => m.truncate(at.max(1)),
+            }
+        }
+        let _ = flood.send_to(&m, format!("{ip}:5060"));
+        if i % 4 == 0 && tcp.write_all(&m).is_err() {
+            // The mutation broke the framing: the connection was closed, open another.
+            tcp = TcpStream::connect(format!("{ip}:5060")).expect("tcp");
+        }
+        if i % 50 == 49 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if i % 500 == 499 {
+            let rtt = options_rtt(&gw, &probe, 20_000 + i);
+            assert!(rtt < Duration::from_millis(100), "OPTIONS took {rtt:?}");
+        }
+    }
+    drop(tcp);
+    // Junk that would buy disk: unknown voice connectors, and 60 KB Call-IDs.
+    for i in 0..600 {
+        let m = invite(&ip, &format!("junk-{i}"), &format!("nosuchvc{i:014}.voiceconnector.local"));
+        let _ = flood.send_to(m.as_bytes(), format!("{ip}:5060"));
+        let big = invite(
+            &ip,
+            &format!("{i}-{}", "x".repeat(60_000)),
+            "abcdef1ghij2klmno3pqr4.voiceconnector.local",
+        );
+        let _ = flood.send_to(big.as_bytes(), format!("{ip}:5060"));
+        if i % 25 == 24 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    let rtt = options_rtt(&gw, &probe, 30_000);
+    assert!(rtt < Duration::from_millis(100), "OPTIONS took {rtt:?}");
+    let rss_after = gw.rss_kib();
+    eprintln!(
+        "memory: {rss_before} KiB before, {rss_after} KiB after the mutation and junk floods"
+    );
+    assert!(rss_after < rss_before + 32 * 1024, "{rss_before} KiB -> {rss_after} KiB");
+    // Disk: the oversized Call-IDs left no record at all, the unmatched ones at most the budget.
+    std::thread::sleep(Duration::from_secs(2));
+    let cdrs = harness::cdrs_in(&gw.dir.join("var/cdrs"), 0, Duration::ZERO);
+    let bytes: usize = cdrs.iter().map(|(_, v)| v.to_string().len()).sum();
+    assert!(cdrs.iter().all(|(_, v)| v["CallId"].as_str().unwrap_or("").len() <= 256));
+    assert!(bytes < 2 << 20, "{} records, {bytes} bytes", cdrs.len());
+    let suppressed = gw.wait_process_metric("voicegw_cdrs_suppressed_total", 1.0);
+    eprintln!("junk: {} records written ({bytes} bytes), {suppressed} suppressed", cdrs.len());
+}
+
+/// A TCP peer that sends requests but never reads the answers: once the gateway's writes to it
+/// block for `write_timeout_secs`, it is disconnected, and its place is free again.
+#[test]
+fn a_peer_that_never_reads_is_disconnected() {
+    let gw = Gateway::start("127.0.0.106", |c| {
+        c.replace("write_timeout_secs = 10", "write_timeout_secs = 2")
+            .replace("max_connections = 4096", "max_connections = 4")
+    });
+    let ip = gw.ip.clone();
+    let probe = UdpSocket::bind(format!("{ip}:0")).expect("probe");
+    let mut lazy = TcpStream::connect(format!("{ip}:5060")).expect("tcp");
+    lazy.set_write_timeout(Some(Duration::from_millis(200))).expect("timeout");
+    let start = Instant::now();
+    let mut sent = 0;
+    while start.elapsed() < Duration::from_secs(20) && !gw.log().contains("the peer does not read")
+    {
+        let mut batch = String::new();
+        for _ in 0..200 {
+            sent += 1;
+            batch += &format!("OPTIONS sip:x@{ip} SIP/2.0\r\nVia: SIP/2.0/TCP {ip}:5999;branch=z9hG4bKlazy{sent}\r\nFrom: <sip:l@{ip}>;tag=l\r\nTo: <sip:x@{ip}>\r\nCall-ID: lazy-{sent}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n");
+        }
+        if lazy.write_all(batch.as_bytes()).is_err() && gw.log().contains("the peer does not read")
+        {
+            break;
+        }
+    }
+    assert!(
+        gw.log().contains("connection closed: the peer does not read"),
+        "after {sent} requests: {}",
+        harness::tail(&gw.log())
+    );
+    let rtt = options_rtt(&gw, &probe, 40_000);
+    assert!(rtt < Duration::from_millis(100), "OPTIONS took {rtt:?}");
+    assert_eq!(gw.wait_process_metric("voicegw_sip_connections", 0.0), 0.0, "its place is free");
+}

@@ -28,6 +28,12 @@ use spool_thread::{Op, SpoolHandle};
 /// Most 407 challenges waiting for their authenticated retry at once.
 pub const MAX_CHALLENGED: usize = 10_000;
 
+/// Records per second (and burst) for calls nobody authenticated or matched: refusals before a
+/// voice connector was found and 407 challenges never answered. Beyond it they are counted
+/// (`CdrsSuppressed`), not written: a flood of junk INVITEs must not buy disk.
+const JUNK_RECORDS_PER_SEC: f64 = 50.0;
+const JUNK_RECORDS_BURST: f64 = 500.0;
+
 /// Turns call events into records and commits them to the spool.
 pub struct Recorder {
     account: String,
@@ -48,6 +54,10 @@ pub struct Recorder {
     spool: SpoolHandle,
     shared: Arc<spool::Shared>,
     dir: std::path::PathBuf,
+    /// Token bucket for records of unauthenticated or unmatched calls: (tokens, last refill).
+    junk_budget: (f64, SystemTime),
+    /// Records of such calls not written because the budget was spent.
+    suppressed: u64,
     /// BYEs for the legs of calls the previous run left up, to send once SIP is running.
     recovered_byes: Vec<record::RecoveryBye>,
 }
@@ -85,6 +95,8 @@ impl Recorder {
             spool,
             shared,
             dir,
+            junk_budget: (JUNK_RECORDS_BURST, now),
+            suppressed: 0,
             recovered_byes,
         };
         r.reconfigure(cfg);
@@ -264,13 +276,17 @@ impl Recorder {
                             .min_by_key(|(_, (_, deadline))| *deadline)
                             .map(|(k, _)| k.clone());
                         if let Some((old, _)) = oldest.and_then(|k| self.challenged.remove(&k)) {
-                            self.append(old);
+                            self.append_junk(old, now);
                         }
                     }
                     self.challenged.insert(call_id.clone(), (f, now + self.challenge_wait));
                 } else {
                     self.challenged.remove(call_id);
-                    self.append(f);
+                    if voice_connector_id.is_none() {
+                        self.append_junk(f, now);
+                    } else {
+                        self.append(f);
+                    }
                 }
             }
             CallEvent::ResponseSent { .. } => {}
@@ -292,7 +308,7 @@ impl Recorder {
             .collect();
         for k in due {
             if let Some((f, _)) = self.challenged.remove(&k) {
-                self.append(f);
+                self.append_junk(f, now);
             }
         }
     }
@@ -301,6 +317,31 @@ impl Recorder {
     pub fn flush_challenges(&mut self) {
         for (_, (f, _)) in std::mem::take(&mut self.challenged) {
             self.append(f);
+        }
+    }
+
+    /// Records of unauthenticated or unmatched calls not written (budget spent).
+    pub fn suppressed(&self) -> u64 {
+        self.suppressed
+    }
+
+    /// Appends the record of a call nobody authenticated or matched, within the budget.
+    fn append_junk(&mut self, f: CallFacts, now: SystemTime) {
+        let (tokens, last) = self.junk_budget;
+        let elapsed = now.duration_since(last).unwrap_or_default().as_secs_f64();
+        let tokens = (tokens + elapsed * JUNK_RECORDS_PER_SEC).min(JUNK_RECORDS_BURST);
+        if tokens >= 1.0 {
+            self.junk_budget = (tokens - 1.0, now);
+            self.append(f);
+        } else {
+            self.junk_budget = (tokens, now);
+            if self.suppressed % 1000 == 0 {
+                tracing::warn!(
+                    suppressed = self.suppressed + 1,
+                    "records of unauthenticated or unmatched calls over {JUNK_RECORDS_PER_SEC}/s not written"
+                );
+            }
+            self.suppressed += 1;
         }
     }
 
