@@ -134,6 +134,8 @@ fn run(
 ) {
     let start = Instant::now();
     let mut latency = metrics::Latency::new();
+    // Packets from rejected sources not yet added to the metrics (once a second, one lock).
+    let mut rejected = 0u64;
     let mut sample = 0u32;
     let mut events = [EpollEvent::empty(); 1024];
     // Calls live in slots; a socket's token is slot * 4 + socket index.
@@ -201,7 +203,7 @@ fn run(
                         RelayCmd::Close => {
                             by_call.remove(&call);
                             if let Some(mut cm) = slots[slot].take() {
-                                report_rejected(&mut cm, &registry);
+                                rejected += report_rejected(&mut cm);
                                 write_record(&cm.ctx, &cm.session, &cm.last, cm.sink.as_ref());
                                 for s in &cm.socks {
                                     let _ = epoll.delete(s.as_fd());
@@ -255,15 +257,6 @@ fn run(
         // Once a second (the clock was read once for this turn above).
         if now.duration_since(last_tick) >= Duration::from_secs(1) {
             last_tick = now;
-            if latency.count() > 0 {
-                let mut r = registry.lock().unwrap_or_else(|e| e.into_inner());
-                r.merge_latency(
-                    metrics::names::RELAY_LATENCY_SECONDS,
-                    &metrics::Labels::default(),
-                    &latency,
-                );
-                latency = metrics::Latency::new();
-            }
             let ntp = ntp_now();
             for cm in slots.iter_mut().flatten() {
                 for (side, component, to, pkt) in cm.session.poll_rtcp(now_ms, ntp) {
@@ -273,7 +266,7 @@ fn run(
                     cm.last_record = Instant::now();
                     cm.last = write_record(&cm.ctx, &cm.session, &cm.last, cm.sink.as_ref());
                 }
-                report_rejected(cm, &registry);
+                rejected += report_rejected(cm);
                 if let Some(limit) = timing.inactivity {
                     // Only packets from accepted sources count: a stranger cannot keep a dead
                     // call up.
@@ -291,16 +284,29 @@ fn run(
                     }
                 }
             }
+            if latency.count() > 0 || rejected > 0 {
+                let mut r = registry.lock().unwrap_or_else(|e| e.into_inner());
+                let labels = metrics::Labels::default();
+                if latency.count() > 0 {
+                    r.merge_latency(metrics::names::RELAY_LATENCY_SECONDS, &labels, &latency);
+                    latency = metrics::Latency::new();
+                }
+                if rejected > 0 {
+                    r.add(metrics::names::MEDIA_REJECTED_SOURCE_PACKETS, &labels, rejected as f64);
+                    rejected = 0;
+                }
+            }
         }
     }
 }
 
-/// Counts a call's packets from rejected sources in the metrics, and logs the first of them.
-fn report_rejected(cm: &mut CallMedia, registry: &std::sync::Mutex<metrics::Registry>) {
+/// A call's packets from rejected sources since the last report (for the metrics); logs the
+/// first of them.
+fn report_rejected(cm: &mut CallMedia) -> u64 {
     let (a, b) = (cm.session.side(Side::A), cm.session.side(Side::B));
     let total = a.dropped_wrong_source + b.dropped_wrong_source;
     if total == cm.rejected_reported {
-        return;
+        return 0;
     }
     if cm.rejected_reported == 0 {
         for (name, st) in [("A", a), ("B", b)] {
@@ -315,13 +321,9 @@ fn report_rejected(cm: &mut CallMedia, registry: &std::sync::Mutex<metrics::Regi
             }
         }
     }
-    let mut r = registry.lock().unwrap_or_else(|e| e.into_inner());
-    r.add(
-        metrics::names::MEDIA_REJECTED_SOURCE_PACKETS,
-        &metrics::Labels::default(),
-        (total - cm.rejected_reported) as f64,
-    );
+    let new = total - cm.rejected_reported;
     cm.rejected_reported = total;
+    new
 }
 
 fn log_end(cm: &CallMedia) {

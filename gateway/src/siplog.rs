@@ -130,11 +130,13 @@ impl SipLog {
     ) {
         if self.enabled.contains_key(vc) {
             if self.owners.len() >= MAX_OWNERS && !self.owners.contains_key(call_id) {
-                self.owners.retain(|_, o| o.expires.is_none());
-                if self.owners.len() >= MAX_OWNERS && expires.is_some() {
+                // A refused call waits for the once-a-second sweep to make room; a live call
+                // (rare: the table holds every call's legs) makes it now.
+                if expires.is_some() {
                     self.dropped += 1;
                     return;
                 }
+                self.owners.retain(|_, o| o.expires.is_none());
             }
             let owner = Owner {
                 voice_connector_id: Arc::from(vc),

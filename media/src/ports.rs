@@ -56,8 +56,9 @@ impl Default for PortRange {
 /// Hands out RTP ports (even; RTCP is the next odd port) at random among the free pairs, so the
 /// next call's ports cannot be guessed from the last one's (a third party that guesses them
 /// could send to a fresh port before the real peer does). A released port cools down: it is
-/// handed out again only after [`PortAllocator::cooling_capacity`] later releases, or when
-/// nothing else is free, so late packets of an old call do not land in a new one.
+/// handed out again only after as many later releases as a quarter of the pairs (at most
+/// 4096), or when nothing else is free, so late packets of an old call do not land in a new
+/// one.
 #[derive(Debug)]
 pub struct PortAllocator {
     first: u16,
@@ -94,11 +95,6 @@ impl PortAllocator {
             cooling_cap: (pairs / 4).min(4096),
             rng,
         }
-    }
-
-    /// How many released pairs cool down before reuse.
-    pub fn cooling_capacity(&self) -> usize {
-        self.cooling_cap
     }
 
     pub fn allocate(&mut self) -> Result<u16, PortError> {

@@ -97,6 +97,12 @@ fn foreign_rtp_neither_hijacks_nor_keeps_a_call_up() {
     let log = gw.log();
     assert!(log.contains("media from an unexpected source dropped"), "{log}");
     assert!(log.contains("127.0.0.100:7010"), "the rejected source is named: {log}");
-    let rejected = gw.process_metric("voicegw_media_packets_from_rejected_sources_total");
+    // The media threads add to the metric once a second.
+    let start = Instant::now();
+    let mut rejected = gw.process_metric("voicegw_media_packets_from_rejected_sources_total");
+    while rejected < 90.0 && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(100));
+        rejected = gw.process_metric("voicegw_media_packets_from_rejected_sources_total");
+    }
     assert!(rejected >= 90.0, "rejected packets counted: {rejected}");
 }

@@ -43,6 +43,10 @@ pub struct Recorder {
     calls: HashMap<u64, CallFacts>,
     /// Calls refused with 407, by Call-ID, waiting for their authenticated retry.
     challenged: HashMap<String, (CallFacts, SystemTime)>,
+    /// The challenges' (Call-ID, deadline) in the order they were made, which is deadline
+    /// order: the due and the oldest are found at the front, not by a scan. Entries whose
+    /// challenge was answered or renewed are skipped when they come up.
+    challenge_order: std::collections::VecDeque<(String, SystemTime)>,
     /// How long a 407 waits for the authenticated retry (same Call-ID) before it is recorded
     /// as a refused call of its own.
     challenge_wait: Duration,
@@ -90,6 +94,7 @@ impl Recorder {
             regions: HashMap::new(),
             calls: HashMap::new(),
             challenged: HashMap::new(),
+            challenge_order: std::collections::VecDeque::new(),
             ops: Vec::new(),
             closes: false,
             spool,
@@ -270,16 +275,19 @@ impl Recorder {
                     if self.challenged.len() >= MAX_CHALLENGED
                         && !self.challenged.contains_key(call_id)
                     {
-                        let oldest = self
-                            .challenged
-                            .iter()
-                            .min_by_key(|(_, (_, deadline))| *deadline)
-                            .map(|(k, _)| k.clone());
-                        if let Some((old, _)) = oldest.and_then(|k| self.challenged.remove(&k)) {
+                        if let Some(old) = self.pop_challenge(None) {
                             self.append_junk(old, now);
                         }
                     }
-                    self.challenged.insert(call_id.clone(), (f, now + self.challenge_wait));
+                    let deadline = now + self.challenge_wait;
+                    self.challenged.insert(call_id.clone(), (f, deadline));
+                    self.challenge_order.push_back((call_id.clone(), deadline));
+                    if self.challenge_order.len() > 2 * MAX_CHALLENGED {
+                        // Mostly answered challenges: keep only the live entries.
+                        let live = &self.challenged;
+                        self.challenge_order
+                            .retain(|(id, d)| live.get(id).is_some_and(|(_, dl)| dl == d));
+                    }
                 } else {
                     self.challenged.remove(call_id);
                     if voice_connector_id.is_none() {
@@ -300,21 +308,29 @@ impl Recorder {
             self.last_heartbeat = now;
             heartbeat::write(&self.dir, now);
         }
-        let due: Vec<String> = self
-            .challenged
-            .iter()
-            .filter(|(_, (_, deadline))| *deadline <= now)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in due {
-            if let Some((f, _)) = self.challenged.remove(&k) {
-                self.append_junk(f, now);
+        while let Some(f) = self.pop_challenge(Some(now)) {
+            self.append_junk(f, now);
+        }
+    }
+
+    /// Takes the oldest challenge still waiting (only if due by `due_by`, when given).
+    fn pop_challenge(&mut self, due_by: Option<SystemTime>) -> Option<CallFacts> {
+        while let Some((id, deadline)) = self.challenge_order.front() {
+            if due_by.is_some_and(|t| *deadline > t) {
+                return None;
+            }
+            let live = self.challenged.get(id).is_some_and(|(_, d)| d == deadline);
+            let (id, _) = self.challenge_order.pop_front()?;
+            if live {
+                return self.challenged.remove(&id).map(|(f, _)| f);
             }
         }
+        None
     }
 
     /// Records every challenge still waiting (the process is stopping).
     pub fn flush_challenges(&mut self) {
+        self.challenge_order.clear();
         for (_, (f, _)) in std::mem::take(&mut self.challenged) {
             self.append(f);
         }

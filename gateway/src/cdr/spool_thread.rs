@@ -90,8 +90,8 @@ impl SpoolHandle {
         let (tx, rx) = mpsc::channel::<Batch>();
         let (durable_tx, durable) = tokio::sync::watch::channel(0u64);
         std::thread::Builder::new().name("voicegw-spool".into()).spawn(move || {
-            // The highest turn handed over, and whether its records are all on disk.
-            let mut seq = 0u64;
+            // The highest turn handed over, and the highest reported durable.
+            let (mut seq, mut durable) = (0u64, 0u64);
             loop {
                 let first = match rx.recv_timeout(RETRY) {
                     Ok(b) => Some(b),
@@ -114,7 +114,8 @@ impl SpoolHandle {
                 // Only a commit that succeeded makes a turn durable. While the disk fails, the
                 // driver stops waiting for the spool (`Shared::failing`), so calls go on, and
                 // the records stay in memory until a retry gets them to disk.
-                if commit(&mut writer, &registry) {
+                if commit(&mut writer, &registry) && seq > durable {
+                    durable = seq;
                     let _ = durable_tx.send(seq);
                 }
             }

@@ -62,10 +62,11 @@ pub fn parse_message(bytes: &[u8], limits: &ParseLimits) -> Result<Message, Pars
         return Err(ParseError::TooManyHeaders(limits.max_headers));
     }
     let mut headers = Headers::new();
-    let content_length = content_length(&lines)?;
+    let mut content_length = None;
     for line in &lines {
         let (name, value) = split_header_line(line)?;
         if name == HeaderName::ContentLength {
+            note_content_length(&mut content_length, value)?;
             continue;
         }
         if name.is_list() && !value.is_empty() {
@@ -112,25 +113,29 @@ fn split_header_line(line: &str) -> Result<(HeaderName, &str), ParseError> {
     Ok((name, value))
 }
 
-/// The one Content-Length of an unfolded header section. Two of them are refused even when
-/// they agree: a framer that read the first and a parser that read the last is how a second
-/// request is smuggled through a stream.
+/// Takes one Content-Length value into `found`. A second one is refused even when they agree:
+/// a framer that read the first and a parser that read the last is how a second request is
+/// smuggled through a stream. Digits only (no sign, no blank).
+fn note_content_length(found: &mut Option<usize>, value: &str) -> Result<(), ParseError> {
+    if found.is_some() {
+        return Err(ParseError::DuplicateHeader("Content-Length"));
+    }
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ParseError::header("Content-Length", value));
+    }
+    let n = value.parse::<usize>().map_err(|_| ParseError::header("Content-Length", value))?;
+    *found = Some(n);
+    Ok(())
+}
+
+/// The one Content-Length of an unfolded header section (other lines are not checked here).
 fn content_length(lines: &[Cow<'_, str>]) -> Result<Option<usize>, ParseError> {
     let mut found = None;
     for line in lines {
         let Some((name, value)) = line.split_once(':') else { continue };
-        if HeaderName::parse(name.trim()) != HeaderName::ContentLength {
-            continue;
+        if HeaderName::parse(name.trim()) == HeaderName::ContentLength {
+            note_content_length(&mut found, value.trim())?;
         }
-        let value = value.trim();
-        if found.is_some() {
-            return Err(ParseError::DuplicateHeader("Content-Length"));
-        }
-        if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(ParseError::header("Content-Length", value));
-        }
-        let n = value.parse::<usize>().map_err(|_| ParseError::header("Content-Length", value))?;
-        found = Some(n);
     }
     Ok(found)
 }

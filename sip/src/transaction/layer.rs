@@ -198,10 +198,12 @@ impl<O: Clone> Layer<O> {
             }
             return Ok(Incoming::Absorbed);
         }
-        let in_dialog = request.to().ok().is_some_and(|t| t.tag().is_some());
-        let cap = if in_dialog { self.max_server * 2 } else { self.max_server };
-        if self.servers.len() >= cap {
-            return Ok(Incoming::Overloaded { request, peer });
+        // Only near the cap is the To tag read (in-dialog requests get twice the room).
+        if self.servers.len() >= self.max_server {
+            let in_dialog = request.to().ok().is_some_and(|t| t.tag().is_some());
+            if !in_dialog || self.servers.len() >= self.max_server * 2 {
+                return Ok(Incoming::Overloaded { request, peer });
+            }
         }
         let reliable = peer.transport.is_reliable();
         let tx = if request.method == Method::Invite {
