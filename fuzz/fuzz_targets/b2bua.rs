@@ -73,6 +73,19 @@ fn answer(req: &Request, status: u16, tag: &str) -> Vec<u8> {
     s.into_bytes()
 }
 
+/// With `FUZZ_TRACE` set (running one input), prints every message in and out.
+fn trace(what: &str, bytes: &[u8]) {
+    if std::env::var_os("FUZZ_TRACE").is_some() {
+        eprintln!("--- {what}\n{}", String::from_utf8_lossy(bytes).escape_debug());
+    }
+}
+
+/// Hands `bytes` from `from` to the core, traced.
+fn feed<R: Router>(core: &mut B2bua<R>, bytes: &[u8], from: &str, now: Instant) {
+    trace(&format!("{from} -> voicegw at {now:?}"), bytes);
+    core.handle_bytes(bytes, peer(from), now);
+}
+
 fn invite(n: u8, branch: u32) -> String {
     format!("INVITE sip:+1206555010{}@vc SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bK{branch}\r\nMax-Forwards: 70\r\nFrom: <sip:+12065550100@{A}>;tag=a{n}\r\nTo: <sip:+12065550101@vc>\r\nCall-ID: call-{n}\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@{A}>\r\nContent-Type: application/sdp\r\n\r\nv=0\r\n", n % 3)
 }
@@ -107,7 +120,10 @@ fuzz_target!(|data: &[u8]| {
                    calls: &mut Vec<u64>| {
         while let Some(o) = core.poll_output() {
             match o {
-                Output::Transmit { peer: p, bytes } => match Message::parse(&bytes) {
+                Output::Transmit { peer: p, bytes } => match {
+                    trace(&format!("voicegw -> {}", p.addr), &bytes);
+                    Message::parse(&bytes)
+                } {
                     Ok(Message::Request(r)) if p.addr == peer(A).addr => to_a.push(r),
                     Ok(Message::Request(r)) => to_b.push(r),
                     Ok(Message::Response(r)) => from_gw.push(r),
@@ -131,14 +147,14 @@ fuzz_target!(|data: &[u8]| {
         let (kind, x, y) = (op[0], *op.get(1).unwrap_or(&0), *op.get(2).unwrap_or(&0));
         branch += 1;
         match kind % 8 {
-            0 => core.handle_bytes(invite(x % 4, branch).as_bytes(), peer(A), now),
+            0 => feed(&mut core, invite(x % 4, branch).as_bytes(), A, now),
             1 | 2 => {
                 // A side answers one of the requests voicegw sent it.
                 let (list, from, tag) =
                     if kind % 8 == 1 { (&to_b, B, "btag") } else { (&to_a, A, "atag") };
                 if let Some(r) = list.get(usize::from(x) % list.len().max(1)) {
                     let status = [100, 180, 183, 200, 200, 486, 503, 408][usize::from(y) % 8];
-                    core.handle_bytes(&answer(r, status, tag), peer(from), now);
+                    feed(&mut core, &answer(r, status, tag), from, now);
                 }
             }
             3 => {
@@ -151,14 +167,14 @@ fuzz_target!(|data: &[u8]| {
                     let from = r.headers.get(&HeaderName::From).unwrap_or("<sip:a@a>;tag=a0");
                     let cseq = u32::from(y) + 2;
                     let m = format!("{method} sip:voicegw@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bKd{branch}\r\nFrom: {from}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContact: <sip:alice@{A}>\r\n\r\n");
-                    core.handle_bytes(m.as_bytes(), peer(A), now);
+                    feed(&mut core, m.as_bytes(), A, now);
                 }
             }
             4 => {
                 // CANCEL of one of the INVITEs.
                 let n = x % 4;
                 let m = format!("CANCEL sip:+1206555010{}@vc SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bK{}\r\nFrom: <sip:+12065550100@{A}>;tag=a{n}\r\nTo: <sip:+12065550101@vc>\r\nCall-ID: call-{n}\r\nCSeq: 1 CANCEL\r\n\r\n", n % 3, y);
-                core.handle_bytes(m.as_bytes(), peer(A), now);
+                feed(&mut core, m.as_bytes(), A, now);
             }
             5 => now = now + Duration::from_millis(u64::from(x) * 250 + u64::from(y)),
             6 => core.transport_error(peer(if x % 2 == 0 { B } else { A }), now),
@@ -168,7 +184,7 @@ fuzz_target!(|data: &[u8]| {
                     let mut bytes = answer(r, 200, "btag");
                     let at = usize::from(x) % bytes.len();
                     bytes[at] = y;
-                    core.handle_bytes(&bytes, peer(B), now);
+                    feed(&mut core, &bytes, B, now);
                 }
             }
         }

@@ -139,6 +139,8 @@ pub struct B2bua<R: Router, M: Anchor = NoAnchor> {
     pub(crate) rng: StdRng,
     pub(crate) events: VecDeque<CallEvent>,
     pub(crate) draining: bool,
+    /// Why new calls are refused for now (503 with Retry-After), when they are.
+    pub(crate) refusing: Option<&'static str>,
     pub(crate) stats: CoreStats,
 }
 
@@ -168,6 +170,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
             next_call: 0,
             events: VecDeque::new(),
             draining: false,
+            refusing: None,
             stats: CoreStats::default(),
         }
     }
@@ -222,6 +225,13 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
     /// Stops accepting new calls (503); calls and transactions in progress go on.
     pub fn drain(&mut self) {
         self.draining = true;
+    }
+
+    /// Refuses new calls with `503` (`Warning` `why`, Retry-After 5) until called with `None`;
+    /// calls and transactions in progress go on. For conditions that pass (the gateway cannot
+    /// record calls, for example), unlike [`B2bua::drain`].
+    pub fn refuse_new_calls(&mut self, why: Option<&'static str>) {
+        self.refusing = why;
     }
 
     /// True when no call is up and no transaction still waits for a response or an ACK

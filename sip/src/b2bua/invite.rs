@@ -61,6 +61,9 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         if self.draining {
             return reject(self, fail(503, "shutting down", Some(5)), None);
         }
+        if let Some(why) = self.refusing {
+            return reject(self, fail(503, why, Some(5)), None);
+        }
         if req.max_forwards() == Some(0) {
             return reject(self, fail(483, "Max-Forwards reached 0", None), None);
         }
@@ -374,7 +377,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
             if call.b_dialog.is_none() {
                 tracing::warn!(
                     call = id,
-                    "2xx without To tag or Contact from the callee; hanging up"
+                    "2xx without a usable To tag, Contact or Record-Route from the callee; hanging up"
                 );
                 let mut d = Dialog::uac(
                     &call.b_invite,
@@ -384,6 +387,19 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
                     d.confirmed = true;
                 }
                 call.b_dialog = d;
+                // The callee cannot be reached in this dialog: it is acknowledged and hung up
+                // (when there is anything to address that with) and the caller gets a 502.
+                let usable = call.b_dialog.is_some();
+                let mut r = Response::new(502, "Bad Gateway");
+                r.headers
+                    .push(HeaderName::Warning, "399 voicegw \"unusable 2xx from the next hop\"");
+                call.best_failure = Some((r, true));
+                if usable {
+                    self.ack_b(id, None);
+                    self.send_bye(id, Side::B, now);
+                }
+                self.fail_call(id, now);
+                return;
             }
             if call.state == CallState::Cancelling || call.a_final_sent {
                 // The caller gave up while the callee answered: ACK and BYE the callee.
@@ -599,10 +615,17 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
     }
 }
 
+/// `resp` made usable as the start of a dialog that voicegw only means to ACK and hang up: a
+/// missing or unparseable Contact becomes `target` (the request's), an unparseable
+/// Record-Route set is dropped (the BYE goes to the peer the INVITE went to), a missing To
+/// tag becomes `none`.
 fn with_fallback_contact(resp: &Response, target: Uri) -> Response {
     let mut r = resp.clone();
-    if r.contact().is_none() {
-        r.headers.push(HeaderName::Contact, NameAddr::new(target).to_string());
+    if !r.contact().is_some_and(|c| c.is_ok()) {
+        r.headers.set(HeaderName::Contact, NameAddr::new(target).to_string());
+    }
+    if r.record_route().is_err() {
+        r.headers.remove(&HeaderName::RecordRoute);
     }
     if r.to().ok().and_then(|t| t.tag().map(str::to_string)).is_none() {
         if let Ok(mut to) = r.to() {

@@ -210,6 +210,43 @@ fn a_second_2xx_from_another_fork_is_acked_and_hung_up() {
     assert_eq!(c.active_calls(), 1, "the first dialog's call goes on");
 }
 
+/// A 2xx whose Contact cannot be parsed (found by the stateful fuzz, after a CANCEL that had to
+/// wait for a provisional response): the callee is acknowledged and hung up at the address the
+/// INVITE went to, the caller gets a failure, and the call ends.
+#[test]
+fn a_2xx_with_an_unusable_contact_ends_the_call() {
+    for cancel_first in [false, true] {
+        let t = Instant::ZERO;
+        let mut c = core();
+        c.handle_bytes(invite("+12065550101", "z9hG4bKu1").as_bytes(), peer(A), t);
+        let (m, _) = drain(&mut c);
+        let b_inv = req(&m[1].1).clone();
+        if cancel_first {
+            let cancel = format!("CANCEL sip:+12065550101@abcdef1ghij2klmno3pqr4.voiceconnector.local SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bKu1\r\nFrom: \"Alice\" <sip:+12065550100@{A}>;tag=atag\r\nTo: <sip:+12065550101@abcdef1ghij2klmno3pqr4.voiceconnector.local>\r\nCall-ID: call-a\r\nCSeq: 1 CANCEL\r\n\r\n");
+            c.handle_bytes(cancel.as_bytes(), peer(A), t);
+            let (m, _) = drain(&mut c);
+            let statuses: Vec<u16> = m.iter().map(|(_, x)| resp(x).status).collect();
+            assert_eq!(statuses, vec![200, 487], "{m:?}");
+        }
+        let ok = String::from_utf8(answer(&b_inv, 200, "btag"))
+            .unwrap()
+            .replace(&format!("<sip:bob@{B}>"), "<sip:bob@127.0.\x0c.1:5080>");
+        c.handle_bytes(ok.as_bytes(), peer(B), t);
+        let (m, ev) = drain(&mut c);
+        let to_b: Vec<Method> =
+            m.iter().filter(|(p, _)| *p == peer(B)).map(|(_, x)| req(x).method.clone()).collect();
+        assert_eq!(to_b, vec![Method::Ack, Method::Bye], "{m:?}");
+        assert!(m.iter().filter(|(p, _)| *p == peer(B)).all(|(_, x)| req(x).uri == b_inv.uri));
+        if !cancel_first {
+            let to_a: Vec<u16> =
+                m.iter().filter(|(p, _)| *p == peer(A)).map(|(_, x)| resp(x).status).collect();
+            assert_eq!(to_a, vec![502], "{m:?}");
+        }
+        assert!(ev.iter().any(|e| matches!(e, CallEvent::Ended { .. })), "{ev:?}");
+        assert_eq!(c.active_calls(), 0);
+    }
+}
+
 #[test]
 fn callee_bye_is_relayed_to_the_caller() {
     let t = Instant::ZERO;
@@ -607,6 +644,25 @@ fn draining_refuses_new_calls() {
     assert_eq!(r.status, 503);
     assert!(r.headers.contains(&HeaderName::RetryAfter));
     assert!(c.is_idle() || c.transactions().1 == 1);
+}
+
+#[test]
+fn refusing_new_calls_is_lifted_again() {
+    let t = Instant::ZERO;
+    let mut c = core();
+    c.refuse_new_calls(Some("call records cannot be written"));
+    c.handle_bytes(invite("+12065550101", "z9hG4bKr1").as_bytes(), peer(A), t);
+    let (m, _) = drain(&mut c);
+    let r = resp(&m[0].1);
+    assert_eq!(r.status, 503);
+    assert!(r.headers.get(&HeaderName::Warning).is_some_and(|w| w.contains("call records")));
+    assert!(r.headers.contains(&HeaderName::RetryAfter));
+    c.refuse_new_calls(None);
+    let mut i = invite("+12065550101", "z9hG4bKr2");
+    i = i.replace("call-a", "call-r2");
+    c.handle_bytes(i.as_bytes(), peer(A), t);
+    let (m, _) = drain(&mut c);
+    assert!(m.iter().any(|(p, b)| *p == peer(B) && req(b).method == Method::Invite), "{m:?}");
 }
 
 /// Mutated and truncated messages (a seeded, bounded fuzz): the core never panics, and every
