@@ -226,6 +226,8 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
     // disk: (commit sequence number, messages), oldest first.
     let mut held: std::collections::VecDeque<Held> = Default::default();
     let mut durable = recorder.durable();
+    let mut admission =
+        Admission { refuse_unrecorded: cfg.cdr.refuse_calls_while_spool_fails, refusing: false };
 
     let mut sigterm = signal(tokio::signal::unix::SignalKind::terminate());
     let mut sigint = signal(tokio::signal::unix::SignalKind::interrupt());
@@ -244,6 +246,7 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
         tokio::select! {
             msg = rx.recv() => {
                 let Some(msg) = msg else { break };
+                admission.update(&mut core, recorder.failing());
                 let log = siplog.active().then_some(&mut inbound_log);
                 handle_inbound(&mut core, &mut conns, msg, &mut garbage_closes, clock, log);
                 // Batch what is already queued before flushing outputs.
@@ -270,6 +273,7 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
             _ = recv_signal(&mut sighup) => {
                 if let Some(cfg) = reload(&mut core, config_path.as_deref(), &v, &registry, &mut sinks, &mut regions) {
                     recorder.reconfigure(&cfg);
+                    admission.refuse_unrecorded = cfg.cdr.refuse_calls_while_spool_fails;
                     siplog.configure(sip_logging(&cfg));
                 }
             }
@@ -559,6 +563,31 @@ async fn recv_signal(s: &mut Signal) {
             s.recv().await;
         }
         None => std::future::pending::<()>().await,
+    }
+}
+
+/// Whether new calls are refused because their records could not be written.
+struct Admission {
+    /// `[cdr] refuse_calls_while_spool_fails`.
+    refuse_unrecorded: bool,
+    refusing: bool,
+}
+
+impl Admission {
+    /// Brought up to date before each batch of inbound messages (the spool's state changes on
+    /// its own thread).
+    fn update(&mut self, core: &mut Core, spool_failing: bool) {
+        let refuse = self.refuse_unrecorded && spool_failing;
+        if refuse == self.refusing {
+            return;
+        }
+        self.refusing = refuse;
+        if refuse {
+            tracing::error!("the CDR spool cannot write: new calls are refused (503) until it can");
+        } else {
+            tracing::warn!("the CDR spool writes again: new calls are accepted");
+        }
+        core.refuse_new_calls(refuse.then_some("call records cannot be written"));
     }
 }
 

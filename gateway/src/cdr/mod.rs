@@ -387,6 +387,11 @@ impl Recorder {
         (closes && !failing).then_some(seq)
     }
 
+    /// True while the spool cannot write what it is handed (it keeps retrying).
+    pub fn failing(&self) -> bool {
+        self.shared.failing.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The sequence number committed so far.
     pub fn durable(&self) -> tokio::sync::watch::Receiver<u64> {
         self.spool.durable()
@@ -459,6 +464,6 @@ fn recover(
             }
         }
     }
-    spool_thread::commit(writer, registry);
+    spool_thread::commit(writer, registry, false);
     (n, byes)
 }

@@ -104,7 +104,8 @@ pub(crate) fn append_whole(
     let result = file.write_all(buf).and_then(|_| if sync { file.sync_data() } else { Ok(()) });
     if let Err(e) = result {
         if let Err(t) = file.truncate(size) {
-            tracing::error!(error = %t, "CDR spool segment could not be cut back after a failed write");
+            // Nothing was appended after all when the disk refuses every write.
+            return Err(std::io::Error::new(e.kind(), format!("{e} (and cutting back: {t})")));
         }
         return Err(e);
     }
@@ -122,14 +123,15 @@ const SEGMENT_RESERVE: i64 = (SEGMENT_BYTES + (1 << 20)) as i64;
 /// Reserves [`SEGMENT_RESERVE`] bytes for `file` without changing its size; false when the
 /// file system cannot (full, or no `fallocate`): commits then take space as they go.
 fn reserve_space(file: &File, path: &Path) -> bool {
+    reserve_space_quietly(file).map_err(|e| {
+        tracing::warn!(path = %path.display(), error = %e, "CDR spool segment: disk space not reserved");
+    }).is_ok()
+}
+
+/// [`reserve_space`] after a failed write (the failure is what gets logged).
+fn reserve_space_quietly(file: &File) -> nix::Result<()> {
     use nix::fcntl::{fallocate, FallocateFlags};
-    match fallocate(file, FallocateFlags::FALLOC_FL_KEEP_SIZE, 0, SEGMENT_RESERVE) {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "CDR spool segment: disk space not reserved");
-            false
-        }
-    }
+    fallocate(file, FallocateFlags::FALLOC_FL_KEEP_SIZE, 0, SEGMENT_RESERVE)
 }
 
 /// Appends records and commits them durably.
@@ -146,6 +148,12 @@ pub struct Writer {
     open: std::collections::HashMap<String, Vec<u8>>,
     /// Calls an earlier run left open (it stopped before their record): TransactionId → facts.
     left_open: Vec<(String, serde_json::Value)>,
+    /// The last commit failed, or the last probe of an idle spool did: [`Shared::failing`].
+    commit_failed: bool,
+    probe_failed: bool,
+    /// A failed write could not be cut back: the segment may end in part of a line, so the
+    /// next commit starts a new segment rather than append after it.
+    torn: bool,
 }
 
 pub(crate) fn segment_path(dir: &Path, seq: u64) -> PathBuf {
@@ -261,6 +269,9 @@ impl Writer {
             shared,
             open: std::collections::HashMap::new(),
             left_open: open,
+            commit_failed: false,
+            probe_failed: false,
+            torn: false,
         })
     }
 
@@ -309,21 +320,28 @@ impl Writer {
         !self.buf.is_empty()
     }
 
-    /// Writes the appended lines and, when records are among them, fsyncs them; returns how
-    /// many records were committed. On error the lines stay buffered for the next commit.
+    /// Writes the appended lines and fsyncs them; returns how many records were committed. On error the lines stay buffered for the next commit.
     pub fn commit(&mut self) -> Result<u64, SpoolError> {
         if self.buf.is_empty() {
             return Ok(0);
         }
-        // Records are fsync'ed; journal lines alone are only written (they survive a killed
-        // process in the page cache, and cost no disk flush per call start).
-        if let Err(e) = append_whole(&mut self.file, self.size, &self.buf, self.buffered > 0) {
-            // Cutting the segment back also freed its reserve: take it again if there is room.
-            reserve_space(&self.file, &self.path);
-            self.shared.failing.store(true, Ordering::Relaxed);
+        if self.torn {
+            if let Err(e) = self.rotate() {
+                self.set_failed(true, self.probe_failed);
+                return Err(e);
+            }
+            self.torn = false;
+        }
+        // Every commit is flushed, journal lines too: a disk that fails drops what its page
+        // cache held (delayed allocation keeps unflushed appends there for up to 30 s), and
+        // calls in progress would then leave no trace. Nobody waits for a journal-only
+        // commit, and the thread groups turns into one flush.
+        if let Err(e) = append_whole(&mut self.file, self.size, &self.buf, true) {
+            self.after_failed_write();
+            self.set_failed(true, self.probe_failed);
             return Err(io(&self.path)(e));
         }
-        self.shared.failing.store(false, Ordering::Relaxed);
+        self.set_failed(false, false);
         let n = self.buffered;
         self.size += self.buf.len() as u64;
         self.shared.pending_bytes.fetch_add(self.buf.len() as u64, Ordering::Relaxed);
@@ -339,6 +357,48 @@ impl Writer {
         }
         self.shared.notify.notify_one();
         Ok(n)
+    }
+
+    /// Checks that an idle spool could still commit (a data disk that turned read-only is
+    /// noticed before a call needs it, so new calls can be refused in time): an empty line,
+    /// which readers skip, is written to the segment (into its reserved space, so a full disk
+    /// does not count). Nothing is done while lines wait for a commit: the commit tells.
+    pub fn probe(&mut self) -> Result<(), SpoolError> {
+        if self.has_pending() {
+            return Ok(());
+        }
+        if self.torn {
+            return Ok(());
+        }
+        if let Err(e) = append_whole(&mut self.file, self.size, b"\n", false) {
+            self.after_failed_write();
+            self.set_failed(self.commit_failed, true);
+            return Err(io(&self.path)(e));
+        }
+        self.size += 1;
+        self.shared.pending_bytes.fetch_add(1, Ordering::Relaxed);
+        self.set_failed(false, false);
+        Ok(())
+    }
+
+    /// After a write that failed: the segment is whole again or marked torn, and its space
+    /// reserved again if there is room (cutting it back freed the reserve).
+    fn after_failed_write(&mut self) {
+        if self.file.metadata().map_or(true, |m| m.len() != self.size) {
+            self.torn = true;
+        }
+        let _ = reserve_space_quietly(&self.file);
+    }
+
+    /// True while the spool cannot write (its last commit or probe failed).
+    pub fn failing(&self) -> bool {
+        self.commit_failed || self.probe_failed
+    }
+
+    fn set_failed(&mut self, commit: bool, probe: bool) {
+        self.commit_failed = commit;
+        self.probe_failed = probe;
+        self.shared.failing.store(commit || probe, Ordering::Relaxed);
     }
 
     fn rotate(&mut self) -> Result<(), SpoolError> {
@@ -404,6 +464,25 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[1].0.as_ref().unwrap().body, "{\"a\":\"x\\ny\"}");
         assert_eq!(lines[1].1, data.len());
+    }
+
+    #[test]
+    fn probes_of_an_idle_spool_leave_lines_readers_skip() {
+        let dir = tmp("probe");
+        let mut w = Writer::open(&dir).unwrap();
+        w.probe().unwrap();
+        w.append("k/1", "{}", "t1");
+        // Lines wait for a commit: the probe leaves them to it.
+        w.probe().unwrap();
+        assert_eq!(w.commit().unwrap(), 1);
+        w.probe().unwrap();
+        assert!(!w.failing());
+        let data = std::fs::read(segment_path(&dir, 1)).unwrap();
+        assert!(data.starts_with(b"\n{") && data.ends_with(b"}\n\n"), "{data:?}");
+        let lines = records(&data, usize::MAX);
+        assert_eq!(lines.len(), 1);
+        assert_eq!(complete_lines(&data).len(), 1);
+        assert_eq!(lines[0].0.as_ref().unwrap().key, "k/1");
     }
 
     #[test]

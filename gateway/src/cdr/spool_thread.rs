@@ -48,18 +48,24 @@ pub(super) fn apply(writer: &mut Writer, op: Op) {
     }
 }
 
-/// Commits what `writer` holds and counts the outcome; true when nothing is left pending.
-pub(super) fn commit(writer: &mut Writer, registry: &Mutex<Registry>) -> bool {
-    if !writer.has_pending() {
+/// Commits what `writer` holds (or, with nothing to commit and `probe`, checks that it could)
+/// and counts the outcome; true when nothing is left pending.
+pub(super) fn commit(writer: &mut Writer, registry: &Mutex<Registry>, probe: bool) -> bool {
+    let was_failing = writer.failing();
+    let result = if writer.has_pending() {
+        writer.commit().map(Some)
+    } else if probe {
+        writer.probe().map(|()| None)
+    } else {
         return true;
-    }
-    let was_failing = writer.shared().failing.load(std::sync::atomic::Ordering::Relaxed);
-    let result = writer.commit();
+    };
     let mut r = registry.lock().unwrap_or_else(|e| e.into_inner());
+    if let Ok(Some(n)) = result {
+        r.add(names::CDRS_WRITTEN, &Labels::default(), n as f64);
+    }
+    r.set(names::CDR_SPOOL_FAILING, &Labels::default(), if writer.failing() { 1.0 } else { 0.0 });
     match result {
-        Ok(n) => {
-            r.add(names::CDRS_WRITTEN, &Labels::default(), n as f64);
-            r.set(names::CDR_SPOOL_FAILING, &Labels::default(), 0.0);
+        Ok(_) => {
             if was_failing {
                 tracing::warn!(
                     "CDR spool writable again; the records held in memory are committed"
@@ -69,9 +75,8 @@ pub(super) fn commit(writer: &mut Writer, registry: &Mutex<Registry>) -> bool {
         }
         Err(e) => {
             r.inc(names::CDR_SPOOL_ERRORS, &Labels::default());
-            r.set(names::CDR_SPOOL_FAILING, &Labels::default(), 1.0);
             if !was_failing {
-                tracing::error!(error = %e, "CDRs not committed to the spool; held in memory and retried every {} ms", RETRY.as_millis());
+                tracing::error!(error = %e, "the CDR spool cannot write; records are held in memory and retried every {} ms", RETRY.as_millis());
             }
             false
         }
@@ -98,6 +103,8 @@ impl SpoolHandle {
                     Err(mpsc::RecvTimeoutError::Timeout) => None,
                     Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 };
+                // Idle for a retry period: check that the disk still takes writes.
+                let idle = first.is_none();
                 if let Some(first) = first {
                     seq = first.seq;
                     for op in first.ops {
@@ -114,12 +121,12 @@ impl SpoolHandle {
                 // Only a commit that succeeded makes a turn durable. While the disk fails, the
                 // driver stops waiting for the spool (`Shared::failing`), so calls go on, and
                 // the records stay in memory until a retry gets them to disk.
-                if commit(&mut writer, &registry) && seq > durable {
+                if commit(&mut writer, &registry, idle) && seq > durable {
                     durable = seq;
                     let _ = durable_tx.send(seq);
                 }
             }
-            commit(&mut writer, &registry);
+            commit(&mut writer, &registry, false);
         })?;
         Ok(SpoolHandle { tx, durable, next: 0 })
     }

@@ -206,6 +206,11 @@ pub struct CdrConfig {
     pub s3_endpoint: Option<String>,
     /// Region of the bucket; the AWS chain's (`AWS_REGION`, profile) or `us-east-1` when unset.
     pub s3_region: Option<String>,
+    /// While the spool cannot write (a read-only or failing data disk), new calls are refused
+    /// with `503` and Retry-After so the PBX or carrier fails over: a record that reaches no
+    /// disk would be lost with the process. `false` carries calls anyway, their records kept
+    /// in memory until the disk takes them.
+    pub refuse_calls_while_spool_fails: bool,
 }
 
 impl Default for CdrConfig {
@@ -216,6 +221,7 @@ impl Default for CdrConfig {
             aws_account_id: "000000000000".into(),
             s3_endpoint: None,
             s3_region: None,
+            refuse_calls_while_spool_fails: true,
         }
     }
 }
