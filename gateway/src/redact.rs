@@ -36,7 +36,7 @@ pub fn redact(s: &str) -> String {
             let run = &s[start..i];
             if run.len() >= 5 {
                 out.push_str(&run[..2]);
-                out.extend(std::iter::repeat('*').take(run.len() - 4));
+                out.extend(std::iter::repeat_n('*', run.len() - 4));
                 out.push_str(&run[run.len() - 2..]);
             } else {
                 out.push_str(run);

@@ -185,7 +185,7 @@ impl SipLog {
             // Keeps an owner the same Call-ID already has (a 407 before the real call).
             CallEvent::Rejected {
                 transaction_id, call_id, voice_connector_id: Some(vc), ..
-            } if !self.owners.get(call_id).is_some_and(|o| o.expires.is_none()) => {
+            } if self.owners.get(call_id).is_none_or(|o| o.expires.is_some()) => {
                 self.own(call_id, vc, &Arc::from(transaction_id.as_str()), Some(now + LINGER));
             }
             _ => {}
@@ -218,7 +218,7 @@ impl SipLog {
             return;
         }
         self.last_sweep = now;
-        self.owners.retain(|_, o| o.expires.map_or(true, |e| e > now));
+        self.owners.retain(|_, o| o.expires.is_none_or(|e| e > now));
     }
 }
 

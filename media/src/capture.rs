@@ -98,7 +98,7 @@ fn pcapng<'a>(file: &'a [u8], mut f: impl FnMut(u64, u32, &'a [u8])) -> Result<(
             ifaces.clear();
         }
         let len = rd32(file, pos + 4, le).ok_or(CaptureError::Truncated(pos))? as usize;
-        if len < 12 || len % 4 != 0 || len > file.len() - pos {
+        if len < 12 || !len.is_multiple_of(4) || len > file.len() - pos {
             return Err(CaptureError::BadBlock(pos));
         }
         let body = &file[pos + 8..pos + len - 4];
@@ -404,7 +404,7 @@ mod tests {
                 let at = (x as usize) % m.len();
                 m[at] = (x >> 32) as u8;
             }
-            if x % 7 == 0 {
+            if x.is_multiple_of(7) {
                 m.truncate((x as usize >> 8) % m.len());
             }
             let _ = udp_datagrams(&m);

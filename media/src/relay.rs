@@ -196,7 +196,7 @@ impl SideState {
                 _ => 1,
             };
             gate.candidate = Some((from, n));
-            let silent = gate.last_accepted_ms.map_or(true, |t| now_ms - t >= HANDOVER_SILENCE_MS);
+            let silent = gate.last_accepted_ms.is_none_or(|t| now_ms - t >= HANDOVER_SILENCE_MS);
             if n >= LEARN_PACKETS && silent {
                 *latched = Some(from);
                 true

@@ -152,7 +152,7 @@ const PROMETHEUS_OVERRIDES: &[(&str, &str)] =
 
 /// The Prometheus name of a CloudWatch name: `voicegw_` + snake case (`Sip1xxCodes` →
 /// `voicegw_sip_1xx_codes`, `RTTBetweenVcAndCustomer` → `voicegw_rtt_between_vc_and_customer`),
-/// but for [`PROMETHEUS_OVERRIDES`]. Counters get `_total` when rendered.
+/// but for the few names overridden (`PROMETHEUS_OVERRIDES`). Counters get `_total` when rendered.
 pub fn prometheus_name(cloudwatch: &str) -> String {
     if let Some((_, p)) = PROMETHEUS_OVERRIDES.iter().find(|(c, _)| *c == cloudwatch) {
         return (*p).to_string();

@@ -44,7 +44,7 @@ pub fn voicegw_bin() -> PathBuf {
     if let Ok(p) = std::env::var("VOICEGW_BIN") {
         return PathBuf::from(p);
     }
-    for profile in ["ci", "release", "debug"] {
+    for profile in ["release", "debug"] {
         let p = root().join("target").join(profile).join("voicegw");
         if p.exists() {
             return p;

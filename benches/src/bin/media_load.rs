@@ -4,7 +4,9 @@
 //! sent/received, loss, one-way latency through the relay (p50/p99), and — given the server's
 //! PID — its CPU time per relayed packet and resident memory per call.
 //!
-//!   media_load voicegw|rtpengine|direct SERVER_IP CALLS SECONDS [SERVER_PID] [NG_PORT]
+//! ```text
+//! media_load voicegw|rtpengine|direct SERVER_IP CALLS SECONDS [SERVER_PID] [NG_PORT]
+//! ```
 //!
 //! `direct` sends the same traffic endpoint to endpoint with no relay: its latency is the load
 //! generator's own (a burst of 2·CALLS packets every 20 ms, or with `MEDIA_LOAD_SPREAD=1` the

@@ -351,7 +351,7 @@ impl Recorder {
             self.append(f);
         } else {
             self.junk_budget = (tokens, now);
-            if self.suppressed % 1000 == 0 {
+            if self.suppressed.is_multiple_of(1000) {
                 tracing::warn!(
                     suppressed = self.suppressed + 1,
                     "records of unauthenticated or unmatched calls over {JUNK_RECORDS_PER_SEC}/s not written"

@@ -151,7 +151,7 @@ impl Uploader {
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .inc(names::CDR_UPLOAD_FAILURES, &Labels::default());
-                    if failures == 1 || failures % 10 == 0 {
+                    if failures == 1 || failures.is_multiple_of(10) {
                         tracing::warn!(key = %e.key, failures, retry_in_ms = wait.as_millis() as u64, error = %err, "CDR upload failed; kept in the spool");
                     }
                     let jitter = Duration::from_millis(

@@ -70,7 +70,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         if req.headers.contains(&HeaderName::Require) {
             return reject(self, fail(420, "unsupported extension required", None), None);
         }
-        if !req.contact().is_some_and(|c| c.is_ok()) {
+        if req.contact().is_none_or(|c| c.is_err()) {
             return reject(self, fail(400, "INVITE without a valid Contact", None), None);
         }
         if self.calls.len() >= self.cfg.max_calls {
@@ -238,7 +238,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         if better_failure(&collected, call.best_failure.as_ref()) {
             call.best_failure = Some(collected);
         }
-        let retriable = failure.map_or(true, |r| r.status == 408 || (500..600).contains(&r.status));
+        let retriable = failure.is_none_or(|r| r.status == 408 || (500..600).contains(&r.status));
         if !retriable || call.state != CallState::Proceeding || call.a_final_sent {
             return false;
         }
@@ -567,7 +567,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
             Purpose::Invite => {
                 // Only the current outbound INVITE of a call still being set up counts (an older
                 // one may time out late; an answered call is not undone).
-                if self.calls.get(&owner.call).map_or(true, |c| {
+                if self.calls.get(&owner.call).is_none_or(|c| {
                     c.b_invite_key != key
                         || !matches!(c.state, CallState::Proceeding | CallState::Cancelling)
                         || c.b_dialog.is_some()
@@ -621,7 +621,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
 /// tag becomes `none`.
 fn with_fallback_contact(resp: &Response, target: Uri) -> Response {
     let mut r = resp.clone();
-    if !r.contact().is_some_and(|c| c.is_ok()) {
+    if r.contact().is_none_or(|c| c.is_err()) {
         r.headers.set(HeaderName::Contact, NameAddr::new(target).to_string());
     }
     if r.record_route().is_err() {
