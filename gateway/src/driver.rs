@@ -180,6 +180,7 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
         cfg.voice_connectors.iter().filter(|vc| vc.require_encryption).map(|vc| vc.id.clone()),
     );
     anchor.set_media_source_learning(learning_voice_connectors(cfg));
+    let clock = crate::clock::Clock::start();
     let router = ConfigRouter::new(cfg, rand::random());
     let health = router.health();
     let mut core = B2bua::with_anchor(core_cfg, router, anchor);
@@ -201,7 +202,7 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
             addr,
             source,
         })?;
-        tokio::spawn(crate::metrics_http::serve(l, registry.clone(), health.clone()));
+        tokio::spawn(crate::metrics_http::serve(l, registry.clone(), health.clone(), clock));
         tracing::info!(%addr, "metrics on http://{addr}/metrics");
     }
 
@@ -233,7 +234,6 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
     let mut sigint = signal(tokio::signal::unix::SignalKind::interrupt());
     let mut sighup = signal(tokio::signal::unix::SignalKind::hangup());
     let mut drain_deadline: Option<Instant> = None;
-    let clock = Clock::new();
     tracing::info!(voice_connectors = cfg.voice_connectors.len(), "voicegw started");
     send_recovery_byes(&mut core, recorder.take_recovered_byes(), clock.now());
 
@@ -530,27 +530,6 @@ fn media_update(u: MediaUpdate, media: &MediaHandle, sinks: &HashMap<String, Rec
     }
 }
 
-/// The driver's clock, from which the sans-IO core is handed time (`sip::Instant`: the time
-/// since the driver started).
-#[derive(Clone, Copy)]
-struct Clock {
-    origin: Instant,
-}
-
-impl Clock {
-    fn new() -> Clock {
-        Clock { origin: Instant::now() }
-    }
-
-    fn now(self) -> sip::Instant {
-        sip::Instant::from_origin(self.origin.elapsed())
-    }
-
-    fn to_std(self, t: sip::Instant) -> Instant {
-        self.origin + t.since_origin()
-    }
-}
-
 type Signal = Option<tokio::signal::unix::Signal>;
 
 fn signal(kind: tokio::signal::unix::SignalKind) -> Signal {
@@ -609,7 +588,7 @@ fn handle_inbound(
     conns: &mut Conns,
     msg: Inbound,
     garbage: &mut u64,
-    clock: Clock,
+    clock: crate::clock::Clock,
     log: Option<&mut Vec<Bytes>>,
 ) {
     match msg {

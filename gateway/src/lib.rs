@@ -3,6 +3,7 @@
 pub mod analyze;
 pub mod cdr;
 pub mod certs;
+pub mod clock;
 pub mod config;
 pub mod driver;
 pub mod emf;

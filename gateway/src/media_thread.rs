@@ -146,6 +146,8 @@ fn run(
     let mut last_tick = Instant::now();
     loop {
         let ready = epoll.wait(&mut events, 250u16).unwrap_or(0);
+        let now = Instant::now();
+        let now_ms = (now - start).as_secs_f64() * 1000.0;
         // Commands first: a call's peers and keys are known before its packets are read.
         while let Ok(cmd) = rx.try_recv() {
             match cmd {
@@ -203,6 +205,7 @@ fn run(
                         RelayCmd::Close => {
                             by_call.remove(&call);
                             if let Some(mut cm) = slots[slot].take() {
+                                relay_queued(&mut cm, &mut buf, now_ms);
                                 rejected += report_rejected(&mut cm);
                                 write_record(&cm.ctx, &cm.session, &cm.last, cm.sink.as_ref());
                                 for s in &cm.socks {
@@ -216,8 +219,6 @@ fn run(
                 }
             }
         }
-        let now = Instant::now();
-        let now_ms = (now - start).as_secs_f64() * 1000.0;
         for ev in &events[..ready] {
             let token = ev.data();
             if token == WAKER {
@@ -295,6 +296,29 @@ fn run(
                     r.add(metrics::names::MEDIA_REJECTED_SOURCE_PACKETS, &labels, rejected as f64);
                     rejected = 0;
                 }
+            }
+        }
+    }
+}
+
+/// Most packets read from one socket of a call that closes.
+const CLOSE_DRAIN_MAX: usize = 512;
+
+/// Relays (and counts) what already waits in a closing call's sockets: packets that arrived
+/// before the BYE was handled belong to the call and its last record, however busy the
+/// machine was.
+fn relay_queued(cm: &mut CallMedia, buf: &mut [u8; BUF], now_ms: f64) {
+    for (idx, side, component) in [
+        (0, Side::A, Component::Rtp),
+        (1, Side::A, Component::Rtcp),
+        (2, Side::B, Component::Rtp),
+        (3, Side::B, Component::Rtcp),
+    ] {
+        for _ in 0..CLOSE_DRAIN_MAX {
+            let Ok((n, from)) = cm.socks[idx].recv_from(&mut buf[..RECV_MAX]) else { break };
+            if let Some((f, len)) = cm.session.on_packet_mut(side, component, from, buf, n, now_ms)
+            {
+                let _ = cm.socks[side_sock(f.component, f.side)].send_to(&buf[..len], f.to);
             }
         }
     }

@@ -10,7 +10,12 @@ use crate::policy::HealthBook;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-pub async fn serve(listener: TcpListener, registry: Arc<Mutex<Registry>>, health: HealthBook) {
+pub async fn serve(
+    listener: TcpListener,
+    registry: Arc<Mutex<Registry>>,
+    health: HealthBook,
+    clock: crate::clock::Clock,
+) {
     let mut failures = 0u32;
     loop {
         let mut stream = match listener.accept().await {
@@ -73,7 +78,7 @@ pub async fn serve(listener: TcpListener, registry: Arc<Mutex<Registry>>, health
             {
                 let book = health.lock().unwrap_or_else(|e| e.into_inner());
                 match book.get(id) {
-                        Some(h) => ("200 OK", "application/json", h.to_json()),
+                        Some(h) => ("200 OK", "application/json", h.to_json(clock.wall_of(h.at))),
                         None => (
                             "404 Not Found",
                             "application/json",

@@ -42,14 +42,16 @@ pub type HealthBook = Arc<Mutex<HashMap<String, TerminationHealth>>>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TerminationHealth {
-    pub timestamp: String,
+    /// When the OPTIONS ping came (the wall time is the HTTP layer's to find).
+    pub at: Instant,
     pub source: String,
 }
 
 impl TerminationHealth {
-    /// The body of `GET /voice-connectors/{id}/termination/health`.
-    pub fn to_json(&self) -> String {
-        serde_json::json!({"TerminationHealth": {"Timestamp": self.timestamp, "Source": self.source}})
+    /// The body of `GET /voice-connectors/{id}/termination/health`, with the ping's wall time.
+    pub fn to_json(&self, at: std::time::SystemTime) -> String {
+        let timestamp = crate::timefmt::iso8601(at);
+        serde_json::json!({"TerminationHealth": {"Timestamp": timestamp, "Source": self.source}})
             .to_string()
     }
 }
@@ -506,7 +508,7 @@ impl Router for ConfigRouter {
         self.origination(&number)
     }
 
-    fn options(&mut self, options: &Request, source: &Peer, _now: Instant) {
+    fn options(&mut self, options: &Request, source: &Peer, now: Instant) {
         let ids: Vec<String> = match self.connector_id_for_host(&options.uri.host) {
             Some(key) => self.connectors.get(&key).map(|c| c.id.clone()).into_iter().collect(),
             None => self
@@ -523,10 +525,7 @@ impl Router for ConfigRouter {
         if ids.is_empty() {
             return;
         }
-        let record = TerminationHealth {
-            timestamp: crate::timefmt::iso8601(std::time::SystemTime::now()),
-            source: source.addr.ip().to_string(),
-        };
+        let record = TerminationHealth { at: now, source: source.addr.ip().to_string() };
         let mut book = self.health.lock().unwrap_or_else(|e| e.into_inner());
         for id in ids {
             book.insert(id, record.clone());

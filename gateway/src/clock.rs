@@ -1,0 +1,49 @@
+//! The gateway's clock: the sans-IO cores are handed time from here (`sip::Instant`, the time
+//! since the process started), and what they record in it is turned into wall time here.
+
+use std::time::{Instant, SystemTime};
+
+/// The monotonic clock the cores' `sip::Instant`s count from.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    origin: Instant,
+}
+
+impl Clock {
+    /// Starts the clock (once, at start-up: every part of the process shares it).
+    pub fn start() -> Clock {
+        Clock { origin: Instant::now() }
+    }
+
+    /// Now, as the cores count time.
+    pub fn now(self) -> sip::Instant {
+        sip::Instant::from_origin(self.origin.elapsed())
+    }
+
+    /// The monotonic instant of `t`, for timers.
+    pub fn to_std(self, t: sip::Instant) -> Instant {
+        self.origin + t.since_origin()
+    }
+
+    /// The wall time at which `t` was (now on the wall clock, less how long ago `t` was).
+    pub fn wall_of(self, t: sip::Instant) -> SystemTime {
+        let ago = self.now().since_origin().saturating_sub(t.since_origin());
+        SystemTime::now().checked_sub(ago).unwrap_or(SystemTime::UNIX_EPOCH)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn wall_time_of_an_earlier_instant_is_that_long_ago() {
+        let c = Clock::start();
+        let t = c.now();
+        std::thread::sleep(Duration::from_millis(20));
+        let ago = SystemTime::now().duration_since(c.wall_of(t)).unwrap();
+        assert!(ago >= Duration::from_millis(20) && ago < Duration::from_secs(5), "{ago:?}");
+        assert_eq!(c.to_std(t).duration_since(c.origin), t.since_origin());
+    }
+}
