@@ -281,17 +281,13 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
             _ = recv_signal(&mut sigterm) => start_drain(&mut core, &mut drain_deadline, cfg.sip.drain_timeout_secs, "SIGTERM"),
             _ = recv_signal(&mut sigint) => start_drain(&mut core, &mut drain_deadline, cfg.sip.drain_timeout_secs, "SIGINT"),
         }
-        // Media first: the relay must know a leg's addresses and keys before the SDP that lets
-        // the other side start sending leaves in a SIP message.
-        for u in core.anchor_mut().take_updates() {
-            media_update(u, &media, &sinks);
-        }
-        media.flush();
         let wall = std::time::SystemTime::now();
         let mono = Instant::now();
         while let Some(out) = core.poll_output() {
             match out {
                 Output::Transmit { peer, bytes } => outgoing.push((peer, bytes)),
+                // Handed to the media thread at once; the messages after it leave below.
+                Output::Media(u) => media_update(u, &media, &sinks),
                 Output::Event(ev) => {
                     if let CallEvent::Answered { call } = &ev {
                         recorder.set_recovery_byes(*call, recovery_byes(&core, *call));
@@ -302,6 +298,9 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
                 }
             }
         }
+        // The relay knows a leg's addresses and keys before the SDP that lets the other side
+        // send leaves in a SIP message.
+        media.flush();
         recorder.tick(wall);
         for m in inbound_log.drain(..) {
             siplog.message(&m, wall);

@@ -1,6 +1,7 @@
 //! The gateway's media [`Anchor`]: reserves an RTP/RTCP socket pair per leg from the media port
 //! range, rewrites SDP so both legs send media to voicegw, and hands sockets and peer addresses
-//! to the relay tasks through [`MediaUpdate`]s that the driver drains.
+//! to the relay through [`MediaUpdate`]s, which leave the core in its output queue, in order
+//! with the messages.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -105,7 +106,7 @@ pub struct MediaAnchor {
     ip: IpAddr,
     ports: PortAllocator,
     calls: HashMap<u64, Reserved>,
-    updates: Vec<MediaUpdate>,
+    updates: std::collections::VecDeque<MediaUpdate>,
 }
 
 impl MediaAnchor {
@@ -116,7 +117,7 @@ impl MediaAnchor {
             ip,
             ports: PortAllocator::new(range),
             calls: HashMap::new(),
-            updates: Vec::new(),
+            updates: Default::default(),
         }
     }
 
@@ -141,9 +142,10 @@ impl MediaAnchor {
         self.learn_media_source = ids.into_iter().collect();
     }
 
-    /// Updates for the driver since the last call.
-    pub fn take_updates(&mut self) -> Vec<MediaUpdate> {
-        std::mem::take(&mut self.updates)
+    /// Updates since the last call (tests; the core takes them through [`Anchor::poll_update`]).
+    #[cfg(test)]
+    fn take_updates(&mut self) -> Vec<MediaUpdate> {
+        self.updates.drain(..).collect()
     }
 
     /// Media port pairs in use.
@@ -203,6 +205,12 @@ pub(crate) fn user_of(uri: &sip::Uri) -> String {
 }
 
 impl Anchor for MediaAnchor {
+    type Update = MediaUpdate;
+
+    fn poll_update(&mut self) -> Option<MediaUpdate> {
+        self.updates.pop_front()
+    }
+
     fn open(
         &mut self,
         call: u64,
@@ -249,7 +257,7 @@ impl Anchor for MediaAnchor {
             to_user,
             latching,
         };
-        self.updates.push(MediaUpdate::Open { ctx, sockets: [a_rtp, a_rtcp, b_rtp, b_rtcp] });
+        self.updates.push_back(MediaUpdate::Open { ctx, sockets: [a_rtp, a_rtcp, b_rtp, b_rtcp] });
         Ok(())
     }
 
@@ -312,7 +320,7 @@ impl Anchor for MediaAnchor {
         for (i, leg) in res.crypto.iter().enumerate() {
             if leg.inbound != before[i].inbound || leg.outbound != before[i].outbound {
                 let s = if i == 0 { RelaySide::A } else { RelaySide::B };
-                self.updates.push(MediaUpdate::Srtp {
+                self.updates.push_back(MediaUpdate::Srtp {
                     call,
                     side: s,
                     inbound: leg.inbound.clone(),
@@ -335,7 +343,7 @@ impl Anchor for MediaAnchor {
             });
             let mux = m.attributes("rtcp-mux").next().is_some();
             let rates = m.rtpmaps().into_iter().map(|r| (r.payload_type, r.clock_rate)).collect();
-            self.updates.push(MediaUpdate::Peer {
+            self.updates.push_back(MediaUpdate::Peer {
                 call,
                 side,
                 rtp: SocketAddr::new(ip, m.port),
@@ -401,7 +409,7 @@ impl Anchor for MediaAnchor {
         if let Some(r) = self.calls.remove(&call) {
             self.ports.release(r.a_port);
             self.ports.release(r.b_port);
-            self.updates.push(MediaUpdate::Close { call });
+            self.updates.push_back(MediaUpdate::Close { call });
         }
     }
 }

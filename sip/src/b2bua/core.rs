@@ -34,11 +34,14 @@ pub struct CoreConfig {
     pub seed: [u8; 32],
 }
 
-/// What the core wants done.
+/// What the core wants done, in the order it must be done: `U` is the anchor's media update
+/// ([`Anchor::Update`](super::Anchor::Update)), which comes out before the message carrying
+/// the SDP it was made for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Output {
+pub enum Output<U = std::convert::Infallible> {
     Transmit { peer: Peer, bytes: Bytes },
     Event(CallEvent),
+    Media(U),
 }
 
 /// Call lifecycle events, for logs, metrics and (later) call detail records.
@@ -137,7 +140,9 @@ pub struct B2bua<R: Router, M: Anchor = NoAnchor> {
     pub(crate) invites: HashMap<ServerKey, u64>,
     pub(crate) next_call: u64,
     pub(crate) rng: StdRng,
-    pub(crate) events: VecDeque<CallEvent>,
+    /// What the core wants done, in order (transmits are moved here from the transaction
+    /// layer, and updates from the anchor, whenever something is appended).
+    pub(crate) out: VecDeque<Output<M::Update>>,
     pub(crate) draining: bool,
     /// Why new calls are refused for now (503 with Retry-After), when they are.
     pub(crate) refusing: Option<&'static str>,
@@ -168,7 +173,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
             dialogs: HashMap::new(),
             invites: HashMap::new(),
             next_call: 0,
-            events: VecDeque::new(),
+            out: VecDeque::new(),
             draining: false,
             refusing: None,
             stats: CoreStats::default(),
@@ -199,7 +204,9 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
             return Ok(());
         }
         let ct = headers.get(&HeaderName::ContentType).unwrap_or("").to_string();
-        *body = self.anchor.rewrite(call, from, &ct, body)?;
+        let rewritten = self.anchor.rewrite(call, from, &ct, body);
+        self.collect_output();
+        *body = rewritten?;
         Ok(())
     }
 
@@ -385,7 +392,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         if sent {
             self.stats.responses_sent[(resp.status / 100) as usize % 7] += 1;
             if let Some(call) = call {
-                self.events.push_back(CallEvent::ResponseSent { call, status: resp.status });
+                self.emit(CallEvent::ResponseSent { call, status: resp.status });
             }
         }
         sent
@@ -423,11 +430,26 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         self.pump(now);
     }
 
-    pub fn poll_output(&mut self) -> Option<Output> {
-        if let Some((peer, bytes)) = self.layer.poll_transmit() {
-            return Some(Output::Transmit { peer, bytes });
+    pub fn poll_output(&mut self) -> Option<Output<M::Update>> {
+        self.collect_output();
+        self.out.pop_front()
+    }
+
+    /// Moves what the transaction layer and the anchor produced so far into the output queue,
+    /// in that order (the layer's messages were made before the anchor was last called).
+    pub(crate) fn collect_output(&mut self) {
+        while let Some((peer, bytes)) = self.layer.poll_transmit() {
+            self.out.push_back(Output::Transmit { peer, bytes });
         }
-        self.events.pop_front().map(Output::Event)
+        while let Some(u) = self.anchor.poll_update() {
+            self.out.push_back(Output::Media(u));
+        }
+    }
+
+    /// Appends a call event after everything produced before it.
+    pub(crate) fn emit(&mut self, ev: CallEvent) {
+        self.collect_output();
+        self.out.push_back(Output::Event(ev));
     }
 
     pub fn poll_timeout(&mut self) -> Option<Instant> {
@@ -450,7 +472,8 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         self.dialogs.remove(&(call.b_call_id.clone(), call.b_tag.clone()));
         self.invites.remove(&call.a_invite_key);
         self.anchor.close(id);
-        self.events.push_back(CallEvent::Ended { call: id, status, reason: reason.to_string() });
+        self.collect_output();
+        self.emit(CallEvent::Ended { call: id, status, reason: reason.to_string() });
     }
 }
 

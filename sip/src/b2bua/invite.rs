@@ -39,7 +39,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
             }
             this.respond(&key, &resp, now);
             let transaction_id = uuid_v4(&mut this.rng);
-            this.events.push_back(CallEvent::Rejected {
+            this.emit(CallEvent::Rejected {
                 transaction_id,
                 call_id: call_id.clone(),
                 status,
@@ -104,7 +104,9 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         let untrusted = (!route.customer_asserts_identity).then_some(customer);
         copy_request_content(&req, &mut b, untrusted != Some(Side::A));
         let transaction_id = uuid_v4(&mut self.rng);
-        if let Err(rej) = self.anchor.open(id, &transaction_id, &route, &req) {
+        let opened = self.anchor.open(id, &transaction_id, &route, &req);
+        self.collect_output();
+        if let Err(rej) = opened {
             return reject(self, rej, Some(&verdict));
         }
         let mut body = std::mem::take(&mut b.body);
@@ -127,7 +129,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
                 return reject(self, fail(500, "internal error", None), Some(&verdict));
             }
         };
-        self.events.push_back(CallEvent::Started {
+        self.emit(CallEvent::Started {
             call: id,
             transaction_id,
             call_id: call_id.clone(),
@@ -142,7 +144,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         self.dialogs.insert((call_id, a_tag.clone()), (id, Side::A));
         self.dialogs.insert((b_call_id.clone(), b_tag.clone()), (id, Side::B));
         self.invites.insert(key.clone(), id);
-        self.events.push_back(CallEvent::ResponseSent { call: id, status: 100 });
+        self.emit(CallEvent::ResponseSent { call: id, status: 100 });
         self.calls.insert(
             id,
             Call {
@@ -275,7 +277,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         call.b_call_id = b_call_id.clone();
         call.b_tag = b_tag;
         call.b_provisional = false;
-        self.events.push_back(CallEvent::Failover {
+        self.emit(CallEvent::Failover {
             b_call_id,
             call: id,
             status: failure.map(|r| r.status),
@@ -423,7 +425,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
             let key = call.a_invite_key.clone();
             self.answer_body(id, &resp, &mut out);
             self.respond(&key, &out, now);
-            self.events.push_back(CallEvent::Answered { call: id });
+            self.emit(CallEvent::Answered { call: id });
             return;
         }
         // A final failure: try the next hop if the failure allows it, else end the call.

@@ -725,11 +725,26 @@ fn mutated_input_never_panics() {
 struct TagAnchor {
     log: Vec<String>,
     refuse_open: bool,
+    /// The log again, as updates for the output queue.
+    updates: std::collections::VecDeque<String>,
+}
+
+impl TagAnchor {
+    fn note(&mut self, what: String) {
+        self.updates.push_back(what.clone());
+        self.log.push(what);
+    }
 }
 
 impl Anchor for TagAnchor {
+    type Update = String;
+
+    fn poll_update(&mut self) -> Option<String> {
+        self.updates.pop_front()
+    }
+
     fn open(&mut self, call: u64, _: &str, route: &Route, _: &Request) -> Result<(), Reject> {
-        self.log.push(format!("open {call} {}", route.first().voice_connector_id));
+        self.note(format!("open {call} {}", route.first().voice_connector_id));
         if self.refuse_open {
             let mut r = Reject::new(503, "no media ports");
             r.retry_after = Some(1);
@@ -747,11 +762,11 @@ impl Anchor for TagAnchor {
         if body.starts_with(b"unrelayable") {
             return Err(Reject::new(488, "no audio"));
         }
-        self.log.push(format!("rewrite {call} {from:?} {ct}"));
+        self.note(format!("rewrite {call} {from:?} {ct}"));
         Ok(bytes::Bytes::from(format!("{}from-{from:?}\r\n", String::from_utf8_lossy(body))))
     }
     fn close(&mut self, call: u64) {
-        self.log.push(format!("close {call}"));
+        self.note(format!("close {call}"));
     }
 }
 
@@ -781,6 +796,48 @@ fn drain_any<M: Anchor>(c: &mut B2bua<FixedRouter, M>) -> Vec<(Peer, Message)> {
         }
     }
     out
+}
+
+/// Media updates leave in the output queue in the order they were made: before the message
+/// whose SDP they were made for, after what was sent before them, and the call's close before
+/// its `Ended` event.
+#[test]
+fn media_updates_come_out_in_order_with_the_messages() {
+    let t = Instant::ZERO;
+    let mut c = anchored(TagAnchor::default());
+    c.handle_bytes(invite("+12065550101", "z9hG4bKo1").as_bytes(), peer(A), t);
+    let mut seen = Vec::new();
+    let collect = |c: &mut B2bua<FixedRouter, TagAnchor>, seen: &mut Vec<String>| {
+        while let Some(o) = c.poll_output() {
+            seen.push(match o {
+                Output::Transmit { peer: p, bytes } => match Message::parse(&bytes).unwrap() {
+                    Message::Request(r) => format!("{:?} to {}", r.method, p.addr),
+                    Message::Response(r) => format!("{} to {}", r.status, p.addr),
+                },
+                Output::Event(e) => {
+                    format!("event {}", format!("{e:?}").split([' ', '{']).next().unwrap())
+                }
+                Output::Media(u) => u,
+            });
+        }
+    };
+    collect(&mut c, &mut seen);
+    let b_inv_at = seen.iter().position(|s| s.starts_with("Invite to")).unwrap();
+    let rewrite_at = seen.iter().position(|s| s.starts_with("rewrite 1 A")).unwrap();
+    let open_at = seen.iter().position(|s| s.starts_with("open 1")).unwrap();
+    let trying_at = seen.iter().position(|s| s.starts_with("100 to")).unwrap();
+    assert!(open_at < rewrite_at && rewrite_at < b_inv_at, "{seen:?}");
+    assert!(trying_at < open_at, "the 100 was sent before the anchor was asked: {seen:?}");
+    seen.clear();
+    c.hang_up(1, "test", t);
+    // Nobody answers the outbound INVITE: the call ends when its transaction times out.
+    for secs in [1, 5, 33, 40, 70] {
+        c.handle_timeout(t + std::time::Duration::from_secs(secs));
+        collect(&mut c, &mut seen);
+    }
+    let close_at = seen.iter().position(|s| s == "close 1");
+    let ended_at = seen.iter().position(|s| s == "event Ended");
+    assert!(close_at.is_some() && close_at < ended_at, "{seen:?}");
 }
 
 #[test]
