@@ -185,7 +185,7 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
     let health = router.health();
     let mut core = B2bua::with_anchor(core_cfg, router, anchor);
     let mut sinks = record_sinks(cfg, &registry);
-    let mut recorder = start_cdrs(cfg, &registry).await?;
+    let mut recorder = start_cdrs(cfg, v.cdr_bucket.clone(), &registry).await?;
     let mut siplog = crate::siplog::SipLog::start(
         cfg.data.dir.join("ChimeVoiceConnectorSipMessages"),
         crate::siplog::Rotation {
@@ -366,6 +366,7 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
 /// recorder that feeds it.
 async fn start_cdrs(
     cfg: &crate::config::Config,
+    bucket: Option<crate::config::S3Target>,
     registry: &Arc<Mutex<Registry>>,
 ) -> Result<crate::cdr::Recorder, StartError> {
     use crate::cdr::{spool, store, uploader};
@@ -376,22 +377,11 @@ async fn start_cdrs(
     if left > 0 {
         tracing::info!(records = left, spool = %spool_dir.display(), "CDRs left by an earlier run are delivered first");
     }
-    let store = match &cfg.global.voice_connector.cdr_bucket {
-        Some(b) => match store::parse_bucket(b) {
-            Ok(target) => {
-                store::Store::s3(
-                    target,
-                    cfg.cdr.s3_endpoint.as_deref(),
-                    cfg.cdr.s3_region.as_deref(),
-                )
+    let store = match bucket {
+        Some(target) => {
+            store::Store::s3(target, cfg.cdr.s3_endpoint.as_deref(), cfg.cdr.s3_region.as_deref())
                 .await
-            }
-            // Validated at start; unreachable in practice.
-            Err(e) => {
-                tracing::error!(error = %e, "CdrBucket unusable; CDRs go to the local directory");
-                store::Store::Local(cfg.cdr_dir())
-            }
-        },
+        }
         None => store::Store::Local(cfg.cdr_dir()),
     };
     let up = uploader::Uploader { dir: spool_dir, store, shared, registry: registry.clone() };
@@ -480,8 +470,7 @@ fn reload(
         || v.config.data.dir != running.config.data.dir
         || v.config.cdr_spool_dir() != running.config.cdr_spool_dir()
         || v.config.cdr_dir() != running.config.cdr_dir()
-        || v.config.global.voice_connector.cdr_bucket
-            != running.config.global.voice_connector.cdr_bucket;
+        || v.cdr_bucket != running.cdr_bucket;
     if restart_needed {
         tracing::warn!(
             "SIGHUP: listener, media, data or CDR store settings changed; they apply after a restart"

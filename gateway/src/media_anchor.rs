@@ -199,11 +199,6 @@ fn exhausted() -> Reject {
     r
 }
 
-/// The user part of a URI without its parameters (`+1206…;npdi` → `+1206…`).
-pub(crate) fn user_of(uri: &sip::Uri) -> String {
-    uri.user.as_deref().unwrap_or("").split(';').next().unwrap_or("").to_string()
-}
-
 impl Anchor for MediaAnchor {
     type Update = MediaUpdate;
 
@@ -243,8 +238,9 @@ impl Anchor for MediaAnchor {
             call,
             Reserved { a_port, b_port, crypto, keys: [random_key(), random_key()], require_srtp },
         );
-        let from_user = invite.from().map(|f| user_of(&f.uri)).unwrap_or_default();
-        let to_user = user_of(&invite.uri);
+        let from_user =
+            invite.from().map(|f| crate::policy::numbering::user_of(&f.uri)).unwrap_or_default();
+        let to_user = crate::policy::numbering::user_of(&invite.uri);
         let country = crate::policy::numbering::country_of_user;
         let ctx = CallContext {
             call,

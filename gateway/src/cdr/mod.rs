@@ -69,7 +69,7 @@ pub struct Recorder {
 /// The user part of a SIP URI or name-addr (`"Bob" <sip:+1206…@host>;tag=x` → `+1206…`).
 pub fn user_part(s: &str) -> String {
     let uri = sip::NameAddr::parse(s).map(|n| n.uri).or_else(|_| sip::Uri::parse(s));
-    uri.map(|u| crate::media_anchor::user_of(&u)).unwrap_or_default()
+    uri.map(|u| crate::policy::numbering::user_of(&u)).unwrap_or_default()
 }
 
 impl Recorder {

@@ -11,8 +11,6 @@ pub enum StoreError {
     Local { path: String, source: std::io::Error },
     #[error("S3 put s3://{bucket}/{key}: {message}")]
     S3 { bucket: String, key: String, message: String },
-    #[error("invalid CDR bucket `{0}`: expected a bucket name or s3://bucket[/prefix]")]
-    Bucket(String),
 }
 
 /// A CDR destination.
@@ -30,31 +28,7 @@ pub struct S3Store {
     prefix: String,
 }
 
-/// Where the configuration sends CDRs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct S3Target {
-    pub bucket: String,
-    /// Key prefix, empty or ending in `/`.
-    pub prefix: String,
-}
-
-/// `CdrBucket`: `bucket` or `s3://bucket[/prefix]`.
-pub fn parse_bucket(s: &str) -> Result<S3Target, StoreError> {
-    let rest = s.strip_prefix("s3://").unwrap_or(s);
-    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    let ok = (3..=63).contains(&bucket.len())
-        && bucket
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-        && !bucket.starts_with('-')
-        && !bucket.ends_with('-');
-    if !ok {
-        return Err(StoreError::Bucket(s.to_string()));
-    }
-    let prefix = prefix.trim_matches('/');
-    let prefix = if prefix.is_empty() { String::new() } else { format!("{prefix}/") };
-    Ok(S3Target { bucket: bucket.to_string(), prefix })
-}
+pub use crate::config::S3Target;
 
 impl Store {
     /// An S3 store: credentials and region from the standard chain (environment, profile,
@@ -173,16 +147,16 @@ mod tests {
     #[test]
     fn bucket_names_and_urls() {
         assert_eq!(
-            parse_bucket("my-bucket").unwrap(),
+            S3Target::parse("my-bucket").unwrap(),
             S3Target { bucket: "my-bucket".into(), prefix: String::new() }
         );
         assert_eq!(
-            parse_bucket("s3://cdrs.example/voice/gw1/").unwrap(),
+            S3Target::parse("s3://cdrs.example/voice/gw1/").unwrap(),
             S3Target { bucket: "cdrs.example".into(), prefix: "voice/gw1/".into() }
         );
-        assert!(parse_bucket("s3://Upper").is_err());
-        assert!(parse_bucket("ab").is_err());
-        assert!(parse_bucket("-bad-").is_err());
+        assert!(S3Target::parse("s3://Upper").is_err());
+        assert!(S3Target::parse("ab").is_err());
+        assert!(S3Target::parse("-bad-").is_err());
     }
 
     #[test]

@@ -11,9 +11,11 @@ use thiserror::Error;
 
 mod documents;
 mod objects;
+mod s3_target;
 mod validate;
 
 pub use objects::*;
+pub use s3_target::{BucketError, S3Target};
 pub use validate::is_e164;
 
 /// The configuration embedded in the binary: the loopback demo of `configs/voicegw.toml`.
@@ -262,6 +264,8 @@ pub struct Validated {
     pub listen_tls: Option<SocketAddr>,
     pub metrics_listen: Option<SocketAddr>,
     pub media_ports: media::PortRange,
+    /// `GlobalSettings.VoiceConnector.CdrBucket`, parsed.
+    pub cdr_bucket: Option<S3Target>,
 }
 
 impl Config {

@@ -46,10 +46,13 @@ impl Config {
         if self.sip.max_message_bytes < 1024 {
             return Err(err("sip.max_message_bytes", "must be at least 1024".into()));
         }
-        if let Some(b) = &self.global.voice_connector.cdr_bucket {
-            crate::cdr::store::parse_bucket(b)
-                .map_err(|e| err("GlobalSettings.VoiceConnector.CdrBucket", e.to_string()))?;
-        }
+        let cdr_bucket = match &self.global.voice_connector.cdr_bucket {
+            Some(b) => Some(
+                super::S3Target::parse(b)
+                    .map_err(|e| err("GlobalSettings.VoiceConnector.CdrBucket", e.to_string()))?,
+            ),
+            None => None,
+        };
         if !(self.cdr.aws_account_id.len() == 12
             && self.cdr.aws_account_id.bytes().all(|b| b.is_ascii_digit()))
         {
@@ -330,6 +333,7 @@ impl Config {
             listen_tls,
             metrics_listen,
             media_ports,
+            cdr_bucket,
         })
     }
 }

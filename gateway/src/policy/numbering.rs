@@ -8,6 +8,12 @@ pub fn country_of(e164: &str) -> Option<String> {
     n.country().id().map(|id| id.as_ref().to_string())
 }
 
+/// The user part of a URI without its parameters (`+1206…;npdi` → `+1206…`): the number a
+/// call is from or to.
+pub fn user_of(uri: &sip::Uri) -> String {
+    uri.user.as_deref().unwrap_or("").split(';').next().unwrap_or("").to_string()
+}
+
 /// The country of a caller or callee as the user part of its URI: E.164 numbers only
 /// (`anonymous`, extensions and short codes have none).
 pub fn country_of_user(user: &str) -> Option<String> {
