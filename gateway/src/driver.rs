@@ -17,10 +17,10 @@ use tokio::sync::mpsc;
 
 use crate::config::Validated;
 use crate::media_anchor::{MediaAnchor, MediaUpdate};
+use crate::media_record::{RecordSink, RelayCmd, RelayTiming};
 use crate::media_thread::{self, MediaCmd, MediaHandle};
 use crate::policy::ConfigRouter;
 use crate::redact::Redacted;
-use crate::relay_task::{RecordSink, RelayCmd, RelayTiming};
 use crate::transport::{self, Inbound, StreamSettings};
 
 /// Why the gateway could not start.

@@ -21,7 +21,7 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use crate::media_anchor::CallContext;
-use crate::relay_task::{
+use crate::media_record::{
     ntp_now, write_record, RecordSink, RelayCmd, RelayTiming, Snapshot, RECV_MAX,
 };
 

@@ -13,6 +13,7 @@
 pub mod capture;
 pub mod emodel;
 mod ports;
+pub mod quality;
 pub mod relay;
 pub mod rtcp;
 pub mod rtp;
