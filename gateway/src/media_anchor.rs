@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 
 use bytes::Bytes;
-use media::relay::Side as RelaySide;
 use media::sdp::Sdp;
 use media::srtp::{MasterKey, Suite};
 use media::{PortAllocator, PortRange};
@@ -41,7 +40,7 @@ pub enum MediaUpdate {
     /// New SDP from the peer on `side`.
     Peer {
         call: u64,
-        side: RelaySide,
+        side: Side,
         rtp: SocketAddr,
         rtcp: Option<SocketAddr>,
         mux: bool,
@@ -53,7 +52,7 @@ pub enum MediaUpdate {
     /// SRTP of the leg on `side`: the peer's key (inbound) and voicegw's (outbound).
     Srtp {
         call: u64,
-        side: RelaySide,
+        side: Side,
         inbound: Option<(Suite, MasterKey)>,
         outbound: Option<(Suite, MasterKey)>,
     },
@@ -79,7 +78,7 @@ struct Reserved {
     /// voicegw's own master key per leg (stable for the call).
     keys: [MasterKey; 2],
     /// The customer's leg must use SRTP (`RequireEncryption`).
-    require_srtp: Option<RelaySide>,
+    require_srtp: Option<Side>,
 }
 
 fn random_key() -> MasterKey {
@@ -190,7 +189,7 @@ impl Reserved {
 
 struct ReservedView {
     crypto: [LegCrypto; 2],
-    require_srtp: Option<RelaySide>,
+    require_srtp: Option<Side>,
 }
 
 fn exhausted() -> Reject {
@@ -222,14 +221,14 @@ impl Anchor for MediaAnchor {
             }
         };
         let customer = match route.direction {
-            Direction::Outbound => RelaySide::A,
-            Direction::Inbound => RelaySide::B,
+            Direction::Outbound => Side::A,
+            Direction::Inbound => Side::B,
         };
         let vc = &route.first().voice_connector_id;
         let require_srtp = self.require_encryption.contains(vc).then_some(customer);
         let mut latching = [media::relay::Latching::Strict; 2];
         if self.learn_media_source.contains(vc) {
-            latching[if customer == RelaySide::A { 0 } else { 1 }] = media::relay::Latching::Learn;
+            latching[customer.index()] = media::relay::Latching::Learn;
         }
         // The outbound leg uses SRTP when its signalling is protected (SDES keys travel in SDP).
         let mut crypto: [LegCrypto; 2] = Default::default();
@@ -273,12 +272,10 @@ impl Anchor for MediaAnchor {
             Sdp::parse(body).map_err(|e| Reject::new(488, format!("unreadable SDP: {e}")))?;
         let audio = sdp.media.iter().position(|m| m.kind.eq_ignore_ascii_case("audio"));
         let Some(ai) = audio else { return Err(Reject::new(488, "no audio stream to relay")) };
-        let side = match from {
-            Side::A => RelaySide::A,
-            Side::B => RelaySide::B,
-        };
+        // One Side for signalling and media: the leg the body came from.
+        let side = from;
         // SRTP: the sender's leg uses it when its SDP says RTP/SAVP; its key decrypts what it sends.
-        let from_idx = if from == Side::A { 0 } else { 1 };
+        let from_idx = from.index();
         let to_idx = 1 - from_idx;
         let savp = sdp.media[ai].proto.to_ascii_uppercase().contains("SAVP");
         if res.require_srtp == Some(side) && !savp && sdp.media[ai].port != 0 {
@@ -315,7 +312,7 @@ impl Anchor for MediaAnchor {
         let target = res.crypto[to_idx].clone();
         for (i, leg) in res.crypto.iter().enumerate() {
             if leg.inbound != before[i].inbound || leg.outbound != before[i].outbound {
-                let s = if i == 0 { RelaySide::A } else { RelaySide::B };
+                let s = if i == 0 { Side::A } else { Side::B };
                 self.updates.push_back(MediaUpdate::Srtp {
                     call,
                     side: s,
@@ -462,11 +459,7 @@ mod tests {
         };
         assert_eq!(
             (*side, *rtp, *rtcp),
-            (
-                RelaySide::A,
-                "10.0.0.1:4000".parse().unwrap(),
-                Some("10.0.0.1:4001".parse().unwrap())
-            )
+            (Side::A, "10.0.0.1:4000".parse().unwrap(), Some("10.0.0.1:4001".parse().unwrap()))
         );
         assert_eq!(rates, &vec![(101, 8000)]);
         let answer = Bytes::from_static(b"v=0\r\no=y 1 1 IN IP4 10.0.0.2\r\ns=-\r\nc=IN IP4 10.0.0.2\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n");
@@ -513,7 +506,7 @@ mod tests {
             .filter(|u| matches!(u, MediaUpdate::Srtp { .. }))
             .collect();
         let MediaUpdate::Srtp { side, inbound, outbound, .. } = &srtp[0] else { panic!() };
-        assert_eq!(*side, RelaySide::A);
+        assert_eq!(*side, Side::A);
         assert_eq!(
             inbound.as_ref().map(|(s, k)| (*s, k.to_inline())),
             Some((

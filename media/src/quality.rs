@@ -39,14 +39,6 @@ pub struct Snapshot {
     sent: [Counters; 2],
 }
 
-fn idx(side: Side) -> usize {
-    if side == Side::A {
-        0
-    } else {
-        1
-    }
-}
-
 fn minus(a: Counters, b: Counters) -> Counters {
     Counters {
         rtp_packets: a.rtp_packets.saturating_sub(b.rtp_packets),
@@ -68,7 +60,7 @@ pub fn period(s: &Session, last: &Snapshot) -> ([LegQuality; 2], Snapshot) {
 
 fn leg(s: &Session, side: Side, last: &Snapshot, snap: &Snapshot) -> LegQuality {
     let st = s.side(side);
-    let i = idx(side);
+    let i = side.index();
     let rx = minus(snap.received[i], last.received[i]);
     let tx = minus(snap.sent[i], last.sent[i]);
     let inbound = Flow {

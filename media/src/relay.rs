@@ -22,28 +22,7 @@ use std::net::SocketAddr;
 use crate::rtp::{is_comfort_noise, is_rtcp, RtpHeader};
 use crate::stats::{Arrival, ReceiveStats};
 
-/// A side of the relay.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Side {
-    A,
-    B,
-}
-
-impl Side {
-    pub fn other(self) -> Side {
-        match self {
-            Side::A => Side::B,
-            Side::B => Side::A,
-        }
-    }
-
-    fn idx(self) -> usize {
-        match self {
-            Side::A => 0,
-            Side::B => 1,
-        }
-    }
-}
+pub use common::Side;
 
 /// RTP or RTCP socket of a side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -261,8 +240,8 @@ impl Session {
     ) -> Vec<(Side, Component, SocketAddr, Vec<u8>)> {
         let mut out = Vec::new();
         for side in [Side::A, Side::B] {
-            let from = self.sides[side.other().idx()].clone_for_sr();
-            let st = &mut self.sides[side.idx()];
+            let from = self.sides[side.other().index()].clone_for_sr();
+            let st = &mut self.sides[side.index()];
             let Some((ssrc, (ts, at), rate)) = from else { continue };
             let Some(dest) = st.peer.dest(Component::Rtcp) else { continue };
             let recent_theirs =
@@ -319,9 +298,9 @@ impl Session {
     /// other side): its reports on SRs we forwarded to it give the RTT of this side's leg and
     /// its view of the stream we send it; its own SRs are remembered on the other side.
     fn observe_rtcp(&mut self, side: Side, data: &[u8], now_ms: f64) {
-        let other_ssrc = self.sides[side.other().idx()].ssrc;
+        let other_ssrc = self.sides[side.other().index()].ssrc;
         for r in crate::rtcp::reports(data) {
-            let st = &mut self.sides[side.idx()];
+            let st = &mut self.sides[side.index()];
             for b in &r.blocks {
                 if let Some(&(_, _, at)) =
                     st.sr_sent.iter().rev().find(|(ssrc, ntp, _)| *ssrc == b.ssrc && *ntp == b.lsr)
@@ -335,7 +314,7 @@ impl Session {
                 }
             }
             if let Some(ntp) = r.ntp_middle {
-                let out = &mut self.sides[side.other().idx()];
+                let out = &mut self.sides[side.other().index()];
                 if out.sr_sent.len() == SR_MEMORY {
                     out.sr_sent.remove(0);
                 }
@@ -345,11 +324,11 @@ impl Session {
     }
 
     pub fn side(&self, s: Side) -> &SideState {
-        &self.sides[s.idx()]
+        &self.sides[s.index()]
     }
 
     pub fn side_mut(&mut self, s: Side) -> &mut SideState {
-        &mut self.sides[s.idx()]
+        &mut self.sides[s.index()]
     }
 
     /// New SDP from the peer of `side` (offer or answer): its addresses, and the latch is reset
@@ -403,7 +382,7 @@ impl Session {
         now_ms: f64,
     ) -> Option<(Forward, usize)> {
         let is_rtcp = component == Component::Rtcp || crate::rtp::is_rtcp(&buf[..len]);
-        let len = match self.sides[side.idx()].srtp_in.as_mut() {
+        let len = match self.sides[side.index()].srtp_in.as_mut() {
             None => len,
             Some(ctx) => {
                 let r = if is_rtcp {
@@ -414,14 +393,14 @@ impl Session {
                 match r {
                     Ok(n) => n,
                     Err(_) => {
-                        self.sides[side.idx()].srtp_failures += 1;
+                        self.sides[side.index()].srtp_failures += 1;
                         return None;
                     }
                 }
             }
         };
         let f = self.on_packet(side, component, from, &buf[..len], now_ms)?;
-        let len = match self.sides[f.side.idx()].srtp_out.as_mut() {
+        let len = match self.sides[f.side.index()].srtp_out.as_mut() {
             None => len,
             Some(ctx) => {
                 let r =
@@ -441,7 +420,7 @@ impl Session {
         data: &[u8],
         now_ms: f64,
     ) -> Option<Forward> {
-        let st = &mut self.sides[side.idx()];
+        let st = &mut self.sides[side.index()];
         // rtcp-mux: RTCP on the RTP socket is recognised by its packet type (RFC 5761 §4).
         let component =
             if component == Component::Rtp && is_rtcp(data) { Component::Rtcp } else { component };
@@ -492,7 +471,7 @@ impl Session {
         if component == Component::Rtcp {
             self.observe_rtcp(side, data, now_ms);
         }
-        let ost = &mut self.sides[out.idx()];
+        let ost = &mut self.sides[out.index()];
         let Some(to) = ost.peer.dest(component) else {
             ost.dropped_no_destination += 1;
             return None;

@@ -14,12 +14,11 @@ pub mod b2bua;
 pub mod dialog;
 pub mod framing;
 pub mod message;
-pub mod time;
 pub mod transaction;
 pub mod transport;
 
+pub use common::Instant;
 pub use message::{
     Header, HeaderName, Headers, Message, Method, NameAddr, ParseError, Request, Response, Uri, Via,
 };
-pub use time::Instant;
 pub use transport::{Peer, Transport};

@@ -9,23 +9,7 @@ use crate::message::Request;
 use crate::transaction::{ClientKey, ServerKey};
 use crate::Peer;
 
-/// Which leg of a call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Side {
-    /// The inbound leg: the caller, towards whom voicegw is the UAS.
-    A,
-    /// The outbound leg: the callee, towards whom voicegw is the UAC.
-    B,
-}
-
-impl Side {
-    pub fn other(self) -> Side {
-        match self {
-            Side::A => Side::B,
-            Side::B => Side::A,
-        }
-    }
-}
+pub use common::Side;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum CallState {
@@ -80,7 +64,7 @@ pub(crate) struct Call {
     pub(crate) b_ack: Option<Bytes>,
     pub(crate) relays: HashMap<ClientKey, Relay>,
     pub(crate) pending_ack: Option<PendingAck>,
-    pub(crate) answered_at: Option<crate::time::Instant>,
+    pub(crate) answered_at: Option<crate::Instant>,
     /// BYEs voicegw itself sent and still waits on.
     pub(crate) own_byes: u8,
     /// Next hops left to try if the current one fails (failover).

@@ -1,6 +1,6 @@
 //! In-dialog traffic: ACK, BYE, re-INVITE, UPDATE and other requests relayed between the legs.
 
-use crate::time::Instant;
+use crate::Instant;
 
 use super::anchor::Anchor;
 use super::build::{

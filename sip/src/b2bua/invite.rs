@@ -1,6 +1,6 @@
 //! New calls: the caller's INVITE, the outbound INVITE and its responses, CANCEL.
 
-use crate::time::Instant;
+use crate::Instant;
 use std::collections::{HashMap, VecDeque};
 
 use super::anchor::Anchor;

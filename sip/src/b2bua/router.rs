@@ -2,7 +2,7 @@
 //! its configuration; the B2BUA core only relays.
 
 use crate::message::{Request, Uri};
-use crate::time::Instant;
+use crate::Instant;
 use crate::Peer;
 
 /// Direction of a call relative to the voice connector (formats.md naming).

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::time::Instant;
+use crate::Instant;
 
 use super::*;
 use crate::message::{HeaderName, Message, Method, ParseLimits, Request, Response, Uri};

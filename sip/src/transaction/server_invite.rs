@@ -1,4 +1,4 @@
-use crate::time::Instant;
+use crate::Instant;
 
 use bytes::Bytes;
 

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use crate::time::Instant;
+use crate::Instant;
 
 /// RFC 3261 timer base values (§17.1.1.1, Table 4). T1 is the RTT estimate, T2 the maximum
 /// retransmit interval for non-INVITE requests and INVITE responses, T4 the time a message
