@@ -220,13 +220,15 @@ fn known_scenario_metrics_promtool_and_sip_message_logs() {
         let count = |p: &str| starts.iter().filter(|s| s.starts_with(p) || s.contains(p)).count();
         // Both legs, in and out: the caller's INVITE and voicegw's to the carrier.
         assert_eq!(count("INVITE sip:"), 2, "{starts:#?}");
+        // Every message of the call is logged, retransmissions too: on a busy machine a late
+        // ACK makes voicegw send its final response again, so responses may appear twice.
         if v["Status"] == "Completed" {
-            assert_eq!(msgs.len(), 13, "{starts:#?}");
+            assert!(msgs.len() >= 13, "{starts:#?}");
             assert_eq!(count("BYE sip:"), 2, "{starts:#?}");
-            assert_eq!(count("SIP/2.0 200 OK"), 4, "{starts:#?}");
+            assert!(count("SIP/2.0 200 OK") >= 4, "{starts:#?}");
         } else {
             assert_eq!(count("SIP/2.0 503"), 1, "{starts:#?}");
-            assert_eq!(count("SIP/2.0 500"), 1, "{starts:#?}");
+            assert!(count("SIP/2.0 500") >= 1, "{starts:#?}");
             assert_eq!(count("ACK sip:"), 2, "{starts:#?}");
         }
     }

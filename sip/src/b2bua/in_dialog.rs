@@ -51,6 +51,17 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
             self.respond(&key, &response_to(&req, 481, None), now);
             return;
         }
+        // A BYE from the caller proves it had the 2xx, even if its ACK was lost on the way:
+        // the callee's 2xx is acknowledged before the BYE reaches it (a callee still waiting
+        // for its ACK takes the BYE as out of order and keeps resending the 2xx).
+        if side == Side::A
+            && req.method == Method::Bye
+            && call.state == CallState::Answered
+            && call.b_ack.is_none()
+        {
+            self.ack_b(id, None);
+        }
+        let Some(call) = self.calls.get_mut(&id) else { return };
         let Some(origin) = call.dialog_mut(side) else { return };
         if !origin.accept_remote_seq(&req) {
             let mut r = response_to(&req, 500, None);

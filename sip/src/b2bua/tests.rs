@@ -247,6 +247,26 @@ fn a_2xx_with_an_unusable_contact_ends_the_call() {
     }
 }
 
+/// The caller's ACK is lost (a loaded machine, UDP): its BYE still ends the call cleanly, the
+/// callee getting the ACK for its 2xx before the BYE.
+#[test]
+fn a_bye_from_the_caller_before_its_ack_acks_the_callee_first() {
+    let t = Instant::ZERO;
+    let mut c = core();
+    c.handle_bytes(invite("+12065550101", "z9hG4bKl1").as_bytes(), peer(A), t);
+    let (m, _) = drain(&mut c);
+    let b_inv = req(&m[1].1).clone();
+    c.handle_bytes(&answer(&b_inv, 200, "btag"), peer(B), t);
+    let (m, _) = drain(&mut c);
+    let ok = resp(&m[0].1).clone();
+    let bye = format!("BYE sip:voicegw@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bKl2\r\nFrom: \"Alice\" <sip:+12065550100@{A}>;tag=atag\r\nTo: {}\r\nCall-ID: call-a\r\nCSeq: 2 BYE\r\n\r\n", ok.headers.get(&HeaderName::To).unwrap());
+    c.handle_bytes(bye.as_bytes(), peer(A), t);
+    let (m, _) = drain(&mut c);
+    let to_b: Vec<Method> =
+        m.iter().filter(|(p, _)| *p == peer(B)).map(|(_, x)| req(x).method.clone()).collect();
+    assert_eq!(to_b, vec![Method::Ack, Method::Bye], "{m:?}");
+}
+
 #[test]
 fn callee_bye_is_relayed_to_the_caller() {
     let t = Instant::ZERO;
@@ -857,7 +877,9 @@ fn sdp_bodies_go_through_the_anchor_both_ways_and_media_is_released() {
     let bye = format!("BYE sip:voicegw@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bKmb\r\nFrom: <sip:a@a>;tag=atag\r\nTo: {}\r\nCall-ID: call-a\r\nCSeq: 2 BYE\r\n\r\n", resp(&m[0].1).headers.get(&HeaderName::To).unwrap());
     c.handle_bytes(bye.as_bytes(), peer(A), t);
     let m = drain_any(&mut c);
-    c.handle_bytes(&answer(req(&m[0].1), 200, "btag"), peer(B), t);
+    // The caller never ACKed: the callee gets its ACK first, then the BYE.
+    let bye_b = m.iter().map(|(_, x)| req(x)).find(|r| r.method == Method::Bye).unwrap();
+    c.handle_bytes(&answer(bye_b, 200, "btag"), peer(B), t);
     drain_any(&mut c);
     assert_eq!(
         c.anchor_mut().log,
