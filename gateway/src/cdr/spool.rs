@@ -74,6 +74,13 @@ pub struct Shared {
     pub failing: AtomicBool,
 }
 
+/// Takes `n` from a backlog counter, stopping at zero (the writer and the uploader both take
+/// from it, and a line a failed write left readable may be delivered before it is cut back).
+pub(crate) fn sub_saturating(counter: &AtomicU64, n: u64) {
+    let _ =
+        counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| Some(c.saturating_sub(n)));
+}
+
 /// What a segment file must do for a commit (a trait so tests can make the disk fail).
 pub(crate) trait SegmentFile {
     fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()>;
@@ -336,16 +343,20 @@ impl Writer {
         // cache held (delayed allocation keeps unflushed appends there for up to 30 s), and
         // calls in progress would then leave no trace. Nobody waits for a journal-only
         // commit, and the thread groups turns into one flush.
+        // Counted before the write: the uploader may read and deliver the lines as soon as they
+        // are in the file, and a count added after its subtraction would stay for ever.
+        let (n, bytes) = (self.buffered, self.buf.len() as u64);
+        self.shared.pending_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.shared.pending_records.fetch_add(n, Ordering::Relaxed);
         if let Err(e) = append_whole(&mut self.file, self.size, &self.buf, true) {
+            sub_saturating(&self.shared.pending_bytes, bytes);
+            sub_saturating(&self.shared.pending_records, n);
             self.after_failed_write();
             self.set_failed(true, self.probe_failed);
             return Err(io(&self.path)(e));
         }
         self.set_failed(false, false);
-        let n = self.buffered;
-        self.size += self.buf.len() as u64;
-        self.shared.pending_bytes.fetch_add(self.buf.len() as u64, Ordering::Relaxed);
-        self.shared.pending_records.fetch_add(n, Ordering::Relaxed);
+        self.size += bytes;
         self.buf.clear();
         self.buffered = 0;
         // The lines are committed whatever rotation does: a segment that cannot be replaced
@@ -370,13 +381,14 @@ impl Writer {
         if self.torn {
             return Ok(());
         }
+        self.shared.pending_bytes.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = append_whole(&mut self.file, self.size, b"\n", false) {
+            sub_saturating(&self.shared.pending_bytes, 1);
             self.after_failed_write();
             self.set_failed(self.commit_failed, true);
             return Err(io(&self.path)(e));
         }
         self.size += 1;
-        self.shared.pending_bytes.fetch_add(1, Ordering::Relaxed);
         self.set_failed(false, false);
         Ok(())
     }
@@ -414,12 +426,17 @@ impl Writer {
         }
         // The calls in progress move to the new segment, so the old one can go once delivered.
         let carried: Vec<u8> = self.open.values().flatten().copied().collect();
-        file.write_all(&carried).and_then(|_| file.sync_data()).map_err(io(&path))?;
-        sync_dir(&self.dir)?;
+        let bytes = carried.len() as u64;
+        // Counted before the uploader can see them (see `commit`).
+        self.shared.pending_bytes.fetch_add(bytes, Ordering::Relaxed);
+        let written = file.write_all(&carried).and_then(|_| file.sync_data()).map_err(io(&path));
+        if let Err(e) = written.and_then(|_| sync_dir(&self.dir)) {
+            sub_saturating(&self.shared.pending_bytes, bytes);
+            return Err(e);
+        }
         self.file = file;
         self.path = path;
-        self.size = carried.len() as u64;
-        self.shared.pending_bytes.fetch_add(carried.len() as u64, Ordering::Relaxed);
+        self.size = bytes;
         self.shared.active.store(seq, Ordering::Release);
         Ok(())
     }

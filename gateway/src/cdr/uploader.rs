@@ -108,10 +108,7 @@ impl Uploader {
                 wait = (wait * 2).min(BACKOFF_MAX);
             }
             write_checkpoint(&self.dir, seq, end);
-            self.shared.pending_records.fetch_sub(
-                n.min(self.shared.pending_records.load(Ordering::Relaxed)),
-                Ordering::Relaxed,
-            );
+            spool::sub_saturating(&self.shared.pending_records, n as u64);
             self.sub_bytes(end - done);
             {
                 // The backlog gauges change with the counter, under the same lock.
@@ -129,8 +126,7 @@ impl Uploader {
     }
 
     fn sub_bytes(&self, n: usize) {
-        let cur = self.shared.pending_bytes.load(Ordering::Relaxed);
-        self.shared.pending_bytes.fetch_sub((n as u64).min(cur), Ordering::Relaxed);
+        spool::sub_saturating(&self.shared.pending_bytes, n as u64);
     }
 
     /// Puts one record, retrying until the store takes it.
