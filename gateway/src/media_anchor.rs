@@ -272,13 +272,11 @@ impl Anchor for MediaAnchor {
             Sdp::parse(body).map_err(|e| Reject::new(488, format!("unreadable SDP: {e}")))?;
         let audio = sdp.media.iter().position(|m| m.kind.eq_ignore_ascii_case("audio"));
         let Some(ai) = audio else { return Err(Reject::new(488, "no audio stream to relay")) };
-        // One Side for signalling and media: the leg the body came from.
-        let side = from;
         // SRTP: the sender's leg uses it when its SDP says RTP/SAVP; its key decrypts what it sends.
         let from_idx = from.index();
         let to_idx = 1 - from_idx;
         let savp = sdp.media[ai].proto.to_ascii_uppercase().contains("SAVP");
-        if res.require_srtp == Some(side) && !savp && sdp.media[ai].port != 0 {
+        if res.require_srtp == Some(from) && !savp && sdp.media[ai].port != 0 {
             return Err(Reject::new(488, "encryption required: offer RTP/SAVP with a=crypto"));
         }
         let chosen = if savp {
@@ -338,7 +336,7 @@ impl Anchor for MediaAnchor {
             let rates = m.rtpmaps().into_iter().map(|r| (r.payload_type, r.clock_rate)).collect();
             self.updates.push_back(MediaUpdate::Peer {
                 call,
-                side,
+                side: from,
                 rtp: SocketAddr::new(ip, m.port),
                 rtcp,
                 mux,

@@ -155,9 +155,6 @@ pub struct Writer {
     open: std::collections::HashMap<String, Vec<u8>>,
     /// Calls an earlier run left open (it stopped before their record): TransactionId → facts.
     left_open: Vec<(String, serde_json::Value)>,
-    /// The last commit failed, or the last probe of an idle spool did: [`Shared::failing`].
-    commit_failed: bool,
-    probe_failed: bool,
     /// A failed write could not be cut back: the segment may end in part of a line, so the
     /// next commit starts a new segment rather than append after it.
     torn: bool,
@@ -276,8 +273,6 @@ impl Writer {
             shared,
             open: std::collections::HashMap::new(),
             left_open: open,
-            commit_failed: false,
-            probe_failed: false,
             torn: false,
         })
     }
@@ -327,14 +322,15 @@ impl Writer {
         !self.buf.is_empty()
     }
 
-    /// Writes the appended lines and fsyncs them; returns how many records were committed. On error the lines stay buffered for the next commit.
+    /// Writes the appended lines and fsyncs them; returns how many records were committed. On
+    /// error the lines stay buffered for the next commit.
     pub fn commit(&mut self) -> Result<u64, SpoolError> {
         if self.buf.is_empty() {
             return Ok(0);
         }
         if self.torn {
             if let Err(e) = self.rotate() {
-                self.set_failed(true, self.probe_failed);
+                self.set_failing(true);
                 return Err(e);
             }
             self.torn = false;
@@ -343,6 +339,7 @@ impl Writer {
         // cache held (delayed allocation keeps unflushed appends there for up to 30 s), and
         // calls in progress would then leave no trace. Nobody waits for a journal-only
         // commit, and the thread groups turns into one flush.
+        //
         // Counted before the write: the uploader may read and deliver the lines as soon as they
         // are in the file, and a count added after its subtraction would stay for ever.
         let (n, bytes) = (self.buffered, self.buf.len() as u64);
@@ -352,10 +349,10 @@ impl Writer {
             sub_saturating(&self.shared.pending_bytes, bytes);
             sub_saturating(&self.shared.pending_records, n);
             self.after_failed_write();
-            self.set_failed(true, self.probe_failed);
+            self.set_failing(true);
             return Err(io(&self.path)(e));
         }
-        self.set_failed(false, false);
+        self.set_failing(false);
         self.size += bytes;
         self.buf.clear();
         self.buffered = 0;
@@ -375,21 +372,18 @@ impl Writer {
     /// which readers skip, is written to the segment (into its reserved space, so a full disk
     /// does not count). Nothing is done while lines wait for a commit: the commit tells.
     pub fn probe(&mut self) -> Result<(), SpoolError> {
-        if self.has_pending() {
-            return Ok(());
-        }
-        if self.torn {
+        if self.has_pending() || self.torn {
             return Ok(());
         }
         self.shared.pending_bytes.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = append_whole(&mut self.file, self.size, b"\n", false) {
             sub_saturating(&self.shared.pending_bytes, 1);
             self.after_failed_write();
-            self.set_failed(self.commit_failed, true);
+            self.set_failing(true);
             return Err(io(&self.path)(e));
         }
         self.size += 1;
-        self.set_failed(false, false);
+        self.set_failing(false);
         Ok(())
     }
 
@@ -402,15 +396,14 @@ impl Writer {
         let _ = reserve_space_quietly(&self.file);
     }
 
-    /// True while the spool cannot write (its last commit or probe failed).
+    /// True while the spool cannot write: its last commit or probe failed ([`Shared::failing`];
+    /// a probe runs only with nothing left to commit, so the last attempt tells).
     pub fn failing(&self) -> bool {
-        self.commit_failed || self.probe_failed
+        self.shared.failing.load(Ordering::Relaxed)
     }
 
-    fn set_failed(&mut self, commit: bool, probe: bool) {
-        self.commit_failed = commit;
-        self.probe_failed = probe;
-        self.shared.failing.store(commit || probe, Ordering::Relaxed);
+    fn set_failing(&self, failing: bool) {
+        self.shared.failing.store(failing, Ordering::Relaxed);
     }
 
     fn rotate(&mut self) -> Result<(), SpoolError> {

@@ -46,13 +46,10 @@ impl Config {
         if self.sip.max_message_bytes < 1024 {
             return Err(err("sip.max_message_bytes", "must be at least 1024".into()));
         }
-        let cdr_bucket = match &self.global.voice_connector.cdr_bucket {
-            Some(b) => Some(
-                super::S3Target::parse(b)
-                    .map_err(|e| err("GlobalSettings.VoiceConnector.CdrBucket", e.to_string()))?,
-            ),
-            None => None,
-        };
+        let cdr_bucket = (self.global.voice_connector.cdr_bucket.as_deref())
+            .map(super::S3Target::parse)
+            .transpose()
+            .map_err(|e| err("GlobalSettings.VoiceConnector.CdrBucket", e.to_string()))?;
         if !(self.cdr.aws_account_id.len() == 12
             && self.cdr.aws_account_id.bytes().all(|b| b.is_ascii_digit()))
         {
