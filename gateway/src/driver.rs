@@ -15,13 +15,13 @@ use sip::{Peer, Transport};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 
-use crate::config::Validated;
 use crate::media_anchor::{MediaAnchor, MediaUpdate};
 use crate::media_record::{RecordSink, RelayCmd, RelayTiming};
 use crate::media_thread::{self, MediaCmd, MediaHandle};
-use crate::policy::ConfigRouter;
 use crate::redact::Redacted;
 use crate::transport::{self, Inbound, StreamSettings};
+use connector::config::Validated;
+use connector::policy::ConfigRouter;
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +78,7 @@ impl Conns {
 /// Runs the gateway until SIGTERM/SIGINT has drained it. SIGHUP reloads `config_path` (the
 /// embedded default has nothing to reload) and applies it to new calls.
 pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Result<(), StartError> {
-    crate::policy::numbering::warm_up();
+    connector::policy::numbering::warm_up();
     let cfg = &v.config;
     std::fs::create_dir_all(&cfg.data.dir)
         .map_err(|e| StartError::DataDir(cfg.data.dir.display().to_string(), e))?;
@@ -174,14 +174,12 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
         max_transactions: cfg.sip.max_transactions,
         seed: rand::random(),
     };
-    let media_ip: std::net::IpAddr =
-        cfg.media.address.parse().unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
-    let mut anchor = MediaAnchor::new(media_ip, v.media_ports).with_required_encryption(
+    let mut anchor = MediaAnchor::new(v.media_address, v.media_ports).with_required_encryption(
         cfg.voice_connectors.iter().filter(|vc| vc.require_encryption).map(|vc| vc.id.clone()),
     );
     anchor.set_media_source_learning(learning_voice_connectors(cfg));
     let clock = crate::clock::Clock::start();
-    let router = ConfigRouter::new(cfg, rand::random());
+    let router = ConfigRouter::new(&v, rand::random());
     let health = router.health();
     let mut core = B2bua::with_anchor(core_cfg, router, anchor);
     let mut sinks = record_sinks(cfg, &registry);
@@ -365,8 +363,8 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
 /// Opens the CDR spool, starts its uploader towards the configured store, and returns the
 /// recorder that feeds it.
 async fn start_cdrs(
-    cfg: &crate::config::Config,
-    bucket: Option<crate::config::S3Target>,
+    cfg: &connector::config::Config,
+    bucket: Option<connector::config::S3Target>,
     registry: &Arc<Mutex<Registry>>,
 ) -> Result<crate::cdr::Recorder, StartError> {
     use crate::cdr::{spool, store, uploader};
@@ -407,7 +405,7 @@ type Held = (u64, Instant, Vec<(Peer, Bytes)>);
 const SPOOL_WAIT_LIMIT: Duration = Duration::from_secs(2);
 
 /// The voice connectors with `EnableSIPLogs`, with their regions.
-fn sip_logging(cfg: &crate::config::Config) -> Vec<(String, String)> {
+fn sip_logging(cfg: &connector::config::Config) -> Vec<(String, String)> {
     cfg.voice_connectors
         .iter()
         .filter(|vc| vc.logging.enable_sip_logs)
@@ -417,7 +415,7 @@ fn sip_logging(cfg: &crate::config::Config) -> Vec<(String, String)> {
 
 /// Where each voice connector's media-quality records and metrics go.
 fn record_sinks(
-    cfg: &crate::config::Config,
+    cfg: &connector::config::Config,
     registry: &Arc<Mutex<Registry>>,
 ) -> HashMap<String, RecordSink> {
     cfg.voice_connectors
@@ -449,12 +447,12 @@ fn reload(
     registry: &Arc<Mutex<Registry>>,
     sinks: &mut HashMap<String, RecordSink>,
     regions: &mut HashMap<String, String>,
-) -> Option<crate::config::Config> {
+) -> Option<connector::config::Config> {
     let Some(path) = path else {
         tracing::info!("SIGHUP: running on the embedded default configuration; nothing to reload");
         return None;
     };
-    let v = match crate::config::Config::load(path) {
+    let v = match connector::config::Config::load(path) {
         Ok(v) => v,
         Err(e) => {
             tracing::error!(error = %e, "SIGHUP: configuration not reloaded; the running one stays");
@@ -477,7 +475,7 @@ fn reload(
         );
     }
     let cfg = &v.config;
-    let router = core.router_mut().reloaded(cfg, rand::random());
+    let router = core.router_mut().reloaded(&v, rand::random());
     *core.router_mut() = router;
     core.anchor_mut().set_required_encryption(
         cfg.voice_connectors.iter().filter(|vc| vc.require_encryption).map(|vc| vc.id.clone()),
@@ -832,7 +830,7 @@ fn update_process_metrics(
 }
 
 /// Voice connectors whose customer leg may learn its media source (`AllowMediaSourceLearning`).
-fn learning_voice_connectors(cfg: &crate::config::Config) -> Vec<String> {
+fn learning_voice_connectors(cfg: &connector::config::Config) -> Vec<String> {
     cfg.voice_connectors
         .iter()
         .filter(|vc| vc.allow_media_source_learning)
@@ -841,10 +839,10 @@ fn learning_voice_connectors(cfg: &crate::config::Config) -> Vec<String> {
 }
 
 /// How to end call `call`'s legs, for the journal.
-fn recovery_byes(core: &Core, call: u64) -> Vec<crate::cdr::record::RecoveryBye> {
+fn recovery_byes(core: &Core, call: u64) -> Vec<connector::cdr_record::RecoveryBye> {
     core.recovery_byes(call)
         .into_iter()
-        .map(|(peer, bye)| crate::cdr::record::RecoveryBye {
+        .map(|(peer, bye)| connector::cdr_record::RecoveryBye {
             transport: peer.transport.to_string(),
             addr: peer.addr,
             request: String::from_utf8_lossy(&bye.to_bytes()).into_owned(),
@@ -856,7 +854,7 @@ fn recovery_byes(core: &Core, call: u64) -> Vec<crate::cdr::record::RecoveryBye>
 /// the BYE journaled at its answer, so no carrier or PBX keeps a call nobody relays.
 fn send_recovery_byes(
     core: &mut Core,
-    byes: Vec<crate::cdr::record::RecoveryBye>,
+    byes: Vec<connector::cdr_record::RecoveryBye>,
     now: sip::Instant,
 ) {
     if byes.is_empty() {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use gateway::config::{Config, EMBEDDED_DEFAULT};
+use connector::config::{Config, EMBEDDED_DEFAULT};
 use gateway::logging::{self, LogFormat};
 
 #[derive(Parser)]

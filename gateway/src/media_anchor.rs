@@ -237,10 +237,12 @@ impl Anchor for MediaAnchor {
             call,
             Reserved { a_port, b_port, crypto, keys: [random_key(), random_key()], require_srtp },
         );
-        let from_user =
-            invite.from().map(|f| crate::policy::numbering::user_of(&f.uri)).unwrap_or_default();
-        let to_user = crate::policy::numbering::user_of(&invite.uri);
-        let country = crate::policy::numbering::country_of_user;
+        let from_user = invite
+            .from()
+            .map(|f| connector::policy::numbering::user_of(&f.uri))
+            .unwrap_or_default();
+        let to_user = connector::policy::numbering::user_of(&invite.uri);
+        let country = connector::policy::numbering::country_of_user;
         let ctx = CallContext {
             call,
             transaction_id: transaction_id.to_string(),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use metrics::Registry;
 
-use crate::policy::HealthBook;
+use connector::policy::HealthBook;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 

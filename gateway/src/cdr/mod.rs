@@ -8,7 +8,7 @@
 //! - [`uploader`]: spool → store with retry and backoff.
 
 mod heartbeat;
-pub mod record;
+
 pub mod spool;
 pub mod spool_thread;
 pub mod store;
@@ -21,8 +21,8 @@ use std::time::{Duration, SystemTime};
 use metrics::Registry;
 use sip::b2bua::{CallEvent, Direction, RejectCause};
 
-use crate::config::Config;
-use record::CallFacts;
+use connector::cdr_record::{self, CallFacts};
+use connector::config::Config;
 use spool_thread::{Op, SpoolHandle};
 
 /// Most 407 challenges waiting for their authenticated retry at once.
@@ -63,13 +63,13 @@ pub struct Recorder {
     /// Records of such calls not written because the budget was spent.
     suppressed: u64,
     /// BYEs for the legs of calls the previous run left up, to send once SIP is running.
-    recovered_byes: Vec<record::RecoveryBye>,
+    recovered_byes: Vec<cdr_record::RecoveryBye>,
 }
 
 /// The user part of a SIP URI or name-addr (`"Bob" <sip:+1206…@host>;tag=x` → `+1206…`).
 pub fn user_part(s: &str) -> String {
     let uri = sip::NameAddr::parse(s).map(|n| n.uri).or_else(|_| sip::Uri::parse(s));
-    uri.map(|u| crate::policy::numbering::user_of(&u)).unwrap_or_default()
+    uri.map(|u| connector::policy::numbering::user_of(&u)).unwrap_or_default()
 }
 
 impl Recorder {
@@ -109,12 +109,12 @@ impl Recorder {
     }
 
     /// The BYEs for the legs of calls the previous run left up (once).
-    pub fn take_recovered_byes(&mut self) -> Vec<record::RecoveryBye> {
+    pub fn take_recovered_byes(&mut self) -> Vec<cdr_record::RecoveryBye> {
         std::mem::take(&mut self.recovered_byes)
     }
 
     /// Journals how to end call `call`'s legs (at its answer), if it is still in progress.
-    pub fn set_recovery_byes(&mut self, call: u64, byes: Vec<record::RecoveryBye>) {
+    pub fn set_recovery_byes(&mut self, call: u64, byes: Vec<cdr_record::RecoveryBye>) {
         if let Some(f) = self.calls.get_mut(&call) {
             f.recovery_byes = byes;
         }
@@ -138,7 +138,9 @@ impl Recorder {
     }
 
     fn region_of(&self, vc: Option<&str>) -> String {
-        vc.and_then(|v| self.regions.get(v)).cloned().unwrap_or_else(crate::config::default_region)
+        vc.and_then(|v| self.regions.get(v))
+            .cloned()
+            .unwrap_or_else(connector::config::default_region)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -238,7 +240,7 @@ impl Recorder {
                     f.ended = now;
                     f.sip_status = *status;
                     f.sip_reason = if reason == "BYE" || reason.is_empty() {
-                        record::reason_phrase(*status).to_string()
+                        cdr_record::reason_phrase(*status).to_string()
                     } else {
                         reason.clone()
                     };
@@ -268,7 +270,7 @@ impl Recorder {
                     now,
                 );
                 f.sip_status = *status;
-                f.sip_reason = record::reason_phrase(*status).to_string();
+                f.sip_reason = cdr_record::reason_phrase(*status).to_string();
                 if *cause == RejectCause::Unauthenticated {
                     // Recorded only if no authenticated retry follows. The table is keyed by
                     // what a peer sent: when full, the oldest challenge is recorded at once.
@@ -442,7 +444,7 @@ fn recover(
     writer: &mut spool::Writer,
     registry: &Mutex<Registry>,
     now: SystemTime,
-) -> (usize, Vec<record::RecoveryBye>) {
+) -> (usize, Vec<cdr_record::RecoveryBye>) {
     let left = writer.take_left_open();
     if left.is_empty() {
         return (0, Vec::new());

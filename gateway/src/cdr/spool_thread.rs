@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use metrics::{names, Labels, Registry};
 
-use super::record::{self, CallDetailRecord, CallFacts};
 use super::spool::Writer;
+use connector::cdr_record::{self, CallDetailRecord, CallFacts};
 
 /// What one driver turn asks of the spool.
 #[derive(Debug)]
@@ -39,7 +39,8 @@ pub(super) fn apply(writer: &mut Writer, op: Op) {
         Op::Open(f) => writer.journal_open(&f.transaction_id, &*f),
         Op::Close(f) => {
             let rec = CallDetailRecord::from_facts(&f);
-            let key = record::key(f.voice_connector_id.as_deref(), f.started, &f.transaction_id);
+            let key =
+                cdr_record::key(f.voice_connector_id.as_deref(), f.started, &f.transaction_id);
             match serde_json::to_string(&rec) {
                 Ok(body) => writer.append(&key, &body, &f.transaction_id),
                 Err(e) => tracing::error!(error = %e, "CDR not serializable"),

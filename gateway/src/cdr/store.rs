@@ -28,7 +28,7 @@ pub struct S3Store {
     prefix: String,
 }
 
-pub use crate::config::S3Target;
+pub use connector::config::S3Target;
 
 impl Store {
     /// An S3 store: credentials and region from the standard chain (environment, profile,

@@ -3,17 +3,19 @@
 //! Voice-connector objects use the chime-sdk-voice API's own keys (formats.md §2); the
 //! gateway's own settings (`[sip]`, `[media]`, `[metrics]`, `[data]`) use snake case.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use thiserror::Error;
 
 mod documents;
+mod networks;
 mod objects;
 mod s3_target;
 mod validate;
 
+pub use networks::{ConnectorNetworks, Networks, RouteAddr};
 pub use objects::*;
 pub use s3_target::{BucketError, S3Target};
 pub use validate::is_e164;
@@ -264,8 +266,12 @@ pub struct Validated {
     pub listen_tls: Option<SocketAddr>,
     pub metrics_listen: Option<SocketAddr>,
     pub media_ports: media::PortRange,
+    /// `media.address`, parsed.
+    pub media_address: IpAddr,
     /// `GlobalSettings.VoiceConnector.CdrBucket`, parsed.
     pub cdr_bucket: Option<S3Target>,
+    /// The CIDR blocks and route hosts of the voice-connector objects, parsed.
+    pub networks: Networks,
 }
 
 impl Config {
@@ -363,6 +369,20 @@ mod tests {
         assert_eq!(v.config.phone_numbers[0].e164, "+12065550100");
         assert_eq!(vc.origination.as_ref().unwrap().routes[0].port, 5090);
         assert_eq!(v.config.data.dir, PathBuf::from("./var"));
+    }
+
+    #[test]
+    fn addresses_are_parsed_once_into_typed_values() {
+        let v = Config::parse(EMBEDDED_DEFAULT, "embedded").unwrap();
+        assert_eq!(v.media_address, IpAddr::from([127, 0, 0, 1]));
+        let own = &v.networks.connectors["abcdef1ghij2klmno3pqr4"];
+        assert_eq!(own.termination_cidrs, vec!["127.0.0.0/8".parse::<ipnet::IpNet>().unwrap()]);
+        let route = own.origination_routes[0];
+        assert_eq!((route.ip, route.port), (IpAddr::from([127, 0, 0, 1]), 5090));
+        assert_eq!(v.networks.carrier_trunks.len(), v.config.carriers[0].trunks.len());
+        assert_eq!(v.networks.carrier_trunks[0].port, 5080);
+        let sources: usize = v.config.carriers.iter().map(|c| c.source_cidrs.len()).sum();
+        assert_eq!(v.networks.carrier_sources.len(), sources);
     }
 
     #[test]

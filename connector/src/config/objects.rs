@@ -62,7 +62,7 @@ pub struct VoiceConnector {
     pub emergency: Option<EmergencyCallingConfiguration>,
 }
 
-pub(crate) fn default_region() -> String {
+pub fn default_region() -> String {
     "us-east-1".into()
 }
 

@@ -21,7 +21,7 @@ pub mod numbering;
 pub mod route_order;
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use ipnet::IpNet;
@@ -35,7 +35,7 @@ use self::cps::CpsLimiter;
 use self::digest::{DigestAuth, Outcome};
 use self::numbering::Emergency;
 use self::route_order::{order, Candidate};
-use crate::config::{Config, Credential, OriginationRoute, Protocol};
+use crate::config::{ConnectorNetworks, Credential, Protocol, RouteAddr, Validated};
 
 /// The last OPTIONS ping per voice connector: `TerminationHealth {Timestamp, Source}`.
 pub type HealthBook = Arc<Mutex<HashMap<String, TerminationHealth>>>;
@@ -75,7 +75,7 @@ struct Connector {
     termination: Option<TerminationPolicy>,
     credentials: Vec<Credential>,
     /// `None`: no origination; `Some((disabled, routes))`.
-    origination: Option<(bool, Vec<OriginationRoute>)>,
+    origination: Option<(bool, Vec<RouteAddr>)>,
     /// (EmergencyPhoneNumber, TestPhoneNumber) of the first DNIS entry.
     emergency: Option<(String, Option<String>)>,
 }
@@ -103,22 +103,21 @@ pub struct ConfigRouter {
     health: HealthBook,
 }
 
-fn peer_of(r: &OriginationRoute, encrypted: bool) -> Option<Peer> {
-    let ip: IpAddr = r.host.parse().ok()?;
+fn peer_of(r: &RouteAddr, encrypted: bool) -> Peer {
     // With RequireEncryption, TCP routes mean SIP over TLS (voice-connector.md §2.1).
     let transport = if encrypted { Transport::Tls } else { r.protocol.transport() };
-    Some(Peer::new(transport, SocketAddr::new(ip, r.port)))
+    Peer::new(transport, SocketAddr::new(r.ip, r.port))
 }
 
 impl ConfigRouter {
     /// A router for `cfg` with a fresh nonce secret and health book.
-    pub fn new(cfg: &Config, seed: u64) -> ConfigRouter {
+    pub fn new(cfg: &Validated, seed: u64) -> ConfigRouter {
         ConfigRouter::build(cfg, seed, rand::random(), HealthBook::default(), HashMap::new())
     }
 
     /// A router for a reloaded `cfg` that keeps what must outlive a reload: the nonce secret
     /// (outstanding challenges stay answerable), the health book and the CPS buckets.
-    pub fn reloaded(&self, cfg: &Config, seed: u64) -> ConfigRouter {
+    pub fn reloaded(&self, cfg: &Validated, seed: u64) -> ConfigRouter {
         let mut r = ConfigRouter::build(
             cfg,
             seed,
@@ -131,29 +130,37 @@ impl ConfigRouter {
     }
 
     fn build(
-        cfg: &Config,
+        validated: &Validated,
         seed: u64,
         secret: [u8; 32],
         health: HealthBook,
         mut cps: HashMap<String, CpsLimiter>,
     ) -> ConfigRouter {
+        let cfg = &validated.config;
+        let networks = &validated.networks;
+        let no_networks = ConnectorNetworks::default();
         let connectors: HashMap<String, Connector> = cfg
             .voice_connectors
             .iter()
             .map(|vc| {
+                let own =
+                    networks.connectors.get(&vc.id.to_ascii_lowercase()).unwrap_or(&no_networks);
                 let c = Connector {
                     id: vc.id.clone(),
                     require_encryption: vc.require_encryption,
                     trust_asserted_identity: vc.trust_asserted_identity,
                     termination: vc.termination.as_ref().map(|t| TerminationPolicy {
                         disabled: t.disabled,
-                        cidrs: t.cidr_allowed_list.iter().filter_map(|c| c.parse().ok()).collect(),
+                        cidrs: own.termination_cidrs.clone(),
                         calling_regions: t.calling_regions.clone(),
                         default_phone_number: t.default_phone_number.clone(),
                         cps_limit: t.cps_limit,
                     }),
                     credentials: vc.credentials.clone(),
-                    origination: vc.origination.as_ref().map(|o| (o.disabled, o.routes.clone())),
+                    origination: vc
+                        .origination
+                        .as_ref()
+                        .map(|o| (o.disabled, own.origination_routes.clone())),
                     emergency: vc.emergency.as_ref().and_then(|e| {
                         e.dnis.first().map(|d| {
                             (d.emergency_phone_number.clone(), d.test_phone_number.clone())
@@ -177,11 +184,11 @@ impl ConfigRouter {
             cfg.sip.digest_realm.clone()
         };
         let mut auth = DigestAuth::new(secret, cfg.sip.digest_nonce_secs);
-        let listen = [&cfg.sip.listen_udp, &cfg.sip.listen_tcp, &cfg.sip.listen_tls];
+        let listen = [validated.listen_udp, validated.listen_tcp, validated.listen_tls];
         auth.set_own_hosts(
             listen
-                .iter()
-                .filter_map(|a| a.parse::<SocketAddr>().ok())
+                .into_iter()
+                .flatten()
                 // Listening on every address: any of this host's addresses may be named.
                 .map(|a| if a.ip().is_unspecified() { "*".into() } else { a.ip().to_string() })
                 .chain([cfg.sip.domain.clone()]),
@@ -210,18 +217,11 @@ impl ConfigRouter {
                 })
                 .collect(),
             connectors,
-            carrier_sources: cfg
-                .carriers
+            carrier_sources: networks.carrier_sources.clone(),
+            carrier_trunks: networks
+                .carrier_trunks
                 .iter()
-                .flat_map(|c| c.source_cidrs.iter().filter_map(|s| s.parse().ok()))
-                .collect(),
-            carrier_trunks: cfg
-                .carriers
-                .iter()
-                .flat_map(|c| c.trunks.iter())
-                .filter_map(|t| {
-                    Some((peer_of(t, t.protocol == Protocol::Tls)?, t.priority, t.weight))
-                })
+                .map(|t| (peer_of(t, t.protocol == Protocol::Tls), t.priority, t.weight))
                 .collect(),
             numbers: cfg
                 .phone_numbers
@@ -433,13 +433,9 @@ impl ConfigRouter {
             };
             let c = routes
                 .iter()
-                .filter_map(|r| {
+                .map(|r| {
                     let tls = vc.require_encryption || r.protocol == Protocol::Tls;
-                    Some(Candidate {
-                        item: peer_of(r, tls)?,
-                        priority: r.priority,
-                        weight: r.weight,
-                    })
+                    Candidate { item: peer_of(r, tls), priority: r.priority, weight: r.weight }
                 })
                 .collect();
             for peer in order(c, &mut self.rng) {

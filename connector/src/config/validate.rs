@@ -8,6 +8,7 @@ use std::str::FromStr;
 
 use ipnet::IpNet;
 
+use super::networks::{ConnectorNetworks, Networks, RouteAddr};
 use super::objects::*;
 use super::{locate, Config, ConfigError, Validated};
 
@@ -103,7 +104,7 @@ impl Config {
         {
             return Err(err("sip.domain", format!("`{}` is not a host name", self.sip.domain)));
         }
-        self.media.address.parse::<IpAddr>().map_err(|_| {
+        let media_address = self.media.address.parse::<IpAddr>().map_err(|_| {
             err("media.address", format!("`{}` is not an IP address", self.media.address))
         })?;
         if self.media.record_period_secs == 0 {
@@ -112,8 +113,10 @@ impl Config {
         let media_ports = media::PortRange::new(self.media.port_min, self.media.port_max)
             .map_err(|e| err("media.port_min", e.to_string()))?;
 
+        let mut networks = Networks::default();
         let mut ids = HashSet::new();
         for vc in &self.voice_connectors {
+            let mut own = ConnectorNetworks::default();
             let id = &vc.id;
             let vc_err = |key: &str, m: String| err(key, format!("voice connector {id}: {m}"));
             if !valid_vc_id(id) {
@@ -140,7 +143,8 @@ impl Config {
                 ));
             }
             if let Some(t) = &vc.termination {
-                check_termination(t, !vc.credentials.is_empty()).map_err(|(k, m)| vc_err(k, m))?;
+                own.termination_cidrs = check_termination(t, !vc.credentials.is_empty())
+                    .map_err(|(k, m)| vc_err(k, m))?;
             }
             if !vc.credentials.is_empty() && vc.termination.is_none() {
                 return Err(vc_err("Credentials", "credentials without Termination".into()));
@@ -178,12 +182,13 @@ impl Config {
                     ));
                 }
                 for r in &o.routes {
-                    check_route(r).map_err(|m| vc_err("Routes", m))?;
+                    own.origination_routes.push(check_route(r).map_err(|m| vc_err("Routes", m))?);
                     if vc.require_encryption && r.protocol == Protocol::Udp {
                         return Err(vc_err("Protocol", format!("route {}: RequireEncryption needs TCP (sent over TLS) or TLS, not UDP", r.host)));
                     }
                 }
             }
+            networks.connectors.insert(id.to_ascii_lowercase(), own);
             if let Some(s) = &vc.streaming {
                 for t in &s.notification_targets {
                     if !["EventBridge", "SNS", "SQS"].contains(&t.notification_target.as_str()) {
@@ -281,12 +286,14 @@ impl Config {
                 ));
             }
             for t in &c.trunks {
-                check_route(t).map_err(|m| err("Trunks", format!("carrier {}: {m}", c.name)))?;
+                let trunk = check_route(t)
+                    .map_err(|m| err("Trunks", format!("carrier {}: {m}", c.name)))?;
+                networks.carrier_trunks.push(trunk);
             }
             for s in &c.source_cidrs {
-                s.parse::<IpNet>().map_err(|_| {
+                networks.carrier_sources.push(s.parse::<IpNet>().map_err(|_| {
                     err("SourceCidrs", format!("carrier {}: `{s}` is not a CIDR block", c.name))
-                })?;
+                })?);
             }
         }
         let mut numbers = HashMap::new();
@@ -330,18 +337,27 @@ impl Config {
             listen_tls,
             metrics_listen,
             media_ports,
+            media_address,
             cdr_bucket,
+            networks,
         })
     }
 }
 
-fn check_termination(t: &Termination, has_credentials: bool) -> Result<(), (&'static str, String)> {
+/// Checks `t` and returns its CIDR allow list, parsed.
+fn check_termination(
+    t: &Termination,
+    has_credentials: bool,
+) -> Result<Vec<IpNet>, (&'static str, String)> {
     if t.cps_limit < 1 {
         return Err(("CpsLimit", "CpsLimit must be at least 1".into()));
     }
+    let mut cidrs = Vec::with_capacity(t.cidr_allowed_list.len());
     for c in &t.cidr_allowed_list {
-        c.parse::<IpNet>()
-            .map_err(|_| ("CidrAllowedList", format!("`{c}` is not a CIDR block")))?;
+        cidrs.push(
+            c.parse::<IpNet>()
+                .map_err(|_| ("CidrAllowedList", format!("`{c}` is not a CIDR block")))?,
+        );
     }
     for r in &t.calling_regions {
         if !valid_country(r) {
@@ -369,10 +385,11 @@ fn check_termination(t: &Termination, has_credentials: bool) -> Result<(), (&'st
             return Err(("DefaultPhoneNumber", format!("`{n}` is not an E.164 number")));
         }
     }
-    Ok(())
+    Ok(cidrs)
 }
 
-fn check_route(r: &OriginationRoute) -> Result<(), String> {
+/// Checks `r` and returns it with its host parsed.
+fn check_route(r: &OriginationRoute) -> Result<RouteAddr, String> {
     if !(1..=100).contains(&r.priority) {
         return Err(format!("Priority {} is outside 1-100", r.priority));
     }
@@ -382,13 +399,9 @@ fn check_route(r: &OriginationRoute) -> Result<(), String> {
     if r.port == 0 {
         return Err("Port 0 is not valid".into());
     }
-    if r.host.parse::<IpAddr>().is_err() {
-        return Err(format!(
-            "Host `{}` must be an IP address (name resolution is not supported yet)",
-            r.host
-        ));
-    }
-    Ok(())
+    RouteAddr::of(r).ok_or_else(|| {
+        format!("Host `{}` must be an IP address (name resolution is not supported yet)", r.host)
+    })
 }
 
 /// An ISO 3166-1 alpha-2 code the numbering plan knows.

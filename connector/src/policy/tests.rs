@@ -77,7 +77,7 @@ VoiceConnectorId = "{VC3}"
 }
 
 fn router() -> ConfigRouter {
-    ConfigRouter::new(&Config::parse(&config(), "test").unwrap().config, 1)
+    ConfigRouter::new(&Config::parse(&config(), "test").unwrap(), 1)
 }
 
 fn invite(uri: &str, auth: Option<&str>) -> Request {
@@ -209,7 +209,7 @@ fn cps_limit_throttles_with_503_and_retry_after() {
     // Half a second later one more call fits (2 per second).
     assert_eq!(status(&authenticated(&mut r, "+12065550104", t + Duration::from_millis(500))), 200);
     // A reload keeps the bucket: no fresh burst.
-    let mut r2 = r.reloaded(&Config::parse(&config(), "test").unwrap().config, 2);
+    let mut r2 = r.reloaded(&Config::parse(&config(), "test").unwrap(), 2);
     let rej =
         authenticated(&mut r2, "+12065550105", t + Duration::from_millis(500)).result.unwrap_err();
     assert_eq!(rej.status, 503);
