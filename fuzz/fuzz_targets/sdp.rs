@@ -1,8 +1,12 @@
-//! SDP: parse, read every typed view, print and re-parse.
+//! SDP: parse, read every typed view, print and re-parse; then offer/answer through the anchor
+//! (`media::negotiate`) from either leg, whose output must parse again.
 #![no_main]
 
+use common::Side;
 use libfuzzer_sys::fuzz_target;
+use media::negotiate::Negotiation;
 use media::sdp::Sdp;
+use media::srtp::MasterKey;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(sdp) = Sdp::parse(data) else { return };
@@ -16,4 +20,18 @@ fuzz_target!(|data: &[u8]| {
     let text = sdp.to_text();
     let again = Sdp::parse(text.as_bytes()).expect("printed SDP parses");
     assert_eq!(again.media.len(), sdp.media.len());
+
+    let key = || MasterKey { key: [7; 16], salt: [9; 14] };
+    let mut n = Negotiation::new(
+        [192, 0, 2, 1].into(),
+        [40_000, 40_002],
+        [key(), key()],
+        true,
+        Some(Side::A),
+    );
+    for from in [Side::A, Side::B, Side::A] {
+        if let Ok(r) = n.rewrite(from, data) {
+            Sdp::parse(r.body.as_bytes()).expect("rewritten SDP parses");
+        }
+    }
 });

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 
 use bytes::Bytes;
-use media::sdp::Sdp;
+use media::negotiate::{LegKeys, Negotiation, PeerMedia};
 use media::srtp::{MasterKey, Suite};
 use media::{PortAllocator, PortRange};
 use sip::b2bua::{Anchor, Direction, Reject, Route, Side};
@@ -58,42 +58,15 @@ pub enum MediaUpdate {
     },
 }
 
-/// SRTP state of one leg.
-#[derive(Debug, Clone, Default, PartialEq)]
-struct LegCrypto {
-    /// The leg uses SRTP (its SDP said RTP/SAVP; for the outbound leg, chosen by policy).
-    srtp: bool,
-    /// The peer's key, from its `a=crypto`.
-    inbound: Option<(Suite, MasterKey)>,
-    /// voicegw's key for this leg, and the tag it is offered/answered under.
-    outbound: Option<(Suite, MasterKey)>,
-    tag: Option<String>,
-}
-
+/// A call's reserved ports and its offer/answer state.
 struct Reserved {
     a_port: u16,
     b_port: u16,
-    /// Index 0: leg A, 1: leg B.
-    crypto: [LegCrypto; 2],
-    /// voicegw's own master key per leg (stable for the call).
-    keys: [MasterKey; 2],
-    /// The customer's leg must use SRTP (`RequireEncryption`).
-    require_srtp: Option<Side>,
+    negotiation: Negotiation,
 }
 
 fn random_key() -> MasterKey {
     MasterKey { key: rand::random(), salt: rand::random() }
-}
-
-/// The first `a=crypto` line with a suite voicegw supports: (tag, suite, key).
-fn pick_crypto(m: &media::sdp::Media) -> Option<(String, Suite, MasterKey)> {
-    m.attributes("crypto").find_map(|v| {
-        let mut it = v.split_whitespace();
-        let tag = it.next()?.to_string();
-        let suite = Suite::parse(it.next()?).ok()?;
-        let key = MasterKey::from_inline(it.next()?).ok()?;
-        Some((tag, suite, key))
-    })
 }
 
 /// Media anchoring on one address and port range.
@@ -180,18 +153,6 @@ impl MediaAnchor {
     }
 }
 
-impl Reserved {
-    /// The parts `rewrite` reads before it updates the state.
-    fn clone_light(&self) -> ReservedView {
-        ReservedView { crypto: self.crypto.clone(), require_srtp: self.require_srtp }
-    }
-}
-
-struct ReservedView {
-    crypto: [LegCrypto; 2],
-    require_srtp: Option<Side>,
-}
-
 fn exhausted() -> Reject {
     let mut r = Reject::new(503, "media ports exhausted");
     r.retry_after = Some(5);
@@ -231,12 +192,10 @@ impl Anchor for MediaAnchor {
             latching[customer.index()] = media::relay::Latching::Learn;
         }
         // The outbound leg uses SRTP when its signalling is protected (SDES keys travel in SDP).
-        let mut crypto: [LegCrypto; 2] = Default::default();
-        crypto[1].srtp = route.first().peer.transport == sip::Transport::Tls;
-        self.calls.insert(
-            call,
-            Reserved { a_port, b_port, crypto, keys: [random_key(), random_key()], require_srtp },
-        );
+        let b_srtp = route.first().peer.transport == sip::Transport::Tls;
+        let keys = [random_key(), random_key()];
+        let negotiation = Negotiation::new(self.ip, [a_port, b_port], keys, b_srtp, require_srtp);
+        self.calls.insert(call, Reserved { a_port, b_port, negotiation });
         let from_user = invite
             .from()
             .map(|f| connector::policy::numbering::user_of(&f.uri))
@@ -268,134 +227,16 @@ impl Anchor for MediaAnchor {
         if !content_type.trim().to_ascii_lowercase().starts_with("application/sdp") {
             return Ok(body.clone());
         }
-        let Some(res) = self.calls.get(&call) else { return Ok(body.clone()) };
-        let res = res.clone_light();
-        let mut sdp =
-            Sdp::parse(body).map_err(|e| Reject::new(488, format!("unreadable SDP: {e}")))?;
-        let audio = sdp.media.iter().position(|m| m.kind.eq_ignore_ascii_case("audio"));
-        let Some(ai) = audio else { return Err(Reject::new(488, "no audio stream to relay")) };
-        // SRTP: the sender's leg uses it when its SDP says RTP/SAVP; its key decrypts what it sends.
-        let from_idx = from.index();
-        let to_idx = 1 - from_idx;
-        let savp = sdp.media[ai].proto.to_ascii_uppercase().contains("SAVP");
-        if res.require_srtp == Some(from) && !savp && sdp.media[ai].port != 0 {
-            return Err(Reject::new(488, "encryption required: offer RTP/SAVP with a=crypto"));
+        let Some(res) = self.calls.get_mut(&call) else { return Ok(body.clone()) };
+        let r = res.negotiation.rewrite(from, body).map_err(|e| Reject::new(488, e.to_string()))?;
+        for (side, keys) in r.keys {
+            let LegKeys { inbound, outbound } = keys;
+            self.updates.push_back(MediaUpdate::Srtp { call, side, inbound, outbound });
         }
-        let chosen = if savp {
-            Some(pick_crypto(&sdp.media[ai]).ok_or_else(|| {
-                Reject::new(488, "no supported SRTP crypto suite (AES_CM_128_HMAC_SHA1_80/_32)")
-            })?)
-        } else {
-            None
-        };
-        let before = res.crypto.clone();
-        {
-            let res = self.calls.get_mut(&call).expect("reserved above");
-            let leg = &mut res.crypto[from_idx];
-            leg.srtp = savp;
-            leg.inbound = chosen.as_ref().map(|(_, suite, key)| (*suite, key.clone()));
-            if let Some((tag, suite, _)) = &chosen {
-                // Answer towards this leg under the tag and suite it offered (RFC 4568 §7.1).
-                if leg.tag.is_none() {
-                    leg.tag = Some(tag.clone());
-                    leg.outbound = Some((*suite, res.keys[from_idx].clone()));
-                }
-            }
-            let target = &mut res.crypto[to_idx];
-            if target.srtp && target.outbound.is_none() {
-                let suite = chosen.as_ref().map(|c| c.1).unwrap_or(Suite::AesCm128HmacSha1_80);
-                target.outbound = Some((suite, res.keys[to_idx].clone()));
-                target.tag.get_or_insert_with(|| "1".to_string());
-            }
+        if let Some(PeerMedia { rtp, rtcp, mux, rates }) = r.peer {
+            self.updates.push_back(MediaUpdate::Peer { call, side: from, rtp, rtcp, mux, rates });
         }
-        let res = self.calls.get(&call).expect("reserved above");
-        let target = res.crypto[to_idx].clone();
-        for (i, leg) in res.crypto.iter().enumerate() {
-            if leg.inbound != before[i].inbound || leg.outbound != before[i].outbound {
-                let s = if i == 0 { Side::A } else { Side::B };
-                self.updates.push_back(MediaUpdate::Srtp {
-                    call,
-                    side: s,
-                    inbound: leg.inbound.clone(),
-                    outbound: leg.outbound.clone(),
-                });
-            }
-        }
-        let (a_port, b_port) = (res.a_port, res.b_port);
-        // Where the sender receives: remember it for the relay.
-        let m = &sdp.media[ai];
-        if m.port != 0 {
-            let ip = sdp
-                .media_addr(m)
-                .ok_or_else(|| Reject::new(488, "no connection address for audio"))?;
-            let rtcp = m.attributes("rtcp").next().and_then(|v| {
-                let mut it = v.split_whitespace();
-                let port: u16 = it.next()?.parse().ok()?;
-                let addr = it.nth(2).and_then(|a| a.parse().ok()).unwrap_or(ip);
-                Some(SocketAddr::new(addr, port))
-            });
-            let mux = m.attributes("rtcp-mux").next().is_some();
-            let rates = m.rtpmaps().into_iter().map(|r| (r.payload_type, r.clock_rate)).collect();
-            self.updates.push_back(MediaUpdate::Peer {
-                call,
-                side: from,
-                rtp: SocketAddr::new(ip, m.port),
-                rtcp,
-                mux,
-                rates,
-            });
-        }
-        // What the other leg must send to: our socket on its side.
-        let port = match from {
-            Side::A => b_port,
-            Side::B => a_port,
-        };
-        let ipv = if self.ip.is_ipv4() { "IP4" } else { "IP6" };
-        let conn = format!("IN {ipv} {}", self.ip);
-        for (t, v) in sdp.session.iter_mut() {
-            if *t == 'c' {
-                *v = conn.clone();
-            }
-        }
-        for (i, m) in sdp.media.iter_mut().enumerate() {
-            if i != ai {
-                m.port = 0; // one audio stream is relayed; others are declined (RFC 3264 §6)
-                continue;
-            }
-            if m.port != 0 {
-                m.port = port;
-            }
-            m.lines.retain(|(t, v)| {
-                !(*t == 'a'
-                    && (v.starts_with("candidate")
-                        || v.starts_with("ice-")
-                        || v.starts_with("end-of-candidates")
-                        || v.starts_with("crypto:")))
-            });
-            // The profile and key of the leg the SDP goes to.
-            match (&target.outbound, target.srtp) {
-                (Some((suite, key)), true) => {
-                    m.proto = "RTP/SAVP".into();
-                    let tag = target.tag.clone().unwrap_or_else(|| "1".into());
-                    m.lines
-                        .push(('a', format!("crypto:{tag} {} {}", suite.name(), key.to_inline())));
-                }
-                _ => m.proto = "RTP/AVP".into(),
-            }
-            for (t, v) in m.lines.iter_mut() {
-                if *t == 'c' {
-                    *v = conn.clone();
-                } else if *t == 'a' && v.starts_with("rtcp:") {
-                    *v = format!("rtcp:{}", port + 1);
-                }
-            }
-        }
-        if !sdp.session.iter().any(|(t, _)| *t == 'c')
-            && !sdp.media[ai].lines.iter().any(|(t, _)| *t == 'c')
-        {
-            sdp.media[ai].lines.insert(0, ('c', conn));
-        }
-        Ok(Bytes::from(sdp.to_text()))
+        Ok(Bytes::from(r.body))
     }
 
     fn close(&mut self, call: u64) {
@@ -410,6 +251,7 @@ impl Anchor for MediaAnchor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use media::sdp::Sdp;
     use sip::{Message, Peer, Transport};
 
     fn invite() -> Request {

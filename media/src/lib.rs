@@ -5,13 +5,15 @@
 //! - [`capture`]: a pcap/pcapng reader down to UDP payloads, for `voicegw analyze` and tests.
 //! - [`emodel`]: MOS by the simplified ITU-T G.107 E-model (formats.md §4).
 //! - [`sdp`]: session descriptions (parse, inspect, print back).
+//! - [`negotiate`]: SDP offer/answer through the anchor and SDES key choice per leg.
+//! - [`relay`]: a call's forwarding decisions (latching, counters, RTCP, SRTP in place).
+//! - [`quality`]: a record period's figures per leg and direction, and the MOS.
+//! - [`rtcp`], [`srtp`]: RTCP reports; SRTP/SRTCP (RFC 3711).
 //! - port ranges and RTP/RTCP port-pair allocation.
-//!
-//! The relay itself (SDP anchoring, forwarding, SRTP, per-minute records) is the media-plane
-//! issue's remaining work.
 
 pub mod capture;
 pub mod emodel;
+pub mod negotiate;
 mod ports;
 pub mod quality;
 pub mod relay;
