@@ -2,9 +2,10 @@
 //! decision of one call (`media::relay::Session::on_packet`), per core.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use media::relay::{Component, Session, Side};
+use media::relay::{Component, Instant, Session, Side};
 
 fn packets(n: u16) -> Vec<Vec<u8>> {
     (0..n)
@@ -35,7 +36,13 @@ fn relay(c: &mut Criterion) {
             },
             |mut s| {
                 for (i, p) in pkts.iter().enumerate() {
-                    black_box(s.on_packet(Side::A, Component::Rtp, a, p, i as f64 * 20.0));
+                    black_box(s.on_packet(
+                        Side::A,
+                        Component::Rtp,
+                        a,
+                        p,
+                        Instant::from_origin(Duration::from_millis(i as u64 * 20)),
+                    ));
                 }
                 s
             },

@@ -29,8 +29,10 @@ fuzz_target!(|data: &[u8]| {
         let _ = media::rtp::RtpHeader::parse(pkt);
         let _ = media::rtcp::reports(pkt);
         buf[..pkt.len()].copy_from_slice(pkt);
-        let _ = s.on_packet_mut(side, component, from, &mut buf, pkt.len(), now);
-        for (_, _, _, p) in s.poll_rtcp(now, (now as u64) << 32) {
+        let at =
+            media::relay::Instant::from_origin(std::time::Duration::from_secs_f64(now / 1000.0));
+        let _ = s.on_packet_mut(side, component, from, &mut buf, pkt.len(), at);
+        for (_, _, _, p) in s.poll_rtcp(at, (now as u64) << 32) {
             assert!(!media::rtcp::reports(&p).is_empty(), "own RTCP parses");
         }
     }

@@ -1,7 +1,7 @@
 //! The gateway's clock: the sans-IO cores are handed time from here (`sip::Instant`, the time
 //! since the process started), and what they record in it is turned into wall time here.
 
-use std::time::{Instant, SystemTime};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// The monotonic clock the cores' `sip::Instant`s count from.
 #[derive(Clone, Copy, Debug)]
@@ -23,6 +23,16 @@ impl Clock {
     /// The monotonic instant of `t`, for timers.
     pub fn to_std(self, t: sip::Instant) -> Instant {
         self.origin + t.since_origin()
+    }
+
+    /// The wall clock at the origin in NTP format (seconds since 1900 in the high 32 bits):
+    /// what NTP times that advance with the monotonic clock are counted from.
+    pub fn ntp_at_origin(self) -> u64 {
+        let since_1970 = self.wall_of(sip::Instant::ZERO).duration_since(UNIX_EPOCH);
+        let d = since_1970.unwrap_or_default();
+        let secs = d.as_secs() + 2_208_988_800;
+        let frac = (u64::from(d.subsec_nanos()) << 32) / 1_000_000_000;
+        (secs << 32) | frac
     }
 
     /// The wall time at which `t` was (now on the wall clock, less how long ago `t` was).

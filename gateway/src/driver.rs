@@ -16,7 +16,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 
 use crate::media_anchor::{MediaAnchor, MediaUpdate};
-use crate::media_record::{RecordSink, RelayCmd, RelayTiming};
+use crate::media_record::{RecordSink, RelayCmd};
 use crate::media_thread::{self, MediaCmd, MediaHandle};
 use crate::redact::Redacted;
 use crate::transport::{self, Inbound, StreamSettings};
@@ -209,14 +209,15 @@ pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Resul
         tokio::spawn(crate::emf::run(cfg.data.dir.join(path), period, registry.clone()));
     }
 
-    let timing = RelayTiming {
+    let timing = media::relay::Timing {
         record_period: Duration::from_secs(cfg.media.record_period_secs),
         inactivity: (cfg.media.inactivity_timeout_secs > 0)
             .then(|| Duration::from_secs(cfg.media.inactivity_timeout_secs)),
+        ntp_at_origin: clock.ntp_at_origin(),
     };
     let (silent_tx, mut silent_rx) = mpsc::channel::<u64>(64);
-    let media =
-        media_thread::start(timing, silent_tx, registry.clone()).map_err(StartError::Media)?;
+    let media = media_thread::start(clock, timing, silent_tx, registry.clone())
+        .map_err(StartError::Media)?;
     let mut conns = Conns { by_id: HashMap::new(), by_addr: HashMap::new(), tls: 0 };
     let mut calls: HashMap<u64, CallInfo> = HashMap::new();
     let mut garbage_closes = 0u64;

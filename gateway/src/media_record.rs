@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use media::quality::{self, Flow, LegQuality};
 use media::relay::{Session, Side};
@@ -43,22 +43,6 @@ pub struct RecordSink {
 
 /// Largest datagram read: the buffer keeps 14 bytes spare for an SRTP/SRTCP trailer.
 pub(crate) const RECV_MAX: usize = 2048 - 14;
-
-/// Timing of a relay: record period and media inactivity limit.
-#[derive(Debug, Clone, Copy)]
-pub struct RelayTiming {
-    pub record_period: Duration,
-    /// `None`: never hang up for silence.
-    pub inactivity: Option<Duration>,
-}
-
-/// The wallclock in NTP format (seconds since 1900 in the high 32 bits).
-pub(crate) fn ntp_now() -> u64 {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() + 2_208_988_800;
-    let frac = (u64::from(d.subsec_nanos()) << 32) / 1_000_000_000;
-    (secs << 32) | frac
-}
 
 /// Where the last record left off: the session's counters (records carry per-period packets
 /// and bytes) and the cumulative losses it reported (the metrics count what is new), in the
@@ -251,6 +235,10 @@ fn feed_metrics(
 
 #[cfg(test)]
 mod tests {
+    /// The instant `t` ms after the origin.
+    fn ms(t: f64) -> media::relay::Instant {
+        media::relay::Instant::from_origin(std::time::Duration::from_secs_f64(t / 1000.0))
+    }
     use super::*;
     use media::relay::Component;
 
@@ -286,7 +274,7 @@ mod tests {
                     Component::Rtp,
                     "10.0.0.1:4000".parse().unwrap(),
                     &pkt(i),
-                    f64::from(i) * 20.0,
+                    ms(f64::from(i) * 20.0),
                 );
             }
         }
@@ -318,15 +306,15 @@ mod tests {
                 Component::Rtp,
                 "10.0.0.2:6000".parse().unwrap(),
                 &p,
-                f64::from(i) * 20.0,
+                ms(f64::from(i) * 20.0),
             );
         }
         let mut sr = vec![0x80, 200, 0, 6, 0, 0, 0, 7, 0, 0, 0x12, 0x34, 0x56, 0x78, 0, 0];
         sr.extend_from_slice(&[0; 12]);
-        s.on_packet(Side::A, Component::Rtcp, "10.0.0.1:4001".parse().unwrap(), &sr, 1000.0);
+        s.on_packet(Side::A, Component::Rtcp, "10.0.0.1:4001".parse().unwrap(), &sr, ms(1000.0));
         let mut rr = vec![0x81, 201, 0, 7, 0, 0, 0, 9, 0, 0, 0, 7, 0, 0, 0, 2, 0, 0, 0, 9];
         rr.extend_from_slice(&[0, 0, 0, 16, 0x12, 0x34, 0x56, 0x78, 0, 0, 0x80, 0]);
-        s.on_packet(Side::B, Component::Rtcp, "10.0.0.2:6001".parse().unwrap(), &rr, 1540.0);
+        s.on_packet(Side::B, Component::Rtcp, "10.0.0.2:6001".parse().unwrap(), &rr, ms(1540.0));
         let (rec3, _) = record(&ctx, &s, &snap, "us-east-1", 1_700_000_060_000);
         let rec3 = serde_json::to_value(&rec3).unwrap();
         assert_eq!(rec3["rtt_btwn_vc_and_rem"], 40_000, "1540 - 1000 - 500 ms");

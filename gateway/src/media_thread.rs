@@ -3,27 +3,28 @@
 //! (`recvfrom`), passes it through the call's sans-IO [`Session`] and sends it straight back out
 //! with a non-blocking `send_to`: one read and one send syscall per packet, with `epoll_wait`
 //! shared by every socket that is ready, no task wake-up and no allocation per packet. A socket
-//! that still holds packets stays ready and is read again on the next turn. Commands (new call, peer addresses, SRTP keys, close) arrive over a
-//! channel with a poller wake-up; once a second the thread sends voicegw's own SRs, checks media
-//! inactivity and writes the media-quality records that are due.
+//! that still holds packets stays ready and is read again on the next turn. Commands (new call,
+//! peer addresses, SRTP keys, close) arrive over a channel with a poller wake-up. Each session
+//! keeps its own timers (own SRs, silence, record periods: [`Session::poll_timeout`]); the
+//! thread visits the sessions that are due, at most a second apart, and carries out what they
+//! decided. Time is read from the gateway's [`Clock`] once per turn.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use std::net::UdpSocket;
 use std::os::fd::AsFd;
 
-use media::relay::{Component, Session, Side};
+use media::relay::{Component, Instant, Session, SessionEvent, Side, Timing, TICK};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
+use crate::clock::Clock;
 use crate::media_anchor::CallContext;
-use crate::media_record::{
-    ntp_now, write_record, RecordSink, RelayCmd, RelayTiming, Snapshot, RECV_MAX,
-};
+use crate::media_record::{write_record, RecordSink, RelayCmd, Snapshot, RECV_MAX};
 
 /// The token of each thread's wake-up eventfd.
 const WAKER: u64 = u64::MAX;
@@ -75,9 +76,6 @@ struct CallMedia {
     session: Session,
     sink: Option<RecordSink>,
     last: Snapshot,
-    last_record: Instant,
-    /// Media activity (ms on the thread's clock) as of the last inactivity report.
-    active_since_ms: f64,
     /// Packets from rejected sources already counted in the metrics.
     rejected_reported: u64,
 }
@@ -85,10 +83,11 @@ struct CallMedia {
 /// One packet in this many has its relay latency measured (a clock read after its send).
 const LATENCY_SAMPLE: u32 = 16;
 
-/// Starts one media thread per core. Silent answered calls are reported on `silent`; relay
-/// latencies go to `registry` once a second.
+/// Starts one media thread per core, timing sessions per `timing` on `clock`. Silent calls are
+/// reported on `silent`; relay latencies go to `registry` once a second.
 pub fn start(
-    timing: RelayTiming,
+    clock: Clock,
+    timing: Timing,
     silent: tokio::sync::mpsc::Sender<u64>,
     registry: Arc<std::sync::Mutex<metrics::Registry>>,
 ) -> std::io::Result<MediaHandle> {
@@ -109,7 +108,7 @@ pub fn start(
         let registry = registry.clone();
         std::thread::Builder::new()
             .name(format!("voicegw-media-{i}"))
-            .spawn(move || run(epoll, thread_waker, rx, timing, silent, registry))?;
+            .spawn(move || run(clock, epoll, thread_waker, rx, timing, silent, registry))?;
         threads.push((tx, waker, Arc::new(AtomicBool::new(false))));
     }
     Ok(MediaHandle { threads })
@@ -124,15 +123,18 @@ fn side_sock(c: Component, side: Side) -> usize {
     }
 }
 
+/// Longest wait for packets or commands before the thread looks at the time again.
+const MAX_WAIT: Duration = Duration::from_millis(250);
+
 fn run(
+    clock: Clock,
     epoll: Epoll,
     waker: Arc<EventFd>,
     rx: Receiver<MediaCmd>,
-    timing: RelayTiming,
+    timing: Timing,
     silent: tokio::sync::mpsc::Sender<u64>,
     registry: Arc<std::sync::Mutex<metrics::Registry>>,
 ) {
-    let start = Instant::now();
     let mut latency = metrics::Latency::new();
     // Packets from rejected sources not yet added to the metrics (once a second, one lock).
     let mut rejected = 0u64;
@@ -143,11 +145,14 @@ fn run(
     let mut free: Vec<usize> = Vec::new();
     let mut by_call: HashMap<u64, usize> = HashMap::new();
     let mut buf = [0u8; BUF];
-    let mut last_tick = Instant::now();
+    let mut now = clock.now();
+    // When the sessions are next visited: the earliest of their timeouts, at most TICK ahead.
+    let mut next_visit = now + TICK;
     loop {
-        let ready = epoll.wait(&mut events, 250u16).unwrap_or(0);
-        let now = Instant::now();
-        let now_ms = (now - start).as_secs_f64() * 1000.0;
+        let wait = (next_visit - now).min(MAX_WAIT);
+        let wait_ms = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
+        let ready = epoll.wait(&mut events, wait_ms).unwrap_or(0);
+        now = clock.now();
         // Commands first: a call's peers and keys are known before its packets are read.
         while let Ok(cmd) = rx.try_recv() {
             match cmd {
@@ -177,15 +182,16 @@ fn run(
                         continue;
                     }
                     by_call.insert(ctx.call, slot);
-                    let session = Session::with_latching(ctx.latching);
+                    let session = Session::start(ctx.latching, timing, now);
+                    if let Some(t) = session.poll_timeout() {
+                        next_visit = next_visit.min(t);
+                    }
                     slots[slot] = Some(CallMedia {
                         ctx,
                         socks,
                         session,
                         sink,
                         last: Snapshot::default(),
-                        last_record: Instant::now(),
-                        active_since_ms: (Instant::now() - start).as_secs_f64() * 1000.0,
                         rejected_reported: 0,
                     });
                 }
@@ -205,7 +211,7 @@ fn run(
                         RelayCmd::Close => {
                             by_call.remove(&call);
                             if let Some(mut cm) = slots[slot].take() {
-                                relay_queued(&mut cm, &mut buf, now_ms);
+                                relay_queued(&mut cm, &mut buf, now);
                                 rejected += report_rejected(&mut cm);
                                 write_record(&cm.ctx, &cm.session, &cm.last, cm.sink.as_ref());
                                 for s in &cm.socks {
@@ -244,46 +250,31 @@ fn run(
                 }
             };
             if let Some((f, len)) =
-                cm.session.on_packet_mut(side, component, from, &mut buf, n, now_ms)
+                cm.session.on_packet_mut(side, component, from, &mut buf, n, now)
             {
                 let _ = cm.socks[side_sock(f.component, f.side)].send_to(&buf[..len], f.to);
                 sample += 1;
                 if sample == LATENCY_SAMPLE {
                     // From the turn's clock read (epoll returned) to this packet's send.
                     sample = 0;
-                    latency.record(now.elapsed().as_secs_f64());
+                    latency.record((clock.now() - now).as_secs_f64());
                 }
             }
         }
-        // Once a second (the clock was read once for this turn above).
-        if now.duration_since(last_tick) >= Duration::from_secs(1) {
-            last_tick = now;
-            let ntp = ntp_now();
+        // The sessions that are due (the clock was read once for this turn above).
+        if now >= next_visit {
+            next_visit = now + TICK;
             for cm in slots.iter_mut().flatten() {
-                for (side, component, to, pkt) in cm.session.poll_rtcp(now_ms, ntp) {
-                    let _ = cm.socks[side_sock(component, side)].send_to(&pkt, to);
-                }
-                if cm.last_record.elapsed() >= timing.record_period {
-                    cm.last_record = Instant::now();
-                    cm.last = write_record(&cm.ctx, &cm.session, &cm.last, cm.sink.as_ref());
-                }
-                rejected += report_rejected(cm);
-                if let Some(limit) = timing.inactivity {
-                    // Only packets from accepted sources count: a stranger cannot keep a dead
-                    // call up.
-                    let active =
-                        cm.session.last_activity_ms().unwrap_or(0.0).max(cm.active_since_ms);
-                    if now_ms - active >= limit.as_secs_f64() * 1000.0 {
-                        // Reported once per silent period; the driver hangs up answered calls.
-                        cm.active_since_ms = now_ms;
-                        tracing::info!(
-                            call = cm.ctx.call,
-                            secs = limit.as_secs(),
-                            "no media either way"
-                        );
-                        let _ = silent.try_send(cm.ctx.call);
+                if cm.session.poll_timeout().is_some_and(|t| t <= now) {
+                    cm.session.handle_timeout(now);
+                    while let Some(ev) = cm.session.poll_event() {
+                        on_session_event(cm, ev, &silent);
                     }
                 }
+                if let Some(t) = cm.session.poll_timeout() {
+                    next_visit = next_visit.min(t);
+                }
+                rejected += report_rejected(cm);
             }
             if latency.count() > 0 || rejected > 0 {
                 let mut r = registry.lock().unwrap_or_else(|e| e.into_inner());
@@ -301,13 +292,30 @@ fn run(
     }
 }
 
+/// Carries out what a session decided on its timeout.
+fn on_session_event(cm: &mut CallMedia, ev: SessionEvent, silent: &tokio::sync::mpsc::Sender<u64>) {
+    match ev {
+        SessionEvent::Transmit { side, component, to, packet } => {
+            let _ = cm.socks[side_sock(component, side)].send_to(&packet, to);
+        }
+        SessionEvent::RecordDue => {
+            cm.last = write_record(&cm.ctx, &cm.session, &cm.last, cm.sink.as_ref());
+        }
+        SessionEvent::Silent { silent_for } => {
+            // The driver hangs up answered calls.
+            tracing::info!(call = cm.ctx.call, secs = silent_for.as_secs(), "no media either way");
+            let _ = silent.try_send(cm.ctx.call);
+        }
+    }
+}
+
 /// Most packets read from one socket of a call that closes.
 const CLOSE_DRAIN_MAX: usize = 512;
 
 /// Relays (and counts) what already waits in a closing call's sockets: packets that arrived
 /// before the BYE was handled belong to the call and its last record, however busy the
 /// machine was.
-fn relay_queued(cm: &mut CallMedia, buf: &mut [u8; BUF], now_ms: f64) {
+fn relay_queued(cm: &mut CallMedia, buf: &mut [u8; BUF], now: Instant) {
     for (idx, side, component) in [
         (0, Side::A, Component::Rtp),
         (1, Side::A, Component::Rtcp),
@@ -316,8 +324,7 @@ fn relay_queued(cm: &mut CallMedia, buf: &mut [u8; BUF], now_ms: f64) {
     ] {
         for _ in 0..CLOSE_DRAIN_MAX {
             let Ok((n, from)) = cm.socks[idx].recv_from(&mut buf[..RECV_MAX]) else { break };
-            if let Some((f, len)) = cm.session.on_packet_mut(side, component, from, buf, n, now_ms)
-            {
+            if let Some((f, len)) = cm.session.on_packet_mut(side, component, from, buf, n, now) {
                 let _ = cm.socks[side_sock(f.component, f.side)].send_to(&buf[..len], f.to);
             }
         }

@@ -19,10 +19,20 @@
 
 use std::net::SocketAddr;
 
+pub use common::Instant;
+
 use crate::rtp::{is_comfort_noise, is_rtcp, RtpHeader};
 use crate::stats::{Arrival, ReceiveStats};
 
 pub use common::Side;
+pub use timers::{SessionEvent, Timing, TICK};
+
+mod timers;
+
+/// `now` in milliseconds since the origin: the unit of the statistics' arithmetic.
+pub(crate) fn ms_of(now: Instant) -> f64 {
+    now.since_origin().as_secs_f64() * 1000.0
+}
 
 /// RTP or RTCP socket of a side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -203,6 +213,9 @@ impl SideState {
 #[derive(Debug, Clone, Default)]
 pub struct Session {
     sides: [SideState; 2],
+    /// Record periods, silence and own SRs, once started ([`Session::start`]).
+    timers: Option<timers::Timers>,
+    events: std::collections::VecDeque<SessionEvent>,
 }
 
 impl Session {
@@ -235,9 +248,10 @@ impl Session {
     /// destination, packet) to send; call about once a second.
     pub fn poll_rtcp(
         &mut self,
-        now_ms: f64,
+        now: Instant,
         ntp: u64,
     ) -> Vec<(Side, Component, SocketAddr, Vec<u8>)> {
+        let now_ms = ms_of(now);
         let mut out = Vec::new();
         for side in [Side::A, Side::B] {
             let from = self.sides[side.other().index()].clone_for_sr();
@@ -379,7 +393,7 @@ impl Session {
         from: SocketAddr,
         buf: &mut [u8],
         len: usize,
-        now_ms: f64,
+        now: Instant,
     ) -> Option<(Forward, usize)> {
         let is_rtcp = component == Component::Rtcp || crate::rtp::is_rtcp(&buf[..len]);
         let len = match self.sides[side.index()].srtp_in.as_mut() {
@@ -399,7 +413,7 @@ impl Session {
                 }
             }
         };
-        let f = self.on_packet(side, component, from, &buf[..len], now_ms)?;
+        let f = self.on_packet(side, component, from, &buf[..len], now)?;
         let len = match self.sides[f.side.index()].srtp_out.as_mut() {
             None => len,
             Some(ctx) => {
@@ -418,8 +432,9 @@ impl Session {
         component: Component,
         from: SocketAddr,
         data: &[u8],
-        now_ms: f64,
+        now: Instant,
     ) -> Option<Forward> {
+        let now_ms = ms_of(now);
         let st = &mut self.sides[side.index()];
         // rtcp-mux: RTCP on the RTP socket is recognised by its packet type (RFC 5761 §4).
         let component =
@@ -495,7 +510,12 @@ impl Session {
 mod tests {
     use super::*;
 
-    fn rtp(seq: u16, ssrc: u32) -> Vec<u8> {
+    /// The instant `t` ms after the origin.
+    pub(super) fn ms(t: f64) -> Instant {
+        Instant::from_origin(std::time::Duration::from_secs_f64(t / 1000.0))
+    }
+
+    pub(super) fn rtp(seq: u16, ssrc: u32) -> Vec<u8> {
         let mut p = vec![
             0x80,
             0,
@@ -520,8 +540,9 @@ mod tests {
         let mut s = Session::with_latching([Latching::Strict, Latching::Learn]);
         s.set_peer(Side::A, addr("10.0.0.1:4000"), None, false, vec![]);
         s.set_peer(Side::B, addr("10.0.0.2:6000"), None, false, vec![]);
-        let f =
-            s.on_packet(Side::A, Component::Rtp, addr("10.0.0.1:4000"), &rtp(1, 7), 0.0).unwrap();
+        let f = s
+            .on_packet(Side::A, Component::Rtp, addr("10.0.0.1:4000"), &rtp(1, 7), ms(0.0))
+            .unwrap();
         assert_eq!(
             f,
             Forward { side: Side::B, component: Component::Rtp, to: addr("10.0.0.2:6000") }
@@ -530,18 +551,20 @@ mod tests {
         // LEARN_PACKETS consecutive packets, and A's packets follow it there.
         for seq in 1..LEARN_PACKETS as u16 {
             assert!(s
-                .on_packet(Side::B, Component::Rtp, addr("10.0.0.2:6010"), &rtp(seq, 9), 0.0)
+                .on_packet(Side::B, Component::Rtp, addr("10.0.0.2:6010"), &rtp(seq, 9), ms(0.0))
                 .is_none());
         }
-        let f =
-            s.on_packet(Side::B, Component::Rtp, addr("10.0.0.2:6010"), &rtp(5, 9), 0.0).unwrap();
+        let f = s
+            .on_packet(Side::B, Component::Rtp, addr("10.0.0.2:6010"), &rtp(5, 9), ms(0.0))
+            .unwrap();
         assert_eq!(f.to, addr("10.0.0.1:4000"));
-        let f =
-            s.on_packet(Side::A, Component::Rtp, addr("10.0.0.1:4000"), &rtp(2, 7), 20.0).unwrap();
+        let f = s
+            .on_packet(Side::A, Component::Rtp, addr("10.0.0.1:4000"), &rtp(2, 7), ms(20.0))
+            .unwrap();
         assert_eq!(f.to, addr("10.0.0.2:6010"), "once B's source is learnt, B is sent to there");
         // A stranger on A's port (strict) is dropped, counted and remembered.
         assert!(s
-            .on_packet(Side::A, Component::Rtp, addr("192.0.2.9:1"), &rtp(3, 7), 40.0)
+            .on_packet(Side::A, Component::Rtp, addr("192.0.2.9:1"), &rtp(3, 7), ms(40.0))
             .is_none());
         assert_eq!(s.side(Side::A).dropped_wrong_source, 1);
         assert_eq!(s.side(Side::A).last_rejected_source, Some(addr("192.0.2.9:1")));
@@ -559,24 +582,29 @@ mod tests {
         s.set_peer(Side::B, addr("10.0.0.2:6000"), None, false, vec![]);
         let attacker = addr("10.0.0.66:4000");
         for seq in 0..50 {
-            assert!(s.on_packet(Side::A, Component::Rtp, attacker, &rtp(seq, 1), 0.0).is_none());
-            assert!(s.on_packet(Side::A, Component::Rtcp, attacker, &rtp(seq, 1), 0.0).is_none());
+            assert!(s
+                .on_packet(Side::A, Component::Rtp, attacker, &rtp(seq, 1), ms(0.0))
+                .is_none());
+            assert!(s
+                .on_packet(Side::A, Component::Rtcp, attacker, &rtp(seq, 1), ms(0.0))
+                .is_none());
         }
         assert_eq!(s.last_activity_ms(), None, "strangers' packets are not activity");
         // B's media goes to A's SDP address, not to the attacker.
-        let f =
-            s.on_packet(Side::B, Component::Rtp, addr("10.0.0.2:6000"), &rtp(1, 9), 10.0).unwrap();
+        let f = s
+            .on_packet(Side::B, Component::Rtp, addr("10.0.0.2:6000"), &rtp(1, 9), ms(10.0))
+            .unwrap();
         assert_eq!(f.to, addr("10.0.0.1:4000"));
         // The real peer is accepted.
         assert!(s
-            .on_packet(Side::A, Component::Rtp, addr("10.0.0.1:4000"), &rtp(1, 7), 20.0)
+            .on_packet(Side::A, Component::Rtp, addr("10.0.0.1:4000"), &rtp(1, 7), ms(20.0))
             .is_some());
         assert_eq!(s.side(Side::A).dropped_wrong_source, 100);
         assert_eq!(s.last_activity_ms(), Some(20.0));
         // A NAT'd source on a strict side is never learnt.
         for seq in 0..20 {
             assert!(s
-                .on_packet(Side::B, Component::Rtp, addr("10.0.0.2:6010"), &rtp(seq, 9), 5000.0)
+                .on_packet(Side::B, Component::Rtp, addr("10.0.0.2:6010"), &rtp(seq, 9), ms(5000.0))
                 .is_none());
         }
     }
@@ -589,23 +617,23 @@ mod tests {
         // Alternating strangers never reach LEARN_PACKETS consecutive packets.
         for seq in 0..40u16 {
             let from = if seq % 2 == 0 { addr("10.0.0.66:1") } else { addr("10.0.0.67:1") };
-            assert!(s.on_packet(Side::A, Component::Rtp, from, &rtp(seq, 1), 0.0).is_none());
+            assert!(s.on_packet(Side::A, Component::Rtp, from, &rtp(seq, 1), ms(0.0)).is_none());
         }
         // The peer sends from its NAT address: learnt.
         let nat = addr("198.51.100.1:30000");
         let mut t = 0.0;
         for seq in 0..LEARN_PACKETS as u16 {
-            s.on_packet(Side::A, Component::Rtp, nat, &rtp(seq, 7), t);
+            s.on_packet(Side::A, Component::Rtp, nat, &rtp(seq, 7), ms(t));
             t += 20.0;
         }
         assert_eq!(s.side(Side::A).peer.latched_rtp, Some(nat));
         // While the peer keeps sending, a stranger's burst is refused however long it is.
         for seq in 0..100u16 {
             assert!(s
-                .on_packet(Side::A, Component::Rtp, addr("10.0.0.66:1"), &rtp(seq, 1), t)
+                .on_packet(Side::A, Component::Rtp, addr("10.0.0.66:1"), &rtp(seq, 1), ms(t))
                 .is_none());
             if seq % 10 == 0 {
-                s.on_packet(Side::A, Component::Rtp, nat, &rtp(100 + seq, 7), t);
+                s.on_packet(Side::A, Component::Rtp, nat, &rtp(100 + seq, 7), ms(t));
                 t += 20.0;
             }
         }
@@ -614,7 +642,7 @@ mod tests {
         t += HANDOVER_SILENCE_MS;
         let moved = addr("198.51.100.1:30002");
         for seq in 0..LEARN_PACKETS as u16 {
-            s.on_packet(Side::A, Component::Rtp, moved, &rtp(300 + seq, 7), t);
+            s.on_packet(Side::A, Component::Rtp, moved, &rtp(300 + seq, 7), ms(t));
         }
         assert_eq!(s.side(Side::A).peer.latched_rtp, Some(moved));
     }
@@ -628,13 +656,13 @@ mod tests {
             0x81, 201, 0, 7, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
             0, 0, 0, 0, 0,
         ];
-        let f = s.on_packet(Side::A, Component::Rtcp, addr("10.0.0.1:4001"), &rr, 0.0).unwrap();
+        let f = s.on_packet(Side::A, Component::Rtcp, addr("10.0.0.1:4001"), &rr, ms(0.0)).unwrap();
         assert_eq!(
             f,
             Forward { side: Side::B, component: Component::Rtp, to: addr("10.0.0.2:6000") }
         );
         // RTCP muxed on B's RTP port goes to A's RTCP port (SDP RTP port + 1).
-        let f = s.on_packet(Side::B, Component::Rtp, addr("10.0.0.2:6000"), &rr, 0.0).unwrap();
+        let f = s.on_packet(Side::B, Component::Rtp, addr("10.0.0.2:6000"), &rr, ms(0.0)).unwrap();
         assert_eq!(
             f,
             Forward { side: Side::A, component: Component::Rtcp, to: addr("10.0.0.1:4001") }
@@ -649,14 +677,14 @@ mod tests {
         s.set_peer(Side::A, addr("10.0.0.1:4000"), None, false, vec![]);
         s.set_peer(Side::B, addr("10.0.0.2:6000"), None, false, vec![]);
         // A sends RTP (SSRC 7) and an SR; voicegw forwards both to B at t = 1000 ms.
-        s.on_packet(Side::A, Component::Rtp, addr("10.0.0.1:4000"), &rtp(1, 7), 990.0);
+        s.on_packet(Side::A, Component::Rtp, addr("10.0.0.1:4000"), &rtp(1, 7), ms(990.0));
         let mut sr = vec![0x80, 200, 0, 6];
         sr.extend_from_slice(&7u32.to_be_bytes());
         sr.extend_from_slice(&0x0001_1234u32.to_be_bytes());
         sr.extend_from_slice(&0x5678_0000u32.to_be_bytes());
         sr.extend_from_slice(&[0; 12]);
         assert!(s
-            .on_packet(Side::A, Component::Rtcp, addr("10.0.0.1:4001"), &sr, 1000.0)
+            .on_packet(Side::A, Component::Rtcp, addr("10.0.0.1:4001"), &sr, ms(1000.0))
             .is_some());
         // B reports on SSRC 7 with LSR = 0x1234_5678 and DLSR 0.5 s, arriving at t = 1540 ms:
         // RTT between voicegw and B = 1540 − 1000 − 500 = 40 ms.
@@ -668,7 +696,7 @@ mod tests {
         rr.extend_from_slice(&80u32.to_be_bytes());
         rr.extend_from_slice(&0x1234_5678u32.to_be_bytes());
         rr.extend_from_slice(&0x0000_8000u32.to_be_bytes());
-        s.on_packet(Side::B, Component::Rtcp, addr("10.0.0.2:6001"), &rr, 1540.0);
+        s.on_packet(Side::B, Component::Rtcp, addr("10.0.0.2:6001"), &rr, ms(1540.0));
         assert_eq!(s.side(Side::B).rtt_ms, Some(40.0));
         assert_eq!(s.side(Side::B).far_end_report, Some((3, 80)));
         assert_eq!(s.side(Side::A).rtt_ms, None);
@@ -685,19 +713,19 @@ mod tests {
                 Component::Rtp,
                 addr("10.0.0.1:4000"),
                 &rtp(i, 7),
-                f64::from(i) * 20.0,
+                ms(f64::from(i) * 20.0),
             );
         }
         // Nothing from B yet: an SR only towards B, on behalf of SSRC 7.
         let ntp = (0x0000_1234u64 << 32) | 0x5678_0000;
-        let out = s.poll_rtcp(10_000.0, ntp);
+        let out = s.poll_rtcp(ms(10_000.0), ntp);
         assert_eq!(out.len(), 1);
         let (side, comp, to, pkt) = &out[0];
         assert_eq!((*side, *comp, *to), (Side::B, Component::Rtcp, addr("10.0.0.2:6001")));
         let r = crate::rtcp::reports(pkt);
         assert_eq!((r[0].sender_ssrc, r[0].ntp_middle), (7, Some(0x1234_5678)));
         assert_eq!(pkt.len() % 4, 0);
-        assert!(s.poll_rtcp(12_000.0, ntp).is_empty(), "not again within the interval");
+        assert!(s.poll_rtcp(ms(12_000.0), ntp).is_empty(), "not again within the interval");
         // B's RR on SSRC 7 echoing our SR: the B leg's RTT.
         let mut rr = vec![0x81, 201, 0, 7];
         rr.extend_from_slice(&9u32.to_be_bytes());
@@ -705,7 +733,7 @@ mod tests {
         rr.extend_from_slice(&[0; 12]);
         rr.extend_from_slice(&0x1234_5678u32.to_be_bytes());
         rr.extend_from_slice(&0x0000_0000u32.to_be_bytes());
-        s.on_packet(Side::B, Component::Rtcp, addr("10.0.0.2:6001"), &rr, 10_030.0);
+        s.on_packet(Side::B, Component::Rtcp, addr("10.0.0.2:6001"), &rr, ms(10_030.0));
         assert_eq!(s.side(Side::B).rtt_ms, Some(30.0));
     }
 
@@ -732,7 +760,7 @@ mod tests {
         buf.resize(plain.len() + 24, 0);
         let n = customer.protect_rtp(&mut buf, plain.len()).unwrap();
         let (f, m) = s
-            .on_packet_mut(Side::A, Component::Rtp, addr("10.0.0.1:4000"), &mut buf, n, 0.0)
+            .on_packet_mut(Side::A, Component::Rtp, addr("10.0.0.1:4000"), &mut buf, n, ms(0.0))
             .unwrap();
         assert_eq!((f.side, &buf[..m]), (Side::B, &plain[..]));
         // The carrier's plain RTP reaches the customer encrypted with voicegw's key.
@@ -746,7 +774,7 @@ mod tests {
                 addr("10.0.0.2:6000"),
                 &mut buf,
                 back.len(),
-                0.0,
+                ms(0.0),
             )
             .unwrap();
         assert_eq!(f.side, Side::A);
@@ -759,7 +787,14 @@ mod tests {
         forged.extend_from_slice(&[0; 10]);
         let len = forged.len();
         assert!(s
-            .on_packet_mut(Side::A, Component::Rtp, addr("10.0.0.1:4000"), &mut forged, len, 20.0)
+            .on_packet_mut(
+                Side::A,
+                Component::Rtp,
+                addr("10.0.0.1:4000"),
+                &mut forged,
+                len,
+                ms(20.0)
+            )
             .is_none());
         assert_eq!(s.side(Side::A).srtp_failures, 1);
     }
@@ -769,11 +804,11 @@ mod tests {
         let mut s = Session::new();
         s.set_peer(Side::A, addr("10.0.0.1:4000"), None, false, vec![]);
         assert!(s
-            .on_packet(Side::A, Component::Rtp, addr("10.0.0.1:4000"), &rtp(1, 7), 0.0)
+            .on_packet(Side::A, Component::Rtp, addr("10.0.0.1:4000"), &rtp(1, 7), ms(0.0))
             .is_none());
         assert_eq!(s.side(Side::B).dropped_no_destination, 1);
         assert!(s
-            .on_packet(Side::A, Component::Rtp, addr("10.0.0.1:4000"), &[0x80, 1, 2], 0.0)
+            .on_packet(Side::A, Component::Rtp, addr("10.0.0.1:4000"), &[0x80, 1, 2], ms(0.0))
             .is_none());
         assert_eq!(s.side(Side::A).malformed, 1);
     }
