@@ -8,10 +8,14 @@
 //! - [`framing`]: message framing on stream transports (TCP/TLS) by Content-Length.
 //! - [`transaction`]: the four RFC 3261 §17 transaction machines and their matching rules.
 //! - [`dialog`]: dialog state (RFC 3261 §12).
-//! - [`b2bua`]: a back-to-back user agent that relays calls between an inbound and an outbound leg.
+//! - [`endpoint`]: the SIP endpoint every application sits on (transactions, dialogs, timers,
+//!   the ordered output queue) and the [`endpoint::Application`] trait.
+//! - [`b2bua`]: the first application, a back-to-back user agent that relays calls between an
+//!   inbound and an outbound leg.
 
 pub mod b2bua;
 pub mod dialog;
+pub mod endpoint;
 pub mod framing;
 pub mod message;
 pub mod transaction;

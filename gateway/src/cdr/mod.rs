@@ -2,7 +2,7 @@
 //! the core's call events, appended to a durable spool before the call's last messages leave,
 //! and uploaded from the spool to the store (a local directory or S3).
 //!
-//! - [`record`]: the record, its key and derived fields.
+//! - [`connector::cdr_record`]: the record, its key and derived fields.
 //! - [`spool`]: the fsync'ed segment log.
 //! - [`store`]: local directory and S3.
 //! - [`uploader`]: spool → store with retry and backoff.

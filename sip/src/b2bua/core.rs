@@ -1,20 +1,18 @@
-use crate::Instant;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 
 use super::anchor::{Anchor, NoAnchor};
-use super::build::{bad_request_for, response_to};
+use super::build::response_to;
 use super::call::{Call, Side};
 use super::router::{Direction, RejectCause, Router};
-use crate::message::{parse_message, HeaderName, Message, Method, ParseLimits, Request, Response};
-use crate::transaction::{Incoming, Layer, ServerKey, TimerConfig, TxEvent};
-use crate::{Peer, Transport};
+use crate::endpoint::{self, Application, Endpoint, EndpointConfig, EndpointStats, Stack};
+use crate::message::{HeaderName, Method, ParseLimits, Request, Response};
+use crate::transaction::{ClientKey, ServerKey, TimerConfig};
+use crate::{Instant, Peer, Transport};
 
-/// Static settings of the core.
+/// Static settings of the B2BUA and its endpoint.
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
     pub timers: TimerConfig,
@@ -28,21 +26,31 @@ pub struct CoreConfig {
     /// Most server transactions at once for requests outside a dialog (twice as many for
     /// in-dialog ones); further requests get a stateless 503 with `Retry-After`.
     pub max_transactions: usize,
-    /// Seed of the cryptographic generator (ChaCha) behind tags, branches, Call-IDs and
-    /// TransactionIds (RFC 3261 §19.3 asks for unguessable ones): from the OS in the gateway, a
-    /// fixed one in tests.
+    /// Seed of the endpoint's cryptographic generator ([`EndpointConfig::seed`]).
     pub seed: [u8; 32],
 }
 
-/// What the core wants done, in the order it must be done: `U` is the anchor's media update
+impl CoreConfig {
+    /// The endpoint's part.
+    pub fn endpoint(&self) -> EndpointConfig {
+        EndpointConfig {
+            timers: self.timers,
+            limits: self.limits,
+            local: self.local.clone(),
+            user_agent: self.user_agent.clone(),
+            max_transactions: self.max_transactions,
+            seed: self.seed,
+        }
+    }
+}
+
+/// What the B2BUA wants done, in order: `U` is the anchor's media update
 /// ([`Anchor::Update`](super::Anchor::Update)), which comes out before the message carrying
 /// the SDP it was made for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Output<U = std::convert::Infallible> {
-    Transmit { peer: Peer, bytes: Bytes },
-    Event(CallEvent),
-    Media(U),
-}
+pub type Output<U = std::convert::Infallible> = endpoint::Output<CallEvent, U>;
+
+/// Counters kept by the endpoint the B2BUA sits on.
+pub type CoreStats = EndpointStats;
 
 /// Call lifecycle events, for logs, metrics and (later) call detail records.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,19 +107,6 @@ pub enum CallEvent {
     ResponseSent { call: u64, status: u16 },
 }
 
-/// Counters kept by the core.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CoreStats {
-    /// Requests answered 400 because they did not parse.
-    pub bad_requests: u64,
-    /// Malformed or unmatched messages dropped.
-    pub dropped: u64,
-    /// Requests refused with 503 because the transaction table was full.
-    pub overloaded: u64,
-    /// Responses sent or relayed by status class (index 1–6).
-    pub responses_sent: [u64; 7],
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Purpose {
     Invite,
@@ -122,76 +117,186 @@ pub(crate) enum Purpose {
     Discard,
 }
 
+/// What one of the B2BUA's client transactions is for (the call, and which request).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Owner {
+pub struct Owner {
     pub(crate) call: u64,
     pub(crate) purpose: Purpose,
 }
 
-/// The B2BUA core. See the module docs.
-pub struct B2bua<R: Router, M: Anchor = NoAnchor> {
-    pub(crate) cfg: CoreConfig,
+/// The B2BUA application: its calls, and what it consults (the router) and drives (the media
+/// anchor). See the module docs.
+pub struct App<R: Router, M: Anchor = NoAnchor> {
     pub(crate) router: R,
     pub(crate) anchor: M,
-    pub(crate) layer: Layer<Owner>,
+    /// Most calls at once.
+    pub(crate) max_calls: usize,
     pub(crate) calls: HashMap<u64, Call>,
-    /// (Call-ID, our tag) → (call, leg)
-    pub(crate) dialogs: HashMap<(String, String), (u64, Side)>,
     pub(crate) invites: HashMap<ServerKey, u64>,
     pub(crate) next_call: u64,
-    pub(crate) rng: StdRng,
-    /// What the core wants done, in order (transmits are moved here from the transaction
-    /// layer, and updates from the anchor, whenever something is appended).
-    pub(crate) out: VecDeque<Output<M::Update>>,
     pub(crate) draining: bool,
     /// Why new calls are refused for now (503 with Retry-After), when they are.
     pub(crate) refusing: Option<&'static str>,
-    pub(crate) stats: CoreStats,
 }
 
-impl<R: Router> B2bua<R, NoAnchor> {
-    /// A core that relays SDP untouched.
+/// A B2BUA: the SIP endpoint with the B2BUA application on top.
+pub type B2bua<R, M = NoAnchor> = Stack<App<R, M>>;
+
+/// The B2BUA at work on one input: the application and the endpoint it was lent.
+pub(crate) struct Cx<'a, R: Router, M: Anchor> {
+    pub(crate) ep: &'a mut Endpoint<App<R, M>>,
+    pub(crate) app: &'a mut App<R, M>,
+}
+
+impl<R: Router> Stack<App<R, NoAnchor>> {
+    /// A B2BUA that relays SDP untouched.
     pub fn new(cfg: CoreConfig, router: R) -> Self {
-        B2bua::with_anchor(cfg, router, NoAnchor)
+        Stack::with_anchor(cfg, router, NoAnchor)
     }
 }
 
-impl<R: Router, M: Anchor> B2bua<R, M> {
-    /// A core that anchors media through `anchor`.
+impl<R: Router, M: Anchor> Stack<App<R, M>> {
+    /// A B2BUA that anchors media through `anchor`.
     pub fn with_anchor(cfg: CoreConfig, router: R, anchor: M) -> Self {
-        B2bua {
-            anchor,
-            layer: {
-                let mut l = Layer::new(cfg.timers);
-                l.set_max_server(cfg.max_transactions);
-                l
-            },
-            rng: StdRng::from_seed(cfg.seed),
-            cfg,
+        let app = App {
             router,
+            anchor,
+            max_calls: cfg.max_calls,
             calls: HashMap::new(),
-            dialogs: HashMap::new(),
             invites: HashMap::new(),
             next_call: 0,
-            out: VecDeque::new(),
             draining: false,
             refusing: None,
-            stats: CoreStats::default(),
-        }
+        };
+        Stack::of(cfg.endpoint(), app)
+    }
+
+    pub(crate) fn cx(&mut self) -> Cx<'_, R, M> {
+        let (ep, app) = self.split();
+        Cx { ep, app }
     }
 
     pub fn router_mut(&mut self) -> &mut R {
-        &mut self.router
+        &mut self.app_mut().router
     }
 
     pub fn anchor(&self) -> &M {
-        &self.anchor
+        &self.app().anchor
     }
 
     pub fn anchor_mut(&mut self) -> &mut M {
-        &mut self.anchor
+        &mut self.app_mut().anchor
     }
 
+    /// Whether call `id` was answered and is still up.
+    pub fn is_answered(&self, id: u64) -> bool {
+        self.app().calls.get(&id).is_some_and(|c| c.answered_at.is_some())
+    }
+
+    /// Calls in progress.
+    pub fn active_calls(&self) -> usize {
+        self.app().calls.len()
+    }
+
+    /// Live transactions (client, server).
+    pub fn transactions(&self) -> (usize, usize) {
+        self.endpoint().transactions()
+    }
+
+    pub fn stats(&self) -> &CoreStats {
+        self.endpoint().stats()
+    }
+
+    /// Stops accepting new calls (503); calls and transactions in progress go on.
+    pub fn drain(&mut self) {
+        self.app_mut().draining = true;
+    }
+
+    /// Refuses new calls with `503` (`Warning` `why`, Retry-After 5) until called with `None`;
+    /// calls and transactions in progress go on. For conditions that pass (the gateway cannot
+    /// record calls, for example), unlike [`B2bua::drain`].
+    pub fn refuse_new_calls(&mut self, why: Option<&'static str>) {
+        self.app_mut().refusing = why;
+    }
+
+    /// True when no call is up and no transaction still waits for a response or an ACK
+    /// (transactions that only absorb retransmissions do not count).
+    pub fn is_idle(&self) -> bool {
+        self.app().calls.is_empty() && self.endpoint().in_flight() == 0
+    }
+
+    /// Hangs up call `id` on both legs (media inactivity, an operator); false if it is not up.
+    pub fn hang_up(&mut self, id: u64, reason: &str, now: Instant) -> bool {
+        self.cx().hang_up(id, reason, now)
+    }
+
+    /// The BYEs that would end call `id` on each confirmed leg, for a crash-recovery journal.
+    pub fn recovery_byes(&self, id: u64) -> Vec<(Peer, Request)> {
+        super::in_dialog::recovery_byes(self.app(), id)
+    }
+
+    /// Sends a BYE journaled by an earlier process (crash recovery).
+    pub fn send_recovery_bye(&mut self, peer: Peer, bye: Request, now: Instant) {
+        self.cx().send_recovery_bye(peer, bye, now)
+    }
+}
+
+impl<R: Router, M: Anchor> Application for App<R, M> {
+    type Owner = Owner;
+    type Dialog = (u64, Side);
+    type Event = CallEvent;
+    type Update = M::Update;
+
+    fn on_request(
+        &mut self,
+        ep: &mut Endpoint<Self>,
+        key: ServerKey,
+        request: Request,
+        peer: Peer,
+        now: Instant,
+    ) {
+        Cx { ep, app: self }.on_new_request(key, request, peer, now)
+    }
+
+    fn on_ack(&mut self, ep: &mut Endpoint<Self>, request: Request, peer: Peer, now: Instant) {
+        Cx { ep, app: self }.on_ack(request, peer, now)
+    }
+
+    fn on_response(
+        &mut self,
+        ep: &mut Endpoint<Self>,
+        key: ClientKey,
+        response: Response,
+        owner: Owner,
+        now: Instant,
+    ) {
+        Cx { ep, app: self }.on_response(key, response, owner, now)
+    }
+
+    fn on_stray_response(&mut self, ep: &mut Endpoint<Self>, response: Response, _now: Instant) {
+        Cx { ep, app: self }.on_stray_response(response)
+    }
+
+    fn on_client_timeout(
+        &mut self,
+        ep: &mut Endpoint<Self>,
+        key: ClientKey,
+        owner: Owner,
+        now: Instant,
+    ) {
+        Cx { ep, app: self }.on_client_timeout(key, owner, now)
+    }
+
+    fn on_no_ack(&mut self, ep: &mut Endpoint<Self>, key: ServerKey, now: Instant) {
+        Cx { ep, app: self }.on_no_ack(key, now)
+    }
+
+    fn flush(&mut self, ep: &mut Endpoint<Self>) {
+        Cx { ep, app: self }.collect_output()
+    }
+}
+
+impl<R: Router, M: Anchor> Cx<'_, R, M> {
     /// Passes a body from the leg on `from` through the anchor (SDP rewriting).
     pub(crate) fn media_body(
         &mut self,
@@ -204,141 +309,10 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
             return Ok(());
         }
         let ct = headers.get(&HeaderName::ContentType).unwrap_or("").to_string();
-        let rewritten = self.anchor.rewrite(call, from, &ct, body);
+        let rewritten = self.app.anchor.rewrite(call, from, &ct, body);
         self.collect_output();
         *body = rewritten?;
         Ok(())
-    }
-
-    /// Whether call `id` was answered and is still up.
-    pub fn is_answered(&self, id: u64) -> bool {
-        self.calls.get(&id).is_some_and(|c| c.answered_at.is_some())
-    }
-
-    /// Calls in progress.
-    pub fn active_calls(&self) -> usize {
-        self.calls.len()
-    }
-
-    /// Live transactions (client, server).
-    pub fn transactions(&self) -> (usize, usize) {
-        self.layer.counts()
-    }
-
-    pub fn stats(&self) -> &CoreStats {
-        &self.stats
-    }
-
-    /// Stops accepting new calls (503); calls and transactions in progress go on.
-    pub fn drain(&mut self) {
-        self.draining = true;
-    }
-
-    /// Refuses new calls with `503` (`Warning` `why`, Retry-After 5) until called with `None`;
-    /// calls and transactions in progress go on. For conditions that pass (the gateway cannot
-    /// record calls, for example), unlike [`B2bua::drain`].
-    pub fn refuse_new_calls(&mut self, why: Option<&'static str>) {
-        self.refusing = why;
-    }
-
-    /// True when no call is up and no transaction still waits for a response or an ACK
-    /// (transactions that only absorb retransmissions do not count).
-    pub fn is_idle(&self) -> bool {
-        self.calls.is_empty() && self.layer.in_flight() == 0
-    }
-
-    /// Handles one datagram or framed stream message from `peer`.
-    pub fn handle_bytes(&mut self, bytes: &[u8], peer: Peer, now: Instant) {
-        match parse_message(bytes, &self.cfg.limits) {
-            Ok(Message::Request(r)) => self.handle_request(r, peer, now),
-            Ok(Message::Response(r)) => self.handle_response(r, now),
-            Err(e) => {
-                if let Some(resp) = bad_request_for(bytes, &e.to_string()) {
-                    self.stats.bad_requests += 1;
-                    tracing::debug!(%peer, error = %e, "malformed request answered 400");
-                    self.send_stateless(peer, &resp);
-                } else {
-                    self.stats.dropped += 1;
-                    tracing::debug!(%peer, error = %e, "malformed message dropped");
-                }
-            }
-        }
-    }
-
-    fn handle_request(&mut self, req: Request, peer: Peer, now: Instant) {
-        // Requests missing the transaction-identifying headers cannot be answered statefully.
-        if req.top_via().is_err()
-            || req.cseq().is_err()
-            || req.call_id().is_err()
-            || req.from().is_err()
-            || req.to().is_err()
-        {
-            let reason = [
-                req.top_via().err(),
-                req.cseq().err(),
-                req.call_id().err(),
-                req.from().err(),
-                req.to().err(),
-            ]
-            .into_iter()
-            .flatten()
-            .next()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-            if let Some(resp) = bad_request_for(&req.to_bytes(), &reason) {
-                self.stats.bad_requests += 1;
-                self.send_stateless(peer, &resp);
-            } else {
-                self.stats.dropped += 1;
-            }
-            return;
-        }
-        if let Ok(cseq) = req.cseq() {
-            if cseq.method != req.method && req.method != Method::Ack {
-                self.stats.bad_requests += 1;
-                let mut resp = response_to(&req, 400, None);
-                resp.headers.push(
-                    HeaderName::Warning,
-                    "399 voicegw \"CSeq method does not match the request method\"",
-                );
-                self.send_stateless(peer, &resp);
-                return;
-            }
-        }
-        match self.layer.on_request(req, peer, now) {
-            Ok(Incoming::Request { key, request, peer }) => {
-                self.on_new_request(key, request, peer, now)
-            }
-            Ok(Incoming::Ack { request, peer }) => self.on_ack(request, peer, now),
-            Ok(Incoming::Overloaded { request, peer }) => {
-                self.stats.overloaded += 1;
-                let mut resp = response_to(&request, 503, None);
-                resp.headers.push(HeaderName::RetryAfter, "5");
-                resp.headers.push(HeaderName::Warning, "399 voicegw \"too many transactions\"");
-                self.send_stateless(peer, &resp);
-            }
-            Ok(_) => {}
-            Err(e) => {
-                self.stats.dropped += 1;
-                tracing::debug!(%peer, error = %e, "request dropped");
-            }
-        }
-        self.pump(now);
-    }
-
-    fn handle_response(&mut self, resp: Response, now: Instant) {
-        match self.layer.on_response(resp, now) {
-            Ok(Incoming::Response { key, response, owner }) => {
-                self.on_response(key, response, owner, now)
-            }
-            Ok(Incoming::Stray(r)) => self.on_stray_response(r),
-            Ok(_) => {}
-            Err(e) => {
-                self.stats.dropped += 1;
-                tracing::debug!(error = %e, "response dropped");
-            }
-        }
-        self.pump(now);
     }
 
     fn on_new_request(&mut self, key: ServerKey, req: Request, peer: Peer, now: Instant) {
@@ -348,9 +322,9 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
             _ if has_to_tag => self.on_in_dialog(key, req, peer, now),
             Method::Invite => self.on_invite(key, req, peer, now),
             Method::Options => {
-                self.router.options(&req, &peer, now);
+                self.app.router.options(&req, &peer, now);
                 let mut resp =
-                    response_to(&req, 200, Some(&super::build::random_token(&mut self.rng, 10)));
+                    response_to(&req, 200, Some(&super::build::random_token(&mut self.ep.rng, 10)));
                 self.capabilities(&mut resp);
                 self.respond(&key, &resp, now);
             }
@@ -369,12 +343,12 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         resp.headers.push(HeaderName::Allow, "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO");
         resp.headers.push(HeaderName::Accept, "application/sdp");
         resp.headers.push(HeaderName::Supported, "timer");
-        resp.headers.push(HeaderName::Server, self.cfg.user_agent.clone());
+        resp.headers.push(HeaderName::Server, self.ep.cfg.user_agent.clone());
     }
 
     /// Sends a response through server transaction `key`, counting it.
     pub(crate) fn respond(&mut self, key: &ServerKey, resp: &Response, now: Instant) -> bool {
-        let call = self.invites.get(key).copied();
+        let call = self.app.invites.get(key).copied();
         self.respond_for(call, key, resp, now)
     }
 
@@ -388,9 +362,9 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         resp: &Response,
         now: Instant,
     ) -> bool {
-        let sent = self.layer.respond(key, resp, now);
+        let sent = self.ep.layer.respond(key, resp, now);
         if sent {
-            self.stats.responses_sent[(resp.status / 100) as usize % 7] += 1;
+            self.ep.stats.responses_sent[(resp.status / 100) as usize % 7] += 1;
             if let Some(call) = call {
                 self.emit(CallEvent::ResponseSent { call, status: resp.status });
             }
@@ -398,67 +372,30 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         sent
     }
 
-    /// Sends a response without a transaction (malformed requests).
-    pub(crate) fn send_stateless(&mut self, peer: Peer, resp: &Response) {
-        self.stats.responses_sent[(resp.status / 100) as usize % 7] += 1;
-        self.layer.send_raw(peer, resp.to_bytes());
-    }
-
     pub(crate) fn local_addr(&self, transport: Transport) -> SocketAddr {
-        local_for(&self.cfg, transport)
-    }
-
-    /// Fires due timers.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        self.layer.handle_timeout(now);
-        self.pump(now);
-    }
-
-    /// Processes transaction events raised by the layer.
-    fn pump(&mut self, now: Instant) {
-        while let Some(ev) = self.layer.poll_event() {
-            match ev {
-                TxEvent::Timeout { key, owner } => self.on_client_timeout(key, owner, now),
-                TxEvent::NoAck { key } => self.on_no_ack(key, now),
-            }
-        }
-    }
-
-    /// The driver could not reach `peer` (connection refused, TLS failure…).
-    pub fn transport_error(&mut self, peer: Peer, now: Instant) {
-        self.layer.transport_error(peer);
-        self.pump(now);
-    }
-
-    pub fn poll_output(&mut self) -> Option<Output<M::Update>> {
-        self.collect_output();
-        self.out.pop_front()
+        self.ep.local_addr(transport)
     }
 
     /// Moves what the transaction layer and the anchor produced so far into the output queue,
     /// in that order (the layer's messages were made before the anchor was last called).
     pub(crate) fn collect_output(&mut self) {
-        while let Some((peer, bytes)) = self.layer.poll_transmit() {
-            self.out.push_back(Output::Transmit { peer, bytes });
+        while let Some((peer, bytes)) = self.ep.layer.poll_transmit() {
+            self.ep.out.push_back(Output::Transmit { peer, bytes });
         }
-        while let Some(u) = self.anchor.poll_update() {
-            self.out.push_back(Output::Media(u));
+        while let Some(u) = self.app.anchor.poll_update() {
+            self.ep.out.push_back(Output::Media(u));
         }
     }
 
     /// Appends a call event after everything produced before it.
     pub(crate) fn emit(&mut self, ev: CallEvent) {
         self.collect_output();
-        self.out.push_back(Output::Event(ev));
-    }
-
-    pub fn poll_timeout(&mut self) -> Option<Instant> {
-        self.layer.poll_timeout()
+        self.ep.out.push_back(Output::Event(ev));
     }
 
     /// Removes a call and its dialogs, and reports it ended.
     pub(crate) fn end_call(&mut self, id: u64, status: u16, reason: &str, now: Instant) {
-        let Some(mut call) = self.calls.remove(&id) else { return };
+        let Some(mut call) = self.app.calls.remove(&id) else { return };
         // Requests still relayed to the other leg (a re-INVITE, INFO, UPDATE…) would leave
         // their server transactions unanswered and never freed: the dialog is gone, so a
         // re-INVITE gets 487 and anything else 481.
@@ -467,21 +404,13 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
             let resp = response_to(&relay.request, status, None);
             self.respond_for(None, &relay.server_key, &resp, now);
         }
-        self.dialogs
+        self.ep
+            .dialogs
             .remove(&(call.a_invite.call_id().unwrap_or_default().to_string(), call.a_tag.clone()));
-        self.dialogs.remove(&(call.b_call_id.clone(), call.b_tag.clone()));
-        self.invites.remove(&call.a_invite_key);
-        self.anchor.close(id);
+        self.ep.dialogs.remove(&(call.b_call_id.clone(), call.b_tag.clone()));
+        self.app.invites.remove(&call.a_invite_key);
+        self.app.anchor.close(id);
         self.collect_output();
         self.emit(CallEvent::Ended { call: id, status, reason: reason.to_string() });
     }
-}
-
-/// The address advertised for `transport` (falling back to the UDP one).
-pub(crate) fn local_for(cfg: &CoreConfig, transport: Transport) -> SocketAddr {
-    cfg.local
-        .get(&transport)
-        .or_else(|| cfg.local.get(&Transport::Udp))
-        .copied()
-        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], transport.default_port())))
 }

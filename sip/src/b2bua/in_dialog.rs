@@ -7,7 +7,7 @@ use super::build::{
     copy_request_content, copy_response_content, new_branch, our_contact, our_via, response_to,
 };
 use super::call::{CallState, PendingAck, Relay, Side};
-use super::core::{local_for, B2bua, Owner, Purpose};
+use super::core::{App, Cx, Owner, Purpose};
 use super::router::Router;
 use crate::message::{HeaderName, Method, Request, Response};
 use crate::transaction::{ClientKey, ServerKey};
@@ -20,11 +20,11 @@ fn is_target_refresh(m: &Method) -> bool {
     )
 }
 
-impl<R: Router, M: Anchor> B2bua<R, M> {
+impl<R: Router, M: Anchor> Cx<'_, R, M> {
     fn find_dialog(&self, req: &Request) -> Option<(u64, Side)> {
         let call_id = req.call_id().ok()?.to_string();
         let tag = req.to().ok()?.tag()?.to_string();
-        self.dialogs.get(&(call_id, tag)).copied()
+        self.ep.dialogs.get(&(call_id, tag)).copied()
     }
 
     pub(crate) fn on_in_dialog(&mut self, key: ServerKey, req: Request, _peer: Peer, now: Instant) {
@@ -32,7 +32,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
             self.respond(&key, &response_to(&req, 481, None), now);
             return;
         };
-        let Some(call) = self.calls.get_mut(&id) else {
+        let Some(call) = self.app.calls.get_mut(&id) else {
             self.respond(&key, &response_to(&req, 481, None), now);
             return;
         };
@@ -61,7 +61,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         {
             self.ack_b(id, None);
         }
-        let Some(call) = self.calls.get_mut(&id) else { return };
+        let Some(call) = self.app.calls.get_mut(&id) else { return };
         let Some(origin) = call.dialog_mut(side) else { return };
         if !origin.accept_remote_seq(&req) {
             let mut r = response_to(&req, 500, None);
@@ -77,12 +77,12 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
             return;
         }
         let peer = call.peer(other);
-        let local = local_for(&self.cfg, peer.transport);
+        let local = self.ep.local_addr(peer.transport);
         let Some(d) = call.dialog_mut(other) else { return };
         let mut out = d.request(req.method.clone(), None);
         out.headers.push_front(
             HeaderName::Via,
-            our_via(peer.transport, local, &new_branch(&mut self.rng)),
+            our_via(peer.transport, local, &new_branch(&mut self.ep.rng)),
         );
         if is_target_refresh(&req.method) {
             out.headers.push(HeaderName::Contact, our_contact(peer.transport, local));
@@ -103,9 +103,9 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         }
         out.body = body;
         let purpose = Purpose::Relay;
-        match self.layer.send_request(out, peer, Owner { call: id, purpose }, now) {
+        match self.ep.layer.send_request(out, peer, Owner { call: id, purpose }, now) {
             Ok(ck) => {
-                if let Some(call) = self.calls.get_mut(&id) {
+                if let Some(call) = self.app.calls.get_mut(&id) {
                     call.relays.insert(ck, Relay { origin: side, server_key: key, request: req });
                 }
             }
@@ -125,7 +125,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         resp: Response,
         now: Instant,
     ) {
-        let Some(call) = self.calls.get_mut(&id) else { return };
+        let Some(call) = self.app.calls.get_mut(&id) else { return };
         let final_resp = !resp.is_provisional();
         let Some(relay) =
             (if final_resp { call.relays.remove(&key) } else { None }).or_else(|| {
@@ -153,14 +153,14 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
             let origin_peer = call.peer(relay.origin);
             out.headers.push(
                 HeaderName::Contact,
-                our_contact(origin_peer.transport, local_for(&self.cfg, origin_peer.transport)),
+                our_contact(origin_peer.transport, self.ep.local_addr(origin_peer.transport)),
             );
             if let Some(d) = call.dialog_mut(relay.origin.other()) {
                 d.refresh_target(resp.contact().and_then(Result::ok));
             }
         }
         if method == Method::Invite && resp.is_success() {
-            let other_cseq = key_cseq(&self.layer, &key).unwrap_or(0);
+            let other_cseq = key_cseq(&self.ep.layer, &key).unwrap_or(0);
             call.pending_ack = Some(PendingAck {
                 origin: relay.origin,
                 server_key: relay.server_key.clone(),
@@ -182,7 +182,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
     /// An ACK outside any transaction: for our 2xx to the caller, or for a relayed re-INVITE.
     pub(crate) fn on_ack(&mut self, req: Request, _peer: Peer, now: Instant) {
         let Some((id, side)) = self.find_dialog(&req) else { return };
-        let Some(call) = self.calls.get_mut(&id) else { return };
+        let Some(call) = self.app.calls.get_mut(&id) else { return };
         let seq = req.cseq().map(|c| c.seq).unwrap_or(0);
         if side == Side::A
             && call.state == CallState::Answered
@@ -190,19 +190,19 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         {
             call.state = CallState::Confirmed;
             let key = call.a_invite_key.clone();
-            self.layer.ack_received(&key, now);
+            self.ep.layer.ack_received(&key, now);
             self.ack_b(id, Some(&req));
             return;
         }
         let Some(p) = call.pending_ack.take_if(|p| p.origin == side) else { return };
-        self.layer.ack_received(&p.server_key, now);
+        self.ep.layer.ack_received(&p.server_key, now);
         let peer = call.peer(side.other());
-        let local = local_for(&self.cfg, peer.transport);
+        let local = self.ep.local_addr(peer.transport);
         let Some(d) = call.dialog_mut(side.other()) else { return };
         let mut ack = d.request(Method::Ack, Some(p.other_cseq));
         ack.headers.push_front(
             HeaderName::Via,
-            our_via(peer.transport, local, &new_branch(&mut self.rng)),
+            our_via(peer.transport, local, &new_branch(&mut self.ep.rng)),
         );
         copy_request_content(&req, &mut ack, call.trusts(side));
         let mut body = std::mem::take(&mut ack.body);
@@ -211,13 +211,13 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
             body = req.body.clone();
         }
         ack.body = body;
-        self.layer.send_raw(peer, ack.to_bytes());
+        self.ep.layer.send_raw(peer, ack.to_bytes());
     }
 
     /// voicegw ends a call itself (media inactivity, operator): BYE to both legs once answered,
     /// 487 to the caller and CANCEL to the callee before. Returns false for an unknown call.
-    pub fn hang_up(&mut self, id: u64, reason: &str, now: Instant) -> bool {
-        let Some(call) = self.calls.get(&id) else { return false };
+    pub(crate) fn hang_up(&mut self, id: u64, reason: &str, now: Instant) -> bool {
+        let Some(call) = self.app.calls.get(&id) else { return false };
         tracing::info!(call = id, reason, "hanging up");
         match call.state {
             CallState::Proceeding => self.cancel_call(id, now),
@@ -231,67 +231,70 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         true
     }
 
-    /// The BYEs that would end call `id`'s answered legs (without a Via: one is added when
-    /// sent), for the gateway to journal, so that a restart after a crash can end both legs of
-    /// the calls it cut ([`B2bua::send_recovery_bye`]). The CSeq is set 1000 above the
-    /// dialog's, so in-dialog requests sent after the journal was written do not make the BYE
-    /// look old. Stream legs are addressed to their remote target (the old connection is gone).
-    pub fn recovery_byes(&self, id: u64) -> Vec<(Peer, Request)> {
-        let Some(call) = self.calls.get(&id) else { return Vec::new() };
-        let mut out = Vec::new();
-        for (side, dialog) in [(Side::A, &call.a_dialog), (Side::B, &call.b_dialog)] {
-            let Some(mut d) = dialog.clone() else { continue };
-            d.local_seq = d.local_seq.saturating_add(999);
-            let mut bye = d.request(Method::Bye, None);
-            bye.headers
-                .push(HeaderName::parse("Reason"), "SIP;cause=200;text=\"voicegw restarted\"");
-            let peer = call.peer(side);
-            let peer = if peer.transport.is_reliable() {
-                let uri = &d.remote_target;
-                let host = uri.host.trim_start_matches('[').trim_end_matches(']');
-                let Ok(ip) = host.parse::<std::net::IpAddr>() else { continue };
-                let port = uri.port.unwrap_or(peer.transport.default_port());
-                Peer::new(peer.transport, std::net::SocketAddr::new(ip, port))
-            } else {
-                Peer::new(peer.transport, peer.addr)
-            };
-            out.push((peer, bye));
-        }
-        out
-    }
-
     /// Sends a BYE that [`B2bua::recovery_byes`] made in an earlier run of the process; its
     /// response (or timeout) ends nothing here.
-    pub fn send_recovery_bye(&mut self, peer: Peer, mut bye: Request, now: Instant) {
-        let local = local_for(&self.cfg, peer.transport);
+    pub(crate) fn send_recovery_bye(&mut self, peer: Peer, mut bye: Request, now: Instant) {
+        let local = self.ep.local_addr(peer.transport);
         bye.headers.push_front(
             HeaderName::Via,
-            our_via(peer.transport, local, &new_branch(&mut self.rng)),
+            our_via(peer.transport, local, &new_branch(&mut self.ep.rng)),
         );
         let owner = Owner { call: 0, purpose: Purpose::Discard };
-        if let Err(e) = self.layer.send_request(bye, peer, owner, now) {
+        if let Err(e) = self.ep.layer.send_request(bye, peer, owner, now) {
             tracing::warn!(error = %e, %peer, "recovery BYE not sent");
         }
     }
 
     /// voicegw hangs up one leg itself.
     pub(crate) fn send_bye(&mut self, id: u64, side: Side, now: Instant) {
-        let Some(call) = self.calls.get_mut(&id) else { return };
+        let Some(call) = self.app.calls.get_mut(&id) else { return };
         let peer = call.peer(side);
-        let local = local_for(&self.cfg, peer.transport);
+        let local = self.ep.local_addr(peer.transport);
         let Some(d) = call.dialog_mut(side) else { return };
         let mut bye = d.request(Method::Bye, None);
         bye.headers.push_front(
             HeaderName::Via,
-            our_via(peer.transport, local, &new_branch(&mut self.rng)),
+            our_via(peer.transport, local, &new_branch(&mut self.ep.rng)),
         );
         bye.headers.push(HeaderName::parse("Reason"), "SIP;cause=200;text=\"voicegw hung up\"");
         call.state = CallState::Terminating;
         call.own_byes += 1;
-        let _ = self.layer.send_request(bye, peer, Owner { call: id, purpose: Purpose::Bye }, now);
+        let _ =
+            self.ep.layer.send_request(bye, peer, Owner { call: id, purpose: Purpose::Bye }, now);
     }
 }
 
 fn key_cseq(layer: &crate::transaction::Layer<Owner>, key: &ClientKey) -> Option<u32> {
     layer.client_request(key).and_then(|(r, _)| r.cseq().ok()).map(|c| c.seq)
+}
+
+/// The BYEs that would end call `id`'s answered legs (without a Via: one is added when
+/// sent), for the gateway to journal, so that a restart after a crash can end both legs of
+/// the calls it cut ([`B2bua::send_recovery_bye`]). The CSeq is set 1000 above the
+/// dialog's, so in-dialog requests sent after the journal was written do not make the BYE
+/// look old. Stream legs are addressed to their remote target (the old connection is gone).
+pub(crate) fn recovery_byes<R: Router, M: Anchor>(
+    app: &App<R, M>,
+    id: u64,
+) -> Vec<(Peer, Request)> {
+    let Some(call) = app.calls.get(&id) else { return Vec::new() };
+    let mut out = Vec::new();
+    for (side, dialog) in [(Side::A, &call.a_dialog), (Side::B, &call.b_dialog)] {
+        let Some(mut d) = dialog.clone() else { continue };
+        d.local_seq = d.local_seq.saturating_add(999);
+        let mut bye = d.request(Method::Bye, None);
+        bye.headers.push(HeaderName::parse("Reason"), "SIP;cause=200;text=\"voicegw restarted\"");
+        let peer = call.peer(side);
+        let peer = if peer.transport.is_reliable() {
+            let uri = &d.remote_target;
+            let host = uri.host.trim_start_matches('[').trim_end_matches(']');
+            let Ok(ip) = host.parse::<std::net::IpAddr>() else { continue };
+            let port = uri.port.unwrap_or(peer.transport.default_port());
+            Peer::new(peer.transport, std::net::SocketAddr::new(ip, port))
+        } else {
+            Peer::new(peer.transport, peer.addr)
+        };
+        out.push((peer, bye));
+    }
+    out
 }

@@ -9,19 +9,19 @@ use super::build::{
     response_to, uuid_v4,
 };
 use super::call::{Call, CallState, Side};
-use super::core::{local_for, B2bua, CallEvent, Owner, Purpose};
+use super::core::{CallEvent, Cx, Owner, Purpose};
 use super::router::{Reject, Router, Target, Verdict};
 use crate::dialog::Dialog;
 use crate::message::{HeaderName, Method, NameAddr, Request, Response, Uri};
 use crate::transaction::{ClientKey, ServerKey};
 use crate::Peer;
 
-impl<R: Router, M: Anchor> B2bua<R, M> {
+impl<R: Router, M: Anchor> Cx<'_, R, M> {
     pub(crate) fn on_invite(&mut self, key: ServerKey, req: Request, peer: Peer, now: Instant) {
         let call_id = req.call_id().unwrap_or_default().to_string();
         let reject = |this: &mut Self, rej: Reject, verdict: Option<&Verdict>| {
             let status = rej.status;
-            let mut resp = response_to(&req, status, Some(&random_token(&mut this.rng, 10)));
+            let mut resp = response_to(&req, status, Some(&random_token(&mut this.ep.rng, 10)));
             if !rej.warning.is_empty() {
                 let w: String = rej.warning.chars().filter(|c| *c != '"').collect();
                 resp.headers.push(HeaderName::Warning, format!("399 voicegw \"{w}\""));
@@ -38,7 +38,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
                 }
             }
             this.respond(&key, &resp, now);
-            let transaction_id = uuid_v4(&mut this.rng);
+            let transaction_id = uuid_v4(&mut this.ep.rng);
             this.emit(CallEvent::Rejected {
                 transaction_id,
                 call_id: call_id.clone(),
@@ -58,10 +58,10 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
             r.retry_after = retry;
             r
         };
-        if self.draining {
+        if self.app.draining {
             return reject(self, fail(503, "shutting down", Some(5)), None);
         }
-        if let Some(why) = self.refusing {
+        if let Some(why) = self.app.refusing {
             return reject(self, fail(503, why, Some(5)), None);
         }
         if req.max_forwards() == Some(0) {
@@ -73,10 +73,10 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         if req.contact().is_none_or(|c| c.is_err()) {
             return reject(self, fail(400, "INVITE without a valid Contact", None), None);
         }
-        if self.calls.len() >= self.cfg.max_calls {
+        if self.app.calls.len() >= self.app.max_calls {
             return reject(self, fail(503, "call capacity reached", Some(1)), None);
         }
-        let verdict = self.router.route(&req, &peer, now);
+        let verdict = self.app.router.route(&req, &peer, now);
         let route = match verdict.result.clone() {
             Ok(r) if !r.targets.is_empty() => r,
             Ok(_) => {
@@ -84,16 +84,16 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
             }
             Err(rej) => return reject(self, rej, Some(&verdict)),
         };
-        self.next_call += 1;
-        let id = self.next_call;
-        let a_tag = random_token(&mut self.rng, 12);
+        self.app.next_call += 1;
+        let id = self.app.next_call;
+        let a_tag = random_token(&mut self.ep.rng, 12);
         // 100 Trying at once stops the caller's INVITE retransmissions (§17.2.1).
         self.respond(&key, &response_to(&req, 100, None), now);
 
         let mut targets: VecDeque<Target> = route.targets.iter().cloned().collect();
         let first = targets.pop_front().expect("checked non-empty");
-        let b_call_id = format!("{}@voicegw", random_token(&mut self.rng, 20));
-        let b_tag = random_token(&mut self.rng, 12);
+        let b_call_id = format!("{}@voicegw", random_token(&mut self.ep.rng, 20));
+        let b_tag = random_token(&mut self.ep.rng, 12);
         let mut b =
             self.build_b_invite(&req, &first, &b_call_id, &b_tag, route.caller_id.as_deref());
         // The customer's leg asserts identities only inside the trust domain.
@@ -103,20 +103,20 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         };
         let untrusted = (!route.customer_asserts_identity).then_some(customer);
         copy_request_content(&req, &mut b, untrusted != Some(Side::A));
-        let transaction_id = uuid_v4(&mut self.rng);
-        let opened = self.anchor.open(id, &transaction_id, &route, &req);
+        let transaction_id = uuid_v4(&mut self.ep.rng);
+        let opened = self.app.anchor.open(id, &transaction_id, &route, &req);
         self.collect_output();
         if let Err(rej) = opened {
             return reject(self, rej, Some(&verdict));
         }
         let mut body = std::mem::take(&mut b.body);
         if let Err(rej) = self.media_body(id, Side::A, &b.headers, &mut body) {
-            self.anchor.close(id);
+            self.app.anchor.close(id);
             return reject(self, rej, Some(&verdict));
         }
         b.body = body;
 
-        let b_key = match self.layer.send_request(
+        let b_key = match self.ep.layer.send_request(
             b.clone(),
             first.peer,
             Owner { call: id, purpose: Purpose::Invite },
@@ -125,7 +125,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
             Ok(k) => k,
             Err(e) => {
                 tracing::error!(error = %e, "could not start the outbound INVITE");
-                self.anchor.close(id);
+                self.app.anchor.close(id);
                 return reject(self, fail(500, "internal error", None), Some(&verdict));
             }
         };
@@ -141,11 +141,11 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
             target: first.peer,
             auth_user: verdict.auth_user.clone(),
         });
-        self.dialogs.insert((call_id, a_tag.clone()), (id, Side::A));
-        self.dialogs.insert((b_call_id.clone(), b_tag.clone()), (id, Side::B));
-        self.invites.insert(key.clone(), id);
+        self.ep.dialogs.insert((call_id, a_tag.clone()), (id, Side::A));
+        self.ep.dialogs.insert((b_call_id.clone(), b_tag.clone()), (id, Side::B));
+        self.app.invites.insert(key.clone(), id);
         self.emit(CallEvent::ResponseSent { call: id, status: 100 });
-        self.calls.insert(
+        self.app.calls.insert(
             id,
             Call {
                 state: CallState::Proceeding,
@@ -189,7 +189,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         let mut b = Request::new(Method::Invite, target.request_uri.clone());
         b.headers.push(
             HeaderName::Via,
-            our_via(target.peer.transport, local, &new_branch(&mut self.rng)),
+            our_via(target.peer.transport, local, &new_branch(&mut self.ep.rng)),
         );
         let mf = req.max_forwards().unwrap_or(70).min(70).saturating_sub(1);
         b.headers.push(HeaderName::MaxForwards, mf.to_string());
@@ -218,7 +218,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         b.headers.push(HeaderName::CallId, b_call_id);
         b.headers.push(HeaderName::CSeq, "1 INVITE");
         b.headers.push(HeaderName::Contact, our_contact(target.peer.transport, local));
-        b.headers.push(HeaderName::UserAgent, self.cfg.user_agent.clone());
+        b.headers.push(HeaderName::UserAgent, self.ep.cfg.user_agent.clone());
         b
     }
 
@@ -226,7 +226,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
     /// error). Tries the next target when the failure allows it and one is left; returns whether
     /// it did.
     fn try_next_target(&mut self, id: u64, failure: Option<&Response>, now: Instant) -> bool {
-        let Some(call) = self.calls.get_mut(&id) else { return false };
+        let Some(call) = self.app.calls.get_mut(&id) else { return false };
         // §16.7: a timeout counts as a 408 (§16.9: a transport error, reported the same way,
         // as a 503); a response actually received wins over a made-up one of the same class.
         let collected = match failure {
@@ -250,13 +250,13 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         let a_invite = call.a_invite.clone();
         let caller_id = call.caller_id.clone();
         let trusted_a = call.trusts(Side::A);
-        let b_call_id = format!("{}@voicegw", random_token(&mut self.rng, 20));
-        let b_tag = random_token(&mut self.rng, 12);
+        let b_call_id = format!("{}@voicegw", random_token(&mut self.ep.rng, 20));
+        let b_tag = random_token(&mut self.ep.rng, 12);
         let mut b = self.build_b_invite(&a_invite, &next, &b_call_id, &b_tag, caller_id.as_deref());
         copy_request_content(&a_invite, &mut b, trusted_a);
         // The body was anchored for the first hop; the same offer goes to the next.
         b.body = body;
-        let key = match self.layer.send_request(
+        let key = match self.ep.layer.send_request(
             b.clone(),
             next.peer,
             Owner { call: id, purpose: Purpose::Invite },
@@ -268,9 +268,9 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
                 return false;
             }
         };
-        self.dialogs.remove(&old);
-        self.dialogs.insert((b_call_id.clone(), b_tag.clone()), (id, Side::B));
-        let Some(call) = self.calls.get_mut(&id) else { return false };
+        self.ep.dialogs.remove(&old);
+        self.ep.dialogs.insert((b_call_id.clone(), b_tag.clone()), (id, Side::B));
+        let Some(call) = self.app.calls.get_mut(&id) else { return false };
         call.b_invite = b;
         call.b_invite_key = key;
         call.b_peer = next.peer;
@@ -290,7 +290,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
     /// Ends a call whose outbound leg failed for good: the best failure collected (RFC 3261
     /// §16.7, a 503 relayed as 500) goes to the caller, `480` if none was collected.
     fn fail_call(&mut self, id: u64, now: Instant) {
-        let Some(call) = self.calls.get_mut(&id) else { return };
+        let Some(call) = self.app.calls.get_mut(&id) else { return };
         let cancelled = call.state == CallState::Cancelling;
         let (status, reason) = match &call.best_failure {
             Some((r, _)) => (r.status, r.reason.clone()),
@@ -335,7 +335,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
 
     /// A response on the outbound leg's INVITE.
     fn on_b_invite_response(&mut self, id: u64, resp: Response, now: Instant) {
-        let Some(call) = self.calls.get_mut(&id) else { return };
+        let Some(call) = self.app.calls.get_mut(&id) else { return };
         let status = resp.status;
         if status == 100 {
             return;
@@ -354,7 +354,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
             copy_response_content(&resp, &mut out, call.trusts(Side::B));
             out.headers.push(
                 HeaderName::Contact,
-                our_contact(call.a_peer.transport, local_for(&self.cfg, call.a_peer.transport)),
+                our_contact(call.a_peer.transport, self.ep.local_addr(call.a_peer.transport)),
             );
             let key = call.a_invite_key.clone();
             self.answer_body(id, &resp, &mut out);
@@ -371,7 +371,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
                 }
                 // A retransmitted 2xx: re-ACK if we already acknowledged it.
                 if let Some(ack) = call.b_ack.clone() {
-                    self.layer.send_raw(call.b_peer, ack);
+                    self.ep.layer.send_raw(call.b_peer, ack);
                 }
                 return;
             }
@@ -409,11 +409,11 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
                 self.send_bye(id, Side::B, now);
                 return;
             }
-            let local = local_for(&self.cfg, call.a_peer.transport);
+            let local = self.ep.local_addr(call.a_peer.transport);
             let mut out = response_to(&call.a_invite, status, Some(&call.a_tag));
             copy_response_content(&resp, &mut out, call.trusts(Side::B));
             out.headers.push(HeaderName::Contact, our_contact(call.a_peer.transport, local));
-            out.headers.push(HeaderName::Server, self.cfg.user_agent.clone());
+            out.headers.push(HeaderName::Server, self.ep.cfg.user_agent.clone());
             let mut a_dialog = Dialog::uas(&call.a_invite, &call.a_tag);
             if let Some(d) = a_dialog.as_mut() {
                 d.confirmed = true;
@@ -436,30 +436,34 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
 
     /// ACKs and hangs up a second dialog created by a forked INVITE's 2xx.
     fn ack_and_bye_fork(&mut self, id: u64, resp: &Response, now: Instant) {
-        let Some(call) = self.calls.get(&id) else { return };
+        let Some(call) = self.app.calls.get(&id) else { return };
         let Some(mut fork) = Dialog::uac(&call.b_invite, resp) else { return };
         let peer = call.b_peer;
-        let local = local_for(&self.cfg, peer.transport);
+        let local = self.ep.local_addr(peer.transport);
         let seq = call.b_invite.cseq().map(|c| c.seq).unwrap_or(1);
         let mut ack = fork.request(Method::Ack, Some(seq));
         ack.headers.push_front(
             HeaderName::Via,
-            our_via(peer.transport, local, &new_branch(&mut self.rng)),
+            our_via(peer.transport, local, &new_branch(&mut self.ep.rng)),
         );
-        self.layer.send_raw(peer, ack.to_bytes());
+        self.ep.layer.send_raw(peer, ack.to_bytes());
         let mut bye = fork.request(Method::Bye, None);
         bye.headers.push_front(
             HeaderName::Via,
-            our_via(peer.transport, local, &new_branch(&mut self.rng)),
+            our_via(peer.transport, local, &new_branch(&mut self.ep.rng)),
         );
         tracing::info!(call = id, "second 2xx from a forked INVITE: acknowledged and hung up");
-        let _ =
-            self.layer.send_request(bye, peer, Owner { call: id, purpose: Purpose::Discard }, now);
+        let _ = self.ep.layer.send_request(
+            bye,
+            peer,
+            Owner { call: id, purpose: Purpose::Discard },
+            now,
+        );
     }
 
     /// Sends the ACK for the callee's 2xx, with `body` from the caller's ACK if any.
     pub(crate) fn ack_b(&mut self, id: u64, from_a: Option<&Request>) {
-        let Some(call) = self.calls.get_mut(&id) else { return };
+        let Some(call) = self.app.calls.get_mut(&id) else { return };
         if call.b_ack.is_some() {
             return;
         }
@@ -468,10 +472,10 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         let Some(d) = call.b_dialog.as_mut() else { return };
         let seq = call.b_invite.cseq().map(|c| c.seq).unwrap_or(1);
         let mut ack = d.request(Method::Ack, Some(seq));
-        let local = local_for(&self.cfg, peer.transport);
+        let local = self.ep.local_addr(peer.transport);
         ack.headers.push_front(
             HeaderName::Via,
-            our_via(peer.transport, local, &new_branch(&mut self.rng)),
+            our_via(peer.transport, local, &new_branch(&mut self.ep.rng)),
         );
         if let Some(a) = from_a {
             copy_request_content(a, &mut ack, trusted_a);
@@ -484,10 +488,10 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
             ack.body = body;
         }
         let bytes = ack.to_bytes();
-        if let Some(call) = self.calls.get_mut(&id) {
+        if let Some(call) = self.app.calls.get_mut(&id) {
             call.b_ack = Some(bytes.clone());
         }
-        self.layer.send_raw(peer, bytes);
+        self.ep.layer.send_raw(peer, bytes);
     }
 
     /// Rewrites the body of a response from the callee for the caller (SDP answer); on failure
@@ -506,7 +510,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
             Ok(k) => k,
             Err(_) => return,
         };
-        let Some(&id) = self.invites.get(&invite_key) else {
+        let Some(&id) = self.app.invites.get(&invite_key) else {
             self.respond(&key, &response_to(&req, 481, None), now);
             return;
         };
@@ -516,7 +520,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
 
     /// The caller gave up before answer: 487 to the caller, CANCEL to the callee.
     pub(crate) fn cancel_call(&mut self, id: u64, now: Instant) {
-        let Some(call) = self.calls.get_mut(&id) else { return };
+        let Some(call) = self.app.calls.get_mut(&id) else { return };
         if call.a_final_sent || call.state != CallState::Proceeding {
             return;
         }
@@ -538,8 +542,8 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
     /// CANCEL for the outbound INVITE (§9.1): same Request-URI, Call-ID, From, To, top Via, CSeq
     /// number, and Route.
     fn send_cancel_b(&mut self, id: u64, now: Instant) {
-        let Some(call) = self.calls.get(&id) else { return };
-        if !self.layer.client_pending(&call.b_invite_key) {
+        let Some(call) = self.app.calls.get(&id) else { return };
+        if !self.ep.layer.client_pending(&call.b_invite_key) {
             return;
         }
         let inv = &call.b_invite;
@@ -561,7 +565,8 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         let seq = inv.cseq().map(|s| s.seq).unwrap_or(1);
         c.headers.push(HeaderName::CSeq, format!("{seq} CANCEL"));
         let peer = call.b_peer;
-        let _ = self.layer.send_request(c, peer, Owner { call: id, purpose: Purpose::Cancel }, now);
+        let _ =
+            self.ep.layer.send_request(c, peer, Owner { call: id, purpose: Purpose::Cancel }, now);
     }
 
     pub(crate) fn on_client_timeout(&mut self, key: ClientKey, owner: Owner, now: Instant) {
@@ -569,7 +574,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
             Purpose::Invite => {
                 // Only the current outbound INVITE of a call still being set up counts (an older
                 // one may time out late; an answered call is not undone).
-                if self.calls.get(&owner.call).is_none_or(|c| {
+                if self.app.calls.get(&owner.call).is_none_or(|c| {
                     c.b_invite_key != key
                         || !matches!(c.state, CallState::Proceeding | CallState::Cancelling)
                         || c.b_dialog.is_some()
@@ -588,8 +593,8 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
     }
 
     pub(crate) fn on_no_ack(&mut self, key: ServerKey, now: Instant) {
-        let Some(&id) = self.invites.get(&key) else { return };
-        let Some(call) = self.calls.get(&id) else { return };
+        let Some(&id) = self.app.invites.get(&key) else { return };
+        let Some(call) = self.app.calls.get(&id) else { return };
         if call.state == CallState::Answered {
             tracing::warn!(call = id, "caller never acknowledged the 2xx; hanging up both legs");
             self.ack_b(id, None);
@@ -604,16 +609,16 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
             let call_id = resp.call_id().unwrap_or_default().to_string();
             let tag =
                 resp.from().ok().and_then(|f| f.tag().map(str::to_string)).unwrap_or_default();
-            if let Some((id, Side::B)) = self.dialogs.get(&(call_id, tag)).copied() {
-                if let Some(call) = self.calls.get(&id) {
+            if let Some((id, Side::B)) = self.ep.dialogs.get(&(call_id, tag)).copied() {
+                if let Some(call) = self.app.calls.get(&id) {
                     if let Some(ack) = call.b_ack.clone() {
-                        self.layer.send_raw(call.b_peer, ack);
+                        self.ep.layer.send_raw(call.b_peer, ack);
                         return;
                     }
                 }
             }
         }
-        self.stats.dropped += 1;
+        self.ep.stats.dropped += 1;
     }
 }
 

@@ -518,7 +518,7 @@ fn requests_pending_when_the_call_ends_are_answered() {
 fn transaction_table_is_capped_under_a_flood() {
     let t = Instant::ZERO;
     let mut c = core();
-    c.layer.set_max_server(50);
+    c.ep.layer.set_max_server(50);
     let (b_inv, _ok) = established(&mut c, t);
     let mut refused = 0;
     for i in 0..2000 {

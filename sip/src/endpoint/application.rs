@@ -1,0 +1,62 @@
+//! What an application on the endpoint implements.
+
+use super::Endpoint;
+use crate::message::{Request, Response};
+use crate::transaction::{ClientKey, ServerKey};
+use crate::{Instant, Peer};
+
+/// An application on the SIP endpoint: it is handed what the endpoint received for it and
+/// answers through the endpoint it is lent (responses, requests, output).
+pub trait Application: Sized {
+    /// What each of its client transactions is tagged with (handed back with the response).
+    type Owner: Clone + std::fmt::Debug;
+    /// What each of its dialogs is to it, in the endpoint's dialog table.
+    type Dialog;
+    /// The facts it reports (call events).
+    type Event;
+    /// The media instructions it emits, in order with its messages.
+    type Update;
+
+    /// A new request; a server transaction exists under `key` (never for ACK).
+    fn on_request(
+        &mut self,
+        ep: &mut Endpoint<Self>,
+        key: ServerKey,
+        request: Request,
+        peer: Peer,
+        now: Instant,
+    );
+
+    /// An ACK that no transaction absorbed (for a 2xx, or in a dialog).
+    fn on_ack(&mut self, ep: &mut Endpoint<Self>, request: Request, peer: Peer, now: Instant);
+
+    /// A response to one of its client transactions.
+    fn on_response(
+        &mut self,
+        ep: &mut Endpoint<Self>,
+        key: ClientKey,
+        response: Response,
+        owner: Self::Owner,
+        now: Instant,
+    );
+
+    /// A response that matches no transaction (a retransmitted 2xx after the transaction
+    /// ended, or a 2xx from a second fork).
+    fn on_stray_response(&mut self, ep: &mut Endpoint<Self>, response: Response, now: Instant);
+
+    /// No final response to a client transaction (Timer B or F, or a transport error).
+    fn on_client_timeout(
+        &mut self,
+        ep: &mut Endpoint<Self>,
+        key: ClientKey,
+        owner: Self::Owner,
+        now: Instant,
+    );
+
+    /// A final response it sent was never acknowledged (Timer H).
+    fn on_no_ack(&mut self, ep: &mut Endpoint<Self>, key: ServerKey, now: Instant);
+
+    /// Moves what the application produced outside its handlers (media updates) into the
+    /// endpoint's output queue; called before output is taken.
+    fn flush(&mut self, _ep: &mut Endpoint<Self>) {}
+}
