@@ -362,12 +362,9 @@ impl<R: Router, M: Anchor> Cx<'_, R, M> {
         resp: &Response,
         now: Instant,
     ) -> bool {
-        let sent = self.ep.layer.respond(key, resp, now);
-        if sent {
-            self.ep.stats.responses_sent[(resp.status / 100) as usize % 7] += 1;
-            if let Some(call) = call {
-                self.emit(CallEvent::ResponseSent { call, status: resp.status });
-            }
+        let sent = self.ep.respond(key, resp, now);
+        if let Some(call) = call.filter(|_| sent) {
+            self.emit(CallEvent::ResponseSent { call, status: resp.status });
         }
         sent
     }
