@@ -5,9 +5,11 @@ use bytes::Bytes;
 
 use super::anchor::{Anchor, NoAnchor};
 use super::build::response_to;
-use super::call::{Call, Side};
+use super::call::{Call, Side, CALLEE, CALLER};
 use super::router::{Direction, RejectCause, Router};
-use crate::endpoint::{self, Application, Endpoint, EndpointConfig, EndpointStats, Stack};
+use crate::endpoint::{
+    self, Application, Carries, Endpoint, EndpointConfig, EndpointStats, Solo, Stack,
+};
 use crate::message::{HeaderName, Method, ParseLimits, Request, Response};
 use crate::transaction::{ClientKey, ServerKey, TimerConfig};
 use crate::{Instant, Peer, Transport};
@@ -139,26 +141,11 @@ pub struct App<R: Router, M: Anchor = NoAnchor> {
     pub(crate) refusing: Option<&'static str>,
 }
 
-/// A B2BUA: the SIP endpoint with the B2BUA application on top.
-pub type B2bua<R, M = NoAnchor> = Stack<App<R, M>>;
-
-/// The B2BUA at work on one input: the application and the endpoint it was lent.
-pub(crate) struct Cx<'a, R: Router, M: Anchor> {
-    pub(crate) ep: &'a mut Endpoint<App<R, M>>,
-    pub(crate) app: &'a mut App<R, M>,
-}
-
-impl<R: Router> Stack<App<R, NoAnchor>> {
-    /// A B2BUA that relays SDP untouched.
-    pub fn new(cfg: CoreConfig, router: R) -> Self {
-        Stack::with_anchor(cfg, router, NoAnchor)
-    }
-}
-
-impl<R: Router, M: Anchor> Stack<App<R, M>> {
-    /// A B2BUA that anchors media through `anchor`.
-    pub fn with_anchor(cfg: CoreConfig, router: R, anchor: M) -> Self {
-        let app = App {
+impl<R: Router, M: Anchor> App<R, M> {
+    /// The B2BUA application, to run beside others on one endpoint ([`crate::endpoint::Pair`]);
+    /// [`B2bua`] runs it alone.
+    pub fn new(cfg: &CoreConfig, router: R, anchor: M) -> Self {
+        App {
             router,
             anchor,
             max_calls: cfg.max_calls,
@@ -167,35 +154,65 @@ impl<R: Router, M: Anchor> Stack<App<R, M>> {
             next_call: 0,
             draining: false,
             refusing: None,
-        };
-        Stack::of(cfg.endpoint(), app)
+        }
+    }
+}
+
+/// A B2BUA: the SIP endpoint with the B2BUA application alone on top.
+pub type B2bua<R, M = NoAnchor> = Stack<Solo<App<R, M>>>;
+
+/// The B2BUA at work on one input: the application and the endpoint it was lent.
+pub(crate) struct Cx<'a, R: Router, M: Anchor, H: Carries<App<R, M>, I>, const I: usize> {
+    pub(crate) ep: &'a mut Endpoint<H>,
+    pub(crate) app: &'a mut App<R, M>,
+}
+
+impl<R: Router> B2bua<R, NoAnchor> {
+    /// A B2BUA that relays SDP untouched.
+    pub fn new(cfg: CoreConfig, router: R) -> Self {
+        Stack::with_anchor(cfg, router, NoAnchor)
+    }
+}
+
+impl<R: Router, M: Anchor> B2bua<R, M> {
+    /// A B2BUA that anchors media through `anchor`.
+    pub fn with_anchor(cfg: CoreConfig, router: R, anchor: M) -> Self {
+        Stack::of(cfg.endpoint(), Solo(App::new(&cfg, router, anchor)))
     }
 
-    pub(crate) fn cx(&mut self) -> Cx<'_, R, M> {
-        let (ep, app) = self.split();
+    pub(crate) fn cx(&mut self) -> Cx<'_, R, M, Solo<App<R, M>>, 0> {
+        let (ep, Solo(app)) = self.split();
         Cx { ep, app }
     }
 
+    fn b2bua(&self) -> &App<R, M> {
+        &self.app().0
+    }
+
+    fn b2bua_mut(&mut self) -> &mut App<R, M> {
+        &mut self.app_mut().0
+    }
+
     pub fn router_mut(&mut self) -> &mut R {
-        &mut self.app_mut().router
+        &mut self.b2bua_mut().router
     }
 
     pub fn anchor(&self) -> &M {
-        &self.app().anchor
+        &self.b2bua().anchor
     }
 
     pub fn anchor_mut(&mut self) -> &mut M {
-        &mut self.app_mut().anchor
+        &mut self.b2bua_mut().anchor
     }
 
     /// Whether call `id` was answered and is still up.
     pub fn is_answered(&self, id: u64) -> bool {
-        self.app().calls.get(&id).is_some_and(|c| c.answered_at.is_some())
+        self.b2bua().calls.get(&id).is_some_and(|c| c.state.answered_at().is_some())
     }
 
     /// Calls in progress.
     pub fn active_calls(&self) -> usize {
-        self.app().calls.len()
+        self.b2bua().calls.len()
     }
 
     /// Live transactions (client, server).
@@ -209,20 +226,20 @@ impl<R: Router, M: Anchor> Stack<App<R, M>> {
 
     /// Stops accepting new calls (503); calls and transactions in progress go on.
     pub fn drain(&mut self) {
-        self.app_mut().draining = true;
+        self.b2bua_mut().draining = true;
     }
 
     /// Refuses new calls with `503` (`Warning` `why`, Retry-After 5) until called with `None`;
     /// calls and transactions in progress go on. For conditions that pass (the gateway cannot
     /// record calls, for example), unlike [`B2bua::drain`].
     pub fn refuse_new_calls(&mut self, why: Option<&'static str>) {
-        self.app_mut().refusing = why;
+        self.b2bua_mut().refusing = why;
     }
 
     /// True when no call is up and no transaction still waits for a response or an ACK
     /// (transactions that only absorb retransmissions do not count).
     pub fn is_idle(&self) -> bool {
-        self.app().calls.is_empty() && self.endpoint().in_flight() == 0
+        self.b2bua().calls.is_empty() && self.endpoint().in_flight() == 0
     }
 
     /// Hangs up call `id` on both legs (media inactivity, an operator); false if it is not up.
@@ -232,7 +249,7 @@ impl<R: Router, M: Anchor> Stack<App<R, M>> {
 
     /// The BYEs that would end call `id` on each confirmed leg, for a crash-recovery journal.
     pub fn recovery_byes(&self, id: u64) -> Vec<(Peer, Request)> {
-        super::in_dialog::recovery_byes(self.app(), id)
+        super::in_dialog::recovery_byes(self.b2bua(), id)
     }
 
     /// Sends a BYE journaled by an earlier process (crash recovery).
@@ -247,9 +264,9 @@ impl<R: Router, M: Anchor> Application for App<R, M> {
     type Event = CallEvent;
     type Update = M::Update;
 
-    fn on_request(
+    fn on_request<H: Carries<Self, I>, const I: usize>(
         &mut self,
-        ep: &mut Endpoint<Self>,
+        ep: &mut Endpoint<H>,
         key: ServerKey,
         request: Request,
         peer: Peer,
@@ -258,13 +275,19 @@ impl<R: Router, M: Anchor> Application for App<R, M> {
         Cx { ep, app: self }.on_new_request(key, request, peer, now)
     }
 
-    fn on_ack(&mut self, ep: &mut Endpoint<Self>, request: Request, peer: Peer, now: Instant) {
+    fn on_ack<H: Carries<Self, I>, const I: usize>(
+        &mut self,
+        ep: &mut Endpoint<H>,
+        request: Request,
+        peer: Peer,
+        now: Instant,
+    ) {
         Cx { ep, app: self }.on_ack(request, peer, now)
     }
 
-    fn on_response(
+    fn on_response<H: Carries<Self, I>, const I: usize>(
         &mut self,
-        ep: &mut Endpoint<Self>,
+        ep: &mut Endpoint<H>,
         key: ClientKey,
         response: Response,
         owner: Owner,
@@ -273,13 +296,18 @@ impl<R: Router, M: Anchor> Application for App<R, M> {
         Cx { ep, app: self }.on_response(key, response, owner, now)
     }
 
-    fn on_stray_response(&mut self, ep: &mut Endpoint<Self>, response: Response, _now: Instant) {
+    fn on_stray_response<H: Carries<Self, I>, const I: usize>(
+        &mut self,
+        ep: &mut Endpoint<H>,
+        response: Response,
+        _now: Instant,
+    ) {
         Cx { ep, app: self }.on_stray_response(response)
     }
 
-    fn on_client_timeout(
+    fn on_client_timeout<H: Carries<Self, I>, const I: usize>(
         &mut self,
-        ep: &mut Endpoint<Self>,
+        ep: &mut Endpoint<H>,
         key: ClientKey,
         owner: Owner,
         now: Instant,
@@ -287,16 +315,25 @@ impl<R: Router, M: Anchor> Application for App<R, M> {
         Cx { ep, app: self }.on_client_timeout(key, owner, now)
     }
 
-    fn on_no_ack(&mut self, ep: &mut Endpoint<Self>, key: ServerKey, now: Instant) {
+    fn on_no_ack<H: Carries<Self, I>, const I: usize>(
+        &mut self,
+        ep: &mut Endpoint<H>,
+        key: ServerKey,
+        now: Instant,
+    ) {
         Cx { ep, app: self }.on_no_ack(key, now)
     }
 
-    fn flush(&mut self, ep: &mut Endpoint<Self>) {
+    fn has_invite(&self, key: &ServerKey) -> bool {
+        self.invites.contains_key(key)
+    }
+
+    fn flush<H: Carries<Self, I>, const I: usize>(&mut self, ep: &mut Endpoint<H>) {
         Cx { ep, app: self }.collect_output()
     }
 }
 
-impl<R: Router, M: Anchor> Cx<'_, R, M> {
+impl<R: Router, M: Anchor, H: Carries<App<R, M>, I>, const I: usize> Cx<'_, R, M, H, I> {
     /// Passes a body from the leg on `from` through the anchor (SDP rewriting).
     pub(crate) fn media_body(
         &mut self,
@@ -369,6 +406,17 @@ impl<R: Router, M: Anchor> Cx<'_, R, M> {
         sent
     }
 
+    /// Starts one of the B2BUA's client transactions.
+    pub(crate) fn send_request(
+        &mut self,
+        request: Request,
+        peer: Peer,
+        owner: Owner,
+        now: Instant,
+    ) -> Result<ClientKey, crate::message::ParseError> {
+        self.ep.send_request::<App<R, M>, I>(request, peer, owner, now)
+    }
+
     pub(crate) fn local_addr(&self, transport: Transport) -> SocketAddr {
         self.ep.local_addr(transport)
     }
@@ -376,18 +424,16 @@ impl<R: Router, M: Anchor> Cx<'_, R, M> {
     /// Moves what the transaction layer and the anchor produced so far into the output queue,
     /// in that order (the layer's messages were made before the anchor was last called).
     pub(crate) fn collect_output(&mut self) {
-        while let Some((peer, bytes)) = self.ep.layer.poll_transmit() {
-            self.ep.out.push_back(Output::Transmit { peer, bytes });
-        }
+        self.ep.collect_transmits();
         while let Some(u) = self.app.anchor.poll_update() {
-            self.ep.out.push_back(Output::Media(u));
+            self.ep.media::<App<R, M>, I>(u);
         }
     }
 
     /// Appends a call event after everything produced before it.
     pub(crate) fn emit(&mut self, ev: CallEvent) {
         self.collect_output();
-        self.ep.out.push_back(Output::Event(ev));
+        self.ep.emit::<App<R, M>, I>(ev);
     }
 
     /// Removes a call and its dialogs, and reports it ended.
@@ -401,11 +447,9 @@ impl<R: Router, M: Anchor> Cx<'_, R, M> {
             let resp = response_to(&relay.request, status, None);
             self.respond_for(None, &relay.server_key, &resp, now);
         }
-        self.ep
-            .dialogs
-            .remove(&(call.a_invite.call_id().unwrap_or_default().to_string(), call.a_tag.clone()));
-        self.ep.dialogs.remove(&(call.b_call_id.clone(), call.b_tag.clone()));
-        self.app.invites.remove(&call.a_invite_key);
+        self.ep.remove_dialog(&(call.legs[CALLER].call_id.clone(), call.legs[CALLER].tag.clone()));
+        self.ep.remove_dialog(&(call.legs[CALLEE].call_id.clone(), call.legs[CALLEE].tag.clone()));
+        self.app.invites.remove(&call.inbound);
         self.app.anchor.close(id);
         self.collect_output();
         self.emit(CallEvent::Ended { call: id, status, reason: reason.to_string() });

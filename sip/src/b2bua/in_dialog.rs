@@ -6,9 +6,10 @@ use super::anchor::Anchor;
 use super::build::{
     copy_request_content, copy_response_content, new_branch, our_contact, our_via, response_to,
 };
-use super::call::{CallState, PendingAck, Relay, Side};
+use super::call::{CallState, PendingAck, Relay, Side, CALLEE, CALLER};
 use super::core::{App, Cx, Owner, Purpose};
 use super::router::Router;
+use crate::endpoint::Carries;
 use crate::message::{HeaderName, Method, Request, Response};
 use crate::transaction::{ClientKey, ServerKey};
 use crate::Peer;
@@ -20,11 +21,11 @@ fn is_target_refresh(m: &Method) -> bool {
     )
 }
 
-impl<R: Router, M: Anchor> Cx<'_, R, M> {
+impl<R: Router, M: Anchor, H: Carries<App<R, M>, I>, const I: usize> Cx<'_, R, M, H, I> {
     fn find_dialog(&self, req: &Request) -> Option<(u64, Side)> {
         let call_id = req.call_id().ok()?.to_string();
         let tag = req.to().ok()?.tag()?.to_string();
-        self.ep.dialogs.get(&(call_id, tag)).copied()
+        self.ep.dialog::<App<R, M>, I>(&(call_id, tag)).copied()
     }
 
     pub(crate) fn on_in_dialog(&mut self, key: ServerKey, req: Request, _peer: Peer, now: Instant) {
@@ -38,7 +39,10 @@ impl<R: Router, M: Anchor> Cx<'_, R, M> {
         };
         if call.dialog_mut(side).is_none() {
             // Early dialog: a BYE from the caller before answer ends the attempt like a CANCEL.
-            if side == Side::A && req.method == Method::Bye && call.state == CallState::Proceeding {
+            if side == Side::A
+                && req.method == Method::Bye
+                && matches!(call.state, CallState::Proceeding { .. })
+            {
                 self.respond(&key, &response_to(&req, 200, None), now);
                 self.cancel_call(id, now);
             } else {
@@ -56,8 +60,8 @@ impl<R: Router, M: Anchor> Cx<'_, R, M> {
         // for its ACK takes the BYE as out of order and keeps resending the 2xx).
         if side == Side::A
             && req.method == Method::Bye
-            && call.state == CallState::Answered
-            && call.b_ack.is_none()
+            && matches!(call.state, CallState::Answered { .. })
+            && call.callee_ack.is_none()
         {
             self.ack_b(id, None);
         }
@@ -89,7 +93,7 @@ impl<R: Router, M: Anchor> Cx<'_, R, M> {
         }
         copy_request_content(&req, &mut out, call.trusts(side));
         if req.method == Method::Bye {
-            call.state = CallState::Terminating;
+            call.state = call.state.terminating();
         }
         let mut body = std::mem::take(&mut out.body);
         if let Err(rej) = self.media_body(id, side, &out.headers, &mut body) {
@@ -103,7 +107,7 @@ impl<R: Router, M: Anchor> Cx<'_, R, M> {
         }
         out.body = body;
         let purpose = Purpose::Relay;
-        match self.ep.layer.send_request(out, peer, Owner { call: id, purpose }, now) {
+        match self.send_request(out, peer, Owner { call: id, purpose }, now) {
             Ok(ck) => {
                 if let Some(call) = self.app.calls.get_mut(&id) {
                     call.relays.insert(ck, Relay { origin: side, server_key: key, request: req });
@@ -140,7 +144,7 @@ impl<R: Router, M: Anchor> Cx<'_, R, M> {
             if final_resp && key.method == Method::Bye {
                 call.own_byes = call.own_byes.saturating_sub(1);
                 if call.own_byes == 0 {
-                    let status = if call.answered_at.is_some() { 200 } else { 487 };
+                    let status = if call.state.answered_at().is_some() { 200 } else { 487 };
                     self.end_call(id, status, "BYE", now);
                 }
             }
@@ -184,12 +188,15 @@ impl<R: Router, M: Anchor> Cx<'_, R, M> {
         let Some((id, side)) = self.find_dialog(&req) else { return };
         let Some(call) = self.app.calls.get_mut(&id) else { return };
         let seq = req.cseq().map(|c| c.seq).unwrap_or(0);
-        if side == Side::A
-            && call.state == CallState::Answered
-            && call.a_invite.cseq().is_ok_and(|c| c.seq == seq)
+        let answered_at = match call.state {
+            CallState::Answered { at } if side == Side::A => Some(at),
+            _ => None,
+        };
+        if let Some(at) =
+            answered_at.filter(|_| call.legs[CALLER].invite.cseq().is_ok_and(|c| c.seq == seq))
         {
-            call.state = CallState::Confirmed;
-            let key = call.a_invite_key.clone();
+            call.state = CallState::Confirmed { at };
+            let key = call.inbound.clone();
             self.ep.layer.ack_received(&key, now);
             self.ack_b(id, Some(&req));
             return;
@@ -220,13 +227,13 @@ impl<R: Router, M: Anchor> Cx<'_, R, M> {
         let Some(call) = self.app.calls.get(&id) else { return false };
         tracing::info!(call = id, reason, "hanging up");
         match call.state {
-            CallState::Proceeding => self.cancel_call(id, now),
-            CallState::Answered | CallState::Confirmed => {
+            CallState::Proceeding { .. } => self.cancel_call(id, now),
+            CallState::Answered { .. } | CallState::Confirmed { .. } => {
                 self.ack_b(id, None);
                 self.send_bye(id, Side::A, now);
                 self.send_bye(id, Side::B, now);
             }
-            CallState::Cancelling | CallState::Terminating => {}
+            CallState::Cancelling { .. } | CallState::Terminating { .. } => {}
         }
         true
     }
@@ -240,7 +247,7 @@ impl<R: Router, M: Anchor> Cx<'_, R, M> {
             our_via(peer.transport, local, &new_branch(&mut self.ep.rng)),
         );
         let owner = Owner { call: 0, purpose: Purpose::Discard };
-        if let Err(e) = self.ep.layer.send_request(bye, peer, owner, now) {
+        if let Err(e) = self.send_request(bye, peer, owner, now) {
             tracing::warn!(error = %e, %peer, "recovery BYE not sent");
         }
     }
@@ -257,14 +264,13 @@ impl<R: Router, M: Anchor> Cx<'_, R, M> {
             our_via(peer.transport, local, &new_branch(&mut self.ep.rng)),
         );
         bye.headers.push(HeaderName::parse("Reason"), "SIP;cause=200;text=\"voicegw hung up\"");
-        call.state = CallState::Terminating;
+        call.state = call.state.terminating();
         call.own_byes += 1;
-        let _ =
-            self.ep.layer.send_request(bye, peer, Owner { call: id, purpose: Purpose::Bye }, now);
+        let _ = self.send_request(bye, peer, Owner { call: id, purpose: Purpose::Bye }, now);
     }
 }
 
-fn key_cseq(layer: &crate::transaction::Layer<Owner>, key: &ClientKey) -> Option<u32> {
+fn key_cseq<O: Clone>(layer: &crate::transaction::Layer<O>, key: &ClientKey) -> Option<u32> {
     layer.client_request(key).and_then(|(r, _)| r.cseq().ok()).map(|c| c.seq)
 }
 
@@ -279,7 +285,9 @@ pub(crate) fn recovery_byes<R: Router, M: Anchor>(
 ) -> Vec<(Peer, Request)> {
     let Some(call) = app.calls.get(&id) else { return Vec::new() };
     let mut out = Vec::new();
-    for (side, dialog) in [(Side::A, &call.a_dialog), (Side::B, &call.b_dialog)] {
+    for (side, dialog) in
+        [(Side::A, &call.legs[CALLER].dialog), (Side::B, &call.legs[CALLEE].dialog)]
+    {
         let Some(mut d) = dialog.clone() else { continue };
         d.local_seq = d.local_seq.saturating_add(999);
         let mut bye = d.request(Method::Bye, None);

@@ -8,15 +8,16 @@ use super::build::{
     copy_request_content, copy_response_content, new_branch, our_contact, our_via, random_token,
     response_to, uuid_v4,
 };
-use super::call::{Call, CallState, Side};
-use super::core::{CallEvent, Cx, Owner, Purpose};
+use super::call::{Call, CallState, Leg, Side, CALLEE, CALLER};
+use super::core::{App, CallEvent, Cx, Owner, Purpose};
 use super::router::{Reject, Router, Target, Verdict};
 use crate::dialog::Dialog;
+use crate::endpoint::Carries;
 use crate::message::{HeaderName, Method, NameAddr, Request, Response, Uri};
 use crate::transaction::{ClientKey, ServerKey};
 use crate::Peer;
 
-impl<R: Router, M: Anchor> Cx<'_, R, M> {
+impl<R: Router, M: Anchor, H: Carries<App<R, M>, I>, const I: usize> Cx<'_, R, M, H, I> {
     pub(crate) fn on_invite(&mut self, key: ServerKey, req: Request, peer: Peer, now: Instant) {
         let call_id = req.call_id().unwrap_or_default().to_string();
         let reject = |this: &mut Self, rej: Reject, verdict: Option<&Verdict>| {
@@ -116,7 +117,7 @@ impl<R: Router, M: Anchor> Cx<'_, R, M> {
         }
         b.body = body;
 
-        let b_key = match self.ep.layer.send_request(
+        let b_key = match self.send_request(
             b.clone(),
             first.peer,
             Owner { call: id, purpose: Purpose::Invite },
@@ -141,32 +142,30 @@ impl<R: Router, M: Anchor> Cx<'_, R, M> {
             target: first.peer,
             auth_user: verdict.auth_user.clone(),
         });
-        self.ep.dialogs.insert((call_id, a_tag.clone()), (id, Side::A));
-        self.ep.dialogs.insert((b_call_id.clone(), b_tag.clone()), (id, Side::B));
+        let call_id_a = call_id.clone();
+        self.ep.insert_dialog::<App<R, M>, I>((call_id, a_tag.clone()), (id, Side::A));
+        self.ep.insert_dialog::<App<R, M>, I>((b_call_id.clone(), b_tag.clone()), (id, Side::B));
         self.app.invites.insert(key.clone(), id);
         self.emit(CallEvent::ResponseSent { call: id, status: 100 });
         self.app.calls.insert(
             id,
             Call {
-                state: CallState::Proceeding,
-                a_invite: req,
-                a_invite_key: key,
-                a_peer: peer,
-                a_tag,
-                a_dialog: None,
-                a_final_sent: false,
-                b_invite: b,
-                b_invite_key: b_key,
-                b_peer: first.peer,
-                b_call_id,
-                b_tag,
-                b_dialog: None,
-                b_provisional: false,
-                cancel_pending: false,
-                b_ack: None,
+                state: CallState::Proceeding { provisional: false },
+                legs: [
+                    Leg { invite: req, peer, call_id: call_id_a, tag: a_tag, dialog: None },
+                    Leg {
+                        invite: b,
+                        peer: first.peer,
+                        call_id: b_call_id,
+                        tag: b_tag,
+                        dialog: None,
+                    },
+                ],
+                inbound: key,
+                outbound: b_key,
+                callee_ack: None,
                 relays: HashMap::new(),
                 pending_ack: None,
-                answered_at: None,
                 own_byes: 0,
                 next_targets: targets,
                 best_failure: None,
@@ -241,13 +240,13 @@ impl<R: Router, M: Anchor> Cx<'_, R, M> {
             call.best_failure = Some(collected);
         }
         let retriable = failure.is_none_or(|r| r.status == 408 || (500..600).contains(&r.status));
-        if !retriable || call.state != CallState::Proceeding || call.a_final_sent {
+        if !retriable || call.state.caller_has_final() {
             return false;
         }
         let Some(next) = call.next_targets.pop_front() else { return false };
-        let old = (call.b_call_id.clone(), call.b_tag.clone());
-        let body = call.b_invite.body.clone();
-        let a_invite = call.a_invite.clone();
+        let old = (call.legs[CALLEE].call_id.clone(), call.legs[CALLEE].tag.clone());
+        let body = call.legs[CALLEE].invite.body.clone();
+        let a_invite = call.legs[CALLER].invite.clone();
         let caller_id = call.caller_id.clone();
         let trusted_a = call.trusts(Side::A);
         let b_call_id = format!("{}@voicegw", random_token(&mut self.ep.rng, 20));
@@ -256,7 +255,7 @@ impl<R: Router, M: Anchor> Cx<'_, R, M> {
         copy_request_content(&a_invite, &mut b, trusted_a);
         // The body was anchored for the first hop; the same offer goes to the next.
         b.body = body;
-        let key = match self.ep.layer.send_request(
+        let key = match self.send_request(
             b.clone(),
             next.peer,
             Owner { call: id, purpose: Purpose::Invite },
@@ -268,15 +267,15 @@ impl<R: Router, M: Anchor> Cx<'_, R, M> {
                 return false;
             }
         };
-        self.ep.dialogs.remove(&old);
-        self.ep.dialogs.insert((b_call_id.clone(), b_tag.clone()), (id, Side::B));
+        self.ep.remove_dialog(&old);
+        self.ep.insert_dialog::<App<R, M>, I>((b_call_id.clone(), b_tag.clone()), (id, Side::B));
         let Some(call) = self.app.calls.get_mut(&id) else { return false };
-        call.b_invite = b;
-        call.b_invite_key = key;
-        call.b_peer = next.peer;
-        call.b_call_id = b_call_id.clone();
-        call.b_tag = b_tag;
-        call.b_provisional = false;
+        call.legs[CALLEE].invite = b;
+        call.outbound = key;
+        call.legs[CALLEE].peer = next.peer;
+        call.legs[CALLEE].call_id = b_call_id.clone();
+        call.legs[CALLEE].tag = b_tag;
+        call.state = CallState::Proceeding { provisional: false };
         self.emit(CallEvent::Failover {
             b_call_id,
             call: id,
@@ -291,15 +290,24 @@ impl<R: Router, M: Anchor> Cx<'_, R, M> {
     /// §16.7, a 503 relayed as 500) goes to the caller, `480` if none was collected.
     fn fail_call(&mut self, id: u64, now: Instant) {
         let Some(call) = self.app.calls.get_mut(&id) else { return };
-        let cancelled = call.state == CallState::Cancelling;
+        let (caller_has_final, cancelled) =
+            (call.state.caller_has_final(), matches!(call.state, CallState::Cancelling { .. }));
+        self.finish_failed(id, caller_has_final, cancelled, now);
+    }
+
+    /// [`Self::fail_call`] for a call whose state was read before voicegw hung up the callee:
+    /// the failure goes to the caller unless it `caller_has_final` response, and the call
+    /// ends as `cancelled` (487) or with the failure's status.
+    fn finish_failed(&mut self, id: u64, caller_has_final: bool, cancelled: bool, now: Instant) {
+        let Some(call) = self.app.calls.get_mut(&id) else { return };
         let (status, reason) = match &call.best_failure {
             Some((r, _)) => (r.status, r.reason.clone()),
             None => (480, "Temporarily Unavailable".to_string()),
         };
-        if !call.a_final_sent {
-            call.a_final_sent = true;
+        if !caller_has_final {
             let relayed = if status == 503 { 500 } else { status };
-            let mut out = response_to(&call.a_invite, relayed, Some(&call.a_tag));
+            let mut out =
+                response_to(&call.legs[CALLER].invite, relayed, Some(&call.legs[CALLER].tag));
             match &call.best_failure {
                 Some((r, _)) => copy_response_content(r, &mut out, call.trusts(Side::B)),
                 None => {
@@ -309,7 +317,7 @@ impl<R: Router, M: Anchor> Cx<'_, R, M> {
             if relayed != status {
                 out.reason = "Server Internal Error".into();
             }
-            let key = call.a_invite_key.clone();
+            let key = call.inbound.clone();
             self.respond(&key, &out, now);
         }
         if cancelled {
@@ -341,28 +349,32 @@ impl<R: Router, M: Anchor> Cx<'_, R, M> {
             return;
         }
         if resp.is_provisional() {
-            call.b_provisional = true;
-            if call.cancel_pending {
-                call.cancel_pending = false;
-                self.send_cancel_b(id, now);
-                return;
+            match &mut call.state {
+                CallState::Proceeding { provisional } => *provisional = true,
+                CallState::Cancelling { cancel_held } if *cancel_held => {
+                    *cancel_held = false;
+                    self.send_cancel_b(id, now);
+                    return;
+                }
+                _ => return,
             }
-            if call.state != CallState::Proceeding {
-                return;
-            }
-            let mut out = response_to(&call.a_invite, status, Some(&call.a_tag));
+            let mut out =
+                response_to(&call.legs[CALLER].invite, status, Some(&call.legs[CALLER].tag));
             copy_response_content(&resp, &mut out, call.trusts(Side::B));
             out.headers.push(
                 HeaderName::Contact,
-                our_contact(call.a_peer.transport, self.ep.local_addr(call.a_peer.transport)),
+                our_contact(
+                    call.legs[CALLER].peer.transport,
+                    self.ep.local_addr(call.legs[CALLER].peer.transport),
+                ),
             );
-            let key = call.a_invite_key.clone();
+            let key = call.inbound.clone();
             self.answer_body(id, &resp, &mut out);
             self.respond(&key, &out, now);
             return;
         }
         if resp.is_success() {
-            if let Some(d) = &call.b_dialog {
+            if let Some(d) = &call.legs[CALLEE].dialog {
                 let tag = resp.to().ok().and_then(|t| t.tag().map(str::to_string));
                 if tag.as_deref() != Some(d.id.remote_tag.as_str()) {
                     // A 2xx from another fork of the INVITE (§13.2.2.4): one call is enough.
@@ -370,28 +382,30 @@ impl<R: Router, M: Anchor> Cx<'_, R, M> {
                     return;
                 }
                 // A retransmitted 2xx: re-ACK if we already acknowledged it.
-                if let Some(ack) = call.b_ack.clone() {
-                    self.ep.layer.send_raw(call.b_peer, ack);
+                if let Some(ack) = call.callee_ack.clone() {
+                    self.ep.layer.send_raw(call.legs[CALLEE].peer, ack);
                 }
                 return;
             }
-            call.b_dialog = Dialog::uac(&call.b_invite, &resp);
-            if call.b_dialog.is_none() {
+            call.legs[CALLEE].dialog = Dialog::uac(&call.legs[CALLEE].invite, &resp);
+            if call.legs[CALLEE].dialog.is_none() {
                 tracing::warn!(
                     call = id,
                     "2xx without a usable To tag, Contact or Record-Route from the callee; hanging up"
                 );
                 let mut d = Dialog::uac(
-                    &call.b_invite,
-                    &with_fallback_contact(&resp, call.b_invite.uri.clone()),
+                    &call.legs[CALLEE].invite,
+                    &with_fallback_contact(&resp, call.legs[CALLEE].invite.uri.clone()),
                 );
                 if let Some(d) = d.as_mut() {
                     d.confirmed = true;
                 }
-                call.b_dialog = d;
+                call.legs[CALLEE].dialog = d;
                 // The callee cannot be reached in this dialog: it is acknowledged and hung up
                 // (when there is anything to address that with) and the caller gets a 502.
-                let usable = call.b_dialog.is_some();
+                let usable = call.legs[CALLEE].dialog.is_some();
+                let caller_has_final = call.state.caller_has_final();
+                let cancelled = matches!(call.state, CallState::Cancelling { .. });
                 let mut r = Response::new(502, "Bad Gateway");
                 r.headers
                     .push(HeaderName::Warning, "399 voicegw \"unusable 2xx from the next hop\"");
@@ -400,29 +414,29 @@ impl<R: Router, M: Anchor> Cx<'_, R, M> {
                     self.ack_b(id, None);
                     self.send_bye(id, Side::B, now);
                 }
-                self.fail_call(id, now);
+                self.finish_failed(id, caller_has_final, cancelled, now);
                 return;
             }
-            if call.state == CallState::Cancelling || call.a_final_sent {
+            if call.state.caller_has_final() {
                 // The caller gave up while the callee answered: ACK and BYE the callee.
                 self.ack_b(id, None);
                 self.send_bye(id, Side::B, now);
                 return;
             }
-            let local = self.ep.local_addr(call.a_peer.transport);
-            let mut out = response_to(&call.a_invite, status, Some(&call.a_tag));
+            let local = self.ep.local_addr(call.legs[CALLER].peer.transport);
+            let mut out =
+                response_to(&call.legs[CALLER].invite, status, Some(&call.legs[CALLER].tag));
             copy_response_content(&resp, &mut out, call.trusts(Side::B));
-            out.headers.push(HeaderName::Contact, our_contact(call.a_peer.transport, local));
+            out.headers
+                .push(HeaderName::Contact, our_contact(call.legs[CALLER].peer.transport, local));
             out.headers.push(HeaderName::Server, self.ep.cfg.user_agent.clone());
-            let mut a_dialog = Dialog::uas(&call.a_invite, &call.a_tag);
+            let mut a_dialog = Dialog::uas(&call.legs[CALLER].invite, &call.legs[CALLER].tag);
             if let Some(d) = a_dialog.as_mut() {
                 d.confirmed = true;
             }
-            call.a_dialog = a_dialog;
-            call.a_final_sent = true;
-            call.state = CallState::Answered;
-            call.answered_at = Some(now);
-            let key = call.a_invite_key.clone();
+            call.legs[CALLER].dialog = a_dialog;
+            call.state = CallState::Answered { at: now };
+            let key = call.inbound.clone();
             self.answer_body(id, &resp, &mut out);
             self.respond(&key, &out, now);
             self.emit(CallEvent::Answered { call: id });
@@ -437,10 +451,10 @@ impl<R: Router, M: Anchor> Cx<'_, R, M> {
     /// ACKs and hangs up a second dialog created by a forked INVITE's 2xx.
     fn ack_and_bye_fork(&mut self, id: u64, resp: &Response, now: Instant) {
         let Some(call) = self.app.calls.get(&id) else { return };
-        let Some(mut fork) = Dialog::uac(&call.b_invite, resp) else { return };
-        let peer = call.b_peer;
+        let Some(mut fork) = Dialog::uac(&call.legs[CALLEE].invite, resp) else { return };
+        let peer = call.legs[CALLEE].peer;
         let local = self.ep.local_addr(peer.transport);
-        let seq = call.b_invite.cseq().map(|c| c.seq).unwrap_or(1);
+        let seq = call.legs[CALLEE].invite.cseq().map(|c| c.seq).unwrap_or(1);
         let mut ack = fork.request(Method::Ack, Some(seq));
         ack.headers.push_front(
             HeaderName::Via,
@@ -453,24 +467,19 @@ impl<R: Router, M: Anchor> Cx<'_, R, M> {
             our_via(peer.transport, local, &new_branch(&mut self.ep.rng)),
         );
         tracing::info!(call = id, "second 2xx from a forked INVITE: acknowledged and hung up");
-        let _ = self.ep.layer.send_request(
-            bye,
-            peer,
-            Owner { call: id, purpose: Purpose::Discard },
-            now,
-        );
+        let _ = self.send_request(bye, peer, Owner { call: id, purpose: Purpose::Discard }, now);
     }
 
     /// Sends the ACK for the callee's 2xx, with `body` from the caller's ACK if any.
     pub(crate) fn ack_b(&mut self, id: u64, from_a: Option<&Request>) {
         let Some(call) = self.app.calls.get_mut(&id) else { return };
-        if call.b_ack.is_some() {
+        if call.callee_ack.is_some() {
             return;
         }
         let trusted_a = call.trusts(Side::A);
-        let peer = call.b_peer;
-        let Some(d) = call.b_dialog.as_mut() else { return };
-        let seq = call.b_invite.cseq().map(|c| c.seq).unwrap_or(1);
+        let peer = call.legs[CALLEE].peer;
+        let Some(d) = call.legs[CALLEE].dialog.as_mut() else { return };
+        let seq = call.legs[CALLEE].invite.cseq().map(|c| c.seq).unwrap_or(1);
         let mut ack = d.request(Method::Ack, Some(seq));
         let local = self.ep.local_addr(peer.transport);
         ack.headers.push_front(
@@ -489,7 +498,7 @@ impl<R: Router, M: Anchor> Cx<'_, R, M> {
         }
         let bytes = ack.to_bytes();
         if let Some(call) = self.app.calls.get_mut(&id) {
-            call.b_ack = Some(bytes.clone());
+            call.callee_ack = Some(bytes.clone());
         }
         self.ep.layer.send_raw(peer, bytes);
     }
@@ -521,18 +530,11 @@ impl<R: Router, M: Anchor> Cx<'_, R, M> {
     /// The caller gave up before answer: 487 to the caller, CANCEL to the callee.
     pub(crate) fn cancel_call(&mut self, id: u64, now: Instant) {
         let Some(call) = self.app.calls.get_mut(&id) else { return };
-        if call.a_final_sent || call.state != CallState::Proceeding {
-            return;
-        }
-        call.state = CallState::Cancelling;
-        call.a_final_sent = true;
-        let resp = response_to(&call.a_invite, 487, Some(&call.a_tag));
-        let key = call.a_invite_key.clone();
-        let provisional = call.b_provisional;
-        if !provisional {
-            // §9.1: a CANCEL must wait for a provisional response.
-            call.cancel_pending = true;
-        }
+        let CallState::Proceeding { provisional } = call.state else { return };
+        // §9.1: a CANCEL must wait for a provisional response.
+        call.state = CallState::Cancelling { cancel_held: !provisional };
+        let resp = response_to(&call.legs[CALLER].invite, 487, Some(&call.legs[CALLER].tag));
+        let key = call.inbound.clone();
         self.respond(&key, &resp, now);
         if provisional {
             self.send_cancel_b(id, now);
@@ -543,10 +545,10 @@ impl<R: Router, M: Anchor> Cx<'_, R, M> {
     /// number, and Route.
     fn send_cancel_b(&mut self, id: u64, now: Instant) {
         let Some(call) = self.app.calls.get(&id) else { return };
-        if !self.ep.layer.client_pending(&call.b_invite_key) {
+        if !self.ep.layer.client_pending(&call.outbound) {
             return;
         }
-        let inv = &call.b_invite;
+        let inv = &call.legs[CALLEE].invite;
         let mut c = Request::new(Method::Cancel, inv.uri.clone());
         for name in [
             HeaderName::Via,
@@ -564,9 +566,8 @@ impl<R: Router, M: Anchor> Cx<'_, R, M> {
         }
         let seq = inv.cseq().map(|s| s.seq).unwrap_or(1);
         c.headers.push(HeaderName::CSeq, format!("{seq} CANCEL"));
-        let peer = call.b_peer;
-        let _ =
-            self.ep.layer.send_request(c, peer, Owner { call: id, purpose: Purpose::Cancel }, now);
+        let peer = call.legs[CALLEE].peer;
+        let _ = self.send_request(c, peer, Owner { call: id, purpose: Purpose::Cancel }, now);
     }
 
     pub(crate) fn on_client_timeout(&mut self, key: ClientKey, owner: Owner, now: Instant) {
@@ -575,9 +576,12 @@ impl<R: Router, M: Anchor> Cx<'_, R, M> {
                 // Only the current outbound INVITE of a call still being set up counts (an older
                 // one may time out late; an answered call is not undone).
                 if self.app.calls.get(&owner.call).is_none_or(|c| {
-                    c.b_invite_key != key
-                        || !matches!(c.state, CallState::Proceeding | CallState::Cancelling)
-                        || c.b_dialog.is_some()
+                    c.outbound != key
+                        || !matches!(
+                            c.state,
+                            CallState::Proceeding { .. } | CallState::Cancelling { .. }
+                        )
+                        || c.legs[CALLEE].dialog.is_some()
                 }) {
                     return;
                 }
@@ -595,7 +599,7 @@ impl<R: Router, M: Anchor> Cx<'_, R, M> {
     pub(crate) fn on_no_ack(&mut self, key: ServerKey, now: Instant) {
         let Some(&id) = self.app.invites.get(&key) else { return };
         let Some(call) = self.app.calls.get(&id) else { return };
-        if call.state == CallState::Answered {
+        if matches!(call.state, CallState::Answered { .. }) {
             tracing::warn!(call = id, "caller never acknowledged the 2xx; hanging up both legs");
             self.ack_b(id, None);
             self.send_bye(id, Side::B, now);
@@ -609,10 +613,10 @@ impl<R: Router, M: Anchor> Cx<'_, R, M> {
             let call_id = resp.call_id().unwrap_or_default().to_string();
             let tag =
                 resp.from().ok().and_then(|f| f.tag().map(str::to_string)).unwrap_or_default();
-            if let Some((id, Side::B)) = self.ep.dialogs.get(&(call_id, tag)).copied() {
+            if let Some((id, Side::B)) = self.ep.dialog::<App<R, M>, I>(&(call_id, tag)).copied() {
                 if let Some(call) = self.app.calls.get(&id) {
-                    if let Some(ack) = call.b_ack.clone() {
-                        self.ep.layer.send_raw(call.b_peer, ack);
+                    if let Some(ack) = call.callee_ack.clone() {
+                        self.ep.layer.send_raw(call.legs[CALLEE].peer, ack);
                         return;
                     }
                 }

@@ -1,12 +1,17 @@
 //! What an application on the endpoint implements.
 
-use super::Endpoint;
+use super::{Carries, Endpoint};
 use crate::message::{Request, Response};
 use crate::transaction::{ClientKey, ServerKey};
 use crate::{Instant, Peer};
 
-/// An application on the SIP endpoint: it is handed what the endpoint received for it and
-/// answers through the endpoint it is lent (responses, requests, output).
+/// An application on the SIP endpoint (the B2BUA, a recording server, a meeting UAS): it is
+/// handed what the endpoint received for it and answers through the endpoint it is lent.
+///
+/// The endpoint is the [`Host`](super::Host)'s, which may carry other applications beside
+/// this one: `H: Carries<Self, I>` says how this application's owners, dialogs, events and
+/// updates are carried in the host's (`I` is its place in the host), so one implementation
+/// runs alone ([`Solo`](super::Solo)) or next to others ([`Pair`](super::Pair)).
 pub trait Application: Sized {
     /// What each of its client transactions is tagged with (handed back with the response).
     type Owner: Clone + std::fmt::Debug;
@@ -18,9 +23,9 @@ pub trait Application: Sized {
     type Update;
 
     /// A new request; a server transaction exists under `key` (never for ACK).
-    fn on_request(
+    fn on_request<H: Carries<Self, I>, const I: usize>(
         &mut self,
-        ep: &mut Endpoint<Self>,
+        ep: &mut Endpoint<H>,
         key: ServerKey,
         request: Request,
         peer: Peer,
@@ -28,12 +33,18 @@ pub trait Application: Sized {
     );
 
     /// An ACK that no transaction absorbed (for a 2xx, or in a dialog).
-    fn on_ack(&mut self, ep: &mut Endpoint<Self>, request: Request, peer: Peer, now: Instant);
+    fn on_ack<H: Carries<Self, I>, const I: usize>(
+        &mut self,
+        ep: &mut Endpoint<H>,
+        request: Request,
+        peer: Peer,
+        now: Instant,
+    );
 
     /// A response to one of its client transactions.
-    fn on_response(
+    fn on_response<H: Carries<Self, I>, const I: usize>(
         &mut self,
-        ep: &mut Endpoint<Self>,
+        ep: &mut Endpoint<H>,
         key: ClientKey,
         response: Response,
         owner: Self::Owner,
@@ -42,21 +53,35 @@ pub trait Application: Sized {
 
     /// A response that matches no transaction (a retransmitted 2xx after the transaction
     /// ended, or a 2xx from a second fork).
-    fn on_stray_response(&mut self, ep: &mut Endpoint<Self>, response: Response, now: Instant);
+    fn on_stray_response<H: Carries<Self, I>, const I: usize>(
+        &mut self,
+        ep: &mut Endpoint<H>,
+        response: Response,
+        now: Instant,
+    );
 
     /// No final response to a client transaction (Timer B or F, or a transport error).
-    fn on_client_timeout(
+    fn on_client_timeout<H: Carries<Self, I>, const I: usize>(
         &mut self,
-        ep: &mut Endpoint<Self>,
+        ep: &mut Endpoint<H>,
         key: ClientKey,
         owner: Self::Owner,
         now: Instant,
     );
 
     /// A final response it sent was never acknowledged (Timer H).
-    fn on_no_ack(&mut self, ep: &mut Endpoint<Self>, key: ServerKey, now: Instant);
+    fn on_no_ack<H: Carries<Self, I>, const I: usize>(
+        &mut self,
+        ep: &mut Endpoint<H>,
+        key: ServerKey,
+        now: Instant,
+    );
+
+    /// Whether the INVITE server transaction `key` is this application's (a CANCEL or a
+    /// missing ACK for it is then handed here).
+    fn has_invite(&self, key: &ServerKey) -> bool;
 
     /// Moves what the application produced outside its handlers (media updates) into the
     /// endpoint's output queue; called before output is taken.
-    fn flush(&mut self, _ep: &mut Endpoint<Self>) {}
+    fn flush<H: Carries<Self, I>, const I: usize>(&mut self, _ep: &mut Endpoint<H>) {}
 }

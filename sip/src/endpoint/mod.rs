@@ -3,19 +3,22 @@
 //! request passes before a transaction exists, stateless answers, the ordered output queue and
 //! the counters.
 //!
-//! Applications sit on top through [`Application`]: the endpoint hands each one the new
-//! requests, ACKs, responses and transaction timeouts that are its own, and the application
-//! answers through the [`Endpoint`] it is lent. The B2BUA ([`crate::b2bua`]) is the first
-//! application; a recording server or a meeting UAS is another implementation of the trait,
-//! and the gateway chooses which application a new request goes to (an application may itself
-//! dispatch to others).
+//! Applications ([`Application`]: the B2BUA of [`crate::b2bua`], later a recording server or a
+//! meeting UAS) sit on top. The endpoint hands its input to a [`Host`]: [`Solo`] carries one
+//! application; [`Pair`] carries two (nest it for more) and asks the gateway's [`Pick`] which
+//! one takes each new request outside a dialog, while in-dialog requests, ACKs, CANCELs,
+//! responses and timeouts go to the application whose dialog or transaction they are. An
+//! application answers through the [`Endpoint`] it is lent; [`Carries`] says how its owners,
+//! dialogs, events and media updates travel in the host's types, so the same implementation
+//! runs alone or beside others.
 //!
-//! Drive a [`Stack`] (an endpoint with its application): feed [`Stack::handle_bytes`] and
-//! [`Stack::handle_timeout`], then drain [`Stack::poll_output`] and wait until
-//! [`Stack::poll_timeout`].
+//! Drive a [`Stack`] (an endpoint with its host): feed [`Stack::handle_bytes`] and
+//! [`Stack::handle_timeout`], then drain [`Stack::poll_output`] (transmits, events and media
+//! updates, in the order they were made) and wait until [`Stack::poll_timeout`].
 
 mod application;
 pub(crate) mod build;
+mod host;
 mod output;
 mod stack;
 
@@ -27,11 +30,14 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 pub use application::Application;
+pub use host::{Carries, Either, Host, Pair, Pick, Solo, Which};
 pub use output::{EndpointStats, Output};
 pub use stack::Stack;
 
-use crate::message::{parse_message, HeaderName, Message, Method, ParseLimits, Request, Response};
-use crate::transaction::{Incoming, Layer, ServerKey, TimerConfig, TxEvent};
+use crate::message::{
+    parse_message, HeaderName, Message, Method, ParseError, ParseLimits, Request, Response,
+};
+use crate::transaction::{ClientKey, Incoming, Layer, ServerKey, TimerConfig, TxEvent};
 use crate::{Instant, Peer, Transport};
 pub use build::bad_request_for;
 
@@ -57,20 +63,20 @@ pub struct EndpointConfig {
 pub type DialogId = (String, String);
 
 /// The endpoint. See the module docs.
-pub struct Endpoint<A: Application> {
+pub struct Endpoint<H: Host> {
     pub(crate) cfg: EndpointConfig,
-    pub(crate) layer: Layer<A::Owner>,
+    pub(crate) layer: Layer<H::Owner>,
     /// Dialogs voicegw is a party to, and what each one is to its application.
-    pub(crate) dialogs: HashMap<DialogId, A::Dialog>,
+    pub(crate) dialogs: HashMap<DialogId, H::Dialog>,
     pub(crate) rng: StdRng,
     /// What the endpoint and its applications want done, in order (transmits are moved here
     /// from the transaction layer whenever something else is appended).
-    pub(crate) out: VecDeque<Output<A::Event, A::Update>>,
+    pub(crate) out: VecDeque<Output<H::Event, H::Update>>,
     pub(crate) stats: EndpointStats,
 }
 
-impl<A: Application> Endpoint<A> {
-    pub fn new(cfg: EndpointConfig) -> Endpoint<A> {
+impl<H: Host> Endpoint<H> {
+    pub fn new(cfg: EndpointConfig) -> Endpoint<H> {
         let mut layer = Layer::new(cfg.timers);
         layer.set_max_server(cfg.max_transactions);
         Endpoint {
@@ -107,7 +113,7 @@ impl<A: Application> Endpoint<A> {
     }
 
     /// Handles one datagram or framed stream message from `peer`, handing `app` what is its.
-    pub fn handle_bytes(&mut self, app: &mut A, bytes: &[u8], peer: Peer, now: Instant) {
+    pub fn handle_bytes(&mut self, app: &mut H, bytes: &[u8], peer: Peer, now: Instant) {
         match parse_message(bytes, &self.cfg.limits) {
             Ok(Message::Request(r)) => self.handle_request(app, r, peer, now),
             Ok(Message::Response(r)) => self.handle_response(app, r, now),
@@ -124,7 +130,7 @@ impl<A: Application> Endpoint<A> {
         }
     }
 
-    fn handle_request(&mut self, app: &mut A, req: Request, peer: Peer, now: Instant) {
+    fn handle_request(&mut self, app: &mut H, req: Request, peer: Peer, now: Instant) {
         // Requests missing the transaction-identifying headers cannot be answered statefully.
         let missing = [
             req.top_via().err(),
@@ -179,7 +185,7 @@ impl<A: Application> Endpoint<A> {
         self.pump(app, now);
     }
 
-    fn handle_response(&mut self, app: &mut A, resp: Response, now: Instant) {
+    fn handle_response(&mut self, app: &mut H, resp: Response, now: Instant) {
         match self.layer.on_response(resp, now) {
             Ok(Incoming::Response { key, response, owner }) => {
                 app.on_response(self, key, response, owner, now)
@@ -195,19 +201,19 @@ impl<A: Application> Endpoint<A> {
     }
 
     /// Fires due timers.
-    pub fn handle_timeout(&mut self, app: &mut A, now: Instant) {
+    pub fn handle_timeout(&mut self, app: &mut H, now: Instant) {
         self.layer.handle_timeout(now);
         self.pump(app, now);
     }
 
     /// The driver could not reach `peer` (connection refused, TLS failure…).
-    pub fn transport_error(&mut self, app: &mut A, peer: Peer, now: Instant) {
+    pub fn transport_error(&mut self, app: &mut H, peer: Peer, now: Instant) {
         self.layer.transport_error(peer);
         self.pump(app, now);
     }
 
     /// Hands the transaction layer's timer events to their application.
-    fn pump(&mut self, app: &mut A, now: Instant) {
+    fn pump(&mut self, app: &mut H, now: Instant) {
         while let Some(ev) = self.layer.poll_event() {
             match ev {
                 TxEvent::Timeout { key, owner } => app.on_client_timeout(self, key, owner, now),
@@ -242,7 +248,7 @@ impl<A: Application> Endpoint<A> {
     }
 
     /// Appends `o` after everything produced before it.
-    pub fn push(&mut self, o: Output<A::Event, A::Update>) {
+    pub fn push(&mut self, o: Output<H::Event, H::Update>) {
         self.collect_transmits();
         self.out.push_back(o);
     }
@@ -254,13 +260,64 @@ impl<A: Application> Endpoint<A> {
         }
     }
 
-    pub fn poll_output(&mut self) -> Option<Output<A::Event, A::Update>> {
+    pub fn poll_output(&mut self) -> Option<Output<H::Event, H::Update>> {
         self.collect_transmits();
         self.out.pop_front()
     }
 
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         self.layer.poll_timeout()
+    }
+
+    /// Starts a client transaction of application `A` for `request` to `peer`.
+    pub fn send_request<A: Application, const I: usize>(
+        &mut self,
+        request: Request,
+        peer: Peer,
+        owner: A::Owner,
+        now: Instant,
+    ) -> Result<ClientKey, ParseError>
+    where
+        H: Carries<A, I>,
+    {
+        self.layer.send_request(request, peer, H::owner(owner), now)
+    }
+
+    /// Application `A`'s dialog `id`, if it has one.
+    pub fn dialog<A: Application, const I: usize>(&self, id: &DialogId) -> Option<&A::Dialog>
+    where
+        H: Carries<A, I>,
+    {
+        self.dialogs.get(id).and_then(H::dialog_of)
+    }
+
+    /// Enters dialog `id` in the table as application `A`'s.
+    pub fn insert_dialog<A: Application, const I: usize>(&mut self, id: DialogId, dialog: A::Dialog)
+    where
+        H: Carries<A, I>,
+    {
+        self.dialogs.insert(id, H::dialog(dialog));
+    }
+
+    /// Takes dialog `id` out of the table.
+    pub fn remove_dialog(&mut self, id: &DialogId) {
+        self.dialogs.remove(id);
+    }
+
+    /// Appends application `A`'s event after everything produced before it.
+    pub fn emit<A: Application, const I: usize>(&mut self, event: A::Event)
+    where
+        H: Carries<A, I>,
+    {
+        self.push(Output::Event(H::event(event)));
+    }
+
+    /// Appends application `A`'s media update after everything produced before it.
+    pub fn media<A: Application, const I: usize>(&mut self, update: A::Update)
+    where
+        H: Carries<A, I>,
+    {
+        self.push(Output::Media(H::update(update)));
     }
 }
 
@@ -272,3 +329,6 @@ pub(crate) fn local_for(cfg: &EndpointConfig, transport: Transport) -> SocketAdd
         .copied()
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], transport.default_port())))
 }
+
+#[cfg(test)]
+mod tests;

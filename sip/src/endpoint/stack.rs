@@ -1,15 +1,15 @@
 //! An endpoint with its application: what a driver holds.
 
-use super::{Application, Endpoint, EndpointConfig, Output};
+use super::{Endpoint, EndpointConfig, Host, Output};
 use crate::{Instant, Peer};
 
-/// An [`Endpoint`] and the [`Application`] on top of it.
-pub struct Stack<A: Application> {
+/// An [`Endpoint`] and the applications on top of it (its [`Host`]).
+pub struct Stack<A: Host> {
     pub(crate) ep: Endpoint<A>,
     pub(crate) app: A,
 }
 
-impl<A: Application> Stack<A> {
+impl<A: Host> Stack<A> {
     /// An endpoint configured by `cfg` with `app` on top.
     pub fn of(cfg: EndpointConfig, app: A) -> Stack<A> {
         Stack { ep: Endpoint::new(cfg), app }
