@@ -1,17 +1,15 @@
-//! The voicegw gateway: configuration, routing and the tokio driver around the sans-IO cores.
+//! The voicegw gateway: the IO around the sans-IO cores (`sip`, `media`, `connector`).
+//!
+//! Each room has one job: [`driver`] runs the event loop (start-up, the clock, reload,
+//! shutdown, the CDR write-ahead), [`signalling`] carries SIP over UDP, TCP and TLS,
+//! [`relay`] runs the media threads and their sockets, [`observe`] turns call facts into
+//! metrics, SIP message logs and logs, [`cdr`] records calls durably, [`http`] serves metrics
+//! and health, and [`analyze`] is the capture-statistics tool.
 
 pub mod analyze;
 pub mod cdr;
-pub mod certs;
-pub mod clock;
 pub mod driver;
-pub mod emf;
-pub mod logging;
-pub mod media_anchor;
-pub mod media_record;
-pub mod media_thread;
-pub mod metrics_http;
-pub mod redact;
-pub mod siplog;
-pub mod transport;
-pub mod udp_errors;
+pub mod http;
+pub mod observe;
+pub mod relay;
+pub mod signalling;

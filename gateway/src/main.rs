@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use connector::config::{Config, EMBEDDED_DEFAULT};
-use gateway::logging::{self, LogFormat};
+use gateway::observe::logging::{self, LogFormat};
 
 #[derive(Parser)]
 #[command(

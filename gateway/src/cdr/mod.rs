@@ -183,7 +183,7 @@ impl Recorder {
     }
 
     /// Follows one call event (wall clock `now`).
-    pub fn on_event(&mut self, ev: &CallEvent, now: SystemTime) {
+    pub fn follow(&mut self, ev: &CallEvent, now: SystemTime) {
         match ev {
             CallEvent::Started {
                 call,
@@ -408,12 +408,12 @@ impl Recorder {
     /// store is complete when the process ends; what is left goes out after the next start).
     pub async fn wait_delivered(&self, limit: Duration) {
         let shared = &self.shared;
-        let until = tokio::time::Instant::now() + limit;
-        while shared.pending_records.load(std::sync::atomic::Ordering::Relaxed) > 0
-            && tokio::time::Instant::now() < until
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let delivered = async {
+            while shared.pending_records.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        let _ = tokio::time::timeout(limit, delivered).await;
     }
 
     /// Records in the spool not yet delivered, and the spool's undelivered bytes.
@@ -468,4 +468,9 @@ fn recover(
     }
     spool_thread::commit(writer, registry, false);
     (n, byes)
+}
+impl crate::observe::facts::Observer for Recorder {
+    fn on_event(&mut self, event: &CallEvent, seen: crate::observe::facts::Seen<'_>) {
+        self.follow(event, seen.at.wall);
+    }
 }

@@ -62,6 +62,8 @@ pub struct StreamSettings {
     pub next_id: Arc<std::sync::atomic::AtomicU64>,
     /// Client side of outbound TLS connections.
     pub tls_client: Option<Arc<rustls::ClientConfig>>,
+    /// Where connection deadlines read the time.
+    pub clock: crate::driver::clock::Clock,
 }
 
 impl StreamSettings {
@@ -131,7 +133,7 @@ pub async fn udp_loop(socket: Arc<UdpSocket>, inbound: mpsc::Sender<Inbound>) {
 
 /// The ICMP errors queued on `socket`, each as the transport error of its destination.
 pub fn udp_failures(socket: &UdpSocket) -> impl Iterator<Item = Inbound> {
-    crate::udp_errors::drain(socket).into_iter().map(|e| Inbound::Failed {
+    crate::signalling::udp_errors::drain(socket).into_iter().map(|e| Inbound::Failed {
         peer: Peer::new(Transport::Udp, e.destination),
         reason: e.reason,
         garbage: false,
@@ -310,13 +312,13 @@ async fn serve<S>(
     let mut message_deadline: Option<tokio::time::Instant> = None;
     loop {
         let wait = match message_deadline {
-            Some(d) => d.saturating_duration_since(tokio::time::Instant::now()).min(settings.idle),
+            Some(d) => d.saturating_duration_since(settings.clock.tokio_now()).min(settings.idle),
             None => settings.idle,
         };
         tokio::select! {
             read = tokio::time::timeout(wait, rd.read(&mut buf)) => {
                 let n = match read {
-                    Err(_) if message_deadline.is_some_and(|d| d <= tokio::time::Instant::now()) => {
+                    Err(_) if message_deadline.is_some_and(|d| d <= settings.clock.tokio_now()) => {
                         tracing::info!(%addr, secs = settings.message_timeout.as_secs(), "connection closed: a message was not complete in time");
                         let _ = inbound.send(Inbound::Failed { peer, reason: "message not complete in time".into(), garbage: true }).await;
                         break;
@@ -349,7 +351,7 @@ async fn serve<S>(
                 message_deadline = match (framer.buffered(), message_deadline) {
                     (0, _) => None,
                     (_, Some(d)) => Some(d),
-                    (_, None) => Some(tokio::time::Instant::now() + settings.message_timeout),
+                    (_, None) => Some(settings.clock.tokio_now() + settings.message_timeout),
                 };
             }
             out = rx.recv() => {
@@ -389,6 +391,7 @@ async fn write_within<W: AsyncWrite + Unpin>(
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests may read the clock
 mod tests {
     use super::*;
 
@@ -415,6 +418,7 @@ mod tests {
             open: Arc::new(AtomicUsize::new(0)),
             next_id: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             tls_client: None,
+            clock: crate::driver::clock::Clock::start(),
         };
         let a = settings.slot().unwrap();
         let _b = settings.slot().unwrap();

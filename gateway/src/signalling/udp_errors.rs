@@ -74,6 +74,7 @@ fn to_std(a: &SockaddrStorage) -> Option<SocketAddr> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests may read the clock
 mod tests {
     use super::*;
     use std::net::UdpSocket;

@@ -14,7 +14,7 @@ pub async fn serve(
     listener: TcpListener,
     registry: Arc<Mutex<Registry>>,
     health: HealthBook,
-    clock: crate::clock::Clock,
+    clock: crate::driver::clock::Clock,
 ) {
     let mut failures = 0u32;
     loop {

@@ -22,9 +22,9 @@ use media::relay::{Component, Instant, Session, SessionEvent, Side, Timing, TICK
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
-use crate::clock::Clock;
-use crate::media_anchor::CallContext;
-use crate::media_record::{write_record, RecordSink, RelayCmd, Snapshot, RECV_MAX};
+use crate::driver::clock::Clock;
+use crate::relay::anchor::CallContext;
+use crate::relay::record::{write_record, RecordSink, RelayCmd, Snapshot, RECV_MAX};
 
 /// The token of each thread's wake-up eventfd.
 const WAKER: u64 = u64::MAX;
@@ -213,7 +213,13 @@ fn run(
                             if let Some(mut cm) = slots[slot].take() {
                                 relay_queued(&mut cm, &mut buf, now);
                                 rejected += report_rejected(&mut cm);
-                                write_record(&cm.ctx, &cm.session, &cm.last, cm.sink.as_ref());
+                                write_record(
+                                    &cm.ctx,
+                                    &cm.session,
+                                    &cm.last,
+                                    cm.sink.as_ref(),
+                                    clock.wall(),
+                                );
                                 for s in &cm.socks {
                                     let _ = epoll.delete(s.as_fd());
                                 }
@@ -268,7 +274,7 @@ fn run(
                 if cm.session.poll_timeout().is_some_and(|t| t <= now) {
                     cm.session.handle_timeout(now);
                     while let Some(ev) = cm.session.poll_event() {
-                        on_session_event(cm, ev, &silent);
+                        on_session_event(cm, ev, &silent, clock);
                     }
                 }
                 if let Some(t) = cm.session.poll_timeout() {
@@ -293,13 +299,18 @@ fn run(
 }
 
 /// Carries out what a session decided on its timeout.
-fn on_session_event(cm: &mut CallMedia, ev: SessionEvent, silent: &tokio::sync::mpsc::Sender<u64>) {
+fn on_session_event(
+    cm: &mut CallMedia,
+    ev: SessionEvent,
+    silent: &tokio::sync::mpsc::Sender<u64>,
+    clock: Clock,
+) {
     match ev {
         SessionEvent::Transmit { side, component, to, packet } => {
             let _ = cm.socks[side_sock(component, side)].send_to(&packet, to);
         }
         SessionEvent::RecordDue => {
-            cm.last = write_record(&cm.ctx, &cm.session, &cm.last, cm.sink.as_ref());
+            cm.last = write_record(&cm.ctx, &cm.session, &cm.last, cm.sink.as_ref(), clock.wall());
         }
         SessionEvent::Silent { silent_for } => {
             // The driver hangs up answered calls.

@@ -1,5 +1,9 @@
-//! The gateway's clock: the sans-IO cores are handed time from here (`sip::Instant`, the time
-//! since the process started), and what they record in it is turned into wall time here.
+//! The gateway's clock, the one place that reads time: the sans-IO cores are handed time from
+//! here (`sip::Instant`, the time since the process started), what they record in it is turned
+//! into wall time here, and the IO parts (the driver, transports, writers) read the monotonic
+//! and the wall clock through it. Clippy's `disallowed-methods` (gateway/clippy.toml) refuses
+//! a clock read anywhere else in the gateway.
+#![allow(clippy::disallowed_methods)]
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -13,6 +17,26 @@ impl Clock {
     /// Starts the clock (once, at start-up: every part of the process shares it).
     pub fn start() -> Clock {
         Clock { origin: Instant::now() }
+    }
+
+    /// Now on the monotonic clock.
+    pub fn monotonic(self) -> Instant {
+        Instant::now()
+    }
+
+    /// Now on tokio's clock (connection deadlines).
+    pub fn tokio_now(self) -> tokio::time::Instant {
+        tokio::time::Instant::now()
+    }
+
+    /// Now on the wall clock.
+    pub fn wall(self) -> SystemTime {
+        SystemTime::now()
+    }
+
+    /// Now on both clocks.
+    pub fn moment(self) -> crate::observe::facts::Moment {
+        crate::observe::facts::Moment { mono: Instant::now(), wall: SystemTime::now() }
     }
 
     /// Now, as the cores count time.

@@ -1,4 +1,4 @@
-//! What the media thread ([`crate::media_thread`]) needs besides its event loop: commands, timing,
+//! What the media thread ([`crate::relay::thread`]) needs besides its event loop: commands, timing,
 //! and the media-quality records (formats.md §4): the typed figures of `media::quality`,
 //! written as JSON lines and added to the metrics from the same values.
 
@@ -11,7 +11,7 @@ use media::relay::{Session, Side};
 use metrics::{names, Labels, Registry};
 use sip::b2bua::Direction;
 
-use crate::media_anchor::CallContext;
+use crate::relay::anchor::CallContext;
 
 /// Commands from the driver.
 #[derive(Debug)]
@@ -130,15 +130,17 @@ fn record<'a>(
     (rec, snap)
 }
 
-/// Writes the current record (JSON line) and feeds the metrics; returns the new snapshot.
+/// Writes the current record (JSON line, stamped `wall`) and feeds the metrics; returns the
+/// new snapshot.
 pub(crate) fn write_record(
     ctx: &CallContext,
     s: &Session,
     last: &Snapshot,
     sink: Option<&RecordSink>,
+    wall: SystemTime,
 ) -> Snapshot {
     use std::io::Write as _;
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let now_ms = wall.duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
     let region = sink.map(|k| k.aws_region.as_str()).unwrap_or("");
     let (rec, snap) = record(ctx, s, last, region, now_ms);
     let Some(sink) = sink else { return snap };

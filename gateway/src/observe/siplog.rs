@@ -19,6 +19,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sip::b2bua::CallEvent;
 
+use super::facts::{Call, Observer, Seen};
+
 /// How long a call's Call-IDs are still logged after it ends.
 pub const LINGER: Duration = Duration::from_secs(32);
 
@@ -59,8 +61,6 @@ pub struct SipLog {
     /// Voice connectors with `EnableSIPLogs`: id → region.
     enabled: HashMap<String, Arc<str>>,
     owners: HashMap<String, Owner>,
-    /// Calls by the core's id: their TransactionId and Call-IDs (both legs, every attempt).
-    calls: HashMap<u64, (Arc<str>, Vec<String>)>,
     tx: mpsc::SyncSender<Pending>,
     dropped: u64,
     last_sweep: Instant,
@@ -87,8 +87,8 @@ pub fn call_id_of(msg: &[u8]) -> Option<&str> {
 }
 
 impl SipLog {
-    /// Starts the writer thread for files under `dir`.
-    pub fn start(dir: PathBuf, rotation: Rotation) -> std::io::Result<SipLog> {
+    /// Starts the writer thread for files under `dir` (at monotonic `now`).
+    pub fn start(dir: PathBuf, rotation: Rotation, now: Instant) -> std::io::Result<SipLog> {
         let (tx, rx) = mpsc::sync_channel::<Pending>(QUEUE);
         std::thread::Builder::new()
             .name("voicegw-siplog".into())
@@ -96,10 +96,9 @@ impl SipLog {
         Ok(SipLog {
             enabled: HashMap::new(),
             owners: HashMap::new(),
-            calls: HashMap::new(),
             tx,
             dropped: 0,
-            last_sweep: Instant::now(),
+            last_sweep: now,
         })
     }
 
@@ -147,45 +146,35 @@ impl SipLog {
         }
     }
 
-    /// Follows a call event: which Call-IDs belong to which voice connector's call.
-    pub fn on_event(&mut self, ev: &CallEvent, now: Instant) {
+    /// Follows a call event (at monotonic `now`): which Call-IDs belong to which voice
+    /// connector's call; `call` is the call as the call table knows it.
+    pub fn follow(&mut self, ev: &CallEvent, call: Option<&Call>, now: Instant) {
         if !self.active() {
             return;
         }
-        match ev {
-            CallEvent::Started {
-                call,
-                transaction_id,
-                call_id,
-                b_call_id,
-                voice_connector_id,
-                ..
-            } => {
-                let tx: Arc<str> = Arc::from(transaction_id.as_str());
-                self.own(call_id, voice_connector_id, &tx, None);
-                self.own(b_call_id, voice_connector_id, &tx, None);
-                self.calls.insert(*call, (tx, vec![call_id.clone(), b_call_id.clone()]));
-            }
-            CallEvent::Failover { call, voice_connector_id, b_call_id, .. } => {
-                let Some((tx, mut ids)) = self.calls.remove(call) else { return };
-                ids.push(b_call_id.clone());
-                // The call may have moved to the next voice connector of a group.
-                for id in &ids {
-                    self.own(id, voice_connector_id, &tx, None);
+        match (ev, call) {
+            (CallEvent::Started { .. } | CallEvent::Failover { .. }, Some(c)) => {
+                // A failover adds a Call-ID and may move the call to the next voice connector
+                // of a group.
+                let tx: Arc<str> = Arc::from(c.transaction_id.as_str());
+                for id in &c.call_ids {
+                    self.own(id, &c.labels.voice_connector_id, &tx, None);
                 }
-                self.calls.insert(*call, (tx, ids));
             }
-            CallEvent::Ended { call, .. } => {
-                for id in self.calls.remove(call).map(|(_, ids)| ids).unwrap_or_default() {
-                    if let Some(o) = self.owners.get_mut(&id) {
+            (CallEvent::Ended { .. }, Some(c)) => {
+                for id in &c.call_ids {
+                    if let Some(o) = self.owners.get_mut(id) {
                         o.expires = Some(now + LINGER);
                     }
                 }
             }
             // Keeps an owner the same Call-ID already has (a 407 before the real call).
-            CallEvent::Rejected {
-                transaction_id, call_id, voice_connector_id: Some(vc), ..
-            } if self.owners.get(call_id).is_none_or(|o| o.expires.is_some()) => {
+            (
+                CallEvent::Rejected {
+                    transaction_id, call_id, voice_connector_id: Some(vc), ..
+                },
+                _,
+            ) if self.owners.get(call_id).is_none_or(|o| o.expires.is_some()) => {
                 self.own(call_id, vc, &Arc::from(transaction_id.as_str()), Some(now + LINGER));
             }
             _ => {}
@@ -229,7 +218,7 @@ fn line_of(p: &Pending) -> Vec<u8> {
         "aws_region": &*p.region,
         "event_timestamp": p.event_timestamp,
         "call_id": &*p.call_id,
-        "sip_message": crate::redact::sip_secrets(&String::from_utf8_lossy(&p.message)),
+        "sip_message": crate::observe::redact::sip_secrets(&String::from_utf8_lossy(&p.message)),
     });
     let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
     bytes.push(b'\n');
@@ -299,7 +288,14 @@ fn rotate(path: &Path, keep: u32) {
     let _ = std::fs::rename(path, name(1));
 }
 
+impl Observer for SipLog {
+    fn on_event(&mut self, event: &CallEvent, seen: Seen<'_>) {
+        self.follow(event, seen.call, seen.at.mono);
+    }
+}
+
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests may read the clock
 mod tests {
     use super::*;
 
@@ -339,7 +335,8 @@ mod tests {
     fn messages_of_a_logging_voice_connector_are_matched_by_call_id() {
         let dir = std::env::temp_dir().join(format!("voicegw-siplog-m-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let mut log = SipLog::start(dir.clone(), Rotation { max_bytes: 1 << 20, keep: 1 }).unwrap();
+        let rotation = Rotation { max_bytes: 1 << 20, keep: 1 };
+        let mut log = SipLog::start(dir.clone(), rotation, Instant::now()).unwrap();
         log.configure([("vc1".to_string(), "us-east-1".to_string())]);
         let t = Instant::now();
         let started = |call_id: &str, vc: &str| CallEvent::Started {
@@ -354,7 +351,11 @@ mod tests {
             target: sip::Peer::new(sip::Transport::Udp, "127.0.0.1:5080".parse().unwrap()),
             auth_user: None,
         };
-        log.on_event(&started("a1", "vc1"), t);
+        let mut table = crate::observe::facts::CallTable::new(
+            [("vc1".to_string(), "us-east-1".to_string())].into_iter().collect(),
+        );
+        let at = crate::observe::facts::Moment { mono: t, wall: SystemTime::now() };
+        table.apply(&started("a1", "vc1"), at, &mut [&mut log]);
         log.message(
             &bytes::Bytes::from_static(b"INVITE sip:x SIP/2.0\r\nCall-ID: a1\r\n\r\n"),
             SystemTime::now(),
@@ -367,7 +368,8 @@ mod tests {
             &bytes::Bytes::from_static(b"INVITE sip:x SIP/2.0\r\nCall-ID: other\r\n\r\n"),
             SystemTime::now(),
         );
-        log.on_event(&CallEvent::Ended { call: 1, status: 200, reason: "BYE".into() }, t);
+        let ended = CallEvent::Ended { call: 1, status: 200, reason: "BYE".into() };
+        table.apply(&ended, at, &mut [&mut log]);
         log.message(
             &bytes::Bytes::from_static(b"ACK sip:x SIP/2.0\r\nCall-ID: a1\r\n\r\n"),
             SystemTime::now(),

@@ -5,12 +5,14 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
+
+use crate::driver::clock::Clock;
 
 use metrics::Registry;
 
 /// Appends EMF lines to `path` every `period` until the process ends.
-pub async fn run(path: PathBuf, period: Duration, registry: Arc<Mutex<Registry>>) {
+pub async fn run(path: PathBuf, period: Duration, registry: Arc<Mutex<Registry>>, clock: Clock) {
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
@@ -19,7 +21,7 @@ pub async fn run(path: PathBuf, period: Duration, registry: Arc<Mutex<Registry>>
     tick.tick().await; // the first tick is immediate
     loop {
         tick.tick().await;
-        let ts = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+        let ts = clock.wall().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
         let lines = registry.lock().unwrap_or_else(|e| e.into_inner()).emf_lines(ts as u64);
         let mut text = lines.join("\n");
         text.push('\n');

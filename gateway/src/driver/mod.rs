@@ -1,0 +1,296 @@
+//! The tokio driver: owns the sans-IO B2BUA core, feeds it what the transports read, carries
+//! out what it outputs in order (messages, media updates, call events), runs its timers, and
+//! hands every call event to the call table and its observers.
+//!
+//! Its rooms: [`startup`] wires the parts, [`clock`] is the one place that reads time,
+//! [`write_ahead`] holds the messages that end calls until their records are durable,
+//! [`reload`] applies SIGHUP, [`shutdown`] drains on SIGTERM/SIGINT, [`recovery`] ends the
+//! legs a crashed run left up, [`settings`] derives per-voice-connector values.
+
+pub mod clock;
+pub mod recovery;
+pub mod reload;
+pub mod settings;
+pub mod shutdown;
+pub mod startup;
+pub mod write_ahead;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use connector::config::Validated;
+use connector::policy::ConfigRouter;
+use metrics::Registry;
+use sip::b2bua::{B2bua, CallEvent, Output};
+use tokio::sync::mpsc;
+
+use crate::cdr::Recorder;
+use crate::observe::call_metrics::CallMetrics;
+use crate::observe::facts::CallTable;
+use crate::observe::process_metrics::{self, ProcessFacts};
+use crate::observe::siplog::SipLog;
+use crate::relay::anchor::{MediaAnchor, MediaUpdate};
+use crate::relay::record::{RecordSink, RelayCmd};
+use crate::relay::thread::{MediaCmd, MediaHandle};
+use crate::signalling::conns::Senders;
+use crate::signalling::transport::Inbound;
+use clock::Clock;
+use shutdown::{recv_signal, Admission, Drain, DrainState, Signal};
+use write_ahead::{Batch, WriteAhead};
+
+pub use startup::StartError;
+
+/// The B2BUA as the gateway runs it.
+pub type Core = B2bua<ConfigRouter, MediaAnchor>;
+
+/// Longest a turn's messages wait for the spool to commit its records.
+const SPOOL_WAIT_LIMIT: Duration = Duration::from_secs(2);
+
+/// Runs the gateway until SIGTERM/SIGINT has drained it. SIGHUP reloads `config_path` (the
+/// embedded default has nothing to reload) and applies it to new calls.
+pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Result<(), StartError> {
+    let clock = Clock::start();
+    let mut gw = startup::start(v, config_path, clock).await?;
+    let byes = gw.recorder.take_recovered_byes();
+    recovery::send_recovery_byes(&mut gw.core, byes, clock.now());
+    gw.run().await;
+    Ok(())
+}
+
+/// The signals the driver answers.
+pub struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
+
+/// Everything the driver owns while it runs.
+pub struct Gateway {
+    core: Core,
+    rx: mpsc::Receiver<Inbound>,
+    senders: Senders,
+    registry: Arc<Mutex<Registry>>,
+    sinks: HashMap<String, RecordSink>,
+    /// The calls in progress, and their observers (with `recorder` and `siplog`).
+    table: CallTable,
+    call_metrics: CallMetrics,
+    recorder: Recorder,
+    /// The spool's last durable commit.
+    durable: tokio::sync::watch::Receiver<u64>,
+    siplog: SipLog,
+    /// This turn's inbound messages, for the SIP message log.
+    inbound_log: Vec<Bytes>,
+    media: MediaHandle,
+    /// Calls whose media went silent.
+    silent_rx: mpsc::Receiver<u64>,
+    write_ahead: WriteAhead,
+    admission: Admission,
+    drain: Drain,
+    signals: Signals,
+    garbage_closes: u64,
+    /// This turn's messages.
+    outgoing: Batch,
+    clock: Clock,
+    running: Validated,
+    config_path: Option<std::path::PathBuf>,
+}
+
+impl Gateway {
+    /// The event loop: one turn per wake-up (messages, a timer, a signal), then the turn's
+    /// output; ends when a drain is done.
+    async fn run(&mut self) {
+        let drain_limit = Duration::from_secs(self.running.config.sip.drain_timeout_secs);
+        loop {
+            let clock = self.clock;
+            let timeout = self
+                .core
+                .poll_timeout()
+                .map(|t| clock.to_std(t))
+                .unwrap_or_else(|| clock.monotonic() + Duration::from_secs(1));
+            let wake = self.drain.deadline().map_or(timeout, |d| d.min(timeout));
+            let signals = &mut self.signals;
+            tokio::select! {
+                msg = self.rx.recv() => {
+                    let Some(msg) = msg else { break };
+                    self.admission.update(&mut self.core, self.recorder.failing());
+                    self.inbound(msg);
+                    // Batch what is already queued before flushing outputs.
+                    for _ in 0..64 {
+                        match self.rx.try_recv() {
+                            Ok(m) => self.inbound(m),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {
+                    self.core.handle_timeout(clock.now());
+                }
+                Some(call) = self.silent_rx.recv() => {
+                    // Only answered calls: a call may ring without early media for a long time.
+                    if self.core.is_answered(call) {
+                        tracing::warn!(call, "media inactivity: hanging up both legs");
+                        self.core.hang_up(call, "media inactivity", clock.now());
+                    }
+                }
+                _ = recv_signal(&mut signals.hup) => self.reload(),
+                _ = self.durable.changed(), if !self.write_ahead.is_empty() => {}
+                _ = recv_signal(&mut signals.term) => self.drain.start(&mut self.core, clock.monotonic(), drain_limit, "SIGTERM"),
+                _ = recv_signal(&mut signals.int) => self.drain.start(&mut self.core, clock.monotonic(), drain_limit, "SIGINT"),
+            }
+            self.finish_turn().await;
+            if self.drain.state(&self.core, clock.monotonic()) != DrainState::Running {
+                break;
+            }
+        }
+        self.stop().await;
+    }
+
+    /// Feeds one transport event to the core; messages are also kept for the SIP message log.
+    fn inbound(&mut self, msg: Inbound) {
+        let now = self.clock.now();
+        match msg {
+            Inbound::Message { bytes, peer } => {
+                self.core.handle_bytes(&bytes, peer, now);
+                if self.siplog.active() {
+                    self.inbound_log.push(bytes);
+                }
+            }
+            Inbound::Opened { conn, peer, tx } => self.senders.conns.insert(conn, peer, tx),
+            Inbound::Closed { conn, peer } => self.senders.conns.remove(conn, peer),
+            Inbound::Failed { peer, reason, garbage } => {
+                if garbage {
+                    self.garbage_closes += 1;
+                    tracing::info!(%peer, %reason, "connection closed");
+                } else {
+                    tracing::warn!(%peer, %reason, "cannot reach peer");
+                    self.core.transport_error(peer, now);
+                }
+            }
+        }
+    }
+
+    /// Carries out the turn's output in order, then sends what the write-ahead lets go.
+    async fn finish_turn(&mut self) {
+        let at = self.clock.moment();
+        while let Some(out) = self.core.poll_output() {
+            match out {
+                Output::Transmit { peer, bytes } => self.outgoing.push((peer, bytes)),
+                // Handed to the media thread at once; the messages after it leave below.
+                Output::Media(u) => media_update(u, &self.media, &self.sinks),
+                Output::Event(ev) => {
+                    if let CallEvent::Answered { call } = &ev {
+                        let byes = recovery::recovery_byes(&self.core, *call);
+                        self.recorder.set_recovery_byes(*call, byes);
+                    }
+                    self.table.apply(
+                        &ev,
+                        at,
+                        &mut [&mut self.recorder, &mut self.siplog, &mut self.call_metrics],
+                    );
+                }
+            }
+        }
+        // The relay knows a leg's addresses and keys before the SDP that lets the other side
+        // send leaves in a SIP message.
+        self.media.flush();
+        self.recorder.tick(at.wall);
+        for m in self.inbound_log.drain(..) {
+            self.siplog.message(&m, at.wall);
+        }
+        // Write-ahead: a call's record is durable before the messages that end it leave. The
+        // spool thread commits while the driver goes on; later messages queue behind held ones.
+        let commit = self.recorder.commit();
+        self.write_ahead.hold(commit, at.mono, &mut self.outgoing);
+        let committed = *self.durable.borrow_and_update();
+        while let Some((mut batch, late)) = self.write_ahead.release(committed, at.mono) {
+            if late {
+                tracing::error!(
+                    "CDR spool did not commit in time; sending the calls' messages anyway"
+                );
+            }
+            self.send(&mut batch, at.wall).await;
+        }
+        let mut outgoing = std::mem::take(&mut self.outgoing);
+        self.send(&mut outgoing, at.wall).await;
+        self.outgoing = outgoing;
+        self.siplog.sweep(at.mono);
+        self.update_process_metrics();
+    }
+
+    /// Sends `batch` (emptying it), logging each message to the SIP message log.
+    async fn send(&mut self, batch: &mut Batch, wall: std::time::SystemTime) {
+        for (peer, bytes) in batch.drain(..) {
+            self.siplog.message(&bytes, wall);
+            self.senders.transmit(peer, bytes).await;
+        }
+    }
+
+    fn update_process_metrics(&self) {
+        let core = &self.core;
+        let (clients, servers) = core.transactions();
+        let facts = ProcessFacts {
+            stats: core.stats().clone(),
+            active_calls: core.active_calls(),
+            transactions: clients + servers,
+            open_connections: self.senders.settings.open.load(std::sync::atomic::Ordering::Relaxed),
+            tls_connections: self.senders.conns.tls(),
+            garbage_closes: self.garbage_closes,
+            sip_log_dropped: self.siplog.dropped(),
+            cdrs_suppressed: self.recorder.suppressed(),
+            media_ports_in_use: core.anchor().ports_in_use(),
+        };
+        process_metrics::update(&self.registry, &facts, || self.recorder.spool_backlog());
+    }
+
+    /// SIGHUP.
+    fn reload(&mut self) {
+        let Some(v) = reload::load(self.config_path.as_deref(), &self.running) else { return };
+        reload::apply_to_core(&mut self.core, &v);
+        let cfg = &v.config;
+        settings::register_labels(cfg, &self.registry);
+        self.sinks = settings::record_sinks(cfg, &self.registry);
+        self.table.set_regions(settings::regions(cfg));
+        self.recorder.reconfigure(cfg);
+        self.admission.refuse_unrecorded = cfg.cdr.refuse_calls_while_spool_fails;
+        self.siplog.configure(settings::sip_logging(cfg));
+        // Restart-only settings are compared with those the process started with.
+    }
+
+    /// After the loop: calls still up are recorded as interrupted, every record is flushed,
+    /// held messages leave, and the uploader gets a moment to deliver.
+    async fn stop(&mut self) {
+        self.recorder.flush_challenges();
+        let cut = self.recorder.interrupt_all(self.clock.wall());
+        if cut > 0 {
+            tracing::warn!(calls = cut, "exiting with calls in progress: recorded as interrupted");
+        }
+        self.recorder.commit();
+        self.recorder.flush(Duration::from_secs(5)).await;
+        let wall = self.clock.wall();
+        let held: Vec<Batch> = self.write_ahead.take_all().collect();
+        for mut batch in held {
+            self.send(&mut batch, wall).await;
+        }
+        self.recorder.wait_delivered(Duration::from_secs(5)).await;
+    }
+}
+
+/// Starts, updates and stops call media on the media thread as the anchor asks.
+fn media_update(u: MediaUpdate, media: &MediaHandle, sinks: &HashMap<String, RecordSink>) {
+    match u {
+        MediaUpdate::Open { ctx, sockets } => {
+            let sink = sinks.get(&ctx.voice_connector_id).cloned();
+            media.send(MediaCmd::Open { ctx, sockets, sink });
+        }
+        MediaUpdate::Peer { call, side, rtp, rtcp, mux, rates } => {
+            media
+                .send(MediaCmd::Call { call, cmd: RelayCmd::Peer { side, rtp, rtcp, mux, rates } });
+        }
+        MediaUpdate::Srtp { call, side, inbound, outbound } => {
+            media.send(MediaCmd::Call { call, cmd: RelayCmd::Srtp { side, inbound, outbound } });
+        }
+        MediaUpdate::Close { call } => media.send(MediaCmd::Call { call, cmd: RelayCmd::Close }),
+    }
+}

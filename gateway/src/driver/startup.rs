@@ -1,0 +1,252 @@
+//! Start-up: the data directory, the SIP listeners, the B2BUA with its router and media
+//! anchor, the CDR recorder and its uploader, the SIP message log, the HTTP server, the EMF
+//! writer and the media threads, wired into a [`Gateway`].
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use connector::config::{Config, S3Target, Validated};
+use connector::policy::ConfigRouter;
+use metrics::Registry;
+use sip::b2bua::{B2bua, CoreConfig};
+use sip::message::ParseLimits;
+use sip::transaction::TimerConfig;
+use sip::Transport;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::mpsc;
+
+use super::clock::Clock;
+use super::shutdown::{signal, Admission, Drain};
+use super::write_ahead::WriteAhead;
+use super::{settings, Gateway, Signals, SPOOL_WAIT_LIMIT};
+use crate::observe::call_metrics::CallMetrics;
+use crate::observe::facts::CallTable;
+use crate::relay::anchor::MediaAnchor;
+use crate::relay::thread as media_thread;
+use crate::signalling::conns::{Conns, Senders};
+use crate::signalling::transport::{self, Inbound, StreamSettings};
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot bind {what} on {addr}: {source}")]
+    Bind { what: &'static str, addr: std::net::SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Cert(#[from] crate::signalling::certs::CertError),
+    #[error("cannot start the media thread: {0}")]
+    Media(std::io::Error),
+    #[error("cannot create data directory {0}: {1}")]
+    DataDir(String, std::io::Error),
+    #[error(transparent)]
+    Spool(#[from] crate::cdr::spool::SpoolError),
+    #[error("cannot start the SIP message log writer: {0}")]
+    SipLog(std::io::Error),
+    #[error("cannot start the CDR spool thread: {0}")]
+    SpoolThread(std::io::Error),
+}
+
+fn bind_error(
+    what: &'static str,
+    addr: std::net::SocketAddr,
+) -> impl FnOnce(std::io::Error) -> StartError {
+    move |source| StartError::Bind { what, addr, source }
+}
+
+/// Starts every part of the gateway for `v`; `config_path` is what SIGHUP reloads.
+pub async fn start(
+    v: Validated,
+    config_path: Option<std::path::PathBuf>,
+    clock: Clock,
+) -> Result<Gateway, StartError> {
+    connector::policy::numbering::warm_up();
+    let cfg = &v.config;
+    std::fs::create_dir_all(&cfg.data.dir)
+        .map_err(|e| StartError::DataDir(cfg.data.dir.display().to_string(), e))?;
+    let (tx, rx) = mpsc::channel::<Inbound>(8192);
+    let limits = ParseLimits {
+        max_message_size: cfg.sip.max_message_bytes,
+        max_headers: cfg.sip.max_headers,
+    };
+    let client = crate::signalling::certs::client_config(
+        cfg.sip.tls_ca_file.as_deref(),
+        cfg.sip.tls_verify_server,
+    )?;
+    if !cfg.sip.tls_verify_server {
+        tracing::warn!("tls_verify_server = false: outbound TLS accepts any server certificate");
+    }
+    let settings = StreamSettings {
+        limits,
+        idle: Duration::from_secs(cfg.sip.idle_connection_secs),
+        max_connections: cfg.sip.max_connections,
+        message_timeout: Duration::from_secs(cfg.sip.message_timeout_secs),
+        write_timeout: Duration::from_secs(cfg.sip.write_timeout_secs),
+        open: Arc::new(AtomicUsize::new(0)),
+        next_id: Arc::new(AtomicU64::new(0)),
+        tls_client: Some(client),
+        clock,
+    };
+    let mut local = HashMap::new();
+    let mut udp = None;
+    if let Some(addr) = v.listen_udp {
+        let s = UdpSocket::bind(addr).await.map_err(bind_error("SIP UDP", addr))?;
+        // A deep receive queue absorbs bursts (and floods) while the driver catches up; the
+        // kernel caps it at net.core.rmem_max.
+        if let Err(e) =
+            nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::RcvBuf, &(8 << 20))
+        {
+            tracing::debug!(error = %e, "SIP UDP receive buffer left at the default");
+        }
+        if let Err(e) = crate::signalling::udp_errors::enable(&s, addr.is_ipv6()) {
+            tracing::warn!(error = %e, "ICMP errors on the SIP UDP socket are not reported; dead UDP next hops fail after Timer B");
+        }
+        let s = Arc::new(s);
+        local.insert(Transport::Udp, addr);
+        tokio::spawn(transport::udp_loop(s.clone(), tx.clone()));
+        udp = Some(s);
+        tracing::info!(%addr, "SIP listening on UDP");
+    }
+    if let Some(addr) = v.listen_tcp {
+        let l = TcpListener::bind(addr).await.map_err(bind_error("SIP TCP", addr))?;
+        local.insert(Transport::Tcp, addr);
+        tokio::spawn(transport::accept_loop(l, None, settings.clone(), tx.clone()));
+        tracing::info!(%addr, "SIP listening on TCP");
+    }
+    if let Some(addr) = v.listen_tls {
+        let configured = cfg.sip.tls_certificate.as_deref().zip(cfg.sip.tls_private_key.as_deref());
+        let (cert, key, generated) = crate::signalling::certs::ensure(configured, &cfg.data.dir)?;
+        if generated {
+            tracing::info!(cert = %cert.display(), "generated a self-signed TLS certificate");
+        }
+        let acceptor =
+            tokio_rustls::TlsAcceptor::from(crate::signalling::certs::server_config(&cert, &key)?);
+        let l = TcpListener::bind(addr).await.map_err(bind_error("SIP TLS", addr))?;
+        local.insert(Transport::Tls, addr);
+        tokio::spawn(transport::accept_loop(l, Some(acceptor), settings.clone(), tx.clone()));
+        tracing::info!(%addr, cert = %cert.display(), "SIP listening on TLS");
+    }
+    let registry = Arc::new(Mutex::new(Registry::new()));
+    settings::register_labels(cfg, &registry);
+    let core_cfg = CoreConfig {
+        timers: TimerConfig {
+            t1: Duration::from_millis(cfg.sip.t1_ms),
+            t2: Duration::from_millis(cfg.sip.t2_ms),
+            t4: Duration::from_millis(cfg.sip.t4_ms),
+        },
+        limits,
+        local,
+        user_agent: cfg.sip.user_agent.clone(),
+        max_calls: cfg.sip.max_calls,
+        max_transactions: cfg.sip.max_transactions,
+        seed: rand::random(),
+    };
+    let mut anchor = MediaAnchor::new(v.media_address, v.media_ports)
+        .with_required_encryption(settings::encrypted_voice_connectors(cfg));
+    anchor.set_media_source_learning(settings::learning_voice_connectors(cfg));
+    let router = ConfigRouter::new(&v, rand::random());
+    let health = router.health();
+    let core = B2bua::with_anchor(core_cfg, router, anchor);
+    let sinks = settings::record_sinks(cfg, &registry);
+    let recorder = start_cdrs(cfg, v.cdr_bucket.clone(), &registry, clock).await?;
+    let mut siplog = crate::observe::siplog::SipLog::start(
+        cfg.data.dir.join("ChimeVoiceConnectorSipMessages"),
+        crate::observe::siplog::Rotation {
+            max_bytes: cfg.data.sip_log_max_bytes,
+            keep: cfg.data.sip_log_keep,
+        },
+        clock.monotonic(),
+    )
+    .map_err(StartError::SipLog)?;
+    siplog.configure(settings::sip_logging(cfg));
+    if let Some(addr) = v.metrics_listen {
+        let l = TcpListener::bind(addr).await.map_err(bind_error("metrics", addr))?;
+        tokio::spawn(crate::http::serve(l, registry.clone(), health.clone(), clock));
+        tracing::info!(%addr, "metrics on http://{addr}/metrics");
+    }
+    if let Some(path) = &cfg.metrics.emf_file {
+        let period = Duration::from_secs(cfg.metrics.emf_period_secs);
+        tokio::spawn(crate::observe::emf::run(
+            cfg.data.dir.join(path),
+            period,
+            registry.clone(),
+            clock,
+        ));
+    }
+    let timing = media::relay::Timing {
+        record_period: Duration::from_secs(cfg.media.record_period_secs),
+        inactivity: (cfg.media.inactivity_timeout_secs > 0)
+            .then(|| Duration::from_secs(cfg.media.inactivity_timeout_secs)),
+        ntp_at_origin: clock.ntp_at_origin(),
+    };
+    let (silent_tx, silent_rx) = mpsc::channel::<u64>(64);
+    let media = media_thread::start(clock, timing, silent_tx, registry.clone())
+        .map_err(StartError::Media)?;
+    let admission = Admission::new(cfg.cdr.refuse_calls_while_spool_fails);
+    let signals = Signals {
+        term: signal(tokio::signal::unix::SignalKind::terminate()),
+        int: signal(tokio::signal::unix::SignalKind::interrupt()),
+        hup: signal(tokio::signal::unix::SignalKind::hangup()),
+    };
+    tracing::info!(voice_connectors = cfg.voice_connectors.len(), "voicegw started");
+    Ok(Gateway {
+        table: CallTable::new(settings::regions(cfg)),
+        call_metrics: CallMetrics::new(registry.clone()),
+        durable: recorder.durable(),
+        core,
+        rx,
+        senders: Senders { udp, conns: Conns::default(), settings, inbound: tx },
+        registry,
+        sinks,
+        recorder,
+        siplog,
+        inbound_log: Vec::new(),
+        media,
+        silent_rx,
+        write_ahead: WriteAhead::new(SPOOL_WAIT_LIMIT),
+        admission,
+        drain: Drain::default(),
+        signals,
+        garbage_closes: 0,
+        outgoing: Vec::with_capacity(256),
+        clock,
+        running: v,
+        config_path,
+    })
+}
+
+/// Opens the CDR spool, starts its uploader towards the configured store, and returns the
+/// recorder that feeds it.
+async fn start_cdrs(
+    cfg: &Config,
+    bucket: Option<S3Target>,
+    registry: &Arc<Mutex<Registry>>,
+    clock: Clock,
+) -> Result<crate::cdr::Recorder, StartError> {
+    use crate::cdr::{spool, store, uploader};
+    let spool_dir = cfg.cdr_spool_dir();
+    let writer = spool::Writer::open(&spool_dir)?;
+    let shared = writer.shared();
+    let left = shared.pending_records.load(std::sync::atomic::Ordering::Relaxed);
+    if left > 0 {
+        tracing::info!(records = left, spool = %spool_dir.display(), "CDRs left by an earlier run are delivered first");
+    }
+    let store = match bucket {
+        Some(target) => {
+            store::Store::s3(target, cfg.cdr.s3_endpoint.as_deref(), cfg.cdr.s3_region.as_deref())
+                .await
+        }
+        None => store::Store::Local(cfg.cdr_dir()),
+    };
+    let up = uploader::Uploader { dir: spool_dir, store, shared, registry: registry.clone() };
+    tokio::spawn(up.run());
+    let (recorder, cut) = crate::cdr::Recorder::start(cfg, writer, registry.clone(), clock.wall())
+        .map_err(StartError::SpoolThread)?;
+    if cut > 0 {
+        tracing::warn!(
+            calls = cut,
+            "calls cut by the previous run's stop were recorded as interrupted"
+        );
+    }
+    Ok(recorder)
+}

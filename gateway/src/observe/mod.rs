@@ -1,0 +1,10 @@
+//! What the gateway tells about itself: SIP message logs, CloudWatch embedded metrics, process
+//! logging, and the redaction every logged value passes through.
+
+pub mod call_metrics;
+pub mod emf;
+pub mod facts;
+pub mod logging;
+pub mod process_metrics;
+pub mod redact;
+pub mod siplog;
