@@ -7,9 +7,20 @@
 
 use std::process::Command;
 
+/// The host's target triple (what the build is for).
+fn host() -> String {
+    let out = Command::new("rustc").arg("-vV").output().expect("rustc -vV");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines().find_map(|l| l.strip_prefix("host: ")).expect("host line").trim().to_string()
+}
+
+/// The resolved dependency graph for this platform (a fresh machine has downloaded only the
+/// packages it builds: unfiltered, `cargo metadata --offline` wants every platform's).
 fn metadata() -> serde_json::Value {
+    let host = host();
     let out = Command::new(env!("CARGO"))
         .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .args(["--filter-platform", &host])
         .current_dir(harness::root())
         .output()
         .expect("cargo metadata");

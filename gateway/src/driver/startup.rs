@@ -161,7 +161,9 @@ pub async fn start(
     siplog.configure(settings::sip_logging(cfg));
     if let Some(addr) = v.metrics_listen {
         let l = TcpListener::bind(addr).await.map_err(bind_error("metrics", addr))?;
-        tokio::spawn(crate::http::serve(l, registry.clone(), health.clone(), clock));
+        let state =
+            crate::http::State { registry: registry.clone(), health: health.clone(), clock };
+        tokio::spawn(crate::http::serve(l, state));
         tracing::info!(%addr, "metrics on http://{addr}/metrics");
     }
     if let Some(path) = &cfg.metrics.emf_file {

@@ -11,9 +11,12 @@
 //! [`B2bua::poll_timeout`].
 
 mod anchor;
+mod answer;
 mod build;
 mod call;
+mod cancel;
 mod core;
+mod failover;
 mod in_dialog;
 mod invite;
 mod router;
