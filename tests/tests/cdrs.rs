@@ -79,7 +79,8 @@ fn every_call_outcome_leaves_exactly_one_record() {
     callee.wait(Duration::from_secs(10));
     assert_eq!(gw.metric("voicegw_throttles_total", VC2), 2.0, "{}", gw.metrics());
     // 1 origination call: carrier → voicegw → PBX.
-    let pbx_uas = Sipp::spawn(&gw.dir, "pbx-uas", "", &["-sn", "uas", "-i", &gw.ip, "-p", "5090"]);
+    let pbx_uas =
+        Sipp::spawn(&gw.dir, "pbx-uas", "carrier_answer.xml", &["-i", &gw.ip, "-p", "5090"]);
     let args = [
         "127.0.0.60:5060",
         "-sn",

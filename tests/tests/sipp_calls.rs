@@ -186,8 +186,12 @@ fn origination_from_the_carrier_reaches_the_pbx() {
     let gw = Gateway::start("127.0.0.21", |c| c);
     let ip = gw.ip.clone();
     // SIPp's built-in scenarios: the PBX answers on 5090, the carrier calls +12065550100.
-    let pbx =
-        Sipp::spawn(&gw.dir, "pbx-uas", "", &["-sn", "uas", "-i", &ip, "-p", "5090", "-m", "20"]);
+    let pbx = Sipp::spawn(
+        &gw.dir,
+        "pbx-uas",
+        "carrier_answer.xml",
+        &["-i", &ip, "-p", "5090", "-m", "20"],
+    );
     let carrier = run_sipp(
         &gw.dir,
         "carrier-uac",

@@ -206,7 +206,7 @@ fn carrier_calls(gw: &Gateway, name: &str, calls: u32, rate: u32) -> SippResult 
 }
 
 fn uas(gw: &Gateway, name: &str, port: u16) -> Sipp {
-    Sipp::spawn(&gw.dir, name, "", &["-sn", "uas", "-i", &gw.ip, "-p", &port.to_string()])
+    Sipp::spawn(&gw.dir, name, "carrier_answer.xml", &["-i", &gw.ip, "-p", &port.to_string()])
 }
 
 #[test]
