@@ -15,6 +15,8 @@ pub mod store;
 pub mod uploader;
 
 use std::collections::HashMap;
+
+use crate::observe::facts::Call;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -182,60 +184,50 @@ impl Recorder {
         }
     }
 
-    /// Follows one call event (wall clock `now`).
-    pub fn follow(&mut self, ev: &CallEvent, now: SystemTime) {
-        match ev {
-            CallEvent::Started {
-                call,
-                transaction_id,
-                call_id,
-                b_call_id,
-                direction,
-                voice_connector_id,
-                from,
-                to,
-                auth_user,
-                ..
-            } => {
-                self.challenged.remove(call_id);
+    /// Follows one call event (wall clock `now`); `known` is the call as the call table knows
+    /// it (who the call is comes from there, not from a copy kept here).
+    pub fn follow(&mut self, ev: &CallEvent, known: Option<&Call>, now: SystemTime) {
+        match (ev, known) {
+            (CallEvent::Started { call, .. }, Some(c)) => {
+                self.challenged.remove(&c.call_id);
                 // The customer leg: the caller on termination, the callee on origination.
-                let customer = match direction {
-                    Direction::Outbound => call_id,
-                    Direction::Inbound => b_call_id,
+                let customer = match c.direction {
+                    Direction::Outbound => &c.call_id,
+                    Direction::Inbound => &c.b_call_id,
                 };
                 let f = self.facts(
-                    transaction_id,
+                    &c.transaction_id,
                     customer,
-                    Some(voice_connector_id),
-                    *direction,
-                    from,
-                    to,
-                    auth_user.as_deref(),
+                    Some(&c.labels.voice_connector_id),
+                    c.direction,
+                    &c.from,
+                    &c.to,
+                    c.auth_user.as_deref(),
                     now,
                 );
                 self.journal(f.clone());
                 self.calls.insert(*call, f);
             }
-            CallEvent::Failover { call, voice_connector_id, b_call_id, .. } => {
-                let region = self.region_of(Some(voice_connector_id));
+            (CallEvent::Failover { call, .. }, Some(c)) => {
                 if let Some(f) = self.calls.get_mut(call) {
-                    if f.direction == Direction::Inbound.as_str() {
-                        f.call_id = b_call_id.clone();
+                    if c.direction == Direction::Inbound {
+                        f.call_id = c.b_call_id.clone();
                     }
-                    f.voice_connector_id = Some(voice_connector_id.clone());
-                    f.region = region;
+                    f.voice_connector_id = Some(c.labels.voice_connector_id.clone());
+                    f.region = c.labels.region.clone();
                     let f = f.clone();
                     self.journal(f);
                 }
             }
-            CallEvent::Answered { call } => {
+            (CallEvent::Started { .. } | CallEvent::Failover { .. }, None) => {}
+            (CallEvent::Answered { call }, _) => {
                 if let Some(f) = self.calls.get_mut(call) {
                     f.answered = Some(now);
                     let f = f.clone();
                     self.journal(f);
                 }
             }
-            CallEvent::Ended { call, status, reason } => {
+            (CallEvent::Ended { call, status, reason }, _) => {
                 if let Some(mut f) = self.calls.remove(call) {
                     f.ended = now;
                     f.sip_status = *status;
@@ -247,18 +239,21 @@ impl Recorder {
                     self.append(f);
                 }
             }
-            CallEvent::Rejected {
-                transaction_id,
-                call_id,
-                status,
-                cause,
-                voice_connector_id,
-                direction,
-                from,
-                to,
-                auth_user,
-                ..
-            } => {
+            (
+                CallEvent::Rejected {
+                    transaction_id,
+                    call_id,
+                    status,
+                    cause,
+                    voice_connector_id,
+                    direction,
+                    from,
+                    to,
+                    auth_user,
+                    ..
+                },
+                _,
+            ) => {
                 let mut f = self.facts(
                     transaction_id,
                     call_id,
@@ -299,7 +294,7 @@ impl Recorder {
                     }
                 }
             }
-            CallEvent::ResponseSent { .. } => {}
+            (CallEvent::ResponseSent { .. }, _) => {}
         }
     }
 
@@ -471,6 +466,6 @@ fn recover(
 }
 impl crate::observe::facts::Observer for Recorder {
     fn on_event(&mut self, event: &CallEvent, seen: crate::observe::facts::Seen<'_>) {
-        self.follow(event, seen.at.wall);
+        self.follow(event, seen.call, seen.at.wall);
     }
 }
