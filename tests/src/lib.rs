@@ -23,6 +23,24 @@ pub fn shared() -> PathBuf {
     root().join("..").join("shared")
 }
 
+/// `../shared` (an extra corpus of real captures and references, not the project's own), if it
+/// is beside the checkout. Under `CI=true` it must be (CI has it): its absence fails the test.
+/// Elsewhere a test that needs it is skipped with a note; the project's own fixtures
+/// (`pcap-fixtures/`, captures the harness writes, tshark computing references live) still run.
+pub fn shared_corpus() -> Option<PathBuf> {
+    let dir = shared();
+    if dir.join("pcaps").is_dir() && dir.join("reference").is_dir() {
+        return Some(dir);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!(
+            "../shared (the shared corpus of captures and references) is required under CI=true"
+        );
+    }
+    eprintln!("SKIPPED: ../shared is not beside the checkout (an extra corpus, used when present)");
+    None
+}
+
 /// True when `tool` is on PATH. Under `CI=true` a missing tool is a test failure.
 pub fn require(tool: &str) -> bool {
     let found = Command::new("sh")
