@@ -48,6 +48,9 @@ pub type Core = B2bua<ConfigRouter, MediaAnchor>;
 /// Longest a turn's messages wait for the spool to commit its records.
 const SPOOL_WAIT_LIMIT: Duration = Duration::from_secs(2);
 
+/// Longest time between two turns (the process gauges are set at the end of each).
+const GAUGE_PERIOD: Duration = Duration::from_secs(1);
+
 /// Runs the gateway until SIGTERM/SIGINT has drained it. SIGHUP reloads `config_path` (the
 /// embedded default has nothing to reload) and applies it to new calls.
 pub async fn run(v: Validated, config_path: Option<std::path::PathBuf>) -> Result<(), StartError> {
@@ -104,11 +107,11 @@ impl Gateway {
         let drain_limit = Duration::from_secs(self.running.config.sip.drain_timeout_secs);
         loop {
             let clock = self.clock;
-            let timeout = self
-                .core
-                .poll_timeout()
-                .map(|t| clock.to_std(t))
-                .unwrap_or_else(|| clock.monotonic() + Duration::from_secs(1));
+            // At least one turn a second, so the process gauges follow what changes without a
+            // message (a connection's place freed after its last report, for one); the core's
+            // next timer may be 32 s away.
+            let tick = clock.monotonic() + GAUGE_PERIOD;
+            let timeout = self.core.poll_timeout().map_or(tick, |t| clock.to_std(t).min(tick));
             let wake = self.drain.deadline().map_or(timeout, |d| d.min(timeout));
             let signals = &mut self.signals;
             tokio::select! {
