@@ -126,6 +126,11 @@ fn side_sock(c: Component, side: Side) -> usize {
 /// Longest wait for packets or commands before the thread looks at the time again.
 const MAX_WAIT: Duration = Duration::from_millis(250);
 
+/// How much later than due a session's timer may run, so that a thread with many sessions
+/// (their timers spread over the second) visits them a few times a second, not once per
+/// session.
+const VISIT_SLACK: Duration = Duration::from_millis(50);
+
 fn run(
     clock: Clock,
     epoll: Epoll,
@@ -150,7 +155,8 @@ fn run(
     let mut next_visit = now + TICK;
     loop {
         let wait = (next_visit - now).min(MAX_WAIT);
-        let wait_ms = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
+        // Rounded up: less than a millisecond to wait must not become a busy poll.
+        let wait_ms = u16::try_from(wait.as_micros().div_ceil(1000)).unwrap_or(u16::MAX);
         let ready = epoll.wait(&mut events, wait_ms).unwrap_or(0);
         now = clock.now();
         // Commands first: a call's peers and keys are known before its packets are read.
@@ -282,6 +288,9 @@ fn run(
                 }
                 rejected += report_rejected(cm);
             }
+            // Sessions whose timers fall close together are visited together (each visit walks
+            // every session of the thread), each timer at most VISIT_SLACK late.
+            next_visit = next_visit.max(now + VISIT_SLACK);
             if latency.count() > 0 || rejected > 0 {
                 let mut r = registry.lock().unwrap_or_else(|e| e.into_inner());
                 let labels = metrics::Labels::default();
