@@ -94,6 +94,10 @@ impl CallTable {
     /// Applies `event` and hands it to every observer, in order.
     pub fn apply(&mut self, event: &CallEvent, at: Moment, observers: &mut [&mut dyn Observer]) {
         let mut moved_from = None;
+        // An ended call is handed over as it was last; a refusal has no call, only the labels
+        // of the voice connector it was matched to.
+        let mut ended = None;
+        let mut refused = None;
         let id = match event {
             CallEvent::Started {
                 call,
@@ -142,26 +146,17 @@ impl CallTable {
             }
             CallEvent::ResponseSent { call, .. } => Some(*call),
             CallEvent::Ended { call, .. } => {
-                let ended = self.calls.remove(call);
-                let labels = ended.as_ref().map(|c| &c.labels);
-                let seen = Seen { call: ended.as_ref(), labels, moved_from: None, at };
-                for o in observers.iter_mut() {
-                    o.on_event(event, seen);
-                }
-                return;
+                ended = self.calls.remove(call);
+                None
             }
             CallEvent::Rejected { voice_connector_id, .. } => {
-                let labels = voice_connector_id.as_deref().map(|vc| self.labels_of(vc));
-                let seen = Seen { call: None, labels: labels.as_ref(), moved_from: None, at };
-                for o in observers.iter_mut() {
-                    o.on_event(event, seen);
-                }
-                return;
+                refused = voice_connector_id.as_deref().map(|vc| self.labels_of(vc));
+                None
             }
         };
-        let call = id.and_then(|id| self.calls.get(&id));
-        let seen =
-            Seen { call, labels: call.map(|c| &c.labels), moved_from: moved_from.as_ref(), at };
+        let call = ended.as_ref().or_else(|| id.and_then(|id| self.calls.get(&id)));
+        let labels = call.map(|c| &c.labels).or(refused.as_ref());
+        let seen = Seen { call, labels, moved_from: moved_from.as_ref(), at };
         for o in observers.iter_mut() {
             o.on_event(event, seen);
         }
