@@ -8,9 +8,12 @@
 //! - [`mkv`]: the EBML elements KVS needs; [`muxer`]: PCM to fragments (Clusters) with their
 //!   tags, 20 ms blocks, absolute millisecond timecodes.
 //! - [`ack`]: PutMedia's acknowledgement stream, parsed incrementally, and its error table.
+//! - [`upload`]: one stream's PutMedia connections: what to send, acknowledgements,
+//!   reconnects with backoff, rotation, a bounded buffer, giving up.
 
 pub mod ack;
 pub mod g711;
 pub mod jitter;
 pub mod mkv;
 pub mod muxer;
+pub mod upload;

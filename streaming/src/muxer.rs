@@ -6,8 +6,12 @@
 //! SimpleBlocks. [`Muxer::finish`] ends the last fragment with the end-of-fragment tag.
 //!
 //! Timecodes come from the sample count alone (`start + samples / 8` ms), so they are as
-//! continuous as the PCM the jitter buffer hands in. The bytes accumulate in an output buffer
-//! that the driver takes ([`Muxer::take_output`]) and writes to a file or a PutMedia body.
+//! continuous as the PCM the jitter buffer hands in. The stream head (EBML header, Segment,
+//! Info, Tracks) is written on demand ([`Muxer::write_header`]): once at the top of a local
+//! file, and at the start of every PutMedia connection. The fragments accumulate in an output
+//! buffer that the driver takes, whole ([`Muxer::take_output`]) or split where fragments begin
+//! ([`Muxer::take_chunks`], so an uploader can keep unacknowledged fragments for a new
+//! connection).
 
 use crate::jitter::RATE;
 use crate::mkv::{self, id};
@@ -58,11 +62,20 @@ pub struct Muxer {
     cluster: Option<(u64, u32)>,
     fragments: u64,
     out: Vec<u8>,
+    /// Where in `out` each fragment not yet taken begins, and its timecode.
+    starts: Vec<(usize, u64)>,
+}
+
+/// A piece of the muxer's output: `fragment` is the timecode of the fragment that begins with
+/// these bytes, or `None` if they continue the previous one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chunk<'a> {
+    pub fragment: Option<u64>,
+    pub bytes: &'a [u8],
 }
 
 impl Muxer {
-    /// A stream whose first sample is at `start_ms` (epoch milliseconds); the header is
-    /// written at once.
+    /// A stream whose first sample is at `start_ms` (epoch milliseconds).
     pub fn new(info: StreamInfo, start_ms: u64) -> Result<Muxer, MuxError> {
         if info.tags.len() > 9 {
             // The end-of-fragment tag is the tenth.
@@ -79,7 +92,7 @@ impl Muxer {
         if !(1..=500).contains(&info.blocks_per_fragment) {
             return Err(MuxError::FragmentLength(info.blocks_per_fragment));
         }
-        let mut m = Muxer {
+        let m = Muxer {
             info,
             start_ms,
             samples: 0,
@@ -88,8 +101,8 @@ impl Muxer {
             cluster: None,
             fragments: 0,
             out: Vec::with_capacity(4096),
+            starts: Vec::new(),
         };
-        m.write_header();
         Ok(m)
     }
 
@@ -116,6 +129,30 @@ impl Muxer {
     /// Moves the bytes written so far to the end of `into` (a buffer the caller reuses).
     pub fn take_output(&mut self, into: &mut Vec<u8>) {
         into.append(&mut self.out);
+        self.starts.clear();
+    }
+
+    /// Hands the bytes written so far to `f`, split where fragments begin, and forgets them.
+    pub fn take_chunks(&mut self, mut f: impl FnMut(Chunk<'_>)) {
+        let mut at = 0;
+        for &(start, tc) in &self.starts {
+            if start > at {
+                f(Chunk { fragment: None, bytes: &self.out[at..start] });
+            }
+            let end = self.next_start(start);
+            f(Chunk { fragment: Some(tc), bytes: &self.out[start..end] });
+            at = end;
+        }
+        if at < self.out.len() {
+            f(Chunk { fragment: None, bytes: &self.out[at..] });
+        }
+        self.out.clear();
+        self.starts.clear();
+    }
+
+    /// Where the fragment after the one beginning at `start` begins (or the output's end).
+    fn next_start(&self, start: usize) -> usize {
+        self.starts.iter().map(|&(s, _)| s).find(|&s| s > start).unwrap_or(self.out.len())
     }
 
     /// Takes PCM samples; each complete 20 ms block is written at once.
@@ -131,31 +168,24 @@ impl Muxer {
         }
     }
 
-    /// Ends the stream: the last partial block, then the end-of-fragment tag. The muxer can
-    /// go on afterwards only through [`Muxer::restart`].
+    /// Ends the stream: the last partial block, then the end-of-fragment tag.
     pub fn finish(&mut self) {
         if self.filled > 0 {
             self.write_block(self.filled);
         }
-        self.close_fragment();
+        self.end_fragment();
     }
 
-    /// Ends the current fragment (with the end-of-fragment tag) and starts the stream again
-    /// with a fresh header, as a new PutMedia connection must begin (rotation). The timeline
-    /// goes on: the next fragment's timecode follows the last block.
-    pub fn restart(&mut self) {
-        self.close_fragment();
-        self.write_header();
-    }
-
-    fn close_fragment(&mut self) {
+    /// Ends the open fragment with the end-of-fragment tag, as a PutMedia connection must end
+    /// (rotation); the next block begins a new fragment on the same timeline.
+    pub fn end_fragment(&mut self) {
         if self.cluster.take().is_some() {
             mkv::write_tag(&mut self.out, mkv::END_OF_FRAGMENT, "");
         }
     }
 
-    fn write_header(&mut self) {
-        let o = &mut self.out;
+    /// Writes the stream head (EBML header, Segment, Info, Tracks) to `o`.
+    pub fn write_header(&self, o: &mut Vec<u8>) {
         mkv::write_ebml_header(o);
         mkv::write_unknown_master(o, id::SEGMENT);
         let info = &self.info;
@@ -191,6 +221,7 @@ impl Muxer {
             _ => {
                 // A new fragment (the first, or the open one is full): its tags, then a
                 // Cluster of unknown size, which ends where the next level-1 element begins.
+                self.starts.push((self.out.len(), block_ms));
                 for (name, value) in &self.info.tags {
                     mkv::write_tag(&mut self.out, name, value);
                 }
@@ -241,6 +272,7 @@ mod tests {
         m.pcm(&vec![1i16; 8000 * 3 + 80]); // 3 s and half a block
         m.finish();
         let mut out = Vec::new();
+        m.write_header(&mut out);
         m.take_output(&mut out);
         assert_eq!(m.pending(), 0);
         assert_eq!(m.fragments(), 4, "3 full fragments of 1 s and the last half block");
@@ -259,19 +291,27 @@ mod tests {
     }
 
     #[test]
-    fn a_restart_ends_the_fragment_and_begins_a_new_segment_on_the_same_timeline() {
-        let mut m = Muxer::new(info(50), 0).expect("muxer");
-        m.pcm(&[0; 1600]);
-        m.restart();
+    fn ending_a_fragment_for_rotation_keeps_the_timeline_and_chunks_split_at_fragments() {
+        let mut m = Muxer::new(info(5), 0).expect("muxer");
+        let mut head = Vec::new();
+        m.write_header(&mut head);
+        assert_eq!(count(&head, &[0x18, 0x53, 0x80, 0x67, 0xFF]), 1, "a Segment of unknown size");
+        assert_eq!(count(&head, b"A_PCM/INT/LIT"), 1);
+        m.pcm(&[0; 1600]); // 10 blocks: 2 fragments of 5
+        m.end_fragment();
         m.pcm(&[0; 160]);
         m.finish();
-        let mut out = Vec::new();
-        m.take_output(&mut out);
-        assert_eq!(count(&out, &[0x18, 0x53, 0x80, 0x67, 0xFF]), 2, "two Segments");
-        assert_eq!(count(&out, mkv::END_OF_FRAGMENT.as_bytes()), 2);
-        let mut second = vec![0xE7, 0x88];
-        second.extend_from_slice(&200u64.to_be_bytes());
-        assert_eq!(count(&out, &second), 1, "the second Cluster starts at 200 ms");
+        let mut chunks = Vec::new();
+        m.take_chunks(|c| chunks.push((c.fragment, c.bytes.to_vec())));
+        let starts: Vec<Option<u64>> = chunks.iter().map(|c| c.0).collect();
+        assert_eq!(starts, [Some(0), Some(100), Some(200)]);
+        let all: Vec<u8> = chunks.iter().flat_map(|c| c.1.clone()).collect();
+        assert_eq!(count(&all, mkv::END_OF_FRAGMENT.as_bytes()), 2);
+        assert_eq!(count(&chunks[2].1, b"TransactionId"), 1, "each chunk starts with its tags");
+        assert!(chunks[2].1.starts_with(&[0x12, 0x54, 0xC3, 0x67]));
+        let mut later = Vec::new();
+        m.take_chunks(|c| later.push(c.bytes.len()));
+        assert!(later.is_empty(), "taken once");
     }
 
     #[test]
