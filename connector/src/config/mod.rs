@@ -3,6 +3,7 @@
 //! Voice-connector objects use the chime-sdk-voice API's own keys (formats.md §2); the
 //! gateway's own settings (`[sip]`, `[media]`, `[metrics]`, `[data]`) use snake case.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
@@ -13,11 +14,16 @@ mod documents;
 mod networks;
 mod objects;
 mod s3_target;
+mod streaming;
 mod validate;
 
 pub use networks::{ConnectorNetworks, Networks, RouteAddr};
 pub use objects::*;
 pub use s3_target::{BucketError, S3Target};
+pub use streaming::{
+    ConnectorStreaming, NotificationTarget, StreamSink, StreamingConfig, MAX_RETENTION_HOURS,
+    TARGET_NAME_PREFIX,
+};
 pub use validate::is_e164;
 
 /// The configuration embedded in the binary: the loopback demo of `configs/voicegw.toml`.
@@ -48,6 +54,8 @@ pub struct Config {
     pub data: DataConfig,
     #[serde(default)]
     pub cdr: CdrConfig,
+    #[serde(default)]
+    pub streaming: StreamingConfig,
     /// The API's global settings (`UpdateGlobalSettings`): `{VoiceConnector: {CdrBucket}}`.
     #[serde(rename = "GlobalSettings", default)]
     pub global: GlobalSettings,
@@ -255,6 +263,17 @@ impl Config {
     pub fn cdr_spool_dir(&self) -> PathBuf {
         self.cdr.spool_dir.clone().unwrap_or_else(|| self.data.dir.join("cdr-spool"))
     }
+
+    /// Where local-mode streams are written.
+    pub fn streaming_dir(&self) -> PathBuf {
+        self.streaming.dir.clone().unwrap_or_else(|| self.data.dir.join("kvs"))
+    }
+
+    /// The streaming status events file.
+    pub fn streaming_events_file(&self) -> PathBuf {
+        let default = || self.data.dir.join("streaming-events.jsonl");
+        self.streaming.events_file.clone().unwrap_or_else(default)
+    }
 }
 
 /// A validated configuration together with what validation derived.
@@ -272,6 +291,9 @@ pub struct Validated {
     pub cdr_bucket: Option<S3Target>,
     /// The CIDR blocks and route hosts of the voice-connector objects, parsed.
     pub networks: Networks,
+    /// The voice connectors that stream (`StreamingConfiguration` with `Disabled: false`), by
+    /// id in lower case.
+    pub streaming: HashMap<String, ConnectorStreaming>,
 }
 
 impl Config {

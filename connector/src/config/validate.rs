@@ -114,6 +114,7 @@ impl Config {
             .map_err(|e| err("media.port_min", e.to_string()))?;
 
         let mut networks = Networks::default();
+        let mut streaming = std::collections::HashMap::new();
         let mut ids = HashSet::new();
         for vc in &self.voice_connectors {
             let mut own = ConnectorNetworks::default();
@@ -190,13 +191,9 @@ impl Config {
             }
             networks.connectors.insert(id.to_ascii_lowercase(), own);
             if let Some(s) = &vc.streaming {
-                for t in &s.notification_targets {
-                    if !["EventBridge", "SNS", "SQS"].contains(&t.notification_target.as_str()) {
-                        return Err(vc_err(
-                            "NotificationTarget",
-                            format!("`{}` is not EventBridge, SNS or SQS", t.notification_target),
-                        ));
-                    }
+                let on = super::streaming::check_connector(s).map_err(|(k, m)| vc_err(k, m))?;
+                if let Some(on) = on {
+                    streaming.insert(id.to_ascii_lowercase(), on);
                 }
             }
             if let Some(e) = &vc.emergency {
@@ -330,6 +327,8 @@ impl Config {
                 }
             }
         }
+        super::streaming::check_settings(&self.streaming, &streaming)
+            .map_err(|(k, m)| err(k, m))?;
         Ok(Validated {
             config: self,
             listen_udp,
@@ -340,6 +339,7 @@ impl Config {
             media_address,
             cdr_bucket,
             networks,
+            streaming,
         })
     }
 }
