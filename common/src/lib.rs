@@ -3,6 +3,7 @@
 //! handed ([`Instant`]).
 
 pub mod time;
+pub mod uuid;
 
 pub use time::Instant;
 

@@ -209,6 +209,18 @@ impl SideState {
     }
 }
 
+/// A consumer of the RTP a session accepts (see [`Session::on_packet_tapped`]).
+pub trait Tap {
+    /// One accepted RTP packet from `side`: its parsed header and the whole packet.
+    fn rtp(&mut self, side: Side, header: &RtpHeader, packet: &[u8], now: Instant);
+}
+
+/// No tap.
+impl Tap for () {
+    #[inline]
+    fn rtp(&mut self, _: Side, _: &RtpHeader, _: &[u8], _: Instant) {}
+}
+
 /// One call's media relay.
 #[derive(Debug, Clone, Default)]
 pub struct Session {
@@ -395,6 +407,23 @@ impl Session {
         len: usize,
         now: Instant,
     ) -> Option<(Forward, usize)> {
+        self.on_packet_tapped(side, component, from, buf, len, now, &mut ())
+    }
+
+    /// [`Session::on_packet_mut`], showing `tap` every RTP packet the leg's latching accepted,
+    /// in plain text (after SRTP), whether or not it is forwarded: the second media consumer
+    /// (call audio streaming) sees exactly what the relay took from that leg.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_packet_tapped(
+        &mut self,
+        side: Side,
+        component: Component,
+        from: SocketAddr,
+        buf: &mut [u8],
+        len: usize,
+        now: Instant,
+        tap: &mut impl Tap,
+    ) -> Option<(Forward, usize)> {
         let is_rtcp = component == Component::Rtcp || crate::rtp::is_rtcp(&buf[..len]);
         let len = match self.sides[side.index()].srtp_in.as_mut() {
             None => len,
@@ -413,7 +442,7 @@ impl Session {
                 }
             }
         };
-        let f = self.on_packet(side, component, from, &buf[..len], now)?;
+        let f = self.receive(side, component, from, &buf[..len], now, tap)?;
         let len = match self.sides[f.side.index()].srtp_out.as_mut() {
             None => len,
             Some(ctx) => {
@@ -433,6 +462,18 @@ impl Session {
         from: SocketAddr,
         data: &[u8],
         now: Instant,
+    ) -> Option<Forward> {
+        self.receive(side, component, from, data, now, &mut ())
+    }
+
+    fn receive(
+        &mut self,
+        side: Side,
+        component: Component,
+        from: SocketAddr,
+        data: &[u8],
+        now: Instant,
+        tap: &mut impl Tap,
     ) -> Option<Forward> {
         let now_ms = ms_of(now);
         let st = &mut self.sides[side.index()];
@@ -476,6 +517,7 @@ impl Session {
                     clock_rate,
                     comfort_noise: is_comfort_noise(h.payload_type),
                 });
+                tap.rtp(side, &h, data, now);
             }
             Component::Rtcp => {
                 st.received.rtcp_packets += 1;
@@ -571,6 +613,33 @@ mod tests {
         assert_eq!(s.side(Side::A).received.rtp_packets, 2);
         assert_eq!(s.side(Side::B).sent.rtp_packets, 2);
         assert_eq!(s.side(Side::A).stats.packets, 2);
+    }
+
+    /// The tap sees what the leg's latching accepted (plain RTP, forwarded or not) and nothing
+    /// else: not strangers, not RTCP.
+    #[test]
+    fn the_tap_sees_only_accepted_rtp() {
+        #[derive(Default)]
+        struct Seen(Vec<(Side, u16, usize)>);
+        impl Tap for Seen {
+            fn rtp(&mut self, side: Side, h: &RtpHeader, packet: &[u8], _: Instant) {
+                self.0.push((side, h.sequence, packet.len()));
+            }
+        }
+        let mut s = Session::new();
+        s.set_peer(Side::A, addr("10.0.0.1:4000"), None, false, vec![]);
+        let mut seen = Seen::default();
+        let mut buf = [0u8; 2048];
+        let mut feed = |s: &mut Session, seen: &mut Seen, side, from, p: &[u8]| {
+            buf[..p.len()].copy_from_slice(p);
+            s.on_packet_tapped(side, Component::Rtp, addr(from), &mut buf, p.len(), ms(0.0), seen)
+        };
+        // B has no address yet: A's packet is not forwarded, but the tap still sees it.
+        assert!(feed(&mut s, &mut seen, Side::A, "10.0.0.1:4000", &rtp(1, 7)).is_none());
+        feed(&mut s, &mut seen, Side::A, "10.0.0.66:4000", &rtp(2, 7)); // a stranger
+        let rtcp = [0x80, 200, 0, 6, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        feed(&mut s, &mut seen, Side::A, "10.0.0.1:4000", &rtcp);
+        assert_eq!(seen.0, [(Side::A, 1, 172)]);
     }
 
     /// A third party that sends to a fresh port before the real peer neither gets the call's

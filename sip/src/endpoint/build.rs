@@ -15,11 +15,7 @@ pub(crate) fn random_token(rng: &mut impl Rng, len: usize) -> String {
 
 /// A random UUID v4 (a call's TransactionId).
 pub(crate) fn uuid_v4(rng: &mut impl Rng) -> String {
-    let mut b: [u8; 16] = rng.gen();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    common::uuid::uuid_v4(rng.gen())
 }
 
 pub(crate) fn new_branch(rng: &mut impl Rng) -> String {
