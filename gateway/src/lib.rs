@@ -13,3 +13,4 @@ pub mod http;
 pub mod observe;
 pub mod relay;
 pub mod signalling;
+pub mod stream;

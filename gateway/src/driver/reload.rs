@@ -46,6 +46,8 @@ fn needs_restart(new: &Validated, running: &Validated) -> bool {
         || new.config.cdr_spool_dir() != running.config.cdr_spool_dir()
         || new.config.cdr_dir() != running.config.cdr_dir()
         || new.cdr_bucket != running.cdr_bucket
+        || new.config.streaming_dir() != running.config.streaming_dir()
+        || new.config.streaming.sink != running.config.streaming.sink
 }
 
 /// Routes new calls by `v`, with its encryption and media-source-learning settings.
@@ -54,4 +56,5 @@ pub fn apply_to_core(core: &mut Core, v: &Validated) {
     *core.router_mut() = router;
     core.anchor_mut().set_required_encryption(settings::encrypted_voice_connectors(&v.config));
     core.anchor_mut().set_media_source_learning(settings::learning_voice_connectors(&v.config));
+    core.anchor_mut().set_streaming(v.streaming.clone());
 }

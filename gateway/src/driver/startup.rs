@@ -45,6 +45,10 @@ pub enum StartError {
     SipLog(std::io::Error),
     #[error("cannot start the CDR spool thread: {0}")]
     SpoolThread(std::io::Error),
+    #[error("cannot start the stream writer in {0}: {1}")]
+    Streams(String, std::io::Error),
+    #[error("streaming.sink = \"kvs\" is not built yet (issue 12): use \"local\"")]
+    KvsSink,
 }
 
 fn bind_error(
@@ -144,6 +148,7 @@ pub async fn start(
     let mut anchor = MediaAnchor::new(v.media_address, v.media_ports)
         .with_required_encryption(settings::encrypted_voice_connectors(cfg));
     anchor.set_media_source_learning(settings::learning_voice_connectors(cfg));
+    anchor.set_streaming(v.streaming.clone());
     let router = ConfigRouter::new(&v, rand::random());
     let health = router.health();
     let core = B2bua::with_anchor(core_cfg, router, anchor);
@@ -182,7 +187,17 @@ pub async fn start(
         ntp_at_origin: clock.ntp_at_origin(),
     };
     let (silent_tx, silent_rx) = mpsc::channel::<u64>(64);
-    let media = media_thread::start(clock, timing, silent_tx, registry.clone())
+    if cfg.streaming.sink != connector::config::StreamSink::Local {
+        return Err(StartError::KvsSink);
+    }
+    let streams_dir = cfg.streaming_dir();
+    let streamer = crate::stream::call::Streamer {
+        sink: crate::stream::local::LocalSink::start(streams_dir.clone())
+            .map_err(|e| StartError::Streams(streams_dir.display().to_string(), e))?,
+        settings: crate::stream::StreamSettings::from_config(&cfg.streaming),
+        clock,
+    };
+    let media = media_thread::start(clock, timing, silent_tx, registry.clone(), streamer)
         .map_err(StartError::Media)?;
     let admission = Admission::new(cfg.cdr.refuse_calls_while_spool_fails);
     let signals = Signals {

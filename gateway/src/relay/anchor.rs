@@ -27,6 +27,16 @@ pub struct CallContext {
     pub to_country: Option<String>,
     /// Which sources each leg's media is accepted from (`[A, B]`).
     pub latching: [media::relay::Latching; 2],
+    /// The call's audio is streamed (its voice connector's `StreamingConfiguration` is on).
+    pub stream: Option<Box<StreamSpec>>,
+}
+
+/// What streaming a call's audio needs to know of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSpec {
+    /// The caller's Call-ID (the streams' `CallId` tag).
+    pub call_id: String,
+    pub retention_hours: u32,
 }
 
 /// Instructions for the driver.
@@ -75,6 +85,8 @@ pub struct MediaAnchor {
     require_encryption: std::collections::HashSet<String>,
     /// Voice connectors whose customer leg may learn its media source (NAT).
     learn_media_source: std::collections::HashSet<String>,
+    /// Voice connectors that stream call audio, by id in lower case.
+    streaming: HashMap<String, connector::config::ConnectorStreaming>,
     ip: IpAddr,
     ports: PortAllocator,
     calls: HashMap<u64, Reserved>,
@@ -86,6 +98,7 @@ impl MediaAnchor {
         MediaAnchor {
             require_encryption: Default::default(),
             learn_media_source: Default::default(),
+            streaming: HashMap::new(),
             ip,
             ports: PortAllocator::new(range),
             calls: HashMap::new(),
@@ -112,6 +125,15 @@ impl MediaAnchor {
     /// every other leg accepts media only from its SDP address. Calls in progress keep theirs.
     pub fn set_media_source_learning(&mut self, ids: impl IntoIterator<Item = String>) {
         self.learn_media_source = ids.into_iter().collect();
+    }
+
+    /// Voice connectors that stream call audio (`Validated::streaming`); calls in progress
+    /// keep what they started with.
+    pub fn set_streaming(
+        &mut self,
+        streaming: HashMap<String, connector::config::ConnectorStreaming>,
+    ) {
+        self.streaming = streaming;
     }
 
     /// Updates since the last call (tests; the core takes them through [`Anchor::poll_update`]).
@@ -212,6 +234,12 @@ impl Anchor for MediaAnchor {
             from_user,
             to_user,
             latching,
+            stream: self.streaming.get(&vc.to_ascii_lowercase()).map(|s| {
+                Box::new(StreamSpec {
+                    call_id: invite.call_id().unwrap_or_default().to_string(),
+                    retention_hours: s.retention_hours,
+                })
+            }),
         };
         self.updates.push_back(MediaUpdate::Open { ctx, sockets: [a_rtp, a_rtcp, b_rtp, b_rtcp] });
         Ok(())

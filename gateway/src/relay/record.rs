@@ -259,6 +259,7 @@ mod tests {
             from_country: Some("US".into()),
             to_country: None,
             latching: Default::default(),
+            stream: None,
         };
         let mut s = Session::new();
         s.set_peer(Side::A, "10.0.0.1:4000".parse().unwrap(), None, false, vec![]);

@@ -25,6 +25,7 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 use crate::driver::clock::Clock;
 use crate::relay::anchor::CallContext;
 use crate::relay::record::{write_record, RecordSink, RelayCmd, Snapshot, RECV_MAX};
+use crate::stream::call::{CallStreams, Streamer};
 
 /// The token of each thread's wake-up eventfd.
 const WAKER: u64 = u64::MAX;
@@ -78,18 +79,40 @@ struct CallMedia {
     last: Snapshot,
     /// Packets from rejected sources already counted in the metrics.
     rejected_reported: u64,
+    /// The call's audio streams, when its voice connector streams.
+    streams: Option<CallStreams>,
+}
+
+impl CallMedia {
+    /// One packet through the session, shown to the streams (if any) as the session accepts it.
+    fn relay(
+        &mut self,
+        side: Side,
+        component: Component,
+        from: std::net::SocketAddr,
+        buf: &mut [u8],
+        n: usize,
+        now: Instant,
+    ) -> Option<(media::relay::Forward, usize)> {
+        match &mut self.streams {
+            Some(st) => self.session.on_packet_tapped(side, component, from, buf, n, now, st),
+            None => self.session.on_packet_mut(side, component, from, buf, n, now),
+        }
+    }
 }
 
 /// One packet in this many has its relay latency measured (a clock read after its send).
 const LATENCY_SAMPLE: u32 = 16;
 
 /// Starts one media thread per core, timing sessions per `timing` on `clock`. Silent calls are
-/// reported on `silent`; relay latencies go to `registry` once a second.
+/// reported on `silent`; relay latencies go to `registry` once a second. Calls whose context
+/// asks for streaming are streamed through `streamer`.
 pub fn start(
     clock: Clock,
     timing: Timing,
     silent: tokio::sync::mpsc::Sender<u64>,
     registry: Arc<std::sync::Mutex<metrics::Registry>>,
+    streamer: Streamer,
 ) -> std::io::Result<MediaHandle> {
     let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let mut threads = Vec::with_capacity(n);
@@ -106,9 +129,10 @@ pub fn start(
         let silent = silent.clone();
         let thread_waker = waker.clone();
         let registry = registry.clone();
-        std::thread::Builder::new()
-            .name(format!("voicegw-media-{i}"))
-            .spawn(move || run(clock, epoll, thread_waker, rx, timing, silent, registry))?;
+        let streamer = streamer.clone();
+        std::thread::Builder::new().name(format!("voicegw-media-{i}")).spawn(move || {
+            run(clock, epoll, thread_waker, rx, timing, silent, registry, streamer)
+        })?;
         threads.push((tx, waker, Arc::new(AtomicBool::new(false))));
     }
     Ok(MediaHandle { threads })
@@ -131,6 +155,7 @@ const MAX_WAIT: Duration = Duration::from_millis(250);
 /// session.
 const VISIT_SLACK: Duration = Duration::from_millis(50);
 
+#[allow(clippy::too_many_arguments)]
 fn run(
     clock: Clock,
     epoll: Epoll,
@@ -139,6 +164,7 @@ fn run(
     timing: Timing,
     silent: tokio::sync::mpsc::Sender<u64>,
     registry: Arc<std::sync::Mutex<metrics::Registry>>,
+    streamer: Streamer,
 ) {
     let mut latency = metrics::Latency::new();
     // Packets from rejected sources not yet added to the metrics (once a second, one lock).
@@ -192,6 +218,10 @@ fn run(
                     if let Some(t) = session.poll_timeout() {
                         next_visit = next_visit.min(t);
                     }
+                    let streams = ctx
+                        .stream
+                        .as_ref()
+                        .map(|spec| CallStreams::new(&ctx, spec, streamer.clone()));
                     slots[slot] = Some(CallMedia {
                         ctx,
                         socks,
@@ -199,6 +229,7 @@ fn run(
                         sink,
                         last: Snapshot::default(),
                         rejected_reported: 0,
+                        streams,
                     });
                 }
                 MediaCmd::Call { call, cmd } => {
@@ -218,6 +249,9 @@ fn run(
                             by_call.remove(&call);
                             if let Some(mut cm) = slots[slot].take() {
                                 relay_queued(&mut cm, &mut buf, now);
+                                if let Some(st) = &mut cm.streams {
+                                    st.finish();
+                                }
                                 rejected += report_rejected(&mut cm);
                                 write_record(
                                     &cm.ctx,
@@ -261,9 +295,7 @@ fn run(
                     continue;
                 }
             };
-            if let Some((f, len)) =
-                cm.session.on_packet_mut(side, component, from, &mut buf, n, now)
-            {
+            if let Some((f, len)) = cm.relay(side, component, from, &mut buf, n, now) {
                 let _ = cm.socks[side_sock(f.component, f.side)].send_to(&buf[..len], f.to);
                 sample += 1;
                 if sample == LATENCY_SAMPLE {
@@ -277,6 +309,9 @@ fn run(
         if now >= next_visit {
             next_visit = now + TICK;
             for cm in slots.iter_mut().flatten() {
+                if let Some(st) = &mut cm.streams {
+                    st.visit(now);
+                }
                 if cm.session.poll_timeout().is_some_and(|t| t <= now) {
                     cm.session.handle_timeout(now);
                     while let Some(ev) = cm.session.poll_event() {
@@ -344,7 +379,7 @@ fn relay_queued(cm: &mut CallMedia, buf: &mut [u8; BUF], now: Instant) {
     ] {
         for _ in 0..CLOSE_DRAIN_MAX {
             let Ok((n, from)) = cm.socks[idx].recv_from(&mut buf[..RECV_MAX]) else { break };
-            if let Some((f, len)) = cm.session.on_packet_mut(side, component, from, buf, n, now) {
+            if let Some((f, len)) = cm.relay(side, component, from, buf, n, now) {
                 let _ = cm.socks[side_sock(f.component, f.side)].send_to(&buf[..len], f.to);
             }
         }

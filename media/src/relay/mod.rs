@@ -637,7 +637,9 @@ mod tests {
         // B has no address yet: A's packet is not forwarded, but the tap still sees it.
         assert!(feed(&mut s, &mut seen, Side::A, "10.0.0.1:4000", &rtp(1, 7)).is_none());
         feed(&mut s, &mut seen, Side::A, "10.0.0.66:4000", &rtp(2, 7)); // a stranger
-        let rtcp = [0x80, 200, 0, 6, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let rtcp = [
+            0x80, 200, 0, 6, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
         feed(&mut s, &mut seen, Side::A, "10.0.0.1:4000", &rtcp);
         assert_eq!(seen.0, [(Side::A, 1, 172)]);
     }

@@ -1,0 +1,116 @@
+//! A streamed call's two legs, as the relay session's [`Tap`]: A (the caller, `isCaller`
+//! true) and B. At each visit of the relay thread the legs release what waited and hand what
+//! they muxed to the sink; when the call closes they are finished.
+
+use common::Instant;
+use media::relay::{Side, Tap};
+use media::rtp::RtpHeader;
+use streaming::muxer::StreamInfo;
+
+use super::leg::LegStream;
+use super::local::{LocalSink, Write};
+use super::StreamSettings;
+use crate::driver::clock::Clock;
+use crate::relay::anchor::{CallContext, StreamSpec};
+
+/// What a relay thread needs to stream calls: the sink and the shared settings.
+#[derive(Clone)]
+pub struct Streamer {
+    pub sink: LocalSink,
+    pub settings: StreamSettings,
+    pub clock: Clock,
+}
+
+/// See the module documentation.
+pub struct CallStreams {
+    legs: [LegStream; 2],
+    header_sent: [bool; 2],
+    failure_logged: [bool; 2],
+    streamer: Streamer,
+    call: u64,
+    buf: Vec<u8>,
+}
+
+/// `ChimeVoiceConnector-<VoiceConnectorId>-<uuid>` (formats.md §9).
+pub fn stream_name(voice_connector_id: &str, random: [u8; 16]) -> String {
+    format!("ChimeVoiceConnector-{voice_connector_id}-{}", common::uuid::uuid_v4(random))
+}
+
+impl CallStreams {
+    pub fn new(ctx: &CallContext, spec: &StreamSpec, streamer: Streamer) -> CallStreams {
+        let leg = |track: &str| {
+            let info = StreamInfo {
+                tags: vec![
+                    ("TransactionId".into(), ctx.transaction_id.clone()),
+                    ("VoiceConnectorId".into(), ctx.voice_connector_id.clone()),
+                    ("CallId".into(), spec.call_id.chars().take(256).collect()),
+                ],
+                track_name: Some(track.into()),
+                segment_uid: rand::random(),
+                blocks_per_fragment: streamer.settings.blocks_per_fragment,
+                app: concat!("voicegw ", env!("CARGO_PKG_VERSION")).into(),
+            };
+            let name = stream_name(&ctx.voice_connector_id, rand::random());
+            LegStream::new(name, info, streamer.settings)
+        };
+        CallStreams {
+            legs: [leg("AUDIO_FROM_CALLER"), leg("AUDIO_FROM_CALLEE")],
+            header_sent: [false; 2],
+            failure_logged: [false; 2],
+            streamer,
+            call: ctx.call,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Releases what waited long enough and hands what was muxed to the sink.
+    pub fn visit(&mut self, now: Instant) {
+        for leg in &mut self.legs {
+            leg.poll(now);
+        }
+        self.flush(false);
+    }
+
+    /// The call closed: both legs are finished and their files closed.
+    pub fn finish(&mut self) {
+        for leg in &mut self.legs {
+            leg.finish();
+        }
+        self.flush(true);
+    }
+
+    fn flush(&mut self, end: bool) {
+        for (i, leg) in self.legs.iter_mut().enumerate() {
+            if let (Some(reason), false) = (leg.failure(), self.failure_logged[i]) {
+                self.failure_logged[i] = true;
+                tracing::warn!(call = self.call, stream = %leg.name, reason, "call audio not streamed");
+            }
+            if !leg.started() {
+                continue;
+            }
+            if !self.header_sent[i] {
+                self.header_sent[i] = true;
+                leg.header(&mut self.buf);
+            }
+            leg.take(&mut self.buf);
+            if !self.buf.is_empty() {
+                let bytes = std::mem::take(&mut self.buf);
+                self.streamer.sink.send(Write::Bytes { name: leg.name.clone(), bytes });
+            }
+            if end {
+                self.streamer.sink.send(Write::End { name: leg.name.clone() });
+            }
+        }
+    }
+}
+
+impl Tap for CallStreams {
+    fn rtp(&mut self, side: Side, header: &RtpHeader, packet: &[u8], now: Instant) {
+        let leg = &mut self.legs[side.index()];
+        let clock = self.streamer.clock;
+        leg.rtp(header, packet, now, || {
+            let wall = clock.wall_of(now);
+            wall.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+        });
+    }
+}

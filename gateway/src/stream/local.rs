@@ -1,0 +1,93 @@
+//! The local sink (`streaming.sink = "local"`, the default): one Matroska file per stream,
+//! `<streaming dir>/<stream name>.mkv`, written by a thread of its own so that a slow disk
+//! never stalls a relay thread. The queue to it is bounded; what does not fit is dropped and
+//! counted (the file then lacks those bytes: the log says which stream).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+
+/// Writes queued before the relay threads drop instead of waiting.
+const QUEUE: usize = 8192;
+
+/// A piece of a stream for the sink.
+#[derive(Debug)]
+pub enum Write {
+    Bytes { name: String, bytes: Vec<u8> },
+    End { name: String },
+}
+
+/// The relay threads' end of the local sink.
+#[derive(Clone)]
+pub struct LocalSink {
+    tx: SyncSender<Write>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl LocalSink {
+    /// Starts the writer thread for `dir` (created if missing).
+    pub fn start(dir: PathBuf) -> std::io::Result<LocalSink> {
+        std::fs::create_dir_all(&dir)?;
+        let (tx, rx) = sync_channel(QUEUE);
+        std::thread::Builder::new()
+            .name("voicegw-streams".into())
+            .spawn(move || write_loop(&dir, rx))?;
+        Ok(LocalSink { tx, dropped: Arc::new(AtomicU64::new(0)) })
+    }
+
+    /// Queues a write; never blocks.
+    pub fn send(&self, w: Write) {
+        match self.tx.try_send(w) {
+            Ok(()) => {}
+            Err(TrySendError::Full(Write::Bytes { name, bytes })) => {
+                let n = self.dropped.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                if n == 0 {
+                    tracing::warn!(stream = %name, "the stream writer is behind: audio dropped");
+                }
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Bytes dropped because the writer was behind.
+    pub fn dropped_bytes(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+fn write_loop(dir: &std::path::Path, rx: Receiver<Write>) {
+    let mut files: HashMap<String, File> = HashMap::new();
+    while let Ok(w) = rx.recv() {
+        match w {
+            Write::Bytes { name, bytes } => {
+                if !files.contains_key(&name) {
+                    let path = dir.join(format!("{name}.mkv"));
+                    match File::options().create(true).append(true).open(&path) {
+                        Ok(f) => {
+                            files.insert(name.clone(), f);
+                        }
+                        Err(e) => {
+                            tracing::error!(path = %path.display(), error = %e, "stream file cannot be opened");
+                            continue;
+                        }
+                    }
+                }
+                if let Some(f) = files.get_mut(&name) {
+                    if let Err(e) = f.write_all(&bytes) {
+                        tracing::error!(stream = %name, error = %e, "stream file write failed");
+                        files.remove(&name);
+                    }
+                }
+            }
+            Write::End { name } => {
+                if let Some(f) = files.remove(&name) {
+                    let _ = f.sync_data();
+                }
+            }
+        }
+    }
+}
