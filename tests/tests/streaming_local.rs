@@ -92,6 +92,7 @@ fn both_legs_of_a_streamed_call_become_matroska_files_with_the_audio_played() {
     assert_eq!(files.len(), 2, "one stream per leg: {files:?}\n{}", gw.log());
     let cdrs = harness::cdrs_in(&gw.dir.join("var/cdrs"), 1, Duration::from_secs(10));
     let transaction_id = cdrs[0].1["TransactionId"].as_str().expect("TransactionId").to_string();
+    assert_eq!(cdrs[0].1["Streaming"], true, "the CDR says the call was streamed: {}", cdrs[0].1);
     let mut tracks = Vec::new();
     for file in &files {
         let name = file.file_stem().and_then(|s| s.to_str()).expect("name");

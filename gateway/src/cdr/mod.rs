@@ -116,6 +116,18 @@ impl Recorder {
     }
 
     /// Journals how to end call `call`'s legs (at its answer), if it is still in progress.
+    /// The call's audio is being streamed (a leg's first audio reached its stream): its
+    /// record says `Streaming: true`.
+    pub fn mark_streamed(&mut self, call: u64) {
+        if let Some(f) = self.calls.get_mut(&call) {
+            if !f.streaming {
+                f.streaming = true;
+                let f = f.clone();
+                self.journal(f);
+            }
+        }
+    }
+
     pub fn set_recovery_byes(&mut self, call: u64, byes: Vec<cdr_record::RecoveryBye>) {
         if let Some(f) = self.calls.get_mut(&call) {
             f.recovery_byes = byes;
@@ -176,8 +188,7 @@ impl Recorder {
             ended: now,
             sip_status: 0,
             sip_reason: String::new(),
-            // `Streaming` says whether the call's audio went to Kinesis Video Streams; voicegw
-            // does not stream yet, so no call did.
+            // `Streaming`: set by `mark_streamed` when a leg's audio starts streaming.
             streaming: false,
             interrupted: false,
             recovery_byes: Vec::new(),

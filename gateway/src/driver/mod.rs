@@ -88,6 +88,8 @@ pub struct Gateway {
     media: MediaHandle,
     /// Calls whose media went silent.
     silent_rx: mpsc::Receiver<u64>,
+    /// Calls whose audio started streaming.
+    streamed_rx: mpsc::Receiver<u64>,
     write_ahead: WriteAhead,
     admission: Admission,
     drain: Drain,
@@ -137,6 +139,7 @@ impl Gateway {
                         self.core.hang_up(call, "media inactivity", clock.now());
                     }
                 }
+                Some(call) = self.streamed_rx.recv() => self.recorder.mark_streamed(call),
                 _ = recv_signal(&mut signals.hup) => self.reload(),
                 _ = self.durable.changed(), if !self.write_ahead.is_empty() => {}
                 _ = recv_signal(&mut signals.term) => self.drain.start(&mut self.core, clock.monotonic(), drain_limit, "SIGTERM"),

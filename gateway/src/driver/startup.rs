@@ -191,11 +191,13 @@ pub async fn start(
         return Err(StartError::KvsSink);
     }
     let streams_dir = cfg.streaming_dir();
+    let (streamed_tx, streamed_rx) = mpsc::channel::<u64>(1024);
     let streamer = crate::stream::call::Streamer {
         sink: crate::stream::local::LocalSink::start(streams_dir.clone())
             .map_err(|e| StartError::Streams(streams_dir.display().to_string(), e))?,
         settings: crate::stream::StreamSettings::from_config(&cfg.streaming),
         clock,
+        streamed: streamed_tx,
     };
     let media = media_thread::start(clock, timing, silent_tx, registry.clone(), streamer)
         .map_err(StartError::Media)?;
@@ -220,6 +222,7 @@ pub async fn start(
         inbound_log: Vec::new(),
         media,
         silent_rx,
+        streamed_rx,
         write_ahead: WriteAhead::new(SPOOL_WAIT_LIMIT),
         admission,
         drain: Drain::default(),

@@ -19,6 +19,8 @@ pub struct Streamer {
     pub sink: LocalSink,
     pub settings: StreamSettings,
     pub clock: Clock,
+    /// Calls whose audio started streaming (the CDR's `Streaming`), once per call.
+    pub streamed: tokio::sync::mpsc::Sender<u64>,
 }
 
 /// See the module documentation.
@@ -28,6 +30,7 @@ pub struct CallStreams {
     failure_logged: [bool; 2],
     streamer: Streamer,
     call: u64,
+    reported: bool,
     buf: Vec<u8>,
 }
 
@@ -59,6 +62,7 @@ impl CallStreams {
             failure_logged: [false; 2],
             streamer,
             call: ctx.call,
+            reported: false,
             buf: Vec::new(),
         }
     }
@@ -87,6 +91,10 @@ impl CallStreams {
             }
             if !leg.started() {
                 continue;
+            }
+            if !self.reported {
+                // Never blocks: with the driver's queue full it is tried again at the next visit.
+                self.reported = self.streamer.streamed.try_send(self.call).is_ok();
             }
             if !self.header_sent[i] {
                 self.header_sent[i] = true;
