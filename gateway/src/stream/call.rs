@@ -39,6 +39,16 @@ pub fn stream_name(voice_connector_id: &str, random: [u8; 16]) -> String {
     format!("ChimeVoiceConnector-{voice_connector_id}-{}", common::uuid::uuid_v4(random))
 }
 
+/// A tag value as KVS takes it: at most 256 bytes, cut at a character boundary (a Call-ID
+/// comes from the peer and may be anything SIP allows).
+fn tag_value(v: &str) -> String {
+    let mut end = v.len().min(256);
+    while !v.is_char_boundary(end) {
+        end -= 1;
+    }
+    v[..end].to_string()
+}
+
 impl CallStreams {
     pub fn new(ctx: &CallContext, spec: &StreamSpec, streamer: Streamer) -> CallStreams {
         let leg = |track: &str| {
@@ -46,7 +56,7 @@ impl CallStreams {
                 tags: vec![
                     ("TransactionId".into(), ctx.transaction_id.clone()),
                     ("VoiceConnectorId".into(), ctx.voice_connector_id.clone()),
-                    ("CallId".into(), spec.call_id.chars().take(256).collect()),
+                    ("CallId".into(), tag_value(&spec.call_id)),
                 ],
                 track_name: Some(track.into()),
                 segment_uid: rand::random(),
@@ -120,5 +130,23 @@ impl Tap for CallStreams {
             let wall = clock.wall_of(now);
             wall.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_tag_values_fit_kvs() {
+        let name = stream_name("abcdef1ghij2klmno3pqr4", [0; 16]);
+        assert_eq!(
+            name,
+            "ChimeVoiceConnector-abcdef1ghij2klmno3pqr4-00000000-0000-4000-8000-000000000000"
+        );
+        assert_eq!(tag_value("abc@host"), "abc@host");
+        let long = "é".repeat(200); // 400 bytes
+        let cut = tag_value(&long);
+        assert_eq!((cut.len(), cut.chars().count()), (256, 128));
     }
 }
