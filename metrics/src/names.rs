@@ -87,6 +87,12 @@ metrics! {
     CDR_SPOOL_RECORDS = ("CdrSpoolRecords", Gauge, "Call detail records in the spool not yet delivered (voicegw process metric)");
     CDR_SPOOL_BYTES = ("CdrSpoolBytes", Gauge, "Bytes of the spool not yet delivered (voicegw process metric)");
     SIP_LOG_DROPPED = ("SipLogDroppedLines", Counter, "SIP message log lines dropped because the log writer fell behind (voicegw process metric)");
+    STREAMS_STARTED = ("StreamsStarted", Counter, "Call legs whose audio started streaming (voicegw process metric)");
+    STREAMS_FAILED = ("StreamsFailed", Counter, "Call legs that could not be streamed, e.g. a codec other than G.711 (voicegw process metric)");
+    STREAM_BYTES = ("StreamBytes", Counter, "Matroska bytes of call audio handed to the stream sink (voicegw process metric)");
+    STREAM_FRAGMENTS = ("StreamFragments", Counter, "Stream fragments (Matroska Clusters) started (voicegw process metric)");
+    STREAM_FILL_MILLISECONDS = ("StreamFillMilliseconds", Counter, "Silence put into streams where RTP packets never came (voicegw process metric)");
+    STREAM_DROPPED_BYTES = ("StreamDroppedBytes", Counter, "Stream bytes dropped because the stream sink fell behind (voicegw process metric)");
     CDRS_SUPPRESSED = ("CdrsSuppressed", Counter, "Records of unauthenticated or unmatched calls not written because they came faster than 50/s (voicegw process metric)");
     CDR_SPOOL_FAILING = ("CdrSpoolFailing", Gauge, "1 while CDR spool commits fail (full or read-only disk): records wait in memory and /health answers 503 (voicegw process metric)");
     CDR_SPOOL_ERRORS = ("CdrSpoolErrors", Counter, "Spool commits that failed and were retried (voicegw process metric)");

@@ -145,4 +145,20 @@ fn both_legs_of_a_streamed_call_become_matroska_files_with_the_audio_played() {
     }
     tracks.sort_unstable();
     assert_eq!(tracks, ["callee", "caller"]);
+
+    // The streaming metrics: two legs, every byte of both files, nothing filled or dropped.
+    let bytes: u64 = files.iter().map(|f| std::fs::metadata(f).map_or(0, |m| m.len())).sum();
+    let start = Instant::now();
+    while gw.process_metric("voicegw_stream_bytes_total") < bytes as f64
+        && start.elapsed() < Duration::from_secs(5)
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(gw.process_metric("voicegw_streams_started_total"), 2.0, "{}", gw.metrics());
+    assert_eq!(gw.process_metric("voicegw_stream_bytes_total"), bytes as f64);
+    assert_eq!(gw.process_metric("voicegw_streams_failed_total"), 0.0);
+    assert_eq!(gw.process_metric("voicegw_stream_dropped_bytes_total"), 0.0);
+    assert_eq!(gw.process_metric("voicegw_stream_fill_milliseconds_total"), 0.0);
+    let fragments = gw.process_metric("voicegw_stream_fragments_total");
+    assert!(fragments >= 4.0, "at least 4 s in 2 s fragments, both legs: {fragments}");
 }

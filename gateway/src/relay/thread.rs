@@ -26,6 +26,7 @@ use crate::driver::clock::Clock;
 use crate::relay::anchor::CallContext;
 use crate::relay::record::{write_record, RecordSink, RelayCmd, Snapshot, RECV_MAX};
 use crate::stream::call::{CallStreams, Streamer};
+use crate::stream::StreamCounters;
 
 /// The token of each thread's wake-up eventfd.
 const WAKER: u64 = u64::MAX;
@@ -169,6 +170,8 @@ fn run(
     let mut latency = metrics::Latency::new();
     // Packets from rejected sources not yet added to the metrics (once a second, one lock).
     let mut rejected = 0u64;
+    // What this thread's streams did since they were last added to the metrics.
+    let mut streamed = StreamCounters::default();
     let mut sample = 0u32;
     let mut events = [EpollEvent::empty(); 1024];
     // Calls live in slots; a socket's token is slot * 4 + socket index.
@@ -250,7 +253,7 @@ fn run(
                             if let Some(mut cm) = slots[slot].take() {
                                 relay_queued(&mut cm, &mut buf, now);
                                 if let Some(st) = &mut cm.streams {
-                                    st.finish();
+                                    st.finish(&mut streamed);
                                 }
                                 rejected += report_rejected(&mut cm);
                                 write_record(
@@ -310,7 +313,7 @@ fn run(
             next_visit = now + TICK;
             for cm in slots.iter_mut().flatten() {
                 if let Some(st) = &mut cm.streams {
-                    st.visit(now);
+                    st.visit(now, &mut streamed);
                 }
                 if cm.session.poll_timeout().is_some_and(|t| t <= now) {
                     cm.session.handle_timeout(now);
@@ -326,8 +329,11 @@ fn run(
             // Sessions whose timers fall close together are visited together (each visit walks
             // every session of the thread), each timer at most VISIT_SLACK late.
             next_visit = next_visit.max(now + VISIT_SLACK);
-            if latency.count() > 0 || rejected > 0 {
+            if latency.count() > 0 || rejected > 0 || !streamed.is_empty() {
                 let mut r = registry.lock().unwrap_or_else(|e| e.into_inner());
+                if !streamed.is_empty() {
+                    streamed.report(&mut r);
+                }
                 let labels = metrics::Labels::default();
                 if latency.count() > 0 {
                     r.merge_latency(metrics::names::RELAY_LATENCY_SECONDS, &labels, &latency);

@@ -9,7 +9,7 @@ use streaming::muxer::StreamInfo;
 
 use super::leg::LegStream;
 use super::local::{LocalSink, Write};
-use super::StreamSettings;
+use super::{StreamCounters, StreamSettings};
 use crate::driver::clock::Clock;
 use crate::relay::anchor::{CallContext, StreamSpec};
 
@@ -28,6 +28,8 @@ pub struct CallStreams {
     legs: [LegStream; 2],
     header_sent: [bool; 2],
     failure_logged: [bool; 2],
+    /// Each leg's (filled samples, fragments) as last counted.
+    counted: [(u64, u64); 2],
     streamer: Streamer,
     call: u64,
     reported: bool,
@@ -70,6 +72,7 @@ impl CallStreams {
             legs: [leg("AUDIO_FROM_CALLER"), leg("AUDIO_FROM_CALLEE")],
             header_sent: [false; 2],
             failure_logged: [false; 2],
+            counted: [(0, 0); 2],
             streamer,
             call: ctx.call,
             reported: false,
@@ -78,25 +81,26 @@ impl CallStreams {
     }
 
     /// Releases what waited long enough and hands what was muxed to the sink.
-    pub fn visit(&mut self, now: Instant) {
+    pub fn visit(&mut self, now: Instant, c: &mut StreamCounters) {
         for leg in &mut self.legs {
             leg.poll(now);
         }
-        self.flush(false);
+        self.flush(false, c);
     }
 
     /// The call closed: both legs are finished and their files closed.
-    pub fn finish(&mut self) {
+    pub fn finish(&mut self, c: &mut StreamCounters) {
         for leg in &mut self.legs {
             leg.finish();
         }
-        self.flush(true);
+        self.flush(true, c);
     }
 
-    fn flush(&mut self, end: bool) {
+    fn flush(&mut self, end: bool, c: &mut StreamCounters) {
         for (i, leg) in self.legs.iter_mut().enumerate() {
             if let (Some(reason), false) = (leg.failure(), self.failure_logged[i]) {
                 self.failure_logged[i] = true;
+                c.failed += 1;
                 tracing::warn!(call = self.call, stream = %leg.name, reason, "call audio not streamed");
             }
             if !leg.started() {
@@ -108,15 +112,23 @@ impl CallStreams {
             }
             if !self.header_sent[i] {
                 self.header_sent[i] = true;
+                c.started += 1;
                 leg.header(&mut self.buf);
             }
             leg.take(&mut self.buf);
+            let (filled, fragments) = leg.figures();
+            let (was_filled, was_fragments) = self.counted[i];
+            c.filled_samples += filled - was_filled;
+            c.fragments += fragments - was_fragments;
+            self.counted[i] = (filled, fragments);
             if !self.buf.is_empty() {
                 let bytes = std::mem::take(&mut self.buf);
-                self.streamer.sink.send(Write::Bytes { name: leg.name.clone(), bytes });
+                c.bytes += bytes.len() as u64;
+                c.dropped_bytes +=
+                    self.streamer.sink.send(Write::Bytes { name: leg.name.clone(), bytes });
             }
             if end {
-                self.streamer.sink.send(Write::End { name: leg.name.clone() });
+                let _ = self.streamer.sink.send(Write::End { name: leg.name.clone() });
             }
         }
     }

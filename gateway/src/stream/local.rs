@@ -39,17 +39,18 @@ impl LocalSink {
         Ok(LocalSink { tx, dropped: Arc::new(AtomicU64::new(0)) })
     }
 
-    /// Queues a write; never blocks.
-    pub fn send(&self, w: Write) {
+    /// Queues a write; never blocks. Returns the bytes dropped (the writer was behind).
+    pub fn send(&self, w: Write) -> u64 {
         match self.tx.try_send(w) {
-            Ok(()) => {}
+            Ok(()) => 0,
             Err(TrySendError::Full(Write::Bytes { name, bytes })) => {
                 let n = self.dropped.fetch_add(bytes.len() as u64, Ordering::Relaxed);
                 if n == 0 {
                     tracing::warn!(stream = %name, "the stream writer is behind: audio dropped");
                 }
+                bytes.len() as u64
             }
-            Err(_) => {}
+            Err(_) => 0,
         }
     }
 

@@ -10,6 +10,36 @@ pub mod local;
 
 use std::time::Duration;
 
+/// What a relay thread's streams did since it last reported them to the metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamCounters {
+    pub started: u64,
+    pub failed: u64,
+    pub bytes: u64,
+    pub fragments: u64,
+    pub filled_samples: u64,
+    pub dropped_bytes: u64,
+}
+
+impl StreamCounters {
+    pub fn is_empty(&self) -> bool {
+        *self == StreamCounters::default()
+    }
+
+    /// Adds them to the process metrics and starts again from zero.
+    pub fn report(&mut self, r: &mut metrics::Registry) {
+        use metrics::names;
+        let l = metrics::Labels::default();
+        r.add(names::STREAMS_STARTED, &l, self.started as f64);
+        r.add(names::STREAMS_FAILED, &l, self.failed as f64);
+        r.add(names::STREAM_BYTES, &l, self.bytes as f64);
+        r.add(names::STREAM_FRAGMENTS, &l, self.fragments as f64);
+        r.add(names::STREAM_FILL_MILLISECONDS, &l, (self.filled_samples / 8) as f64);
+        r.add(names::STREAM_DROPPED_BYTES, &l, self.dropped_bytes as f64);
+        *self = StreamCounters::default();
+    }
+}
+
 /// What every stream of the process shares (from `[streaming]`).
 #[derive(Debug, Clone, Copy)]
 pub struct StreamSettings {
