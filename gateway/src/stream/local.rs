@@ -92,3 +92,34 @@ fn write_loop(dir: &std::path::Path, rx: Receiver<Write>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    #[allow(clippy::disallowed_methods)] // waits for the writer thread in real time
+    fn each_stream_is_one_file_written_in_order_and_closed_at_its_end() {
+        let dir = std::env::temp_dir().join(format!("voicegw-local-sink-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let sink = LocalSink::start(dir.clone()).expect("sink");
+        for (name, bytes) in
+            [("a", b"head-".to_vec()), ("b", b"other".to_vec()), ("a", b"tail".to_vec())]
+        {
+            assert_eq!(sink.send(Write::Bytes { name: name.into(), bytes }), 0);
+        }
+        assert_eq!(sink.send(Write::End { name: "a".into() }), 0);
+        let path = dir.join("a.mkv");
+        let start = std::time::Instant::now();
+        while std::fs::read(&path).unwrap_or_default() != b"head-tail"
+            && start.elapsed() < Duration::from_secs(5)
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(std::fs::read(&path).expect("a"), b"head-tail");
+        assert_eq!(std::fs::read(dir.join("b.mkv")).expect("b"), b"other");
+        assert_eq!(sink.dropped_bytes(), 0);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
