@@ -21,17 +21,6 @@ impl Law {
         }
     }
 
-    /// The law of an SDP `rtpmap` encoding name (case-insensitive), if it is G.711.
-    pub fn from_encoding_name(name: &str) -> Option<Law> {
-        if name.eq_ignore_ascii_case("PCMU") {
-            Some(Law::MuLaw)
-        } else if name.eq_ignore_ascii_case("PCMA") {
-            Some(Law::ALaw)
-        } else {
-            None
-        }
-    }
-
     /// The linear value of one code word.
     #[inline]
     pub fn decode(self, code: u8) -> i16 {
@@ -119,11 +108,9 @@ mod tests {
     }
 
     #[test]
-    fn payload_types_and_names_map_to_laws() {
+    fn payload_types_map_to_laws() {
         assert_eq!(Law::from_payload_type(0), Some(Law::MuLaw));
         assert_eq!(Law::from_payload_type(8), Some(Law::ALaw));
         assert_eq!(Law::from_payload_type(18), None);
-        assert_eq!(Law::from_encoding_name("pcma"), Some(Law::ALaw));
-        assert_eq!(Law::from_encoding_name("opus"), None);
     }
 }

@@ -111,11 +111,6 @@ impl Muxer {
         self.fragments
     }
 
-    /// The timecode (epoch ms) of the open fragment, if one is open.
-    pub fn fragment_timecode(&self) -> Option<u64> {
-        self.cluster.map(|(tc, _)| tc)
-    }
-
     /// Milliseconds of audio muxed (complete blocks).
     pub fn duration_ms(&self) -> u64 {
         self.samples * 1000 / RATE

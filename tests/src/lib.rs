@@ -954,3 +954,41 @@ pub fn raw_pbx_call(ip: &str, call_id: &str, rtp_port: u16) -> (std::net::UdpSoc
     sip.send_to(ack.as_bytes(), &gw).expect("send ACK");
     (sip, to, media_port)
 }
+
+/// The G.711 A-law capture a media test plays: `sipp-g711a.pcap` of the shared corpus (236
+/// packets of 30 ms A-law, 252 bytes with the header, MANIFEST.md) when it is there, else a
+/// stream the harness writes into `dir` (200 packets of 20 ms, 172 bytes). Returns the path,
+/// the packet count and the packet size.
+pub fn g711a_capture(dir: &Path) -> (PathBuf, usize, usize) {
+    match shared_corpus() {
+        Some(shared) => (shared.join("pcaps/sipp-g711a.pcap"), 236, 252),
+        None => {
+            let path = dir.join("g711a-stream.pcap");
+            let net = pcap_gen::Network {
+                seed: 1,
+                packets: 200,
+                max_delay_ms: 0.0,
+                loss_permille: 0,
+                duplicate_permille: 0,
+            };
+            assert_eq!(pcap_gen::write_rtp_stream(&path, net), 200);
+            (path, 200, 172)
+        }
+    }
+}
+
+/// One call through `gw`: the PBX (SIPp) plays `pcap` as RTP once answered, the carrier
+/// answers and echoes it (`-rtp_echo`), the PBX hangs up. Panics unless both ends succeed.
+pub fn echoed_media_call(gw: &Gateway, pcap: &Path) {
+    let mut c_args = carrier_args(&gw.ip);
+    c_args.extend(["-mp", "6100", "-rtp_echo", "-m", "1"].map(String::from));
+    let cargs: Vec<&str> = c_args.iter().map(String::as_str).collect();
+    let callee = Sipp::spawn(&gw.dir, "carrier", "carrier_answer.xml", &cargs);
+    let mut p_args = pbx_args(&gw.ip);
+    p_args.extend(["-mp", "6000", "-m", "1", "-key", "audio_pcap"].map(String::from));
+    p_args.push(pcap.display().to_string());
+    let pargs: Vec<&str> = p_args.iter().map(String::as_str).collect();
+    let caller = run_sipp(&gw.dir, "pbx", "pbx_media.xml", &pargs, Duration::from_secs(30));
+    let callee = callee.wait(Duration::from_secs(10));
+    assert_eq!((caller.successful, callee.successful), (1, 1), "{caller:#?}\n{callee:#?}");
+}

@@ -15,36 +15,8 @@ fn rtp_is_relayed_both_ways_and_recorded() {
         return;
     }
     let gw = Gateway::start("127.0.0.24", |c| c);
-    let ip = gw.ip.clone();
-    // The audio: sipp-g711a.pcap of the shared corpus (236 packets of 30 ms A-law, 252 bytes
-    // with the header, MANIFEST.md) when it is there, else a stream the harness writes (200
-    // packets of 20 ms, 172 bytes).
-    let (pcap, packets, size) = match harness::shared_corpus() {
-        Some(shared) => (shared.join("pcaps/sipp-g711a.pcap"), 236, 252),
-        None => {
-            let path = gw.dir.join("g711a-stream.pcap");
-            let net = harness::pcap_gen::Network {
-                seed: 1,
-                packets: 200,
-                max_delay_ms: 0.0,
-                loss_permille: 0,
-                duplicate_permille: 0,
-            };
-            assert_eq!(harness::pcap_gen::write_rtp_stream(&path, net), 200);
-            (path, 200, 172)
-        }
-    };
-    let mut c_args = carrier_args(&ip);
-    c_args.extend(["-mp", "6100", "-rtp_echo", "-m", "1"].map(String::from));
-    let cargs: Vec<&str> = c_args.iter().map(String::as_str).collect();
-    let callee = Sipp::spawn(&gw.dir, "carrier", "carrier_answer.xml", &cargs);
-    let mut p_args = pbx_args(&ip);
-    p_args.extend(["-mp", "6000", "-m", "1", "-key", "audio_pcap"].map(String::from));
-    p_args.push(pcap.display().to_string());
-    let pargs: Vec<&str> = p_args.iter().map(String::as_str).collect();
-    let caller = run_sipp(&gw.dir, "pbx", "pbx_media.xml", &pargs, Duration::from_secs(30));
-    let callee = callee.wait(Duration::from_secs(10));
-    assert_eq!((caller.successful, callee.successful), (1, 1), "{caller:#?}\n{callee:#?}");
+    let (pcap, packets, size) = harness::g711a_capture(&gw.dir);
+    harness::echoed_media_call(&gw, &pcap);
 
     // The record is written when the relay closes, right after the BYE.
     let path = gw.dir.join("var/ChimeVoiceConnectorLogs/abcdef1ghij2klmno3pqr4.jsonl");

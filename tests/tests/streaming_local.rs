@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use harness::{carrier_args, pbx_args, require, run_sipp, Gateway, Sipp};
+use harness::{require, Gateway};
 use streaming::g711::Law;
 
 const VC: &str = "abcdef1ghij2klmno3pqr4";
@@ -57,36 +57,10 @@ fn both_legs_of_a_streamed_call_become_matroska_files_with_the_audio_played() {
     let gw = Gateway::start("127.0.0.41", |c| {
         format!("{c}\n[VoiceConnectors.StreamingConfiguration]\nDisabled = false\nDataRetentionInHours = 0\n")
     });
-    let ip = gw.ip.clone();
-    let (pcap, packets) = match harness::shared_corpus() {
-        Some(shared) => (shared.join("pcaps/sipp-g711a.pcap"), 236),
-        None => {
-            let path = gw.dir.join("g711a-stream.pcap");
-            let net = harness::pcap_gen::Network {
-                seed: 3,
-                packets: 200,
-                max_delay_ms: 0.0,
-                loss_permille: 0,
-                duplicate_permille: 0,
-            };
-            assert_eq!(harness::pcap_gen::write_rtp_stream(&path, net), 200);
-            (path, 200)
-        }
-    };
+    let (pcap, packets, _) = harness::g711a_capture(&gw.dir);
     let expected = played_pcm(&pcap);
     assert!(expected.len() >= packets * 160, "{} samples", expected.len());
-
-    let mut c_args = carrier_args(&ip);
-    c_args.extend(["-mp", "6100", "-rtp_echo", "-m", "1"].map(String::from));
-    let cargs: Vec<&str> = c_args.iter().map(String::as_str).collect();
-    let callee = Sipp::spawn(&gw.dir, "carrier", "carrier_answer.xml", &cargs);
-    let mut p_args = pbx_args(&ip);
-    p_args.extend(["-mp", "6000", "-m", "1", "-key", "audio_pcap"].map(String::from));
-    p_args.push(pcap.display().to_string());
-    let pargs: Vec<&str> = p_args.iter().map(String::as_str).collect();
-    let caller = run_sipp(&gw.dir, "pbx", "pbx_media.xml", &pargs, Duration::from_secs(30));
-    let callee = callee.wait(Duration::from_secs(10));
-    assert_eq!((caller.successful, callee.successful), (1, 1), "{caller:#?}\n{callee:#?}");
+    harness::echoed_media_call(&gw, &pcap);
 
     let files = streams(&gw.dir.join("var/kvs"), 2);
     assert_eq!(files.len(), 2, "one stream per leg: {files:?}\n{}", gw.log());

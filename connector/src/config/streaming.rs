@@ -208,23 +208,23 @@ pub(super) fn check_settings(
             }
         }
     }
-    let wants = |t| connectors.values().any(|s| s.targets.contains(&t));
-    if wants(NotificationTarget::Sns) {
-        match &c.sns_topic_arn {
-            None => return Err(("sns_topic_arn", "a voice connector sends streaming events to SNS: name the topic (streaming.sns_topic_arn)".into())),
-            Some(arn) if !arn.rsplit(':').next().is_some_and(|n| n.starts_with(TARGET_NAME_PREFIX)) => {
-                return Err(("sns_topic_arn", format!("the topic's name must start with {TARGET_NAME_PREFIX}: `{arn}`")));
-            }
-            _ => {}
+    // SNS and SQS targets need a topic (its name ends an ARN) or a queue (its name ends a URL).
+    for (target, label, key, value, what, separator) in [
+        (NotificationTarget::Sns, "SNS", "sns_topic_arn", &c.sns_topic_arn, "topic", ':'),
+        (NotificationTarget::Sqs, "SQS", "sqs_queue_url", &c.sqs_queue_url, "queue", '/'),
+    ] {
+        if !connectors.values().any(|s| s.targets.contains(&target)) {
+            continue;
         }
-    }
-    if wants(NotificationTarget::Sqs) {
-        match &c.sqs_queue_url {
-            None => return Err(("sqs_queue_url", "a voice connector sends streaming events to SQS: name the queue (streaming.sqs_queue_url)".into())),
-            Some(url) if !url.trim_end_matches('/').rsplit('/').next().is_some_and(|n| n.starts_with(TARGET_NAME_PREFIX)) => {
-                return Err(("sqs_queue_url", format!("the queue's name must start with {TARGET_NAME_PREFIX}: `{url}`")));
-            }
-            _ => {}
+        let Some(v) = value else {
+            return Err((key, format!("a voice connector sends streaming events to {label}: name the {what} (streaming.{key})")));
+        };
+        let name = v.trim_end_matches('/').rsplit(separator).next().unwrap_or_default();
+        if !name.starts_with(TARGET_NAME_PREFIX) {
+            return Err((
+                key,
+                format!("the {what}'s name must start with {TARGET_NAME_PREFIX}: `{v}`"),
+            ));
         }
     }
     Ok(())

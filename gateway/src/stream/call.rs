@@ -26,14 +26,10 @@ pub struct Streamer {
 /// See the module documentation.
 pub struct CallStreams {
     legs: [LegStream; 2],
-    header_sent: [bool; 2],
-    failure_logged: [bool; 2],
-    /// Each leg's (filled samples, fragments) as last counted.
-    counted: [(u64, u64); 2],
     streamer: Streamer,
     call: u64,
+    /// The driver was told the call streams (its CDR's `Streaming`).
     reported: bool,
-    buf: Vec<u8>,
 }
 
 /// `ChimeVoiceConnector-<VoiceConnectorId>-<uuid>` (formats.md §9).
@@ -70,13 +66,9 @@ impl CallStreams {
         };
         CallStreams {
             legs: [leg("AUDIO_FROM_CALLER"), leg("AUDIO_FROM_CALLEE")],
-            header_sent: [false; 2],
-            failure_logged: [false; 2],
-            counted: [(0, 0); 2],
             streamer,
             call: ctx.call,
             reported: false,
-            buf: Vec::new(),
         }
     }
 
@@ -97,11 +89,10 @@ impl CallStreams {
     }
 
     fn flush(&mut self, end: bool, c: &mut StreamCounters) {
-        for (i, leg) in self.legs.iter_mut().enumerate() {
-            if let (Some(reason), false) = (leg.failure(), self.failure_logged[i]) {
-                self.failure_logged[i] = true;
+        for leg in &mut self.legs {
+            if let Some(reason) = leg.new_failure() {
                 c.failed += 1;
-                tracing::warn!(call = self.call, stream = %leg.name, reason, "call audio not streamed");
+                tracing::warn!(call = self.call, stream = %leg.name, %reason, "call audio not streamed");
             }
             if !leg.started() {
                 continue;
@@ -110,19 +101,9 @@ impl CallStreams {
                 // Never blocks: with the driver's queue full it is tried again at the next visit.
                 self.reported = self.streamer.streamed.try_send(self.call).is_ok();
             }
-            if !self.header_sent[i] {
-                self.header_sent[i] = true;
-                c.started += 1;
-                leg.header(&mut self.buf);
-            }
-            leg.take(&mut self.buf);
-            let (filled, fragments) = leg.figures();
-            let (was_filled, was_fragments) = self.counted[i];
-            c.filled_samples += filled - was_filled;
-            c.fragments += fragments - was_fragments;
-            self.counted[i] = (filled, fragments);
-            if !self.buf.is_empty() {
-                let bytes = std::mem::take(&mut self.buf);
+            let mut bytes = Vec::new();
+            leg.drain(&mut bytes, c);
+            if !bytes.is_empty() {
                 c.bytes += bytes.len() as u64;
                 c.dropped_bytes +=
                     self.streamer.sink.send(Write::Bytes { name: leg.name.clone(), bytes });

@@ -7,7 +7,7 @@ use streaming::g711::Law;
 use streaming::jitter::JitterBuffer;
 use streaming::muxer::{Muxer, StreamInfo};
 
-use super::StreamSettings;
+use super::{StreamCounters, StreamSettings};
 
 /// RTP payload type of comfort noise (RFC 3389): a pause, filled as silence.
 const COMFORT_NOISE: u8 = 13;
@@ -23,18 +23,41 @@ pub struct LegStream {
     /// Set by the first G.711 packet, with the wall time of its arrival (epoch ms).
     pipeline: Option<(Law, JitterBuffer, Muxer)>,
     failed: Option<String>,
+    failure_reported: bool,
+    /// Whether the stream head was handed out, and the (filled samples, fragments) counted.
+    head_sent: bool,
+    counted: (u64, u64),
     /// Packets not streamed: telephone events, comfort noise, the other G.711 law.
     pub skipped: u64,
 }
 
 impl LegStream {
     pub fn new(name: String, info: StreamInfo, settings: StreamSettings) -> LegStream {
-        LegStream { name, info, settings, pipeline: None, failed: None, skipped: 0 }
+        LegStream {
+            name,
+            info,
+            settings,
+            pipeline: None,
+            failed: None,
+            failure_reported: false,
+            head_sent: false,
+            counted: (0, 0),
+            skipped: 0,
+        }
     }
 
     /// Why the leg stopped streaming, once it did.
     pub fn failure(&self) -> Option<&str> {
         self.failed.as_deref()
+    }
+
+    /// The failure, the first time it is asked for after it happened (to log and count once).
+    pub fn new_failure(&mut self) -> Option<String> {
+        if self.failure_reported {
+            return None;
+        }
+        self.failure_reported = self.failed.is_some();
+        self.failed.clone()
     }
 
     /// Whether any audio was taken.
@@ -99,23 +122,20 @@ impl LegStream {
         }
     }
 
-    /// The stream head (written once per file or connection), if audio started.
-    pub fn header(&self, out: &mut Vec<u8>) {
-        if let Some((_, _, mux)) = &self.pipeline {
+    /// Moves to the end of `out` what was muxed since the last call (the stream head first,
+    /// once), and counts what is new in `c`. Nothing before audio started.
+    pub fn drain(&mut self, out: &mut Vec<u8>, c: &mut StreamCounters) {
+        let Some((_, jitter, mux)) = &mut self.pipeline else { return };
+        if !self.head_sent {
+            self.head_sent = true;
+            c.started += 1;
             mux.write_header(out);
         }
-    }
-
-    /// Moves what was muxed since the last call to the end of `out`.
-    pub fn take(&mut self, out: &mut Vec<u8>) {
-        if let Some((_, _, mux)) = &mut self.pipeline {
-            mux.take_output(out);
-        }
-    }
-
-    /// Counters for the records and metrics: samples of silence filled, fragments.
-    pub fn figures(&self) -> (u64, u64) {
-        self.pipeline.as_ref().map_or((0, 0), |(_, j, m)| (j.stats().filled_samples, m.fragments()))
+        mux.take_output(out);
+        let now = (jitter.stats().filled_samples, mux.fragments());
+        c.filled_samples += now.0 - self.counted.0;
+        c.fragments += now.1 - self.counted.1;
+        self.counted = now;
     }
 
     fn fail(&mut self, reason: String) {
@@ -170,9 +190,11 @@ mod tests {
         let (h, p) = packet(18, 10);
         l.rtp(&h, &p, at(220), || 0);
         assert!(l.failure().is_some_and(|r| r.contains("payload type 18")), "{:?}", l.failure());
+        assert!(l.new_failure().is_some() && l.new_failure().is_none(), "reported once");
         let mut out = Vec::new();
-        l.header(&mut out);
-        l.take(&mut out);
+        let mut c = StreamCounters::default();
+        l.drain(&mut out, &mut c);
+        assert_eq!((c.started, c.fragments), (1, 1));
         assert!(out.windows(13).any(|w| w == b"A_PCM/INT/LIT"));
         assert!(
             out.windows(32).any(|w| w == b"AWS_KINESISVIDEO_END_OF_FRAGMENT"),
