@@ -96,6 +96,9 @@ pub struct CallFacts {
     pub sip_status: u16,
     pub sip_reason: String,
     pub streaming: bool,
+    /// When the call's audio started streaming (its streaming detail record's start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_started: Option<SystemTime>,
     /// The process stopped before the call ended (crash, kill, drain timeout): `ended` is the
     /// last moment the process was known alive.
     #[serde(default)]
@@ -165,10 +168,95 @@ impl CallDetailRecord {
     }
 }
 
+/// One streaming detail record (formats.md §7, SchemaVersion "1.0"), field for field in the
+/// service's example order: written beside the CDR of a call whose audio was streamed.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct StreamingDetailRecord {
+    #[serde(rename = "SchemaVersion")]
+    pub schema_version: String,
+    #[serde(rename = "AwsAccountId")]
+    pub aws_account_id: String,
+    #[serde(rename = "TransactionId")]
+    pub transaction_id: String,
+    #[serde(rename = "CallId")]
+    pub call_id: String,
+    #[serde(rename = "VoiceConnectorId")]
+    pub voice_connector_id: String,
+    #[serde(rename = "StartTimeEpochSeconds")]
+    pub start_time_epoch_seconds: u64,
+    #[serde(rename = "EndTimeEpochSeconds")]
+    pub end_time_epoch_seconds: u64,
+    #[serde(rename = "Status")]
+    pub status: String,
+    #[serde(rename = "StatusMessage")]
+    pub status_message: String,
+    #[serde(rename = "ServiceCode")]
+    pub service_code: String,
+    #[serde(rename = "UsageType")]
+    pub usage_type: String,
+    #[serde(rename = "BillableDurationSeconds")]
+    pub billable_duration_seconds: u64,
+    #[serde(rename = "Region")]
+    pub region: String,
+}
+
+/// `StatusMessage` of a stream that ran to the end of its call.
+pub const STREAMING_SUCCEEDED: &str = "Streaming succeeded";
+
+impl StreamingDetailRecord {
+    /// The record of a call whose audio was streamed (`None` if it was not): from the first
+    /// audio streamed to the end of the call.
+    pub fn from_facts(f: &CallFacts) -> Option<StreamingDetailRecord> {
+        if !f.streaming {
+            return None;
+        }
+        // A journal from before `stream_started` existed: the stream began at the answer.
+        let start = f.stream_started.or(f.answered).unwrap_or(f.started);
+        let seconds = round_seconds(f.ended.duration_since(start).unwrap_or_default());
+        let status_message =
+            if f.interrupted { INTERRUPTED.to_string() } else { STREAMING_SUCCEEDED.to_string() };
+        Some(StreamingDetailRecord {
+            schema_version: "1.0".into(),
+            aws_account_id: f.aws_account_id.clone(),
+            transaction_id: f.transaction_id.clone(),
+            call_id: f.call_id.clone(),
+            voice_connector_id: f.voice_connector_id.clone().unwrap_or_default(),
+            start_time_epoch_seconds: epoch_secs(start),
+            end_time_epoch_seconds: epoch_secs(f.ended),
+            status: STATUS_COMPLETED.into(),
+            status_message,
+            service_code: "AmazonChime".into(),
+            usage_type: format!("{}-VC-kinesis-audio-streaming", region_code(&f.region)),
+            billable_duration_seconds: seconds,
+            region: f.region.clone(),
+        })
+    }
+
+    /// Its store key: the CDR's, under `Amazon-Chime-Voice-Connector-SDRs`.
+    pub fn key(f: &CallFacts) -> String {
+        key_under(SDR_PREFIX, f.voice_connector_id.as_deref(), f.started, &f.transaction_id)
+    }
+}
+
+/// Key prefix of call detail records.
+pub const CDR_PREFIX: &str = "Amazon-Chime-Voice-Connector-CDRs";
+/// Key prefix of streaming detail records.
+pub const SDR_PREFIX: &str = "Amazon-Chime-Voice-Connector-SDRs";
+
 /// The store key of a record: `Amazon-Chime-Voice-Connector-CDRs/json/<VoiceConnectorId>/
 /// <YYYY>/<MM>/<DD>/<HH.MM.SS.mmm>_<TransactionId>`, from the call's start time in UTC, no
 /// extension. The same call always has the same key, so uploading it again is harmless.
 pub fn key(voice_connector_id: Option<&str>, started: SystemTime, transaction_id: &str) -> String {
+    key_under(CDR_PREFIX, voice_connector_id, started, transaction_id)
+}
+
+/// The key of a record under `prefix` (the CDRs' or the SDRs').
+pub fn key_under(
+    prefix: &str,
+    voice_connector_id: Option<&str>,
+    started: SystemTime,
+    transaction_id: &str,
+) -> String {
     let vc = match voice_connector_id {
         Some(v) if !v.is_empty() => v,
         _ => UNMATCHED_VOICE_CONNECTOR,
@@ -178,7 +266,7 @@ pub fn key(voice_connector_id: Option<&str>, started: SystemTime, transaction_id
     let (y, m, day) = crate::timefmt::civil_from_days((secs / 86_400) as i64);
     let rem = secs % 86_400;
     format!(
-        "Amazon-Chime-Voice-Connector-CDRs/json/{vc}/{y:04}/{m:02}/{day:02}/{:02}.{:02}.{:02}.{:03}_{transaction_id}",
+        "{prefix}/json/{vc}/{y:04}/{m:02}/{day:02}/{:02}.{:02}.{:02}.{:03}_{transaction_id}",
         rem / 3600,
         (rem / 60) % 60,
         rem % 60,
@@ -297,6 +385,7 @@ mod tests {
             sip_status: 200,
             sip_reason: "OK".into(),
             streaming: true,
+            stream_started: Some(at(1_565_399_625_000)),
             interrupted: false,
             recovery_byes: Vec::new(),
         }
@@ -309,6 +398,23 @@ mod tests {
         let text = serde_json::to_string(&r).unwrap();
         let expected = r#"{"AwsAccountId":"111122223333","TransactionId":"6f1a3c2e-1111-4a2b-9c3d-0123456789ab","CallId":"123a4b567890123c456789012d3456e7@203.0.113.9:8080","VoiceConnectorId":"abcdef1ghij2klmno3pqr4","Status":"Completed","StatusMessage":"OK","SipAuthUser":"XXXX","BillableDurationSeconds":6,"BillableDurationMinutes":0.1,"SchemaVersion":"2.0","SourcePhoneNumber":"+12065550100","SourcePhoneNumberName":"North Campus Reception","SourceCountry":"US","DestinationPhoneNumber":"+12065550101","DestinationPhoneNumberName":"South Campus Reception","DestinationCountry":"US","UsageType":"USE1-US-US-outbound-minutes","ServiceCode":"AmazonChimeVoiceConnector","Direction":"Outbound","StartTimeEpochSeconds":1565399625,"EndTimeEpochSeconds":1565399631,"Region":"us-east-1","Streaming":true}"#;
         assert_eq!(text, expected);
+    }
+
+    /// The service's example SDR (voice-connector.md §6.5): fields, types and order.
+    #[test]
+    fn the_streaming_detail_record_of_a_streamed_call() {
+        let mut f = facts();
+        f.ended = at(1_565_399_631_400);
+        let r = StreamingDetailRecord::from_facts(&f).expect("streamed");
+        let text = serde_json::to_string(&r).unwrap();
+        let expected = r#"{"SchemaVersion":"1.0","AwsAccountId":"111122223333","TransactionId":"6f1a3c2e-1111-4a2b-9c3d-0123456789ab","CallId":"123a4b567890123c456789012d3456e7@203.0.113.9:8080","VoiceConnectorId":"abcdef1ghij2klmno3pqr4","StartTimeEpochSeconds":1565399625,"EndTimeEpochSeconds":1565399631,"Status":"Completed","StatusMessage":"Streaming succeeded","ServiceCode":"AmazonChime","UsageType":"USE1-VC-kinesis-audio-streaming","BillableDurationSeconds":6,"Region":"us-east-1"}"#;
+        assert_eq!(text, expected);
+        assert_eq!(
+            StreamingDetailRecord::key(&f),
+            "Amazon-Chime-Voice-Connector-SDRs/json/abcdef1ghij2klmno3pqr4/2019/08/10/01.13.45.000_6f1a3c2e-1111-4a2b-9c3d-0123456789ab"
+        );
+        f.streaming = false;
+        assert_eq!(StreamingDetailRecord::from_facts(&f), None, "no stream, no record");
     }
 
     #[test]

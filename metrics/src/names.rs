@@ -93,6 +93,10 @@ metrics! {
     STREAM_FRAGMENTS = ("StreamFragments", Counter, "Stream fragments (Matroska Clusters) started (voicegw process metric)");
     STREAM_FILL_MILLISECONDS = ("StreamFillMilliseconds", Counter, "Silence put into streams where RTP packets never came (voicegw process metric)");
     STREAM_DROPPED_BYTES = ("StreamDroppedBytes", Counter, "Stream bytes dropped because the stream sink fell behind (voicegw process metric)");
+    STREAMS_ACTIVE = ("StreamsActive", Gauge, "Call legs streaming now (voicegw process metric)");
+    STREAM_EVENTS_SENT = ("StreamEventsSent", Counter, "Streaming status events delivered, counted once per sink that took them (voicegw process metric)");
+    STREAM_EVENTS_FAILED = ("StreamEventsFailed", Counter, "Streaming status events a sink did not take after its retries (voicegw process metric)");
+    STREAM_EVENTS_DROPPED = ("StreamEventsDropped", Counter, "Streaming status events dropped because a sink fell behind (voicegw process metric)");
     CDRS_SUPPRESSED = ("CdrsSuppressed", Counter, "Records of unauthenticated or unmatched calls not written because they came faster than 50/s (voicegw process metric)");
     CDR_SPOOL_FAILING = ("CdrSpoolFailing", Gauge, "1 while CDR spool commits fail (full or read-only disk): records wait in memory and /health answers 503 (voicegw process metric)");
     CDR_SPOOL_ERRORS = ("CdrSpoolErrors", Counter, "Spool commits that failed and were retried (voicegw process metric)");

@@ -115,19 +115,20 @@ impl Recorder {
         std::mem::take(&mut self.recovered_byes)
     }
 
-    /// Journals how to end call `call`'s legs (at its answer), if it is still in progress.
-    /// The call's audio is being streamed (a leg's first audio reached its stream): its
-    /// record says `Streaming: true`.
-    pub fn mark_streamed(&mut self, call: u64) {
+    /// The call's audio is being streamed since `at` (a leg's first audio reached its
+    /// stream): its record says `Streaming: true`, and a streaming detail record goes with it.
+    pub fn mark_streamed(&mut self, call: u64, at: SystemTime) {
         if let Some(f) = self.calls.get_mut(&call) {
             if !f.streaming {
                 f.streaming = true;
+                f.stream_started = Some(at);
                 let f = f.clone();
                 self.journal(f);
             }
         }
     }
 
+    /// Journals how to end call `call`'s legs (at its answer), if it is still in progress.
     pub fn set_recovery_byes(&mut self, call: u64, byes: Vec<cdr_record::RecoveryBye>) {
         if let Some(f) = self.calls.get_mut(&call) {
             f.recovery_byes = byes;
@@ -190,6 +191,7 @@ impl Recorder {
             sip_reason: String::new(),
             // `Streaming`: set by `mark_streamed` when a leg's audio starts streaming.
             streaming: false,
+            stream_started: None,
             interrupted: false,
             recovery_byes: Vec::new(),
         }

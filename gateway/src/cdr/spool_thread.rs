@@ -10,14 +10,15 @@ use std::sync::{Arc, Mutex};
 use metrics::{names, Labels, Registry};
 
 use super::spool::Writer;
-use connector::cdr_record::{self, CallDetailRecord, CallFacts};
+use connector::cdr_record::{self, CallDetailRecord, CallFacts, StreamingDetailRecord};
 
 /// What one driver turn asks of the spool.
 #[derive(Debug)]
 pub enum Op {
     /// A call in progress (started, answered or moved): journal it.
     Open(Box<CallFacts>),
-    /// A call that ended: its record, which also closes it in the journal.
+    /// A call that ended: its record (and its streaming record if its audio was streamed),
+    /// which also closes it in the journal.
     Close(Box<CallFacts>),
 }
 
@@ -41,6 +42,13 @@ pub(super) fn apply(writer: &mut Writer, op: Op) {
             let rec = CallDetailRecord::from_facts(&f);
             let key =
                 cdr_record::key(f.voice_connector_id.as_deref(), f.started, &f.transaction_id);
+            // The streaming detail record first: the CDR's line closes the call in the journal.
+            if let Some(sdr) = StreamingDetailRecord::from_facts(&f) {
+                match serde_json::to_string(&sdr) {
+                    Ok(body) => writer.append(&StreamingDetailRecord::key(&f), &body, ""),
+                    Err(e) => tracing::error!(error = %e, "SDR not serializable"),
+                }
+            }
             match serde_json::to_string(&rec) {
                 Ok(body) => writer.append(&key, &body, &f.transaction_id),
                 Err(e) => tracing::error!(error = %e, "CDR not serializable"),

@@ -132,8 +132,10 @@ fn put_local(root: &Path, key: &str, body: &[u8]) -> Result<(), StoreError> {
     std::fs::create_dir_all(parent).map_err(err(parent))?;
     let tmp_dir = root.join(".incoming");
     std::fs::create_dir_all(&tmp_dir).map_err(err(&tmp_dir))?;
+    // Unique per put: records of one call share their key's last part (a CDR and its SDR are
+    // uploaded at once), and a shared temporary file let one's body land under the other's key.
     let name = key.rsplit('/').next().unwrap_or("cdr");
-    let tmp = tmp_dir.join(name);
+    let tmp = tmp_dir.join(format!("{:016x}-{name}", rand::random::<u64>()));
     let mut f = std::fs::File::create(&tmp).map_err(err(&tmp))?;
     f.write_all(body).map_err(err(&tmp))?;
     std::fs::rename(&tmp, &path).map_err(err(&path))?;
@@ -143,6 +145,32 @@ fn put_local(root: &Path, key: &str, body: &[u8]) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A CDR and its SDR share their key's last part and are put at the same time: each body
+    /// lands under its own key (a shared temporary file once swapped them).
+    #[test]
+    fn concurrent_puts_of_keys_with_one_last_part_keep_their_bodies() {
+        let root = std::env::temp_dir().join(format!("voicegw-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::thread::scope(|s| {
+            for kind in ["CDRs", "SDRs"] {
+                let root = &root;
+                s.spawn(move || {
+                    for i in 0..200 {
+                        let key = format!("{kind}/json/vc/12.00.00.000_t{i}");
+                        put_local(root, &key, kind.as_bytes()).unwrap();
+                    }
+                });
+            }
+        });
+        for kind in ["CDRs", "SDRs"] {
+            for i in 0..200 {
+                let body = std::fs::read(root.join(format!("{kind}/json/vc/12.00.00.000_t{i}")));
+                assert_eq!(body.unwrap(), kind.as_bytes(), "{kind} {i}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&root);
+    }
 
     #[test]
     fn bucket_names_and_urls() {

@@ -31,11 +31,13 @@ use crate::observe::call_metrics::CallMetrics;
 use crate::observe::facts::CallTable;
 use crate::observe::process_metrics::{self, ProcessFacts};
 use crate::observe::siplog::SipLog;
+use crate::observe::stream_events::StreamEvents;
 use crate::relay::anchor::{MediaAnchor, MediaUpdate};
 use crate::relay::record::{RecordSink, RelayCmd};
 use crate::relay::thread::{MediaCmd, MediaHandle};
 use crate::signalling::conns::Senders;
 use crate::signalling::transport::Inbound;
+use crate::stream::report::StreamReport;
 use clock::Clock;
 use shutdown::{recv_signal, Admission, Drain, DrainState, Signal};
 use write_ahead::{Batch, WriteAhead};
@@ -88,8 +90,11 @@ pub struct Gateway {
     media: MediaHandle,
     /// Calls whose media went silent.
     silent_rx: mpsc::Receiver<u64>,
-    /// Calls whose audio started streaming.
-    streamed_rx: mpsc::Receiver<u64>,
+    /// What the relay's streams did (started, failed, ended), for records and events.
+    stream_rx: mpsc::UnboundedReceiver<StreamReport>,
+    stream_events: StreamEvents,
+    /// Call legs streaming now.
+    streams_active: u64,
     write_ahead: WriteAhead,
     admission: Admission,
     drain: Drain,
@@ -139,7 +144,12 @@ impl Gateway {
                         self.core.hang_up(call, "media inactivity", clock.now());
                     }
                 }
-                Some(call) = self.streamed_rx.recv() => self.recorder.mark_streamed(call),
+                Some(r) = self.stream_rx.recv() => {
+                    self.stream_report(r);
+                    while let Ok(r) = self.stream_rx.try_recv() {
+                        self.stream_report(r);
+                    }
+                }
                 _ = recv_signal(&mut signals.hup) => self.reload(),
                 _ = self.durable.changed(), if !self.write_ahead.is_empty() => {}
                 _ = recv_signal(&mut signals.term) => self.drain.start(&mut self.core, clock.monotonic(), drain_limit, "SIGTERM"),
@@ -193,8 +203,14 @@ impl Gateway {
                     self.table.apply(
                         &ev,
                         at,
-                        &mut [&mut self.recorder, &mut self.siplog, &mut self.call_metrics],
+                        &mut [
+                            &mut self.recorder,
+                            &mut self.siplog,
+                            &mut self.call_metrics,
+                            &mut self.stream_events,
+                        ],
                     );
+                    self.follow_invite(&ev);
                 }
             }
         }
@@ -222,7 +238,40 @@ impl Gateway {
         self.send(&mut outgoing, at.wall).await;
         self.outgoing = outgoing;
         self.siplog.sweep(at.mono);
+        self.stream_events.sweep(at.wall);
         self.update_process_metrics();
+    }
+
+    /// A streamed call's events carry the headers of its customer leg's INVITE (the caller's
+    /// on termination, the one sent to the PBX on origination, after any failover).
+    fn follow_invite(&mut self, ev: &CallEvent) {
+        let (CallEvent::Started { call, .. } | CallEvent::Failover { call, .. }) = ev else {
+            return;
+        };
+        if !self.stream_events.follows(*call) {
+            return;
+        }
+        let Some(c) = self.table.get(*call) else { return };
+        let caller = c.direction == sip::b2bua::Direction::Outbound;
+        if let Some(invite) = self.core.invite_of(*call, caller) {
+            self.stream_events.set_invite(*call, invite);
+        }
+    }
+
+    /// One report of the relay's streams: the CDR learns the call streams, the events go out.
+    fn stream_report(&mut self, r: StreamReport) {
+        match &r {
+            StreamReport::Started { call, stream } => {
+                let at = std::time::UNIX_EPOCH + Duration::from_millis(stream.start_ms);
+                self.recorder.mark_streamed(*call, at);
+                self.streams_active += 1;
+            }
+            StreamReport::Ended { .. } | StreamReport::Failed { started: true, .. } => {
+                self.streams_active = self.streams_active.saturating_sub(1);
+            }
+            StreamReport::Failed { .. } | StreamReport::Closed { .. } => {}
+        }
+        self.stream_events.on_report(&r, self.clock.moment());
     }
 
     /// Sends `batch` (emptying it), logging each message to the SIP message log.
@@ -246,6 +295,7 @@ impl Gateway {
             sip_log_dropped: self.siplog.dropped(),
             cdrs_suppressed: self.recorder.suppressed(),
             media_ports_in_use: core.anchor().ports_in_use(),
+            streams_active: self.streams_active,
         };
         process_metrics::update(&self.registry, &facts, || self.recorder.spool_backlog());
     }
@@ -261,6 +311,7 @@ impl Gateway {
         self.recorder.reconfigure(cfg);
         self.admission.refuse_unrecorded = cfg.cdr.refuse_calls_while_spool_fails;
         self.siplog.configure(settings::sip_logging(cfg));
+        self.stream_events.reconfigure(v.streaming.clone(), cfg.cdr.aws_account_id.clone());
         // Restart-only settings are compared with those the process started with.
     }
 

@@ -49,6 +49,10 @@ pub enum StartError {
     Streams(String, std::io::Error),
     #[error("streaming.sink = \"kvs\" is not built yet (issue 12): use \"local\"")]
     KvsSink,
+    #[error("cannot open the streaming events file {0}: {1}")]
+    StreamEvents(String, std::io::Error),
+    #[error("streaming.webhook_url: {0}")]
+    Webhook(crate::http::client::ClientError),
 }
 
 fn bind_error(
@@ -191,14 +195,15 @@ pub async fn start(
         return Err(StartError::KvsSink);
     }
     let streams_dir = cfg.streaming_dir();
-    let (streamed_tx, streamed_rx) = mpsc::channel::<u64>(1024);
+    let (reports_tx, stream_rx) = mpsc::unbounded_channel();
     let streamer = crate::stream::call::Streamer {
         sink: crate::stream::local::LocalSink::start(streams_dir.clone())
             .map_err(|e| StartError::Streams(streams_dir.display().to_string(), e))?,
         settings: crate::stream::StreamSettings::from_config(&cfg.streaming),
         clock,
-        streamed: streamed_tx,
+        reports: reports_tx,
     };
+    let stream_events = stream_events(&v, registry.clone())?;
     let media = media_thread::start(clock, timing, silent_tx, registry.clone(), streamer)
         .map_err(StartError::Media)?;
     let admission = Admission::new(cfg.cdr.refuse_calls_while_spool_fails);
@@ -222,7 +227,9 @@ pub async fn start(
         inbound_log: Vec::new(),
         media,
         silent_rx,
-        streamed_rx,
+        stream_rx,
+        stream_events,
+        streams_active: 0,
         write_ahead: WriteAhead::new(SPOOL_WAIT_LIMIT),
         admission,
         drain: Drain::default(),
@@ -233,6 +240,27 @@ pub async fn start(
         running: v,
         config_path,
     })
+}
+
+/// The streaming status events and their sinks.
+fn stream_events(
+    v: &Validated,
+    registry: Arc<Mutex<Registry>>,
+) -> Result<crate::observe::stream_events::StreamEvents, StartError> {
+    use crate::observe::event_sinks::EventSinks;
+    let cfg = &v.config;
+    let webhook = match &cfg.streaming.webhook_url {
+        Some(u) => Some(crate::http::client::Target::parse(u).map_err(StartError::Webhook)?),
+        None => None,
+    };
+    let file = cfg.streaming_events_file();
+    let sinks = EventSinks::start(file.clone(), webhook, None, registry)
+        .map_err(|e| StartError::StreamEvents(file.display().to_string(), e))?;
+    Ok(crate::observe::stream_events::StreamEvents::new(
+        v.streaming.clone(),
+        cfg.cdr.aws_account_id.clone(),
+        sinks,
+    ))
 }
 
 /// Opens the CDR spool, starts its uploader towards the configured store, and returns the

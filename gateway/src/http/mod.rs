@@ -2,6 +2,7 @@
 //! termination health; the admin API later). Request heads must arrive within 5 s, and the
 //! number of connections served at once is capped, so a slow or flooding client costs little.
 
+pub mod client;
 pub mod routes;
 
 use std::convert::Infallible;

@@ -3,8 +3,10 @@
 
 pub mod call_metrics;
 pub mod emf;
+pub mod event_sinks;
 pub mod facts;
 pub mod logging;
 pub mod process_metrics;
 pub mod redact;
 pub mod siplog;
+pub mod stream_events;

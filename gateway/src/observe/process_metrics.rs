@@ -18,6 +18,8 @@ pub struct ProcessFacts {
     pub sip_log_dropped: u64,
     pub cdrs_suppressed: u64,
     pub media_ports_in_use: usize,
+    /// Call legs streaming now.
+    pub streams_active: u64,
 }
 
 /// Sets the process gauges from `f`, and the CDR spool's backlog (records, bytes) from
@@ -58,4 +60,5 @@ pub fn update(
     r.set(names::PROCESS_TLS_CONNECTIONS, &l, f.tls_connections as f64);
     r.set(names::SIP_LOG_DROPPED, &l, f.sip_log_dropped as f64);
     r.set(names::MEDIA_PORTS_IN_USE, &l, f.media_ports_in_use as f64);
+    r.set(names::STREAMS_ACTIVE, &l, f.streams_active as f64);
 }

@@ -253,7 +253,7 @@ fn run(
                             if let Some(mut cm) = slots[slot].take() {
                                 relay_queued(&mut cm, &mut buf, now);
                                 if let Some(st) = &mut cm.streams {
-                                    st.finish(&mut streamed);
+                                    st.finish(now, &mut streamed);
                                 }
                                 rejected += report_rejected(&mut cm);
                                 write_record(

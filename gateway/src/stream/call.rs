@@ -9,6 +9,7 @@ use streaming::muxer::StreamInfo;
 
 use super::leg::LegStream;
 use super::local::{LocalSink, Write};
+use super::report::{StreamFacts, StreamReport};
 use super::{StreamCounters, StreamSettings};
 use crate::driver::clock::Clock;
 use crate::relay::anchor::{CallContext, StreamSpec};
@@ -19,8 +20,9 @@ pub struct Streamer {
     pub sink: LocalSink,
     pub settings: StreamSettings,
     pub clock: Clock,
-    /// Calls whose audio started streaming (the CDR's `Streaming`), once per call.
-    pub streamed: tokio::sync::mpsc::Sender<u64>,
+    /// What the streams did, for the driver (records and status events). Unbounded but
+    /// bounded by the calls: at most three reports per stream and one per call.
+    pub reports: tokio::sync::mpsc::UnboundedSender<StreamReport>,
 }
 
 /// See the module documentation.
@@ -28,8 +30,8 @@ pub struct CallStreams {
     legs: [LegStream; 2],
     streamer: Streamer,
     call: u64,
-    /// The driver was told the call streams (its CDR's `Streaming`).
-    reported: bool,
+    /// Each leg's start was reported.
+    started: [bool; 2],
 }
 
 /// `ChimeVoiceConnector-<VoiceConnectorId>-<uuid>` (formats.md §9).
@@ -68,7 +70,7 @@ impl CallStreams {
             legs: [leg("AUDIO_FROM_CALLER"), leg("AUDIO_FROM_CALLEE")],
             streamer,
             call: ctx.call,
-            reported: false,
+            started: [false; 2],
         }
     }
 
@@ -77,30 +79,48 @@ impl CallStreams {
         for leg in &mut self.legs {
             leg.poll(now);
         }
-        self.flush(false, c);
+        self.flush(now, false, c);
     }
 
     /// The call closed: both legs are finished and their files closed.
-    pub fn finish(&mut self, c: &mut StreamCounters) {
+    pub fn finish(&mut self, now: Instant, c: &mut StreamCounters) {
         for leg in &mut self.legs {
             leg.finish();
         }
-        self.flush(true, c);
+        self.flush(now, true, c);
+        self.report(StreamReport::Closed { call: self.call });
     }
 
-    fn flush(&mut self, end: bool, c: &mut StreamCounters) {
-        for leg in &mut self.legs {
-            if let Some(reason) = leg.new_failure() {
+    fn report(&self, r: StreamReport) {
+        // Fails only when the driver is gone (the process is stopping).
+        let _ = self.streamer.reports.send(r);
+    }
+
+    fn wall_ms(&self, now: Instant) -> u64 {
+        let wall = self.streamer.clock.wall_of(now);
+        wall.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    }
+
+    fn flush(&mut self, now: Instant, end: bool, c: &mut StreamCounters) {
+        for i in 0..2 {
+            let is_caller = i == 0;
+            if let Some(reason) = self.legs[i].new_failure() {
                 c.failed += 1;
+                let leg = &self.legs[i];
                 tracing::warn!(call = self.call, stream = %leg.name, %reason, "call audio not streamed");
+                let (at_ms, started) = (self.wall_ms(now), self.started[i]);
+                let call = self.call;
+                self.report(StreamReport::Failed { call, is_caller, started, reason, at_ms });
             }
+            let leg = &self.legs[i];
             if !leg.started() {
                 continue;
             }
-            if !self.reported {
-                // Never blocks: with the driver's queue full it is tried again at the next visit.
-                self.reported = self.streamer.streamed.try_send(self.call).is_ok();
+            if !self.started[i] {
+                self.started[i] = true;
+                self.report(StreamReport::Started { call: self.call, stream: self.facts(i) });
             }
+            let leg = &mut self.legs[i];
             let mut bytes = Vec::new();
             leg.drain(&mut bytes, c);
             if !bytes.is_empty() {
@@ -110,7 +130,25 @@ impl CallStreams {
             }
             if end {
                 let _ = self.streamer.sink.send(Write::End { name: leg.name.clone() });
+                if leg.failure().is_none() {
+                    let current_fragment = leg.fragments().to_string();
+                    let (stream, end_ms) = (self.facts(i), self.wall_ms(now));
+                    let call = self.call;
+                    self.report(StreamReport::Ended { call, stream, end_ms, current_fragment });
+                }
             }
+        }
+    }
+
+    /// Leg `i`'s stream as the events describe it (local: fragments counted from 1).
+    fn facts(&self, i: usize) -> StreamFacts {
+        let leg = &self.legs[i];
+        StreamFacts {
+            is_caller: i == 0,
+            name: leg.name.clone(),
+            arn: None,
+            start_ms: leg.start_ms(),
+            start_fragment: "1".into(),
         }
     }
 }

@@ -29,6 +29,8 @@ pub struct LegStream {
     counted: (u64, u64),
     /// Packets not streamed: telephone events, comfort noise, the other G.711 law.
     pub skipped: u64,
+    /// The wall time (epoch ms) of the first audio.
+    start_ms: u64,
 }
 
 impl LegStream {
@@ -43,6 +45,7 @@ impl LegStream {
             head_sent: false,
             counted: (0, 0),
             skipped: 0,
+            start_ms: 0,
         }
     }
 
@@ -63,6 +66,16 @@ impl LegStream {
     /// Whether any audio was taken.
     pub fn started(&self) -> bool {
         self.pipeline.is_some()
+    }
+
+    /// The wall time (epoch ms) of the first audio (0 before it).
+    pub fn start_ms(&self) -> u64 {
+        self.start_ms
+    }
+
+    /// Fragments closed so far.
+    pub fn fragments(&self) -> u64 {
+        self.pipeline.as_ref().map_or(0, |(_, _, mux)| mux.fragments())
     }
 
     /// One accepted RTP packet; `wall_ms` gives its arrival on the wall clock (epoch ms),
@@ -92,7 +105,8 @@ impl LegStream {
             return;
         };
         if self.pipeline.is_none() {
-            let mux = match Muxer::new(self.info.clone(), wall_ms()) {
+            self.start_ms = wall_ms();
+            let mux = match Muxer::new(self.info.clone(), self.start_ms) {
                 Ok(m) => m,
                 Err(e) => return self.fail(e.to_string()),
             };

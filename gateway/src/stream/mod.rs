@@ -7,6 +7,8 @@
 pub mod call;
 pub mod leg;
 pub mod local;
+pub mod metadata;
+pub mod report;
 
 use std::time::Duration;
 

@@ -247,6 +247,13 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
         self.cx().hang_up(id, reason, now)
     }
 
+    /// The INVITE of call `id`'s caller leg (`caller`: the one voicegw received) or callee
+    /// leg (the one it sent, after the latest failover), while the call is up.
+    pub fn invite_of(&self, id: u64, caller: bool) -> Option<&Request> {
+        let leg = if caller { CALLER } else { CALLEE };
+        self.b2bua().calls.get(&id).map(|c| &c.legs[leg].invite)
+    }
+
     /// The BYEs that would end call `id` on each confirmed leg, for a crash-recovery journal.
     pub fn recovery_byes(&self, id: u64) -> Vec<(Peer, Request)> {
         super::in_dialog::recovery_byes(self.b2bua(), id)

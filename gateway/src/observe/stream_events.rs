@@ -1,0 +1,300 @@
+//! Streaming status events (formats.md §8): STARTED and ENDED for each leg's stream, FAILED
+//! when a leg cannot be streamed. An observer of the calls of voice connectors that stream
+//! (who the call is, its INVITE's headers) and of the relay's stream reports (when each
+//! stream started, failed, ended); the events go to the sinks of [`super::event_sinks`].
+//!
+//! A stream outlives its call by a moment (the relay closes it after the call ended), so the
+//! facts of an ended call are kept until its streams' last report, or [`ENDED_GRACE`].
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use connector::config::{ConnectorStreaming, NotificationTarget};
+use serde_json::{json, Map, Value};
+use sip::b2bua::CallEvent;
+use sip::Request;
+
+use super::event_sinks::EventSinks;
+use super::facts::{Call, Moment, Observer, Seen};
+use crate::cdr::user_part;
+use crate::stream::metadata::{self, CallMetadata};
+use crate::stream::report::{StreamFacts, StreamReport};
+
+/// How long an ended call's facts wait for its streams' last reports.
+pub const ENDED_GRACE: Duration = Duration::from_secs(30);
+/// Most calls followed at once (calls up, and ended ones in their grace); beyond it the
+/// oldest ended call is forgotten first.
+pub const MAX_FOLLOWED: usize = 200_000;
+
+/// Headers never copied into `inviteHeaders`: digest answers are secrets.
+const WITHHELD: [&str; 2] = ["authorization", "proxy-authorization"];
+
+/// A call of a voice connector that streams.
+struct Followed {
+    call: Call,
+    targets: Vec<NotificationTarget>,
+    /// `inviteHeaders`: the customer leg's INVITE, lower-case names, repeats joined with `,`.
+    invite_headers: Map<String, Value>,
+    /// `siprecMetadata`, written at the first stream's start.
+    metadata: Option<String>,
+    ended: bool,
+}
+
+/// See the module documentation.
+pub struct StreamEvents {
+    /// Voice connectors that stream, by id.
+    streaming: HashMap<String, ConnectorStreaming>,
+    account: String,
+    calls: HashMap<u64, Followed>,
+    /// Ended calls in the order they ended, with the moment they may be forgotten.
+    ended: VecDeque<(u64, SystemTime)>,
+    sinks: EventSinks,
+}
+
+/// `inviteHeaders` of `req` (formats.md §8).
+pub fn invite_headers(req: &Request) -> Map<String, Value> {
+    let mut m = Map::new();
+    for h in req.headers.iter() {
+        let name = h.name.as_str().to_ascii_lowercase();
+        if WITHHELD.contains(&name.as_str()) {
+            continue;
+        }
+        match m.get_mut(&name) {
+            Some(Value::String(v)) => {
+                v.push(',');
+                v.push_str(&h.value);
+            }
+            _ => {
+                m.insert(name, Value::String(h.value.clone()));
+            }
+        }
+    }
+    // The parser keeps the length as the body's, not as a header.
+    if !m.contains_key("content-length") {
+        m.insert("content-length".into(), Value::String(req.body.len().to_string()));
+    }
+    m
+}
+
+/// `YYYY-MM-DDThh:mm:ssZ` (the envelope's `time`).
+fn iso_seconds(t: SystemTime) -> String {
+    let ms = connector::timefmt::iso8601(t);
+    // `…:ss.mmmZ` → `…:ssZ`
+    format!("{}Z", &ms[..ms.len().saturating_sub(5)])
+}
+
+fn at_ms(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+impl StreamEvents {
+    pub fn new(
+        streaming: HashMap<String, ConnectorStreaming>,
+        account: String,
+        sinks: EventSinks,
+    ) -> StreamEvents {
+        StreamEvents { streaming, account, calls: HashMap::new(), ended: VecDeque::new(), sinks }
+    }
+
+    /// Takes a reloaded configuration, for calls that start from now.
+    pub fn reconfigure(&mut self, streaming: HashMap<String, ConnectorStreaming>, account: String) {
+        self.streaming = streaming;
+        self.account = account;
+    }
+
+    /// Whether call `call` is followed (its voice connector streams).
+    pub fn follows(&self, call: u64) -> bool {
+        self.calls.contains_key(&call)
+    }
+
+    /// The INVITE whose headers the call's events carry.
+    pub fn set_invite(&mut self, call: u64, invite: &Request) {
+        if let Some(f) = self.calls.get_mut(&call) {
+            f.invite_headers = invite_headers(invite);
+        }
+    }
+
+    /// Events waiting in the sinks' queues were dropped because a sink fell behind.
+    pub fn sinks(&self) -> &EventSinks {
+        &self.sinks
+    }
+
+    /// One report of the relay's streams.
+    pub fn on_report(&mut self, r: &StreamReport, at: Moment) {
+        if let StreamReport::Closed { call } = r {
+            self.calls.remove(call);
+            return;
+        }
+        let Some(f) = self.calls.get_mut(&r.call()) else { return };
+        let detail = match r {
+            StreamReport::Started { stream, .. } => {
+                let d = started_detail(f, stream, &self.account);
+                Some(d)
+            }
+            StreamReport::Ended { stream, end_ms, current_fragment, .. } => {
+                let mut d = started_detail(f, stream, &self.account);
+                let end = connector::timefmt::iso8601(at_ms(*end_ms));
+                insert_after(&mut d, "startTime", "endTime", Value::String(end));
+                d.insert("currentFragmentNumber".into(), Value::String(current_fragment.clone()));
+                d["streamingStatus"] = json!("ENDED");
+                Some(d)
+            }
+            StreamReport::Failed { reason, at_ms: t, .. } => {
+                let c = &f.call;
+                let d = json!({
+                    "callId": customer_call_id(c),
+                    "direction": c.direction.as_str(),
+                    "failTime": connector::timefmt::iso8601(at_ms(*t)),
+                    "failureReason": reason,
+                    "streamingStatus": "FAILED",
+                    "transactionId": c.transaction_id,
+                    "version": "0",
+                    "voiceConnectorId": c.labels.voice_connector_id,
+                });
+                d.as_object().cloned()
+            }
+            StreamReport::Closed { .. } => None,
+        };
+        if let Some(detail) = detail {
+            let region = region_of(&f.call);
+            let event = json!({
+                "version": "0",
+                "id": common::uuid::uuid_v4(rand::random()),
+                "detail-type": "Chime VoiceConnector Streaming Status",
+                "source": "aws.chime",
+                "account": self.account,
+                "time": iso_seconds(at.wall),
+                "region": region,
+                "resources": [],
+                "detail": detail,
+            });
+            self.sinks.send(event.to_string(), &f.targets);
+        }
+    }
+
+    /// Forgets the ended calls whose grace passed.
+    pub fn sweep(&mut self, now: SystemTime) {
+        while let Some(&(call, until)) = self.ended.front() {
+            if until > now && self.calls.len() <= MAX_FOLLOWED {
+                break;
+            }
+            self.ended.pop_front();
+            if self.calls.get(&call).is_some_and(|f| f.ended) {
+                self.calls.remove(&call);
+            }
+        }
+    }
+}
+
+/// The Call-ID the events (and the CDR) name: the customer leg's.
+fn customer_call_id(c: &Call) -> &str {
+    match c.direction {
+        sip::b2bua::Direction::Outbound => &c.call_id,
+        sip::b2bua::Direction::Inbound => &c.b_call_id,
+    }
+}
+
+fn region_of(c: &Call) -> String {
+    if c.labels.region.is_empty() {
+        connector::config::default_region()
+    } else {
+        c.labels.region.clone()
+    }
+}
+
+/// A local stream's ARN, shaped like KVS's (`…:stream/<name>/<creation ms>`).
+pub fn local_arn(region: &str, account: &str, stream: &StreamFacts) -> String {
+    format!("arn:aws:kinesisvideo:{region}:{account}:stream/{}/{}", stream.name, stream.start_ms)
+}
+
+fn started_detail(f: &mut Followed, stream: &StreamFacts, account: &str) -> Map<String, Value> {
+    let c = &f.call;
+    let region = region_of(c);
+    let metadata = f
+        .metadata
+        .get_or_insert_with(|| {
+            let start = connector::timefmt::iso8601(c.started.wall);
+            metadata::write(&CallMetadata {
+                call_id: customer_call_id(c),
+                caller: &aor(&c.from),
+                callee: &aor(&c.to),
+                start_time: &start,
+                ids: rand::random(),
+            })
+        })
+        .clone();
+    let arn = stream.arn.clone().unwrap_or_else(|| local_arn(&region, account, stream));
+    let d = json!({
+        "callId": customer_call_id(c),
+        "direction": c.direction.as_str(),
+        "fromNumber": user_part(&c.from),
+        "inviteHeaders": f.invite_headers,
+        "isCaller": stream.is_caller,
+        "mediaType": "audio/L16",
+        "siprecMetadata": metadata,
+        "startFragmentNumber": stream.start_fragment,
+        "startTime": connector::timefmt::iso8601(at_ms(stream.start_ms)),
+        "streamArn": arn,
+        "toNumber": user_part(&c.to),
+        "transactionId": c.transaction_id,
+        "voiceConnectorId": c.labels.voice_connector_id,
+        "streamingStatus": "STARTED",
+        "version": "0",
+    });
+    d.as_object().cloned().unwrap_or_default()
+}
+
+/// The address of record in a From or a request URI (`"A" <sip:x@h>;tag=1` → `sip:x@h`).
+fn aor(s: &str) -> String {
+    let uri = sip::NameAddr::parse(s).map(|n| n.uri).or_else(|_| sip::Uri::parse(s));
+    uri.map(|u| u.to_string()).unwrap_or_else(|_| s.to_string())
+}
+
+/// Inserts `key` right after `after` (the documents' field order).
+fn insert_after(m: &mut Map<String, Value>, after: &str, key: &str, v: Value) {
+    let mut out = Map::new();
+    for (k, val) in std::mem::take(m) {
+        let here = k == after;
+        out.insert(k, val);
+        if here {
+            out.insert(key.to_string(), v.clone());
+        }
+    }
+    if !out.contains_key(key) {
+        out.insert(key.to_string(), v);
+    }
+    *m = out;
+}
+
+impl Observer for StreamEvents {
+    fn on_event(&mut self, event: &CallEvent, seen: Seen<'_>) {
+        match event {
+            CallEvent::Started { call, voice_connector_id, .. } => {
+                let (Some(c), Some(s)) = (seen.call, self.streaming.get(voice_connector_id)) else {
+                    return;
+                };
+                let f = Followed {
+                    call: c.clone(),
+                    targets: s.targets.clone(),
+                    invite_headers: Map::new(),
+                    metadata: None,
+                    ended: false,
+                };
+                self.calls.insert(*call, f);
+            }
+            CallEvent::Failover { call, .. } | CallEvent::Answered { call } => {
+                if let (Some(f), Some(c)) = (self.calls.get_mut(call), seen.call) {
+                    f.call = c.clone();
+                }
+            }
+            CallEvent::Ended { call, .. } => {
+                if let Some(f) = self.calls.get_mut(call) {
+                    f.ended = true;
+                    self.ended.push_back((*call, seen.at.wall + ENDED_GRACE));
+                }
+                self.sweep(seen.at.wall);
+            }
+            CallEvent::Rejected { .. } | CallEvent::ResponseSent { .. } => {}
+        }
+    }
+}
