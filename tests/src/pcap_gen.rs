@@ -28,6 +28,11 @@ fn next(state: &mut u64) -> u64 {
 /// Writes one stream 10.0.0.1:40000 → 10.0.0.2:40002 (SSRC 0x1234, PT 8) to `path`; returns
 /// the number of packets written.
 pub fn write_rtp_stream(path: &Path, net: Network) -> usize {
+    write_rtp_stream_as(path, net, 8)
+}
+
+/// [`write_rtp_stream`] with RTP payload type `pt` (the payload bytes are the same).
+pub fn write_rtp_stream_as(path: &Path, net: Network, pt: u8) -> usize {
     let mut state = net.seed.max(1);
     let mut arrivals: Vec<(f64, u16)> = Vec::new();
     for i in 0..net.packets {
@@ -52,7 +57,7 @@ pub fn write_rtp_stream(path: &Path, net: Network) -> usize {
     out.extend_from_slice(&65_535u32.to_le_bytes());
     out.extend_from_slice(&1u32.to_le_bytes());
     for (t, seq) in &arrivals {
-        let mut rtp = vec![0x80, 8];
+        let mut rtp = vec![0x80, pt];
         rtp.extend_from_slice(&seq.to_be_bytes());
         rtp.extend_from_slice(&(u32::from(*seq) * 160).to_be_bytes());
         rtp.extend_from_slice(&0x1234u32.to_be_bytes());

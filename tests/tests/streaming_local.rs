@@ -403,3 +403,59 @@ fn both_legs_of_a_streamed_call_become_matroska_files_with_the_audio_played() {
     assert!(gw.process_metric("voicegw_stream_events_dropped_total") <= 0.0);
     assert_eq!(gw.process_metric("voicegw_streams_active"), 0.0);
 }
+
+/// A leg whose codec is not G.711 is not streamed: a FAILED event with the reason (formats.md
+/// §8's fields), no STARTED, no stream file, no SDR, and the call itself goes on.
+#[test]
+fn a_leg_with_another_codec_gives_a_failed_event_and_the_call_goes_on() {
+    if !require("sipp") {
+        return;
+    }
+    let gw = Gateway::start("127.0.0.42", |c| {
+        format!("{c}\n[VoiceConnectors.StreamingConfiguration]\nDisabled = false\nDataRetentionInHours = 0\n")
+    });
+    let pcap = gw.dir.join("g729-like.pcap");
+    let net = harness::pcap_gen::Network {
+        seed: 3,
+        packets: 100,
+        max_delay_ms: 0.0,
+        loss_permille: 0,
+        duplicate_permille: 0,
+    };
+    // Payload type 18 (G.729) as the PBX's RTP.
+    assert_eq!(harness::pcap_gen::write_rtp_stream_as(&pcap, net, 18), 100);
+    harness::echoed_media_call(&gw, &pcap);
+    let records = harness::cdrs_in(&gw.dir.join("var/cdrs"), 1, Duration::from_secs(10));
+    assert_eq!(records.len(), 1, "a CDR and no SDR: {records:?}");
+    let cdr = &records[0].1;
+    assert_eq!((&cdr["Status"], &cdr["Streaming"]), (&"Completed".into(), &false.into()), "{cdr}");
+    let events = event_lines(&gw.dir.join("var/streaming-events.jsonl"), 2);
+    assert_eq!(events.len(), 2, "one FAILED per leg: {events:#?}");
+    for e in &events {
+        let d = e["detail"].as_object().expect("detail");
+        let keys: Vec<&str> = d.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "callId",
+                "direction",
+                "failTime",
+                "failureReason",
+                "streamingStatus",
+                "transactionId",
+                "version",
+                "voiceConnectorId"
+            ]
+        );
+        assert_eq!(d["streamingStatus"], "FAILED");
+        assert_eq!(d["callId"], cdr["CallId"]);
+        assert_eq!(d["transactionId"], cdr["TransactionId"]);
+        assert_eq!(d["direction"], "Outbound");
+        assert!(is_iso_ms(d["failTime"].as_str().unwrap()), "{e}");
+        let reason = d["failureReason"].as_str().unwrap();
+        assert!(reason.contains("payload type 18") && reason.contains("G.711"), "{reason}");
+    }
+    assert!(streams(&gw.dir.join("var/kvs"), 1).is_empty(), "no stream file");
+    assert_eq!(gw.wait_process_metric("voicegw_streams_failed_total", 2.0), 2.0);
+    assert!(gw.process_metric("voicegw_streams_started_total") <= 0.0);
+}
