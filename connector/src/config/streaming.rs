@@ -47,6 +47,10 @@ pub struct StreamingConfig {
     /// For the `EventBridge` target: the bus (default `default`) and an endpoint override.
     pub event_bus_name: String,
     pub eventbridge_endpoint: Option<String>,
+    /// The `Source` of the events put on the bus. EventBridge refuses `aws.*` sources from
+    /// anyone but AWS, so the default is `voicegw.chime`; the detail-type and the detail are
+    /// the service's (`aws.chime` is kept in the JSON-lines file and the SNS/SQS messages).
+    pub eventbridge_source: String,
     /// For the `SNS` target: the topic (named `ChimeVoiceConnector-Streaming…`).
     pub sns_topic_arn: Option<String>,
     pub sns_endpoint: Option<String>,
@@ -70,6 +74,7 @@ impl Default for StreamingConfig {
             webhook_url: None,
             event_bus_name: "default".into(),
             eventbridge_endpoint: None,
+            eventbridge_source: "voicegw.chime".into(),
             sns_topic_arn: None,
             sns_endpoint: None,
             sqs_queue_url: None,
@@ -189,6 +194,10 @@ pub(super) fn check_settings(
     }
     if c.jitter_hold_ms > 1000 {
         return Err(("jitter_hold_ms", format!("{} ms is more than 1000", c.jitter_hold_ms)));
+    }
+    let source = &c.eventbridge_source;
+    if source.is_empty() || source.len() > 256 || source.chars().any(char::is_control) {
+        return Err(("eventbridge_source", "1 to 256 characters, no control characters".into()));
     }
     if !(64..=1 << 20).contains(&c.max_buffered_kib) {
         return Err(("max_buffered_kib", format!("{} is not 64 to 1048576", c.max_buffered_kib)));
