@@ -7,6 +7,8 @@
 #
 #   benches/scripts/media_load.sh [seconds-per-step] [calls...]
 #   TARGETS="voicegw voicegw-b rtpengine" BIN_B=/path/to/other/voicegw ...   # A/B in one run
+#   TARGETS="voicegw voicegw-stream" ...   # call-audio streaming (local sink) against relaying
+#                                          # alone: CPU per call-minute, memory per call, p99
 #
 # Bounded: each step runs SECONDS (default 5) of traffic and is killed after SECONDS+60 s.
 set -euo pipefail
@@ -21,11 +23,16 @@ esac
 cargo build --release -q -p voicegw -p voicegw-benches --bin voicegw --bin media_load
 BIN=target/release/voicegw; LOAD=target/release/media_load
 sed -e "s/127.0.0.1/$VG_IP/g" -e "s|dir = \"./var\"|dir = \"$WORK/var\"|" configs/voicegw.toml > "$WORK/voicegw.toml"
+# The same gateway with its voice connector's calls streamed (both legs, local Matroska files).
+{ cat "$WORK/voicegw.toml"; printf '\n[VoiceConnectors.StreamingConfiguration]\nDisabled = false\nDataRetentionInHours = 0\n'; } > "$WORK/voicegw-stream.toml"
 
 run_step() { # target calls -> JSON line
   local target=$1 calls=$2 pid
   if [ "$target" = voicegw ]; then
     RUST_LOG=warn "$BIN" run -c "$WORK/voicegw.toml" 2>>"$WORK/voicegw.log" & pid=$!
+  elif [ "$target" = voicegw-stream ]; then
+    rm -rf "$WORK/var/kvs"
+    RUST_LOG=warn "$BIN" run -c "$WORK/voicegw-stream.toml" 2>>"$WORK/voicegw-stream.log" & pid=$!
   elif [ "$target" = voicegw-b ]; then
     # A/B: another voicegw binary (BIN_B=path, e.g. a build of another commit) in the same run.
     RUST_LOG=warn "$BIN_B" run -c "$WORK/voicegw.toml" 2>>"$WORK/voicegw-b.log" & pid=$!
@@ -36,7 +43,7 @@ run_step() { # target calls -> JSON line
   sleep 1
   kill -0 "$pid" 2>/dev/null || { echo "$target failed to start; see $WORK/$target.log" >&2; exit 1; }
   local ip=$VG_IP; [ "$target" = rtpengine ] && ip=$RE_IP
-  local kind=$target; [ "$target" = voicegw-b ] && kind=voicegw
+  local kind=$target; case "$target" in voicegw-b|voicegw-stream) kind=voicegw ;; esac
   { timeout $(( SECS + 60 )) "$LOAD" "$kind" "$ip" "$calls" "$SECS" "$pid" 2223 || echo "{\"target\":\"$kind\",\"calls\":$calls,\"error\":true}"; } \
     | sed "s/\"target\":\"$kind\"/\"target\":\"$target\"/"
   kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
@@ -94,6 +101,17 @@ def ratios(a, b):
                      if not x.get("error") and not y.get("error") and x.get("cpu_us_per_packet") and y.get("cpu_us_per_packet")]
             print(f"  calls {n}: {mv / mr:.2f}  [{', '.join(f'{x:.2f}' for x in pairs)}]")
 ratios("voicegw", "rtpengine")
+if any(t == "voicegw-stream" for (t, _) in groups):
+    ratios("voicegw-stream", "voicegw")
+    print("\nstreaming's cost (medians): CPU per call-minute (6000 packets: 50/s each way) and memory per call")
+    for n in sorted({n for (_, n) in groups}):
+        a, b = groups.get(("voicegw-stream", n), []), groups.get(("voicegw", n), [])
+        ca, cb = med(a, "cpu_us_per_packet"), med(b, "cpu_us_per_packet")
+        ra, rb = med(a, "rss_kib_per_call"), med(b, "rss_kib_per_call")
+        pa, pb = med(a, "latency_p99_us"), med(b, "latency_p99_us")
+        if ca and cb:
+            print(f"  calls {n}: streamed {ca * 6000 / 1000:.1f} ms/call-min vs relayed {cb * 6000 / 1000:.1f} "
+                  f"(ratio {ca / cb:.2f}); RSS/call {ra:.1f} vs {rb:.1f} KiB; p99 {pa:.0f} vs {pb:.0f} us")
 if any(t == "voicegw-b" for (t, _) in groups):
     ratios("voicegw-b", "rtpengine")
     ratios("voicegw-b", "voicegw")

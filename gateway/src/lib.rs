@@ -10,6 +10,7 @@ pub mod analyze;
 pub mod cdr;
 pub mod driver;
 pub mod http;
+pub mod kvs;
 pub mod observe;
 pub mod relay;
 pub mod signalling;

@@ -14,6 +14,9 @@ use super::{StreamCounters, StreamSettings};
 use crate::driver::clock::Clock;
 use crate::relay::anchor::{CallContext, StreamSpec};
 
+/// Muxed bytes a leg gathers before they are handed to the sink (about a second of audio).
+const DRAIN_AT: usize = 16 * 1024;
+
 /// What a relay thread needs to stream calls: the sink and the shared settings.
 #[derive(Clone)]
 pub struct Streamer {
@@ -32,6 +35,11 @@ pub struct CallStreams {
     call: u64,
     /// Each leg's start was reported.
     started: [bool; 2],
+    /// Packets are fed to the legs after they were forwarded ([`CallStreams::after_send`]),
+    /// not before: decoding and muxing then add nothing to the relay's latency. Only while
+    /// the call has no SRTP (protecting the forwarded packet overwrites the plain one).
+    defer: bool,
+    deferred: Option<(Side, RtpHeader, Instant)>,
 }
 
 /// `ChimeVoiceConnector-<VoiceConnectorId>-<uuid>` (formats.md §9).
@@ -71,7 +79,31 @@ impl CallStreams {
             streamer,
             call: ctx.call,
             started: [false; 2],
+            defer: true,
+            deferred: None,
         }
+    }
+
+    /// Whether packets may be fed after their forwarding (false once the call has SRTP).
+    pub fn set_deferred(&mut self, defer: bool) {
+        self.defer = defer;
+    }
+
+    /// The packet just relayed (its plain bytes still in `buf`) goes to its leg, if the
+    /// session accepted it as RTP.
+    pub fn after_send(&mut self, buf: &[u8]) {
+        if let Some((side, h, now)) = self.deferred.take() {
+            self.feed(side, &h, buf, now);
+        }
+    }
+
+    fn feed(&mut self, side: Side, header: &RtpHeader, packet: &[u8], now: Instant) {
+        let leg = &mut self.legs[side.index()];
+        let clock = self.streamer.clock;
+        leg.rtp(header, packet, now, || {
+            let wall = clock.wall_of(now);
+            wall.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+        });
     }
 
     /// Releases what waited long enough and hands what was muxed to the sink.
@@ -121,6 +153,11 @@ impl CallStreams {
                 self.report(StreamReport::Started { call: self.call, stream: self.facts(i) });
             }
             let leg = &mut self.legs[i];
+            // Drained about once a second, not at every visit: each drain is a queue entry
+            // and a write of the writer thread, which shares the cores with the relay.
+            if !end && leg.pending() < DRAIN_AT {
+                continue;
+            }
             let mut bytes = Vec::new();
             leg.drain(&mut bytes, c);
             if !bytes.is_empty() {
@@ -155,12 +192,11 @@ impl CallStreams {
 
 impl Tap for CallStreams {
     fn rtp(&mut self, side: Side, header: &RtpHeader, packet: &[u8], now: Instant) {
-        let leg = &mut self.legs[side.index()];
-        let clock = self.streamer.clock;
-        leg.rtp(header, packet, now, || {
-            let wall = clock.wall_of(now);
-            wall.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-        });
+        if self.defer {
+            self.deferred = Some((side, *header, now));
+        } else {
+            self.feed(side, header, packet, now);
+        }
     }
 }
 

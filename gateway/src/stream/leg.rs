@@ -73,6 +73,11 @@ impl LegStream {
         self.start_ms
     }
 
+    /// Muxed bytes not yet drained.
+    pub fn pending(&self) -> usize {
+        self.pipeline.as_ref().map_or(0, |(_, _, mux)| mux.pending())
+    }
+
     /// Fragments closed so far.
     pub fn fragments(&self) -> u64 {
         self.pipeline.as_ref().map_or(0, |(_, _, mux)| mux.fragments())
