@@ -150,7 +150,8 @@ mod tests {
     /// lands under its own key (a shared temporary file once swapped them).
     #[test]
     fn concurrent_puts_of_keys_with_one_last_part_keep_their_bodies() {
-        let root = std::env::temp_dir().join(format!("voicegw-store-{}", std::process::id()));
+        let root =
+            std::env::temp_dir().join(format!("voicegw-store-concurrent-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         std::thread::scope(|s| {
             for kind in ["CDRs", "SDRs"] {

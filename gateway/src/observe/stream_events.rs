@@ -114,11 +114,6 @@ impl StreamEvents {
         }
     }
 
-    /// Events waiting in the sinks' queues were dropped because a sink fell behind.
-    pub fn sinks(&self) -> &EventSinks {
-        &self.sinks
-    }
-
     /// One report of the relay's streams.
     pub fn on_report(&mut self, r: &StreamReport, at: Moment) {
         if let StreamReport::Closed { call } = r {
@@ -296,5 +291,44 @@ impl Observer for StreamEvents {
             }
             CallEvent::Rejected { .. } | CallEvent::ResponseSent { .. } => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invite_headers_are_lower_case_joined_and_withhold_digest_answers() {
+        let invite = "INVITE sip:+12065550101@gw SIP/2.0\r\nVia: SIP/2.0/UDP a:5060;branch=z9hG4bK1\r\nVia: SIP/2.0/UDP b:5060;branch=z9hG4bK2\r\nFrom: \"A\" <sip:+12065550100@a>;tag=1\r\nTo: <sip:+12065550101@gw>\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nProxy-Authorization: Digest username=\"u\", response=\"0123456789abcdef0123456789abcdef\"\r\nX-Custom: v\r\nContent-Length: 4\r\n\r\nv=0\n";
+        let sip::Message::Request(req) = sip::Message::parse(invite.as_bytes()).expect("INVITE")
+        else {
+            panic!("not a request")
+        };
+        let h = invite_headers(&req);
+        assert_eq!(
+            h["via"],
+            "SIP/2.0/UDP a:5060;branch=z9hG4bK1,SIP/2.0/UDP b:5060;branch=z9hG4bK2"
+        );
+        assert_eq!(
+            (&h["call-id"], &h["cseq"], &h["x-custom"]),
+            (&json!("c1"), &json!("1 INVITE"), &json!("v"))
+        );
+        assert_eq!(h["content-length"], "4");
+        assert!(!h.contains_key("proxy-authorization") && !h.contains_key("authorization"));
+        assert!(!Value::Object(h).to_string().contains("0123456789abcdef"), "no digest answer");
+    }
+
+    #[test]
+    fn times_and_field_order() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_569_600_482_702);
+        assert_eq!(iso_seconds(t), "2019-09-27T16:08:02Z");
+        assert_eq!(connector::timefmt::iso8601(t), "2019-09-27T16:08:02.702Z");
+        let mut m = Map::new();
+        for k in ["a", "startTime", "b"] {
+            m.insert(k.into(), json!(1));
+        }
+        insert_after(&mut m, "startTime", "endTime", json!(2));
+        assert_eq!(m.keys().collect::<Vec<_>>(), ["a", "startTime", "endTime", "b"]);
     }
 }
