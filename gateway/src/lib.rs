@@ -7,6 +7,7 @@
 //! and health, and [`analyze`] is the capture-statistics tool.
 
 pub mod analyze;
+pub mod aws;
 pub mod cdr;
 pub mod driver;
 pub mod http;

@@ -992,3 +992,65 @@ pub fn echoed_media_call(gw: &Gateway, pcap: &Path) {
     let callee = callee.wait(Duration::from_secs(10));
     assert_eq!((caller.successful, callee.successful), (1, 1), "{caller:#?}\n{callee:#?}");
 }
+
+/// Obviously fake AWS credentials (moto takes any), for voicegw and the AWS CLI alike.
+pub const FAKE_AWS_ENV: &[(&str, &str)] = &[
+    ("AWS_ACCESS_KEY_ID", "testing"),
+    ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+];
+
+/// moto's server mode on `addr` (`host:port`), killed when dropped.
+pub struct Moto {
+    child: Child,
+    addr: String,
+}
+
+impl Moto {
+    /// Starts it and waits (30 s at most) until it listens.
+    pub fn start(addr: &str) -> Moto {
+        let (host, port) = addr.split_once(':').expect("host:port");
+        let child = Command::new("moto_server")
+            .args(["-H", host, "-p", port])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server");
+        let moto = Moto { child, addr: addr.to_string() };
+        assert!(wait_listening(addr, Duration::from_secs(30)), "moto_server did not start");
+        moto
+    }
+
+    /// The AWS CLI against it (us-east-1, JSON, the fake credentials, no profile): its output
+    /// parsed, `Null` when empty. Panics when the command fails.
+    pub fn aws(&self, args: &[&str]) -> serde_json::Value {
+        let mut cmd = Command::new("aws");
+        cmd.args([
+            "--endpoint-url",
+            &format!("http://{}", self.addr),
+            "--region",
+            "us-east-1",
+            "--output",
+            "json",
+        ])
+        .args(args)
+        .envs(FAKE_AWS_ENV.iter().copied())
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
+        let out = run_with_limit(&mut cmd, Duration::from_secs(60));
+        assert!(out.status.success(), "aws {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout);
+        if text.trim().is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("aws {args:?}: {e}: {text}"))
+        }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

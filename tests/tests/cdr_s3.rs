@@ -3,12 +3,11 @@
 //! back, each object written once (bucket versioning counts the writes). The AWS CLI lists
 //! what landed.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use harness::{
-    carrier_args, check_cdr, pbx_args, require, run_sipp, run_with_limit, strs, tail,
-    wait_listening, Gateway, Sipp, TcpProxy,
+    carrier_args, check_cdr, pbx_args, require, run_sipp, strs, tail, Gateway, Moto, Sipp,
+    TcpProxy, FAKE_AWS_ENV,
 };
 use serde_json::Value;
 
@@ -16,49 +15,9 @@ const IP: &str = "127.0.0.63";
 const MOTO: &str = "127.0.0.63:5900";
 const PROXY: &str = "127.0.0.63:5901";
 const BUCKET: &str = "voicegw-cdrs";
-/// Obviously fake credentials: moto accepts any.
-const ENV: &[(&str, &str)] = &[
-    ("AWS_ACCESS_KEY_ID", "testing"),
-    ("AWS_SECRET_ACCESS_KEY", "testing"),
-    ("AWS_EC2_METADATA_DISABLED", "true"),
-];
-
-struct Moto(Child);
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn aws(args: &[&str]) -> Value {
-    let mut cmd = Command::new("aws");
-    cmd.args([
-        "--endpoint-url",
-        &format!("http://{MOTO}"),
-        "--region",
-        "us-east-1",
-        "--output",
-        "json",
-    ])
-    .args(args)
-    .envs(ENV.iter().copied())
-    .env("AWS_CONFIG_FILE", "/dev/null")
-    .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
-    let out = run_with_limit(&mut cmd, Duration::from_secs(60));
-    assert!(out.status.success(), "aws {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8_lossy(&out.stdout);
-    if text.trim().is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("aws {args:?}: {e}: {text}"))
-    }
-}
-
 /// Every version of every object under the prefix: (key, version count).
-fn versions() -> Vec<(String, usize)> {
-    let v = aws(&["s3api", "list-object-versions", "--bucket", BUCKET, "--prefix", "gw1/"]);
+fn versions(moto: &Moto) -> Vec<(String, usize)> {
+    let v = moto.aws(&["s3api", "list-object-versions", "--bucket", BUCKET, "--prefix", "gw1/"]);
     let mut counts = std::collections::BTreeMap::new();
     for o in v["Versions"].as_array().cloned().unwrap_or_default() {
         *counts.entry(o["Key"].as_str().unwrap_or("").to_string()).or_insert(0) += 1;
@@ -66,10 +25,10 @@ fn versions() -> Vec<(String, usize)> {
     counts.into_iter().collect()
 }
 
-fn wait_objects(n: usize, limit: Duration) -> Vec<(String, usize)> {
+fn wait_objects(moto: &Moto, n: usize, limit: Duration) -> Vec<(String, usize)> {
     let start = Instant::now();
     loop {
-        let v = versions();
+        let v = versions(moto);
         if v.len() >= n || start.elapsed() > limit {
             return v;
         }
@@ -95,18 +54,9 @@ fn cdrs_reach_s3_through_an_outage_each_written_once() {
     if !(require("sipp") && require("moto_server") && require("aws")) {
         return;
     }
-    let (host, port) = MOTO.split_once(':').unwrap();
-    let moto = Moto(
-        Command::new("moto_server")
-            .args(["-H", host, "-p", port])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server"),
-    );
-    assert!(wait_listening(MOTO, Duration::from_secs(30)), "moto_server did not start");
-    aws(&["s3api", "create-bucket", "--bucket", BUCKET]);
-    aws(&[
+    let moto = Moto::start(MOTO);
+    moto.aws(&["s3api", "create-bucket", "--bucket", BUCKET]);
+    moto.aws(&[
         "s3api",
         "put-bucket-versioning",
         "--bucket",
@@ -115,7 +65,7 @@ fn cdrs_reach_s3_through_an_outage_each_written_once() {
         "Status=Enabled",
     ]);
     let proxy = TcpProxy::start(PROXY, MOTO);
-    let mut gw = Gateway::start_with_env(IP, ENV, |c| {
+    let mut gw = Gateway::start_with_env(IP, FAKE_AWS_ENV, |c| {
         format!(
             "{c}\n[GlobalSettings.VoiceConnector]\nCdrBucket = \"s3://{BUCKET}/gw1\"\n"
         )
@@ -125,21 +75,21 @@ fn cdrs_reach_s3_through_an_outage_each_written_once() {
         )
     });
     calls(&gw, "before", 5);
-    let v = wait_objects(5, Duration::from_secs(20));
+    let v = wait_objects(&moto, 5, Duration::from_secs(20));
     assert_eq!(v.len(), 5, "{v:?}\n{}", tail(&gw.log()));
 
     // Outage: the store is unreachable while 6 more calls end.
     proxy.set_up(false);
     calls(&gw, "during", 6);
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(versions().len(), 5, "nothing can land during the outage");
+    assert_eq!(versions(&moto).len(), 5, "nothing can land during the outage");
     assert_eq!(gw.process_metric("voicegw_cdr_spool_records"), 6.0, "{}", gw.metrics());
     assert!(gw.process_metric("voicegw_cdr_upload_failures_total") >= 1.0, "{}", gw.metrics());
     assert!(gw.log().contains("CDR upload failed; kept in the spool"), "{}", tail(&gw.log()));
 
     // Back: the spooled records go out, each once.
     proxy.set_up(true);
-    let v = wait_objects(11, Duration::from_secs(60));
+    let v = wait_objects(&moto, 11, Duration::from_secs(60));
     assert_eq!(v.len(), 11, "{v:?}\n{}", tail(&gw.log()));
     assert!(v.iter().all(|(_, n)| *n == 1), "an object written twice: {v:?}");
     assert_eq!(gw.wait_process_metric("voicegw_cdr_spool_records", 0.0), 0.0, "{}", gw.metrics());
@@ -148,7 +98,7 @@ fn cdrs_reach_s3_through_an_outage_each_written_once() {
     // The objects are the records, under the key layout after the prefix.
     for (key, _) in &v {
         let out = gw.dir.join("object.json");
-        aws(&["s3api", "get-object", "--bucket", BUCKET, "--key", key, out.to_str().unwrap()]);
+        moto.aws(&["s3api", "get-object", "--bucket", BUCKET, "--key", key, out.to_str().unwrap()]);
         let body: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
         check_cdr(key.strip_prefix("gw1/").unwrap(), &body);
         assert_eq!(body["AwsAccountId"], "111122223333");

@@ -4,72 +4,38 @@
 //! topic, one is the target of an EventBridge rule matching the events. Each gets the call's
 //! four events (STARTED and ENDED per leg); the AWS CLI reads them back.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use harness::{require, run_with_limit, wait_listening, Gateway};
+use harness::{require, Gateway, Moto, FAKE_AWS_ENV};
 use serde_json::Value;
 
 const IP: &str = "127.0.0.64";
 const MOTO: &str = "127.0.0.64:5902";
 const ACCOUNT: &str = "123456789012";
-/// Obviously fake credentials: moto accepts any.
-const ENV: &[(&str, &str)] = &[
-    ("AWS_ACCESS_KEY_ID", "testing"),
-    ("AWS_SECRET_ACCESS_KEY", "testing"),
-    ("AWS_EC2_METADATA_DISABLED", "true"),
-];
 
-struct Moto(Child);
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn aws(args: &[&str]) -> Value {
-    let mut cmd = Command::new("aws");
-    cmd.args([
-        "--endpoint-url",
-        &format!("http://{MOTO}"),
-        "--region",
-        "us-east-1",
-        "--output",
-        "json",
-    ])
-    .args(args)
-    .envs(ENV.iter().copied())
-    .env("AWS_CONFIG_FILE", "/dev/null")
-    .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
-    let out = run_with_limit(&mut cmd, Duration::from_secs(60));
-    assert!(out.status.success(), "aws {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8_lossy(&out.stdout);
-    if text.trim().is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("aws {args:?}: {e}: {text}"))
-    }
-}
-
-fn queue(name: &str) -> (String, String) {
-    let url = aws(&["sqs", "create-queue", "--queue-name", name])["QueueUrl"]
+fn queue(moto: &Moto, name: &str) -> (String, String) {
+    let url = moto.aws(&["sqs", "create-queue", "--queue-name", name])["QueueUrl"]
         .as_str()
         .expect("QueueUrl")
         .to_string();
-    let attrs =
-        aws(&["sqs", "get-queue-attributes", "--queue-url", &url, "--attribute-names", "QueueArn"]);
+    let attrs = moto.aws(&[
+        "sqs",
+        "get-queue-attributes",
+        "--queue-url",
+        &url,
+        "--attribute-names",
+        "QueueArn",
+    ]);
     let arn = attrs["Attributes"]["QueueArn"].as_str().expect("QueueArn").to_string();
     (url, arn)
 }
 
 /// The bodies that reached `url` once there are `want` (or after 20 s).
-fn received(url: &str, want: usize) -> Vec<String> {
+fn received(moto: &Moto, url: &str, want: usize) -> Vec<String> {
     let start = Instant::now();
     let mut bodies = Vec::new();
     while bodies.len() < want && start.elapsed() < Duration::from_secs(20) {
-        let v = aws(&[
+        let v = moto.aws(&[
             "sqs",
             "receive-message",
             "--queue-url",
@@ -82,7 +48,7 @@ fn received(url: &str, want: usize) -> Vec<String> {
         for m in v["Messages"].as_array().cloned().unwrap_or_default() {
             bodies.push(m["Body"].as_str().unwrap_or_default().to_string());
             let receipt = m["ReceiptHandle"].as_str().unwrap_or_default();
-            aws(&["sqs", "delete-message", "--queue-url", url, "--receipt-handle", receipt]);
+            moto.aws(&["sqs", "delete-message", "--queue-url", url, "--receipt-handle", receipt]);
         }
     }
     bodies
@@ -107,25 +73,16 @@ fn events_reach_eventbridge_sns_and_sqs() {
     if !(require("sipp") && require("moto_server") && require("aws")) {
         return;
     }
-    let (host, port) = MOTO.split_once(':').unwrap();
-    let _moto = Moto(
-        Command::new("moto_server")
-            .args(["-H", host, "-p", port])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server"),
-    );
-    assert!(wait_listening(MOTO, Duration::from_secs(30)), "moto_server did not start");
-    let (sqs_url, _) = queue("ChimeVoiceConnector-Streaming-q");
-    let (from_sns_url, from_sns_arn) = queue("from-sns");
-    let (from_eb_url, from_eb_arn) = queue("from-eventbridge");
-    let topic = aws(&["sns", "create-topic", "--name", "ChimeVoiceConnector-Streaming-topic"])
+    let moto = Moto::start(MOTO);
+    let (sqs_url, _) = queue(&moto, "ChimeVoiceConnector-Streaming-q");
+    let (from_sns_url, from_sns_arn) = queue(&moto, "from-sns");
+    let (from_eb_url, from_eb_arn) = queue(&moto, "from-eventbridge");
+    let topic = moto.aws(&["sns", "create-topic", "--name", "ChimeVoiceConnector-Streaming-topic"])
         ["TopicArn"]
         .as_str()
         .expect("TopicArn")
         .to_string();
-    aws(&[
+    moto.aws(&[
         "sns",
         "subscribe",
         "--topic-arn",
@@ -137,7 +94,7 @@ fn events_reach_eventbridge_sns_and_sqs() {
         "--attributes",
         "RawMessageDelivery=true",
     ]);
-    aws(&[
+    moto.aws(&[
         "events",
         "put-rule",
         "--name",
@@ -145,7 +102,7 @@ fn events_reach_eventbridge_sns_and_sqs() {
         "--event-pattern",
         r#"{"source":["voicegw.chime"],"detail-type":["Chime VoiceConnector Streaming Status"]}"#,
     ]);
-    aws(&[
+    moto.aws(&[
         "events",
         "put-targets",
         "--rule",
@@ -154,7 +111,7 @@ fn events_reach_eventbridge_sns_and_sqs() {
         &format!("Id=q,Arn={from_eb_arn}"),
     ]);
 
-    let gw = Gateway::start_with_env(IP, ENV, |c| {
+    let gw = Gateway::start_with_env(IP, FAKE_AWS_ENV, |c| {
         let endpoint = format!("http://{MOTO}");
         format!(
             "{c}\n[VoiceConnectors.StreamingConfiguration]\nDisabled = false\nDataRetentionInHours = 0\nStreamingNotificationTargets = [{{NotificationTarget = \"EventBridge\"}}, {{NotificationTarget = \"SNS\"}}, {{NotificationTarget = \"SQS\"}}]\n\n[streaming]\nregion = \"us-east-1\"\neventbridge_endpoint = \"{endpoint}\"\nsns_endpoint = \"{endpoint}\"\nsqs_endpoint = \"{endpoint}\"\nsns_topic_arn = \"{topic}\"\nsqs_queue_url = \"{sqs_url}\"\n"
@@ -185,7 +142,7 @@ fn events_reach_eventbridge_sns_and_sqs() {
 
     // SQS and SNS (raw delivery) carry the whole event, as the file has it.
     for (what, url) in [("SQS", &sqs_url), ("SNS", &from_sns_url)] {
-        let mut got: Vec<String> = received(url, 4)
+        let mut got: Vec<String> = received(&moto, url, 4)
             .iter()
             .map(|b| {
                 serde_json::from_str::<Value>(b)
@@ -197,7 +154,7 @@ fn events_reach_eventbridge_sns_and_sqs() {
         assert_eq!(got, want, "{what} got the file's events\n{}", gw.log());
     }
     // EventBridge: the rule matched the source and detail-type; the detail is the file's.
-    let bridged: Vec<Value> = received(&from_eb_url, 4)
+    let bridged: Vec<Value> = received(&moto, &from_eb_url, 4)
         .iter()
         .map(|b| serde_json::from_str(b).expect("EventBridge event"))
         .collect();

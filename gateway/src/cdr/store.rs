@@ -35,20 +35,8 @@ impl Store {
     /// web identity, container, instance metadata); `endpoint` for S3-compatible stores (path
     /// style addressing); `region` overrides the chain's.
     pub async fn s3(target: S3Target, endpoint: Option<&str>, region: Option<&str>) -> Store {
-        use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
-        let https = aws_smithy_http_client::Builder::new()
-            .tls_provider(Provider::Rustls(CryptoMode::Ring))
-            .build_https();
-        let mut loader =
-            aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https);
-        if let Some(r) = region {
-            loader = loader.region(aws_config::Region::new(r.to_string()));
-        }
-        let shared = loader.load().await;
+        let shared = crate::aws::shared_config(region).await;
         let mut conf = aws_sdk_s3::config::Builder::from(&shared);
-        if shared.region().is_none() {
-            conf = conf.region(aws_config::Region::new("us-east-1"));
-        }
         if let Some(e) = endpoint {
             conf = conf.endpoint_url(e).force_path_style(true);
         }

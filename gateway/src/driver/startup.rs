@@ -256,7 +256,7 @@ fn stream_events(
     let file = cfg.streaming_events_file();
     // Always there: a reload may give a voice connector targets; nothing is made until then.
     let aws = crate::observe::aws_events::start(&cfg.streaming, registry.clone());
-    let sinks = EventSinks::start(file.clone(), webhook, Some(aws), registry)
+    let sinks = EventSinks::start(file.clone(), webhook, aws, registry)
         .map_err(|e| StartError::StreamEvents(file.display().to_string(), e))?;
     Ok(crate::observe::stream_events::StreamEvents::new(
         v.streaming.clone(),

@@ -77,20 +77,8 @@ impl ControlPlane {
     /// A client on the standard credential chain (`settings.region` overrides the chain's
     /// region; `us-east-1` when neither says).
     pub async fn new(settings: &ControlSettings) -> ControlPlane {
-        use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
-        let https = aws_smithy_http_client::Builder::new()
-            .tls_provider(Provider::Rustls(CryptoMode::Ring))
-            .build_https();
-        let mut loader =
-            aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https);
-        if let Some(r) = &settings.region {
-            loader = loader.region(aws_config::Region::new(r.clone()));
-        }
-        let shared = loader.load().await;
+        let shared = crate::aws::shared_config(settings.region.as_deref()).await;
         let mut conf = aws_sdk_kinesisvideo::config::Builder::from(&shared);
-        if shared.region().is_none() {
-            conf = conf.region(aws_config::Region::new("us-east-1"));
-        }
         if let Some(e) = &settings.endpoint {
             conf = conf.endpoint_url(e);
         }

@@ -38,28 +38,12 @@ pub fn start(
     tx
 }
 
-async fn shared_config(cfg: &StreamingConfig) -> aws_config::SdkConfig {
-    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
-    let https = aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https();
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https);
-    if let Some(r) = &cfg.region {
-        loader = loader.region(aws_config::Region::new(r.clone()));
-    }
-    let shared = loader.load().await;
-    if shared.region().is_none() {
-        return shared.into_builder().region(aws_config::Region::new("us-east-1")).build();
-    }
-    shared
-}
-
 impl Clients {
     async fn shared(&mut self, cfg: &StreamingConfig) -> aws_config::SdkConfig {
         match &self.shared {
             Some(s) => s.clone(),
             None => {
-                let s = shared_config(cfg).await;
+                let s = crate::aws::shared_config(cfg.region.as_deref()).await;
                 self.shared = Some(s.clone());
                 s
             }

@@ -30,7 +30,7 @@ pub type AwsEvent = (Arc<str>, Vec<NotificationTarget>);
 pub struct EventSinks {
     file: std::sync::mpsc::SyncSender<Arc<str>>,
     webhook: Option<tokio::sync::mpsc::Sender<Arc<str>>>,
-    aws: Option<tokio::sync::mpsc::Sender<AwsEvent>>,
+    aws: tokio::sync::mpsc::Sender<AwsEvent>,
     registry: Arc<Mutex<Registry>>,
 }
 
@@ -44,7 +44,7 @@ impl EventSinks {
     pub fn start(
         file: PathBuf,
         webhook: Option<Target>,
-        aws: Option<tokio::sync::mpsc::Sender<AwsEvent>>,
+        aws: tokio::sync::mpsc::Sender<AwsEvent>,
         registry: Arc<Mutex<Registry>>,
     ) -> std::io::Result<EventSinks> {
         if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -75,15 +75,8 @@ impl EventSinks {
                 count(&self.registry, names::STREAM_EVENTS_DROPPED);
             }
         }
-        if !targets.is_empty() {
-            match &self.aws {
-                Some(a) => {
-                    if a.try_send((event, targets.to_vec())).is_err() {
-                        count(&self.registry, names::STREAM_EVENTS_DROPPED);
-                    }
-                }
-                None => count(&self.registry, names::STREAM_EVENTS_FAILED),
-            }
+        if !targets.is_empty() && self.aws.try_send((event, targets.to_vec())).is_err() {
+            count(&self.registry, names::STREAM_EVENTS_DROPPED);
         }
     }
 }

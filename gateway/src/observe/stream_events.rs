@@ -287,7 +287,6 @@ impl Observer for StreamEvents {
                     f.ended = true;
                     self.ended.push_back((*call, seen.at.wall + ENDED_GRACE));
                 }
-                self.sweep(seen.at.wall);
             }
             CallEvent::Rejected { .. } | CallEvent::ResponseSent { .. } => {}
         }

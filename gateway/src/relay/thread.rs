@@ -100,14 +100,6 @@ impl CallMedia {
             None => self.session.on_packet_mut(side, component, from, buf, n, now),
         }
     }
-
-    /// After the packet in `buf` was forwarded (or not): the streams take it, if they wait
-    /// for it (see `CallStreams::after_send`).
-    fn after_send(&mut self, buf: &[u8]) {
-        if let Some(st) = &mut self.streams {
-            st.after_send(buf);
-        }
-    }
 }
 
 /// One packet in this many has its relay latency measured (a clock read after its send).
@@ -254,11 +246,6 @@ fn run(
                             let ctx = |k: Option<(media::srtp::Suite, media::srtp::MasterKey)>| {
                                 k.map(|(s, key)| media::srtp::Context::new(s, &key))
                             };
-                            if inbound.is_some() || outbound.is_some() {
-                                if let Some(st) = &mut cm.streams {
-                                    st.set_deferred(false);
-                                }
-                            }
                             cm.session.set_srtp(side, ctx(inbound), ctx(outbound));
                         }
                         RelayCmd::Close => {
@@ -320,7 +307,6 @@ fn run(
                     latency.record((clock.now() - now).as_secs_f64());
                 }
             }
-            cm.after_send(&buf);
         }
         // The sessions that are due (the clock was read once for this turn above).
         if now >= next_visit {
@@ -402,7 +388,6 @@ fn relay_queued(cm: &mut CallMedia, buf: &mut [u8; BUF], now: Instant) {
             if let Some((f, len)) = cm.relay(side, component, from, buf, n, now) {
                 let _ = cm.socks[side_sock(f.component, f.side)].send_to(&buf[..len], f.to);
             }
-            cm.after_send(buf);
         }
     }
 }

@@ -35,11 +35,6 @@ pub struct CallStreams {
     call: u64,
     /// Each leg's start was reported.
     started: [bool; 2],
-    /// Packets are fed to the legs after they were forwarded ([`CallStreams::after_send`]),
-    /// not before: decoding and muxing then add nothing to the relay's latency. Only while
-    /// the call has no SRTP (protecting the forwarded packet overwrites the plain one).
-    defer: bool,
-    deferred: Option<(Side, RtpHeader, Instant)>,
 }
 
 /// `ChimeVoiceConnector-<VoiceConnectorId>-<uuid>` (formats.md §9).
@@ -79,31 +74,7 @@ impl CallStreams {
             streamer,
             call: ctx.call,
             started: [false; 2],
-            defer: true,
-            deferred: None,
         }
-    }
-
-    /// Whether packets may be fed after their forwarding (false once the call has SRTP).
-    pub fn set_deferred(&mut self, defer: bool) {
-        self.defer = defer;
-    }
-
-    /// The packet just relayed (its plain bytes still in `buf`) goes to its leg, if the
-    /// session accepted it as RTP.
-    pub fn after_send(&mut self, buf: &[u8]) {
-        if let Some((side, h, now)) = self.deferred.take() {
-            self.feed(side, &h, buf, now);
-        }
-    }
-
-    fn feed(&mut self, side: Side, header: &RtpHeader, packet: &[u8], now: Instant) {
-        let leg = &mut self.legs[side.index()];
-        let clock = self.streamer.clock;
-        leg.rtp(header, packet, now, || {
-            let wall = clock.wall_of(now);
-            wall.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-        });
     }
 
     /// Releases what waited long enough and hands what was muxed to the sink.
@@ -192,11 +163,12 @@ impl CallStreams {
 
 impl Tap for CallStreams {
     fn rtp(&mut self, side: Side, header: &RtpHeader, packet: &[u8], now: Instant) {
-        if self.defer {
-            self.deferred = Some((side, *header, now));
-        } else {
-            self.feed(side, header, packet, now);
-        }
+        let leg = &mut self.legs[side.index()];
+        let clock = self.streamer.clock;
+        leg.rtp(header, packet, now, || {
+            let wall = clock.wall_of(now);
+            wall.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+        });
     }
 }
 
