@@ -89,7 +89,7 @@ async fn streams_are_created_with_the_retention_waited_for_cached_and_reused() {
         endpoint: Some(format!("http://{MOTO}")),
         data_endpoint: None,
     };
-    let mut cp = ControlPlane::new(&settings).await;
+    let cp = ControlPlane::new(&settings).await;
     let a = cp.acquire(VC, 24, [1; 16]).await.expect("stream A");
     let b = cp.acquire(VC, 24, [2; 16]).await.expect("stream B");
     assert_eq!(a.name, format!("ChimeVoiceConnector-{VC}-01010101-0101-4101-8101-010101010101"));
@@ -99,7 +99,7 @@ async fn streams_are_created_with_the_retention_waited_for_cached_and_reused() {
         "{}",
         a.arn
     );
-    assert_eq!(cp.created, 2);
+    assert_eq!(cp.counts(), (2, 0));
 
     // moto holds them with the retention and the media type.
     let d = aws(&["kinesisvideo", "describe-stream", "--stream-name", &a.name]);
@@ -124,7 +124,7 @@ async fn streams_are_created_with_the_retention_waited_for_cached_and_reused() {
     assert_ne!(other.name, a.name, "a stream with another retention is not reused");
     let again = cp.acquire(VC, 24, [4; 16]).await.expect("reused");
     assert_eq!(again, a);
-    assert_eq!((cp.created, cp.reused), (3, 1));
+    assert_eq!(cp.counts(), (3, 1));
     let listed = aws(&["kinesisvideo", "list-streams"]);
     assert_eq!(listed["StreamInfoList"].as_array().map(Vec::len), Some(3), "{listed}");
 
@@ -134,6 +134,6 @@ async fn streams_are_created_with_the_retention_waited_for_cached_and_reused() {
 
     // The override wins over GetDataEndpoint.
     let fixed = ControlSettings { data_endpoint: Some("http://127.0.0.65:9".into()), ..settings };
-    let mut cp = ControlPlane::new(&fixed).await;
+    let cp = ControlPlane::new(&fixed).await;
     assert_eq!(cp.data_endpoint(&b.name, t).await.unwrap(), "http://127.0.0.65:9");
 }

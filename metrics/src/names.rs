@@ -93,6 +93,11 @@ metrics! {
     STREAM_FRAGMENTS = ("StreamFragments", Counter, "Stream fragments (Matroska Clusters) started (voicegw process metric)");
     STREAM_FILL_MILLISECONDS = ("StreamFillMilliseconds", Counter, "Silence put into streams where RTP packets never came (voicegw process metric)");
     STREAM_DROPPED_BYTES = ("StreamDroppedBytes", Counter, "Stream bytes dropped because the stream sink fell behind (voicegw process metric)");
+    STREAM_BYTES_SENT = ("StreamBytesSent", Counter, "Matroska bytes written to PutMedia connections, re-sent fragments included (voicegw process metric)");
+    STREAM_ACKS = ("StreamAcks", Counter, "PutMedia acknowledgements received, by `kind`: the EventType (BUFFERING, RECEIVED, PERSISTED, ERROR, IDLE) (voicegw process metric)");
+    STREAM_ERRORS = ("StreamErrors", Counter, "PutMedia errors by `kind`: an ERROR acknowledgement's ErrorId, `http_<status>` for a refused request, `connect` for a connection that could not be opened, `disconnect` for one that ended early, `ack_timeout` for one that acknowledged nothing, `parse` for an unreadable acknowledgement, `control` for a stream the control plane could not give (voicegw process metric)");
+    STREAM_CONNECTIONS = ("StreamConnections", Counter, "PutMedia connections KVS accepted (200) (voicegw process metric)");
+    STREAM_ROTATIONS = ("StreamRotations", Counter, "PutMedia connections ended to rotate them before KVS's connection limit (voicegw process metric)");
     STREAMS_ACTIVE = ("StreamsActive", Gauge, "Call legs streaming now (voicegw process metric)");
     STREAM_EVENTS_SENT = ("StreamEventsSent", Counter, "Streaming status events delivered, counted once per sink that took them (voicegw process metric)");
     STREAM_EVENTS_FAILED = ("StreamEventsFailed", Counter, "Streaming status events a sink did not take after its retries (voicegw process metric)");
@@ -108,6 +113,11 @@ impl Metric {
     /// service's per voice connector.
     pub fn is_process(&self) -> bool {
         self.help.ends_with("(voicegw process metric)")
+    }
+
+    /// Whether the metric is counted by a `kind` label (its help says what the kinds are).
+    pub fn has_kind(&self) -> bool {
+        self.help.contains("by `kind`")
     }
 
     /// The CloudWatch unit of the metric (Embedded Metric Format).
@@ -138,7 +148,13 @@ pub fn markdown_table() -> String {
             Kind::Gauge => ("gauge", prometheus_name(m.cloudwatch)),
             Kind::Histogram => ("histogram", prometheus_name(m.cloudwatch)),
         };
-        let labels = if m.is_process() { "none (process)" } else { "voice_connector_id, region" };
+        let labels = if m.has_kind() {
+            "kind (process)"
+        } else if m.is_process() {
+            "none (process)"
+        } else {
+            "voice_connector_id, region"
+        };
         let help = m.help.trim_end_matches(" (voicegw process metric)");
         out.push_str(&format!(
             "| `{}` | `{prom}` | {kind} | {} | {labels} | {help} |\n",

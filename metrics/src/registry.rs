@@ -58,16 +58,41 @@ impl Latency {
     }
 }
 
-/// Label set: (`voice_connector_id`, `region`); empty strings for process-wide metrics.
+/// Label set: (`voice_connector_id`, `region`); empty strings for process-wide metrics. A
+/// process metric counted by kind (`Metric::has_kind`: PutMedia acknowledgements by
+/// `EventType`, errors by code) also has `kind`, rendered only when it is not empty.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Labels {
     pub voice_connector_id: String,
     pub region: String,
+    pub kind: String,
 }
 
 impl Labels {
     pub fn new(voice_connector_id: &str, region: &str) -> Labels {
-        Labels { voice_connector_id: voice_connector_id.into(), region: region.into() }
+        Labels {
+            voice_connector_id: voice_connector_id.into(),
+            region: region.into(),
+            kind: String::new(),
+        }
+    }
+
+    /// A process metric's labels for one `kind`.
+    pub fn kind(kind: &str) -> Labels {
+        Labels { kind: kind.into(), ..Labels::default() }
+    }
+
+    /// `voice_connector_id="…",region="…"` (and `,kind="…"` when there is one).
+    fn prometheus(&self) -> String {
+        let mut s = format!(
+            "voice_connector_id=\"{}\",region=\"{}\"",
+            escape(&self.voice_connector_id),
+            escape(&self.region)
+        );
+        if !self.kind.is_empty() {
+            let _ = write!(s, ",kind=\"{}\"", escape(&self.kind));
+        }
+        s
     }
 }
 
@@ -146,13 +171,7 @@ impl Registry {
             let _ = writeln!(out, "# HELP {full} {} (CloudWatch: {})", m.help, m.cloudwatch);
             let _ = writeln!(out, "# TYPE {full} {kind}");
             for ((_, l), v) in rows {
-                let _ = writeln!(
-                    out,
-                    "{full}{{voice_connector_id=\"{}\",region=\"{}\"}} {}",
-                    escape(&l.voice_connector_id),
-                    escape(&l.region),
-                    v
-                );
+                let _ = writeln!(out, "{full}{{{}}} {}", l.prometheus(), v);
             }
         }
         out
@@ -175,11 +194,7 @@ impl Registry {
             rows.push((&none, &empty));
         }
         for (l, h) in rows {
-            let labels = format!(
-                "voice_connector_id=\"{}\",region=\"{}\"",
-                escape(&l.voice_connector_id),
-                escape(&l.region)
-            );
+            let labels = l.prometheus();
             for b in LATENCY_BUCKETS {
                 let _ = writeln!(
                     out,
@@ -218,7 +233,11 @@ impl Registry {
             let process = l.voice_connector_id.is_empty();
             let mut line = String::from("{\"_aws\":{");
             let _ = write!(line, "\"Timestamp\":{timestamp_ms},\"CloudWatchMetrics\":[{{");
-            if process {
+            if process && !l.kind.is_empty() {
+                line.push_str(
+                    "\"Namespace\":\"voicegw\",\"Dimensions\":[[\"Kind\"]],\"Metrics\":[",
+                );
+            } else if process {
                 line.push_str("\"Namespace\":\"voicegw\",\"Dimensions\":[[]],\"Metrics\":[");
             } else {
                 line.push_str("\"Namespace\":\"AWS/ChimeVoiceConnector\",\"Dimensions\":[[\"VoiceConnectorId\",\"Region\"]],\"Metrics\":[");
@@ -233,6 +252,9 @@ impl Registry {
                 );
             }
             line.push_str("]}]}");
+            if process && !l.kind.is_empty() {
+                let _ = write!(line, ",\"Kind\":\"{}\"", json_escape(&l.kind));
+            }
             if !process {
                 let _ = write!(
                     line,
@@ -319,6 +341,28 @@ mod tests {
             serde_json::from_str(&r.emf_lines(1_700_000_060_000)[0]).unwrap();
         assert_eq!(v["OutboundCallAttempts"], 2.0, "the minute's increase");
         assert_eq!(v["OutboundCallsActive"], 2.0);
+    }
+
+    #[test]
+    fn a_kind_label_is_rendered_only_where_it_is_set() {
+        let mut r = Registry::new();
+        r.add(names::STREAM_ACKS, &Labels::kind("PERSISTED"), 3.0);
+        r.add(names::STREAM_ERRORS, &Labels::kind("4004"), 1.0);
+        r.add(names::STREAM_BYTES, &Labels::default(), 10.0);
+        let text = r.render();
+        assert!(text.contains(
+            "voicegw_stream_acks_total{voice_connector_id=\"\",region=\"\",kind=\"PERSISTED\"} 3"
+        ));
+        assert!(text.contains(
+            "voicegw_stream_errors_total{voice_connector_id=\"\",region=\"\",kind=\"4004\"} 1"
+        ));
+        assert!(text.contains("voicegw_stream_bytes_total{voice_connector_id=\"\",region=\"\"} 10"));
+        let lines = r.emf_lines(1_700_000_000_000);
+        let acks = lines.iter().find(|l| l.contains("StreamAcks")).expect("a line");
+        let v: serde_json::Value = serde_json::from_str(acks).unwrap();
+        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0][0], "Kind");
+        assert_eq!((v["Kind"].as_str(), v["StreamAcks"].as_f64()), (Some("PERSISTED"), Some(3.0)));
+        assert!(names::STREAM_ERRORS.has_kind() && !names::STREAM_BYTES.has_kind());
     }
 
     #[test]

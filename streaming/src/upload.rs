@@ -12,9 +12,11 @@
 //!   `backoff_first` to `backoff_max`); a stream that stays down for `give_up_after`, or a
 //!   final error, is [`UploadEvent::Failed`].
 //! - A connection is rotated before KVS's 45-minute limit (`rotate_after`, 40 min as the KVS
-//!   producer library does): [`UploadEvent::Rotate`] asks the driver to end the open fragment
-//!   (`Muxer::end_fragment`) and the request body; when the response ends a new connection opens
-//!   at once ("break before make": KVS allows one PutMedia connection per stream).
+//!   producer library does) at the next fragment boundary: when the next fragment begins (or
+//!   at once if nothing waits), the connection's last fragment is closed with the
+//!   end-of-fragment tag and the request body ends; when the response ends a new connection
+//!   opens at once, starting with the fragment that began ("break before make": KVS allows one
+//!   PutMedia connection per stream). The muxer, on its own thread, never hears of it.
 //! - A connection that acknowledges nothing for `ack_timeout` while fragments wait is taken as
 //!   dead and replaced.
 
@@ -62,16 +64,14 @@ pub enum UploadEvent {
     Connect,
     /// Drop the open connection without ending it (it failed); [`Upload::closed`] follows.
     Abort { reason: String },
-    /// Rotate the connection: at once, end the open fragment (`Muxer::end_fragment`), push
-    /// its chunks and call [`Upload::poll_transmit`]; once that is written, [`UploadEvent::EndBody`]
-    /// follows, and when the response ends a new connection is asked for.
-    Rotate,
     /// Send the terminating chunk: everything due on this connection was written (the stream
     /// is ending, or rotating).
     EndBody,
     /// KVS acknowledged a fragment (the first one gives the STARTED event its
     /// `startFragmentNumber`).
     Acknowledged { timecode: u64, fragment_number: Option<String>, first: bool },
+    /// KVS answered an `ERROR` acknowledgement (counted by code; the upload acts on it).
+    ErrorAck { error_id: u32 },
     /// The stream is given up: the FAILED event's reason.
     Failed { reason: String },
     /// Every fragment was acknowledged and the last connection ended.
@@ -87,6 +87,9 @@ pub struct UploadStats {
     pub acks: [u64; 5],
     pub ack_parse_errors: u64,
     pub connections: u64,
+    pub rotations: u64,
+    /// Connections dropped for acknowledging nothing for `ack_timeout`.
+    pub ack_timeouts: u64,
     pub dropped_fragments: u64,
     pub dropped_bytes: u64,
 }
@@ -109,6 +112,8 @@ pub fn http_action(status: u16, error_type: &str) -> ErrorAction {
 #[derive(Debug)]
 struct Fragment {
     timecode: u64,
+    /// Its place in the stream (fragments are numbered as they are pushed).
+    seq: u64,
     bytes: Vec<u8>,
 }
 
@@ -122,7 +127,7 @@ enum Conn {
     /// byte offset in it.
     Open { opened_at: Instant, head_sent: bool, handed: (usize, usize), last_ack: Instant },
     /// The body was ended (rotation, end of stream or abort); waiting for `closed`.
-    Closing { rotate: bool },
+    Closing { rotate: bool, since: Instant },
 }
 
 /// See the module documentation.
@@ -132,13 +137,17 @@ pub struct Upload {
     queue: VecDeque<Fragment>,
     queued: usize,
     conn: Conn,
-    /// A rotation was asked for: the body ends once the fragment end is written.
+    /// A rotation is due: the body ends at the next fragment boundary.
     rotating: bool,
+    /// The first fragment that goes on the next connection (it began while rotating).
+    rotate_at: Option<u64>,
+    next_seq: u64,
     attempt: u32,
     /// Since when the stream has had no working connection.
     failing_since: Option<Instant>,
     acks: AckParser,
     first_number: Option<String>,
+    last_number: Option<String>,
     ending: bool,
     failed: bool,
     events: VecDeque<UploadEvent>,
@@ -155,10 +164,13 @@ impl Upload {
             queued: 0,
             conn: Conn::Connecting,
             rotating: false,
+            rotate_at: None,
+            next_seq: 0,
             attempt: 0,
             failing_since: None,
             acks: AckParser::new(),
             first_number: None,
+            last_number: None,
             ending: false,
             failed: false,
             events: VecDeque::from([UploadEvent::Connect]),
@@ -175,6 +187,22 @@ impl Upload {
         self.first_number.as_deref()
     }
 
+    /// The fragment number of the last acknowledged fragment (the ENDED event's
+    /// `currentFragmentNumber`).
+    pub fn last_fragment_number(&self) -> Option<&str> {
+        self.last_number.as_deref()
+    }
+
+    /// Whether [`Upload::poll_transmit`] has something to write (or a body to end).
+    pub fn wants_transmit(&self) -> bool {
+        let Conn::Open { head_sent, handed, .. } = self.conn else { return false };
+        !head_sent
+            || self.queue.get(handed.0).is_some_and(|f| handed.1 < f.bytes.len())
+            || handed.0 + 1 < self.queue.len()
+            || (self.ending && self.all_handed())
+            || (self.rotating && self.queue.is_empty())
+    }
+
     /// Bytes waiting for an acknowledgement.
     pub fn buffered(&self) -> usize {
         self.queued
@@ -184,8 +212,13 @@ impl Upload {
         self.events.pop_front()
     }
 
+    /// Whether an event waits for [`Upload::poll_event`].
+    pub fn has_event(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// Takes the muxer's next chunk.
-    pub fn push(&mut self, chunk: Chunk<'_>) {
+    pub fn push(&mut self, now: Instant, chunk: Chunk<'_>) {
         if self.failed {
             return;
         }
@@ -194,17 +227,23 @@ impl Upload {
             (fragment, _) => {
                 self.stats.fragments += u64::from(fragment.is_some());
                 let timecode = fragment.unwrap_or(0);
-                self.queue.push_back(Fragment { timecode, bytes: chunk.bytes.to_vec() });
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                if self.rotating && self.rotate_at.is_none() && fragment.is_some() {
+                    // The fragments before this one are whole: the connection ends with them.
+                    self.rotate_at = Some(seq);
+                }
+                self.queue.push_back(Fragment { timecode, seq, bytes: chunk.bytes.to_vec() });
             }
         }
         self.queued += chunk.bytes.len();
         while self.queued > self.cfg.max_buffered_bytes && self.queue.len() > 1 {
-            self.drop_front();
+            self.drop_front(now);
             self.stats.dropped_fragments += 1;
         }
     }
 
-    fn drop_front(&mut self) {
+    fn drop_front(&mut self, now: Instant) {
         let Some(f) = self.queue.pop_front() else { return };
         self.queued -= f.bytes.len();
         self.stats.dropped_bytes += f.bytes.len() as u64;
@@ -220,20 +259,27 @@ impl Upload {
             }
         }
         if cut {
-            self.abort("the upload buffer overflowed mid-fragment".into());
+            self.abort(now, "the upload buffer overflowed mid-fragment".into());
         }
     }
 
     /// Appends to `out` what the open connection should carry next (the head first, then every
-    /// fragment byte not yet handed). Returns whether anything was added.
-    pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> bool {
+    /// fragment byte not yet handed; when rotating, up to the fragment that goes on the next
+    /// connection, then the end-of-fragment tag). Returns whether anything was added.
+    pub fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
+        let rotate_at = self.rotate_at;
         let Conn::Open { head_sent, handed, .. } = &mut self.conn else { return false };
         let before = out.len();
         if !*head_sent {
             out.extend_from_slice(&self.head);
             *head_sent = true;
         }
+        let mut boundary = false;
         while let Some(f) = self.queue.get(handed.0) {
+            if rotate_at.is_some_and(|r| f.seq >= r) {
+                boundary = true;
+                break;
+            }
             out.extend_from_slice(&f.bytes[handed.1..]);
             if handed.0 + 1 < self.queue.len() {
                 *handed = (handed.0 + 1, 0);
@@ -242,14 +288,21 @@ impl Upload {
                 break;
             }
         }
+        if boundary {
+            // The connection's last fragment is whole: it ends with the end-of-fragment tag.
+            crate::mkv::write_tag(out, crate::mkv::END_OF_FRAGMENT, "");
+        }
         let added = out.len() - before;
         self.stats.bytes_sent += added as u64;
-        if (self.ending || self.rotating) && self.all_handed() {
-            self.end_body(self.rotating);
+        if boundary || (self.rotating && self.queue.is_empty()) {
+            self.end_body(now, true);
+        } else if self.ending && self.all_handed() {
+            self.end_body(now, false);
         }
         added > 0
     }
 
+    /// Whether every byte queued was handed to the open connection.
     fn all_handed(&self) -> bool {
         match self.conn {
             Conn::Open { handed, .. } => {
@@ -263,19 +316,21 @@ impl Upload {
 
     /// The stream ends: once every fragment is written the body is ended, and once they are
     /// acknowledged (or the stream fails) [`UploadEvent::Done`] follows.
-    pub fn finish(&mut self) {
+    pub fn finish(&mut self, now: Instant) {
         self.ending = true;
         if self.all_handed() {
-            self.end_body(false);
+            self.end_body(now, false);
         } else if matches!(self.conn, Conn::Down { .. }) && self.queue.is_empty() {
             self.done();
         }
     }
 
-    fn end_body(&mut self, rotate: bool) {
+    fn end_body(&mut self, now: Instant, rotate: bool) {
         if matches!(self.conn, Conn::Open { .. }) {
-            self.conn = Conn::Closing { rotate };
+            self.conn = Conn::Closing { rotate, since: now };
             self.rotating = false;
+            self.rotate_at = None;
+            self.stats.rotations += u64::from(rotate);
             self.events.push_back(UploadEvent::EndBody);
         }
     }
@@ -287,18 +342,20 @@ impl Upload {
         }
     }
 
-    fn abort(&mut self, reason: String) {
+    fn abort(&mut self, now: Instant, reason: String) {
         if matches!(self.conn, Conn::Open { .. } | Conn::Connecting) {
-            self.conn = Conn::Closing { rotate: false };
+            self.conn = Conn::Closing { rotate: false, since: now };
+            self.rotating = false;
+            self.rotate_at = None;
             self.events.push_back(UploadEvent::Abort { reason });
         }
     }
 
-    fn fail(&mut self, reason: String) {
+    fn fail(&mut self, now: Instant, reason: String) {
         if self.failed {
             return;
         }
-        self.abort(reason.clone());
+        self.abort(now, reason.clone());
         self.failed = true;
         self.stats.dropped_fragments += self.queue.len() as u64;
         self.stats.dropped_bytes += self.queued as u64;
@@ -316,7 +373,7 @@ impl Upload {
         self.acks = AckParser::new();
         self.conn = Conn::Open { opened_at: now, head_sent: false, handed: (0, 0), last_ack: now };
         if self.ending && self.queue.is_empty() {
-            self.end_body(false);
+            self.end_body(now, false);
         }
     }
 
@@ -326,10 +383,10 @@ impl Upload {
         let action = status.map_or(ErrorAction::Reconnect, |(s, t)| http_action(s, t));
         if action == ErrorAction::GiveUp {
             self.conn = Conn::Down { retry_at: None };
-            self.fail(format!("PutMedia refused: {reason}"));
+            self.fail(now, format!("PutMedia refused: {reason}"));
             return;
         }
-        self.conn = Conn::Closing { rotate: false };
+        self.conn = Conn::Closing { rotate: false, since: now };
         self.closed(now, reason);
     }
 
@@ -356,10 +413,11 @@ impl Upload {
             AckEvent::Received => !self.cfg.persisted_acks,
             AckEvent::Error => {
                 let id = ack.error_id.unwrap_or(0);
+                self.events.push_back(UploadEvent::ErrorAck { error_id: id });
                 let what = format!("KVS error {id}: {}", error_text(id));
                 match error_action(id) {
-                    ErrorAction::Reconnect => self.abort(what),
-                    ErrorAction::GiveUp => self.fail(what),
+                    ErrorAction::Reconnect => self.abort(now, what),
+                    ErrorAction::GiveUp => self.fail(now, what),
                 }
                 false
             }
@@ -383,6 +441,9 @@ impl Upload {
         if first {
             self.first_number.clone_from(&ack.fragment_number);
         }
+        if ack.fragment_number.is_some() {
+            self.last_number.clone_from(&ack.fragment_number);
+        }
         self.attempt = 0;
         self.failing_since = None;
         self.events.push_back(UploadEvent::Acknowledged {
@@ -397,7 +458,7 @@ impl Upload {
         let mut acks: Vec<Result<Ack, AckError>> = Vec::new();
         self.acks.finish(&mut |a| acks.push(a));
         self.stats.ack_parse_errors += acks.iter().filter(|a| a.is_err()).count() as u64;
-        let rotate = matches!(self.conn, Conn::Closing { rotate: true });
+        let rotate = matches!(self.conn, Conn::Closing { rotate: true, .. });
         if self.failed {
             self.conn = Conn::Down { retry_at: None };
             return;
@@ -415,10 +476,8 @@ impl Upload {
         let since = *self.failing_since.get_or_insert(now);
         if now - since >= self.cfg.give_up_after {
             self.conn = Conn::Down { retry_at: None };
-            self.fail(format!(
-                "PutMedia has not worked for {} s: {reason}",
-                self.cfg.give_up_after.as_secs()
-            ));
+            let secs = self.cfg.give_up_after.as_secs();
+            self.fail(now, format!("PutMedia has not worked for {secs} s: {reason}"));
             return;
         }
         let backoff = self.cfg.backoff_first.saturating_mul(1 << self.attempt.min(16));
@@ -431,14 +490,16 @@ impl Upload {
         match self.conn {
             Conn::Down { retry_at } => retry_at,
             Conn::Open { opened_at, last_ack, .. } => {
-                let rotate = opened_at + self.cfg.rotate_after;
-                if self.queue.is_empty() {
-                    Some(rotate)
-                } else {
-                    Some(rotate.min(last_ack + self.cfg.ack_timeout))
+                let rotate = (!self.rotating).then(|| opened_at + self.cfg.rotate_after);
+                let silent = (!self.queue.is_empty()).then(|| last_ack + self.cfg.ack_timeout);
+                match (rotate, silent) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
                 }
             }
-            Conn::Connecting | Conn::Closing { .. } => None,
+            // A response that does not end after its body did is given `ack_timeout`.
+            Conn::Closing { since, .. } => Some(since + self.cfg.ack_timeout),
+            Conn::Connecting => None,
         }
     }
 
@@ -449,15 +510,25 @@ impl Upload {
                 self.events.push_back(UploadEvent::Connect);
             }
             Conn::Open { opened_at, last_ack, .. } => {
-                if now >= opened_at + self.cfg.rotate_after {
-                    if !self.rotating {
-                        self.rotating = true;
-                        self.events.push_back(UploadEvent::Rotate);
+                if !self.rotating && now >= opened_at + self.cfg.rotate_after {
+                    self.rotating = true;
+                    if self.queue.is_empty() {
+                        // Everything was acknowledged, so whole: nothing to wait for.
+                        self.end_body(now, true);
                     }
                 } else if !self.queue.is_empty() && now >= last_ack + self.cfg.ack_timeout {
                     let secs = self.cfg.ack_timeout.as_secs();
-                    self.abort(format!("no acknowledgement for {secs} s"));
+                    self.stats.ack_timeouts += 1;
+                    self.abort(now, format!("no acknowledgement for {secs} s"));
                 }
+            }
+            Conn::Closing { rotate, since } if now >= since + self.cfg.ack_timeout => {
+                // The driver drops the connection and reports it closed.
+                self.stats.ack_timeouts += 1;
+                self.conn = Conn::Closing { rotate, since: now };
+                let secs = self.cfg.ack_timeout.as_secs();
+                let reason = format!("the response did not end {secs} s after the body did");
+                self.events.push_back(UploadEvent::Abort { reason });
             }
             _ => {}
         }

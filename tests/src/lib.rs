@@ -980,6 +980,22 @@ pub fn g711a_capture(dir: &Path) -> (PathBuf, usize, usize) {
 /// One call through `gw`: the PBX (SIPp) plays `pcap` as RTP once answered, the carrier
 /// answers and echoes it (`-rtp_echo`), the PBX hangs up. Panics unless both ends succeed.
 pub fn echoed_media_call(gw: &Gateway, pcap: &Path) {
+    echoed_media_call_lasting(gw, pcap, Duration::from_secs(8));
+}
+
+/// [`echoed_media_call`], the PBX hanging up `length` after the answer (8 s in
+/// `pbx_media.xml`; another length is a copy of it in the test's directory).
+pub fn echoed_media_call_lasting(gw: &Gateway, pcap: &Path, length: Duration) {
+    let mut scenario = "pbx_media.xml".to_string();
+    if length != Duration::from_secs(8) {
+        let text = std::fs::read_to_string(root().join("tests/sipp/pbx_media.xml"))
+            .expect("pbx_media.xml");
+        let pause = format!("<pause milliseconds=\"{}\"/>", length.as_millis());
+        let text = text.replace("<pause milliseconds=\"8000\"/>", &pause);
+        let path = gw.dir.join("pbx_media_lasting.xml");
+        std::fs::write(&path, text).expect("scenario");
+        scenario = path.display().to_string();
+    }
     let mut c_args = carrier_args(&gw.ip);
     c_args.extend(["-mp", "6100", "-rtp_echo", "-m", "1"].map(String::from));
     let cargs: Vec<&str> = c_args.iter().map(String::as_str).collect();
@@ -988,7 +1004,8 @@ pub fn echoed_media_call(gw: &Gateway, pcap: &Path) {
     p_args.extend(["-mp", "6000", "-m", "1", "-key", "audio_pcap"].map(String::from));
     p_args.push(pcap.display().to_string());
     let pargs: Vec<&str> = p_args.iter().map(String::as_str).collect();
-    let caller = run_sipp(&gw.dir, "pbx", "pbx_media.xml", &pargs, Duration::from_secs(30));
+    let limit = length + Duration::from_secs(22);
+    let caller = run_sipp(&gw.dir, "pbx", &scenario, &pargs, limit);
     let callee = callee.wait(Duration::from_secs(10));
     assert_eq!((caller.successful, callee.successful), (1, 1), "{caller:#?}\n{callee:#?}");
 }
@@ -1053,4 +1070,68 @@ impl Drop for Moto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// What a leg's stream should hold for an A-law RTP capture played as it is written: from
+/// the first packet in the file (the one that starts the stream's timeline; packets with an
+/// earlier timestamp arrive after their place and are dropped), every 20 ms slot up to the
+/// last timestamp is the G.711 decode of its packet, or silence where no packet was sent.
+/// Returns the samples and how many of them are silence filled for packets never sent.
+pub fn played_pcm(pcap: &Path) -> (Vec<i16>, u64) {
+    let file = std::fs::read(pcap).expect("capture");
+    let packets: Vec<(u32, Vec<u8>)> = media::capture::udp_datagrams(&file)
+        .expect("pcap")
+        .iter()
+        .filter_map(|d| {
+            let h = media::rtp::RtpHeader::parse(d.payload).ok()?;
+            (h.payload_type == 8).then(|| {
+                (
+                    h.timestamp,
+                    d.payload[h.payload_offset..h.payload_offset + h.payload_len].to_vec(),
+                )
+            })
+        })
+        .collect();
+    let Some(first) = packets.first().map(|p| p.0) else { return (Vec::new(), 0) };
+    let mut by_ts: std::collections::BTreeMap<u32, &Vec<u8>> = std::collections::BTreeMap::new();
+    for (ts, payload) in &packets {
+        if *ts >= first {
+            by_ts.entry(*ts).or_insert(payload);
+        }
+    }
+    let mut pcm = Vec::new();
+    let mut filled = 0u64;
+    let mut next = first;
+    for (ts, payload) in by_ts {
+        if ts > next {
+            let gap = (ts - next) as usize;
+            pcm.extend(std::iter::repeat_n(0i16, gap));
+            filled += gap as u64;
+        }
+        pcm.extend(payload.iter().map(|&c| streaming::g711::Law::ALaw.decode(c)));
+        next = ts + payload.len() as u32;
+    }
+    (pcm, filled)
+}
+
+/// The JSON lines of `file` once there are `want` of them (or after `limit`).
+pub fn json_lines(file: &Path, want: usize, limit: Duration) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect();
+        if lines.len() >= want || Instant::now() >= deadline {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `2026-12-02T20:00:00.000Z`: an ISO 8601 time with milliseconds (formats.md §8's times).
+pub fn is_iso_ms(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 24 && b[4] == b'-' && b[10] == b'T' && b[19] == b'.' && b[23] == b'Z'
 }

@@ -12,31 +12,9 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use harness::{require, Gateway};
-use streaming::g711::Law;
+use harness::{is_iso_ms, require, Gateway};
 
 const VC: &str = "abcdef1ghij2klmno3pqr4";
-
-/// The PCM of every RTP packet in `pcap`, in timestamp order (the decode of what was played).
-fn played_pcm(pcap: &Path) -> Vec<i16> {
-    let file = std::fs::read(pcap).expect("capture");
-    let mut packets: Vec<(u32, Vec<u8>)> = media::capture::udp_datagrams(&file)
-        .expect("pcap")
-        .iter()
-        .filter_map(|d| {
-            let h = media::rtp::RtpHeader::parse(d.payload).ok()?;
-            (h.payload_type == 8).then(|| {
-                (
-                    h.timestamp,
-                    d.payload[h.payload_offset..h.payload_offset + h.payload_len].to_vec(),
-                )
-            })
-        })
-        .collect();
-    packets.sort_by_key(|p| p.0);
-    packets.dedup_by_key(|p| p.0);
-    packets.iter().flat_map(|(_, p)| p.iter().map(|&c| Law::ALaw.decode(c))).collect()
-}
 
 fn streams(dir: &Path, want: usize) -> Vec<PathBuf> {
     let start = Instant::now();
@@ -104,26 +82,8 @@ fn webhook(addr: &str, limit: Duration) -> Arc<Mutex<(u32, Vec<String>)>> {
     seen
 }
 
-/// The JSON lines of `file` once there are `want` of them (or after 10 s).
 fn event_lines(file: &Path, want: usize) -> Vec<serde_json::Value> {
-    let start = Instant::now();
-    loop {
-        let text = std::fs::read_to_string(file).unwrap_or_default();
-        let lines: Vec<serde_json::Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-            .collect();
-        if lines.len() >= want || start.elapsed() > Duration::from_secs(10) {
-            return lines;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn is_iso_ms(s: &str) -> bool {
-    // 2026-12-02T20:00:00.000Z
-    let b = s.as_bytes();
-    b.len() == 24 && b[4] == b'-' && b[10] == b'T' && b[19] == b'.' && b[23] == b'Z'
+    harness::json_lines(file, want, Duration::from_secs(10))
 }
 
 /// Checks the streaming status events of the call against formats.md §8.
@@ -243,7 +203,8 @@ fn both_legs_of_a_streamed_call_become_matroska_files_with_the_audio_played() {
         format!("{c}\n[VoiceConnectors.StreamingConfiguration]\nDisabled = false\nDataRetentionInHours = 0\n\n[streaming]\nwebhook_url = \"http://127.0.0.41:18089/events\"\n")
     });
     let (pcap, packets, _) = harness::g711a_capture(&gw.dir);
-    let expected = played_pcm(&pcap);
+    let (expected, filled) = harness::played_pcm(&pcap);
+    assert_eq!(filled, 0, "the capture has no gap");
     assert!(expected.len() >= packets * 160, "{} samples", expected.len());
     harness::echoed_media_call(&gw, &pcap);
 

@@ -40,6 +40,12 @@ pub struct StreamingConfig {
     pub jitter_hold_ms: u32,
     /// Per stream, the most audio kept for a slow or unreachable PutMedia endpoint.
     pub max_buffered_kib: u32,
+    /// A PutMedia connection is replaced (at the next fragment boundary) after this long:
+    /// KVS ends connections at 45 minutes. 10–2640 s.
+    pub putmedia_rotate_secs: u32,
+    /// A stream whose PutMedia connections keep failing for this long is given up (a FAILED
+    /// event). 5–3600 s.
+    pub putmedia_give_up_secs: u32,
     /// Streaming status events as JSON lines; `<data.dir>/streaming-events.jsonl` when unset.
     pub events_file: Option<PathBuf>,
     /// An HTTP(S) URL every event is also POSTed to (retried, best effort).
@@ -70,6 +76,8 @@ impl Default for StreamingConfig {
             fragment_ms: 2000,
             jitter_hold_ms: 60,
             max_buffered_kib: 4096,
+            putmedia_rotate_secs: 2400,
+            putmedia_give_up_secs: 60,
             events_file: None,
             webhook_url: None,
             event_bus_name: "default".into(),
@@ -202,6 +210,21 @@ pub(super) fn check_settings(
     if !(64..=1 << 20).contains(&c.max_buffered_kib) {
         return Err(("max_buffered_kib", format!("{} is not 64 to 1048576", c.max_buffered_kib)));
     }
+    if !(10..=2640).contains(&c.putmedia_rotate_secs) {
+        return Err((
+            "putmedia_rotate_secs",
+            format!(
+                "{} is not 10 to 2640 (KVS ends PutMedia connections at 45 minutes)",
+                c.putmedia_rotate_secs
+            ),
+        ));
+    }
+    if !(5..=3600).contains(&c.putmedia_give_up_secs) {
+        return Err((
+            "putmedia_give_up_secs",
+            format!("{} is not 5 to 3600", c.putmedia_give_up_secs),
+        ));
+    }
     for (key, url) in [
         ("kvs_endpoint", &c.kvs_endpoint),
         ("data_endpoint", &c.data_endpoint),
@@ -291,6 +314,8 @@ mod tests {
             ("Disabled = false", "fragment_ms = 500", "fragment_ms"),
             ("Disabled = false", "fragment_ms = 1010", "steps of 20"),
             ("Disabled = false", "jitter_hold_ms = 5000", "jitter_hold_ms"),
+            ("Disabled = false", "putmedia_rotate_secs = 3000", "45 minutes"),
+            ("Disabled = false", "putmedia_give_up_secs = 1", "putmedia_give_up_secs"),
             ("Disabled = false", "webhook_url = \"ftp://x\"", "webhook_url"),
             ("Disabled = false", "sink = \"s3\"", "unknown variant"),
         ];

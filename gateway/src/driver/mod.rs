@@ -261,6 +261,10 @@ impl Gateway {
     /// One report of the relay's streams: the CDR learns the call streams, the events go out.
     fn stream_report(&mut self, r: StreamReport) {
         match &r {
+            StreamReport::Streaming { call, start_ms } => {
+                let at = std::time::UNIX_EPOCH + Duration::from_millis(*start_ms);
+                self.recorder.mark_streamed(*call, at);
+            }
             StreamReport::Started { call, stream } => {
                 let at = std::time::UNIX_EPOCH + Duration::from_millis(stream.start_ms);
                 self.recorder.mark_streamed(*call, at);
@@ -338,7 +342,7 @@ impl Gateway {
 fn media_update(u: MediaUpdate, media: &MediaHandle, sinks: &HashMap<String, RecordSink>) {
     match u {
         MediaUpdate::Open { ctx, sockets } => {
-            let sink = sinks.get(&ctx.voice_connector_id).cloned();
+            let sink = sinks.get(&ctx.voice_connector_id).cloned().map(Box::new);
             media.send(MediaCmd::Open { ctx, sockets, sink });
         }
         MediaUpdate::Peer { call, side, rtp, rtcp, mux, rates } => {

@@ -47,8 +47,6 @@ pub enum StartError {
     SpoolThread(std::io::Error),
     #[error("cannot start the stream writer in {0}: {1}")]
     Streams(String, std::io::Error),
-    #[error("streaming.sink = \"kvs\" is not built yet (issue 12): use \"local\"")]
-    KvsSink,
     #[error("cannot open the streaming events file {0}: {1}")]
     StreamEvents(String, std::io::Error),
     #[error("streaming.webhook_url: {0}")]
@@ -191,14 +189,9 @@ pub async fn start(
         ntp_at_origin: clock.ntp_at_origin(),
     };
     let (silent_tx, silent_rx) = mpsc::channel::<u64>(64);
-    if cfg.streaming.sink != connector::config::StreamSink::Local {
-        return Err(StartError::KvsSink);
-    }
-    let streams_dir = cfg.streaming_dir();
     let (reports_tx, stream_rx) = mpsc::unbounded_channel();
     let streamer = crate::stream::call::Streamer {
-        sink: crate::stream::local::LocalSink::start(streams_dir.clone())
-            .map_err(|e| StartError::Streams(streams_dir.display().to_string(), e))?,
+        sink: stream_sink(cfg, clock, &reports_tx, &registry).await?,
         settings: crate::stream::StreamSettings::from_config(&cfg.streaming),
         clock,
         reports: reports_tx,
@@ -240,6 +233,53 @@ pub async fn start(
         running: v,
         config_path,
     })
+}
+
+/// Where call audio streams go: local files (the default) or Kinesis Video Streams.
+async fn stream_sink(
+    cfg: &connector::config::Config,
+    clock: Clock,
+    reports: &mpsc::UnboundedSender<crate::stream::report::StreamReport>,
+    registry: &Arc<Mutex<metrics::Registry>>,
+) -> Result<crate::stream::call::Sink, StartError> {
+    use crate::kvs::{control, uploader};
+    use crate::stream::call::Sink;
+    let s = &cfg.streaming;
+    if s.sink == connector::config::StreamSink::Local {
+        let dir = cfg.streaming_dir();
+        return crate::stream::local::LocalSink::start(dir.clone())
+            .map(Sink::Local)
+            .map_err(|e| StartError::Streams(dir.display().to_string(), e));
+    }
+    let shared = crate::aws::shared_config(s.region.as_deref()).await;
+    let settings = control::ControlSettings {
+        region: s.region.clone(),
+        endpoint: s.kvs_endpoint.clone(),
+        data_endpoint: s.data_endpoint.clone(),
+    };
+    let upload = streaming::upload::UploadConfig {
+        rotate_after: Duration::from_secs(u64::from(s.putmedia_rotate_secs)),
+        give_up_after: Duration::from_secs(u64::from(s.putmedia_give_up_secs)),
+        max_buffered_bytes: s.max_buffered_kib as usize * 1024,
+        ..streaming::upload::UploadConfig::default()
+    };
+    let region = shared.region().map_or_else(|| "us-east-1".to_string(), |r| r.to_string());
+    tracing::info!(
+        %region,
+        control = s.kvs_endpoint.as_deref().unwrap_or("the region's"),
+        data = s.data_endpoint.as_deref().unwrap_or("GetDataEndpoint's"),
+        "call audio streams go to Kinesis Video Streams"
+    );
+    let ctx = uploader::KvsContext {
+        control: control::ControlPlane::from_shared(&shared, &settings),
+        credentials: shared.credentials_provider(),
+        region,
+        upload,
+        clock,
+        reports: reports.clone(),
+        registry: registry.clone(),
+    };
+    Ok(Sink::Kvs(uploader::KvsSink::new(ctx, tokio::runtime::Handle::current())))
 }
 
 /// The streaming status events and their sinks.

@@ -54,6 +54,34 @@ impl Target {
     pub fn describe(&self) -> String {
         format!("{}://{}:{}", if self.tls { "https" } else { "http" }, self.host, self.port)
     }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// The URL's path with `suffix` appended (an API name after an endpoint).
+    pub fn path_with(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.uri.path().trim_end_matches('/'))
+    }
+
+    /// TLS over `tcp` to this target's host (rustls, the system roots).
+    pub async fn tls_connect(
+        &self,
+        tcp: tokio::net::TcpStream,
+    ) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, ClientError> {
+        let name = rustls::pki_types::ServerName::try_from(self.host.clone())
+            .map_err(|_| ClientError::BadUrl)?;
+        let connector = tokio_rustls::TlsConnector::from(tls_config()?);
+        connector.connect(name, tcp).await.map_err(ClientError::Tls)
+    }
 }
 
 fn tls_config() -> Result<Arc<rustls::ClientConfig>, ClientError> {
@@ -96,10 +124,7 @@ async fn post_inner(t: &Target, content_type: &str, body: Bytes) -> Result<u16, 
         .body(Full::new(body))
         .map_err(|_| ClientError::BadUrl)?;
     if t.tls {
-        let name = rustls::pki_types::ServerName::try_from(t.host.clone())
-            .map_err(|_| ClientError::BadUrl)?;
-        let connector = tokio_rustls::TlsConnector::from(tls_config()?);
-        let tls = connector.connect(name, tcp).await.map_err(ClientError::Tls)?;
+        let tls = t.tls_connect(tcp).await?;
         send(TokioIo::new(tls), req).await
     } else {
         send(TokioIo::new(tcp), req).await
@@ -132,5 +157,12 @@ mod tests {
         assert_eq!(Target::parse("http://127.0.0.1/e").unwrap().port, 80);
         assert!(Target::parse("ftp://x/").is_err());
         assert!(Target::parse("/relative").is_err());
+        let kvs = Target::parse("https://s-1234abcd.kinesisvideo.us-east-1.amazonaws.com").unwrap();
+        assert_eq!(
+            (kvs.path_with("/putMedia"), kvs.port(), kvs.is_tls()),
+            ("/putMedia".into(), 443, true)
+        );
+        let fake = Target::parse("http://127.0.0.1:8080/kvs/").unwrap();
+        assert_eq!(fake.path_with("/putMedia"), "/kvs/putMedia");
     }
 }

@@ -7,6 +7,7 @@
 //! tag), so a busy gateway does not create a stream per call.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use aws_sdk_kinesisvideo::types::{ApiName, Status as StreamStatus};
@@ -56,17 +57,22 @@ pub struct ControlSettings {
     pub data_endpoint: Option<String>,
 }
 
-/// See the module documentation.
+/// See the module documentation. Shared by every stream's upload task (`&self`): the
+/// endpoint cache and the pool sit behind a lock that is never held across a request.
 pub struct ControlPlane {
     client: aws_sdk_kinesisvideo::Client,
     data_endpoint: Option<String>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
     /// Stream name → (its data endpoint, when it was fetched).
     endpoints: HashMap<String, (String, Instant)>,
     /// (voice connector, retention) → idle streams.
     pool: HashMap<(String, u32), Vec<StreamHandle>>,
-    /// Streams created and reused so far.
-    pub created: u64,
-    pub reused: u64,
+    created: u64,
+    reused: u64,
 }
 
 fn error_text<E: std::error::Error>(e: E) -> String {
@@ -78,36 +84,52 @@ impl ControlPlane {
     /// region; `us-east-1` when neither says).
     pub async fn new(settings: &ControlSettings) -> ControlPlane {
         let shared = crate::aws::shared_config(settings.region.as_deref()).await;
-        let mut conf = aws_sdk_kinesisvideo::config::Builder::from(&shared);
+        ControlPlane::from_shared(&shared, settings)
+    }
+
+    /// A client on an AWS configuration already loaded (the gateway loads one for every
+    /// client).
+    pub fn from_shared(shared: &aws_config::SdkConfig, settings: &ControlSettings) -> ControlPlane {
+        let mut conf = aws_sdk_kinesisvideo::config::Builder::from(shared);
         if let Some(e) = &settings.endpoint {
             conf = conf.endpoint_url(e);
         }
         ControlPlane {
             client: aws_sdk_kinesisvideo::Client::from_conf(conf.build()),
             data_endpoint: settings.data_endpoint.clone(),
-            endpoints: HashMap::new(),
-            pool: HashMap::new(),
-            created: 0,
-            reused: 0,
+            state: Mutex::new(State::default()),
         }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Idle streams in the pool of `vc` with `retention_hours`.
     pub fn idle(&self, vc: &str, retention_hours: u32) -> usize {
-        self.pool.get(&(vc.to_string(), retention_hours)).map_or(0, Vec::len)
+        self.state().pool.get(&(vc.to_string(), retention_hours)).map_or(0, Vec::len)
+    }
+
+    /// Streams created so far, and streams taken from the pool.
+    pub fn counts(&self) -> (u64, u64) {
+        let s = self.state();
+        (s.created, s.reused)
     }
 
     /// A stream for one leg of a call of `vc`: an idle one of the pool, or a new one (`random`
     /// makes its uuid) created with `retention_hours` and waited for until ACTIVE.
     pub async fn acquire(
-        &mut self,
+        &self,
         vc: &str,
         retention_hours: u32,
         random: [u8; 16],
     ) -> Result<StreamHandle, ControlError> {
-        if let Some(h) = self.pool.get_mut(&(vc.to_string(), retention_hours)).and_then(Vec::pop) {
-            self.reused += 1;
-            return Ok(h);
+        {
+            let mut s = self.state();
+            if let Some(h) = s.pool.get_mut(&(vc.to_string(), retention_hours)).and_then(Vec::pop) {
+                s.reused += 1;
+                return Ok(h);
+            }
         }
         let name = crate::stream::call::stream_name(vc, random);
         let created = self
@@ -121,7 +143,7 @@ impl ControlPlane {
             .map_err(|e| ControlError::Create { stream: name.clone(), error: error_text(e) })?;
         let arn = created.stream_arn().unwrap_or_default().to_string();
         self.wait_active(&name).await?;
-        self.created += 1;
+        self.state().created += 1;
         Ok(StreamHandle { name, arn, voice_connector_id: vc.to_string(), retention_hours })
     }
 
@@ -153,15 +175,11 @@ impl ControlPlane {
 
     /// The PutMedia endpoint of `stream` (no path): the override, the cached answer while it
     /// is younger than [`ENDPOINT_TTL`], or a new `GetDataEndpoint(PUT_MEDIA)`.
-    pub async fn data_endpoint(
-        &mut self,
-        stream: &str,
-        now: Instant,
-    ) -> Result<String, ControlError> {
+    pub async fn data_endpoint(&self, stream: &str, now: Instant) -> Result<String, ControlError> {
         if let Some(e) = &self.data_endpoint {
             return Ok(e.clone());
         }
-        if let Some((e, at)) = self.endpoints.get(stream) {
+        if let Some((e, at)) = self.state().endpoints.get(stream) {
             if now - *at < ENDPOINT_TTL {
                 return Ok(e.clone());
             }
@@ -180,22 +198,23 @@ impl ControlPlane {
                 error: "no DataEndpoint in the answer".into(),
             });
         };
-        self.endpoints.insert(stream.to_string(), (e.to_string(), now));
+        self.state().endpoints.insert(stream.to_string(), (e.to_string(), now));
         Ok(e.to_string())
     }
 
     /// Forgets `stream`'s endpoint (a connection to it failed): the next use asks again.
-    pub fn invalidate_endpoint(&mut self, stream: &str) {
-        self.endpoints.remove(stream);
+    pub fn invalidate_endpoint(&self, stream: &str) {
+        self.state().endpoints.remove(stream);
     }
 
     /// A stream whose call ended goes back to its pool (dropped when the pool is full).
-    pub fn release(&mut self, h: StreamHandle) {
-        let pool = self.pool.entry((h.voice_connector_id.clone(), h.retention_hours)).or_default();
+    pub fn release(&self, h: StreamHandle) {
+        let mut s = self.state();
+        let pool = s.pool.entry((h.voice_connector_id.clone(), h.retention_hours)).or_default();
         if pool.len() < POOL_PER_CONNECTOR {
             pool.push(h);
         } else {
-            self.endpoints.remove(&h.name);
+            s.endpoints.remove(&h.name);
         }
     }
 }

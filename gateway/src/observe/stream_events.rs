@@ -148,7 +148,7 @@ impl StreamEvents {
                 });
                 d.as_object().cloned()
             }
-            StreamReport::Closed { .. } => None,
+            StreamReport::Streaming { .. } | StreamReport::Closed { .. } => None,
         };
         if let Some(detail) = detail {
             let region = region_of(&f.call);

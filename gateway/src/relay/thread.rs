@@ -36,7 +36,7 @@ const BUF: usize = 2048;
 /// What the driver sends the media thread.
 #[derive(Debug)]
 pub enum MediaCmd {
-    Open { ctx: CallContext, sockets: [std::net::UdpSocket; 4], sink: Option<RecordSink> },
+    Open { ctx: CallContext, sockets: [std::net::UdpSocket; 4], sink: Option<Box<RecordSink>> },
     Call { call: u64, cmd: RelayCmd },
 }
 
@@ -229,7 +229,7 @@ fn run(
                         ctx,
                         socks,
                         session,
-                        sink,
+                        sink: sink.map(|s| *s),
                         last: Snapshot::default(),
                         rejected_reported: 0,
                         streams,

@@ -5,7 +5,7 @@ use common::Instant;
 use media::rtp::RtpHeader;
 use streaming::g711::Law;
 use streaming::jitter::JitterBuffer;
-use streaming::muxer::{Muxer, StreamInfo};
+use streaming::muxer::{Chunk, Muxer, StreamInfo};
 
 use super::{StreamCounters, StreamSettings};
 
@@ -142,15 +142,46 @@ impl LegStream {
     }
 
     /// Moves to the end of `out` what was muxed since the last call (the stream head first,
-    /// once), and counts what is new in `c`. Nothing before audio started.
+    /// once), and counts what is new in `c`. Nothing before audio started. (Local files.)
     pub fn drain(&mut self, out: &mut Vec<u8>, c: &mut StreamCounters) {
-        let Some((_, jitter, mux)) = &mut self.pipeline else { return };
-        if !self.head_sent {
-            self.head_sent = true;
-            c.started += 1;
-            mux.write_header(out);
+        if self.pipeline.is_none() {
+            return;
         }
-        mux.take_output(out);
+        if let Some(head) = self.take_head(c) {
+            out.extend_from_slice(&head);
+        }
+        if let Some((_, _, mux)) = &mut self.pipeline {
+            mux.take_output(out);
+        }
+        self.count(c);
+    }
+
+    /// The stream head (EBML header, Segment, Info, Tracks), the first time it is asked for
+    /// after audio started; the stream counts as started then.
+    pub fn take_head(&mut self, c: &mut StreamCounters) -> Option<Vec<u8>> {
+        let (_, _, mux) = self.pipeline.as_ref()?;
+        if self.head_sent {
+            return None;
+        }
+        self.head_sent = true;
+        c.started += 1;
+        let mut head = Vec::with_capacity(256);
+        mux.write_header(&mut head);
+        Some(head)
+    }
+
+    /// Hands `f` what was muxed since the last call, split where fragments begin (an upload
+    /// keeps whole fragments until they are acknowledged), and counts what is new in `c`.
+    pub fn drain_chunks(&mut self, c: &mut StreamCounters, f: impl FnMut(Chunk<'_>)) {
+        if let Some((_, _, mux)) = &mut self.pipeline {
+            mux.take_chunks(f);
+            self.count(c);
+        }
+    }
+
+    /// Counts the fill and the fragments new since the last count.
+    fn count(&mut self, c: &mut StreamCounters) {
+        let Some((_, jitter, mux)) = &self.pipeline else { return };
         let now = (jitter.stats().filled_samples, mux.fragments());
         c.filled_samples += now.0 - self.counted.0;
         c.fragments += now.1 - self.counted.1;

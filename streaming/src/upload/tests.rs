@@ -30,7 +30,7 @@ fn more(body: &[u8]) -> Chunk<'_> {
 
 fn sent(up: &mut Upload) -> Vec<u8> {
     let mut out = Vec::new();
-    up.poll_transmit(&mut out);
+    up.poll_transmit(at(0), &mut out);
     out
 }
 
@@ -42,12 +42,12 @@ fn persisted(tc: u64, n: u32) -> String {
 fn a_connection_carries_the_head_then_the_fragments_and_acks_release_them() {
     let mut up = Upload::new(cfg(), b"HEAD".to_vec());
     assert_eq!(events(&mut up), [UploadEvent::Connect]);
-    up.push(frag(1000, b"A1"));
+    up.push(at(0), frag(1000, b"A1"));
     assert!(sent(&mut up).is_empty(), "nothing is written before the connection is up");
     up.connected(at(0));
     assert_eq!(sent(&mut up), b"HEADA1");
-    up.push(more(b"a"));
-    up.push(frag(2000, b"B1"));
+    up.push(at(0), more(b"a"));
+    up.push(at(0), frag(2000, b"B1"));
     assert_eq!(sent(&mut up), b"aB1");
     assert!(sent(&mut up).is_empty());
     assert_eq!(up.buffered(), 5);
@@ -65,7 +65,7 @@ fn a_connection_carries_the_head_then_the_fragments_and_acks_release_them() {
     );
     assert_eq!(up.first_fragment_number(), Some("7"));
     assert_eq!(up.buffered(), 2);
-    up.push(more(b"b"));
+    up.push(at(0), more(b"b"));
     assert_eq!(sent(&mut up), b"b", "the handed position survives the release");
     let s = up.stats();
     assert_eq!((s.acks[0], s.acks[1], s.acks[2], s.bytes_sent), (1, 1, 1, 10));
@@ -75,8 +75,8 @@ fn a_connection_carries_the_head_then_the_fragments_and_acks_release_them() {
 fn the_stream_ends_after_its_last_fragment_is_written_and_acknowledged() {
     let mut up = Upload::new(cfg(), b"H".to_vec());
     up.connected(at(0));
-    up.push(frag(0, b"X"));
-    up.finish();
+    up.push(at(0), frag(0, b"X"));
+    up.finish(at(0));
     assert_eq!(events(&mut up), [UploadEvent::Connect]);
     assert_eq!(sent(&mut up), b"HX");
     assert_eq!(events(&mut up), [UploadEvent::EndBody]);
@@ -91,13 +91,14 @@ fn a_retriable_error_reconnects_with_backoff_and_resends_what_was_not_acknowledg
     let mut up = Upload::new(cfg(), b"H".to_vec());
     events(&mut up);
     up.connected(at(0));
-    up.push(frag(0, b"F0"));
-    up.push(frag(1000, b"F1"));
+    up.push(at(0), frag(0, b"F0"));
+    up.push(at(0), frag(1000, b"F1"));
     sent(&mut up);
     up.receive(at(10), persisted(0, 1).as_bytes());
     up.receive(at(20), br#"{"EventType":"ERROR","FragmentTimecode":1000,"ErrorId":5000}"#);
     let ev = events(&mut up);
-    assert!(matches!(&ev[1], UploadEvent::Abort { reason } if reason.contains("5000")), "{ev:?}");
+    assert_eq!(ev[1], UploadEvent::ErrorAck { error_id: 5000 });
+    assert!(matches!(&ev[2], UploadEvent::Abort { reason } if reason.contains("5000")), "{ev:?}");
     up.closed(at(20), "aborted");
     assert_eq!(up.poll_timeout(), Some(at(120)), "first backoff");
     up.handle_timeout(at(120));
@@ -121,13 +122,13 @@ fn final_errors_and_a_long_outage_fail_the_stream() {
         matches!(&ev[..], [UploadEvent::Failed { reason }] if reason.contains("404")),
         "{ev:?}"
     );
-    up.push(frag(0, b"ignored"));
+    up.push(at(0), frag(0, b"ignored"));
     assert_eq!(up.buffered(), 0);
 
     let mut up = Upload::new(cfg(), b"H".to_vec());
     events(&mut up);
     up.connected(at(0));
-    up.push(frag(0, b"F0"));
+    up.push(at(0), frag(0, b"F0"));
     sent(&mut up);
     up.receive(at(1), br#"{"EventType":"ERROR","FragmentTimecode":0,"ErrorId":4008}"#);
     let ev = events(&mut up);
@@ -161,7 +162,7 @@ fn a_dead_endpoint_costs_at_most_the_buffer() {
     let mut up = Upload::new(cfg(), b"H".to_vec());
     events(&mut up);
     for k in 0..100u64 {
-        up.push(frag(k * 1000, &[0u8; 100]));
+        up.push(at(0), frag(k * 1000, &[0u8; 100]));
     }
     assert!(up.buffered() <= 1000, "{}", up.buffered());
     let s = up.stats();
@@ -176,17 +177,17 @@ fn overflowing_mid_fragment_drops_the_connection_and_a_silent_one_is_replaced() 
     let mut up = Upload::new(cfg(), b"H".to_vec());
     events(&mut up);
     up.connected(at(0));
-    up.push(frag(0, &[1u8; 600]));
+    up.push(at(0), frag(0, &[1u8; 600]));
     sent(&mut up);
-    up.push(more(&[1u8; 100]));
-    up.push(frag(1000, &[2u8; 400]));
+    up.push(at(0), more(&[1u8; 100]));
+    up.push(at(0), frag(1000, &[2u8; 400]));
     let ev = events(&mut up);
     assert!(matches!(&ev[..], [UploadEvent::Abort { .. }]), "{ev:?}");
 
     let mut up = Upload::new(cfg(), b"H".to_vec());
     events(&mut up);
     up.connected(at(0));
-    up.push(frag(0, b"F"));
+    up.push(at(0), frag(0, b"F"));
     sent(&mut up);
     assert_eq!(up.poll_timeout(), Some(at(10_000)));
     up.receive(at(4000), br#"{"EventType":"IDLE"}"#);
@@ -201,31 +202,65 @@ fn overflowing_mid_fragment_drops_the_connection_and_a_silent_one_is_replaced() 
 }
 
 #[test]
-fn rotation_ends_the_body_after_the_fragment_end_and_reconnects_at_once() {
+fn rotation_ends_the_body_at_the_next_fragment_boundary_and_reconnects_at_once() {
     let mut up =
         Upload::new(UploadConfig { ack_timeout: Duration::from_secs(120), ..cfg() }, b"H".to_vec());
     events(&mut up);
     up.connected(at(0));
-    up.push(frag(0, b"F0"));
+    up.push(at(0), frag(0, b"F0"));
     sent(&mut up);
     up.receive(at(100), persisted(0, 1).as_bytes());
     events(&mut up);
-    up.push(frag(59_000, b"F1"));
+    up.push(at(0), frag(59_000, b"F1"));
     sent(&mut up);
     assert_eq!(up.poll_timeout(), Some(at(60_000)));
     up.handle_timeout(at(60_000));
-    assert_eq!(events(&mut up), [UploadEvent::Rotate]);
-    // The driver ends the fragment at once and writes it.
-    up.push(more(b"<eof>"));
-    assert_eq!(sent(&mut up), b"<eof>");
+    assert!(events(&mut up).is_empty(), "F1 is still being written");
+    assert_eq!(up.poll_timeout(), Some(at(100 + 120_000)), "only the ack timeout is left");
+    // F1 goes on; nothing ends before the next fragment begins.
+    up.push(at(0), more(b"+"));
+    assert!(up.wants_transmit());
+    assert_eq!(sent(&mut up), b"+");
+    assert!(!up.wants_transmit() && events(&mut up).is_empty());
+    up.push(at(0), frag(61_000, b"F2"));
+    assert!(up.wants_transmit());
+    let mut want = Vec::new();
+    crate::mkv::write_tag(&mut want, crate::mkv::END_OF_FRAGMENT, "");
+    assert_eq!(sent(&mut up), want, "F1 is closed with the end-of-fragment tag; F2 waits");
     assert_eq!(events(&mut up), [UploadEvent::EndBody]);
-    up.receive(at(60_010), persisted(59_000, 2).as_bytes());
-    up.closed(at(60_020), "response ended");
+    up.push(at(0), more(b"f2"));
+    assert!(sent(&mut up).is_empty(), "nothing more on the closing connection");
+    up.receive(at(61_010), persisted(59_000, 2).as_bytes());
+    up.closed(at(61_020), "response ended");
     let ev = events(&mut up);
     assert_eq!(ev.last(), Some(&UploadEvent::Connect), "no backoff for a rotation: {ev:?}");
-    up.connected(at(60_030));
-    up.push(frag(60_000, b"F2"));
-    assert_eq!(sent(&mut up), b"HF2");
+    up.connected(at(61_030));
+    assert_eq!(sent(&mut up), b"HF2f2", "the new connection starts with the new fragment");
+    assert_eq!((up.stats().rotations, up.stats().connections), (1, 2));
+    assert_eq!(up.last_fragment_number(), Some("2"));
+    assert_eq!(up.first_fragment_number(), Some("1"));
+
+    // Due while everything is acknowledged: the body ends at once, with no tag.
+    let mut up = Upload::new(cfg(), b"H".to_vec());
+    events(&mut up);
+    up.connected(at(0));
+    up.push(at(0), frag(0, b"F0"));
+    sent(&mut up);
+    up.receive(at(10), persisted(0, 1).as_bytes());
+    events(&mut up);
+    assert_eq!(up.poll_timeout(), Some(at(60_000)));
+    up.handle_timeout(at(60_000));
+    assert_eq!(events(&mut up), [UploadEvent::EndBody]);
+    assert_eq!(up.poll_timeout(), Some(at(70_000)), "the response gets ack_timeout to end");
+    up.handle_timeout(at(70_000));
+    let ev = events(&mut up);
+    assert!(
+        matches!(&ev[..], [UploadEvent::Abort { reason }] if reason.contains("did not end")),
+        "{ev:?}"
+    );
+    up.closed(at(70_000), "dropped");
+    assert_eq!(events(&mut up), [UploadEvent::Connect], "still a rotation: no backoff");
+    assert_eq!(up.stats().ack_timeouts, 1);
 }
 
 #[test]
