@@ -290,11 +290,17 @@ class Fake:
         return None
 
     async def handle(self, reader, writer):
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            # A probe of the port (the test waits for it to listen), not a request.
+            writer.close()
+            return
         self.connections += 1
         n = self.connections
         entry = {"connection": n, "fragments": [], "problems": [], "acks": []}
         try:
-            await self.serve(n, reader, writer, entry)
+            await self.serve(n, head, reader, writer, entry)
         except (ConnectionError, asyncio.IncompleteReadError) as e:
             entry["end"] = entry.get("end") or f"client went away: {e.__class__.__name__}"
         finally:
@@ -304,8 +310,7 @@ class Fake:
             except Exception:
                 pass
 
-    async def serve(self, n, reader, writer, entry):
-        head = await reader.readuntil(b"\r\n\r\n")
+    async def serve(self, n, head, reader, writer, entry):
         lines = head.decode("latin-1").split("\r\n")
         method, path, _ = lines[0].split(" ", 2)
         headers = {}

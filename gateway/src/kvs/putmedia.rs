@@ -64,10 +64,11 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// The stream's end of one PutMedia connection.
+/// The stream's end of one PutMedia connection. Dropping it aborts the connection: the task
+/// goes first (fields drop in order), so an abort never looks like a body that ended.
 pub struct Connection {
-    body: Option<mpsc::Sender<Bytes>>,
     _task: AbortOnDrop,
+    body: Option<mpsc::Sender<Bytes>>,
 }
 
 impl Connection {
@@ -84,7 +85,7 @@ impl Connection {
             let end = run(&target, headers, body_rx, tag, &events).await;
             let _ = events.send((tag, end)).await;
         });
-        Connection { body: Some(body_tx), _task: AbortOnDrop(task) }
+        Connection { _task: AbortOnDrop(task), body: Some(body_tx) }
     }
 
     /// Room for one more body frame: the permit to send it, or `None` while the connection
