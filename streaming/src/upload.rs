@@ -336,6 +336,9 @@ impl Upload {
     }
 
     fn done(&mut self) {
+        if let Conn::Down { retry_at } = &mut self.conn {
+            *retry_at = None;
+        }
         if !self.failed {
             self.failed = true; // nothing more is taken
             self.events.push_back(UploadEvent::Done);
@@ -488,7 +491,7 @@ impl Upload {
     /// When [`Upload::handle_timeout`] should run next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.conn {
-            Conn::Down { retry_at } => retry_at,
+            Conn::Down { retry_at } => retry_at.filter(|_| !self.failed),
             Conn::Open { opened_at, last_ack, .. } => {
                 let rotate = (!self.rotating).then(|| opened_at + self.cfg.rotate_after);
                 let silent = (!self.queue.is_empty()).then(|| last_ack + self.cfg.ack_timeout);
@@ -505,21 +508,22 @@ impl Upload {
 
     pub fn handle_timeout(&mut self, now: Instant) {
         match self.conn {
-            Conn::Down { retry_at: Some(at) } if now >= at => {
+            Conn::Down { retry_at: Some(at) } if now >= at && !self.failed => {
                 self.conn = Conn::Connecting;
                 self.events.push_back(UploadEvent::Connect);
             }
             Conn::Open { opened_at, last_ack, .. } => {
-                if !self.rotating && now >= opened_at + self.cfg.rotate_after {
+                // Both may be due at once: a silent connection goes, rotating or not.
+                if !self.queue.is_empty() && now >= last_ack + self.cfg.ack_timeout {
+                    let secs = self.cfg.ack_timeout.as_secs();
+                    self.stats.ack_timeouts += 1;
+                    self.abort(now, format!("no acknowledgement for {secs} s"));
+                } else if !self.rotating && now >= opened_at + self.cfg.rotate_after {
                     self.rotating = true;
                     if self.queue.is_empty() {
                         // Everything was acknowledged, so whole: nothing to wait for.
                         self.end_body(now, true);
                     }
-                } else if !self.queue.is_empty() && now >= last_ack + self.cfg.ack_timeout {
-                    let secs = self.cfg.ack_timeout.as_secs();
-                    self.stats.ack_timeouts += 1;
-                    self.abort(now, format!("no acknowledgement for {secs} s"));
                 }
             }
             Conn::Closing { rotate, since } if now >= since + self.cfg.ack_timeout => {

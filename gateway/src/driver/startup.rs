@@ -302,6 +302,7 @@ fn stream_events(
         v.streaming.clone(),
         cfg.cdr.aws_account_id.clone(),
         sinks,
+        Duration::from_secs(u64::from(cfg.streaming.putmedia_give_up_secs)),
     ))
 }
 

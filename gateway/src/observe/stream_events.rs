@@ -3,8 +3,10 @@
 //! (who the call is, its INVITE's headers) and of the relay's stream reports (when each
 //! stream started, failed, ended); the events go to the sinks of [`super::event_sinks`].
 //!
-//! A stream outlives its call by a moment (the relay closes it after the call ended), so the
-//! facts of an ended call are kept until its streams' last report, or [`ENDED_GRACE`].
+//! A stream outlives its call (the relay closes it after the call ended; a KVS upload goes on
+//! until its last fragment is acknowledged or it gives up), so the facts of an ended call are
+//! kept until its `Closed` report (sent once nothing can report on its streams any more), or
+//! [`ENDED_GRACE`].
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -20,8 +22,10 @@ use crate::cdr::user_part;
 use crate::stream::metadata::{self, CallMetadata};
 use crate::stream::report::{StreamFacts, StreamReport};
 
-/// How long an ended call's facts wait for its streams' last reports.
-pub const ENDED_GRACE: Duration = Duration::from_secs(30);
+/// How long an ended call's facts wait for its streams' last reports, at least: longer than
+/// an upload takes after its call with the default `putmedia_give_up_secs` (60 s). A longer
+/// give-up lengthens it ([`StreamEvents::new`]).
+pub const ENDED_GRACE: Duration = Duration::from_secs(300);
 /// Most calls followed at once (calls up, and ended ones in their grace); beyond it the
 /// oldest ended call is forgotten first.
 pub const MAX_FOLLOWED: usize = 200_000;
@@ -48,6 +52,7 @@ pub struct StreamEvents {
     calls: HashMap<u64, Followed>,
     /// Ended calls in the order they ended, with the moment they may be forgotten.
     ended: VecDeque<(u64, SystemTime)>,
+    grace: Duration,
     sinks: EventSinks,
 }
 
@@ -88,12 +93,16 @@ fn at_ms(ms: u64) -> SystemTime {
 }
 
 impl StreamEvents {
+    /// `give_up`: how long an upload may go on failing before its FAILED report.
     pub fn new(
         streaming: HashMap<String, ConnectorStreaming>,
         account: String,
         sinks: EventSinks,
+        give_up: Duration,
     ) -> StreamEvents {
-        StreamEvents { streaming, account, calls: HashMap::new(), ended: VecDeque::new(), sinks }
+        let grace = ENDED_GRACE.max(give_up + Duration::from_secs(120));
+        let (calls, ended) = (HashMap::new(), VecDeque::new());
+        StreamEvents { streaming, account, calls, ended, grace, sinks }
     }
 
     /// Takes a reloaded configuration, for calls that start from now.
@@ -285,7 +294,7 @@ impl Observer for StreamEvents {
             CallEvent::Ended { call, .. } => {
                 if let Some(f) = self.calls.get_mut(call) {
                     f.ended = true;
-                    self.ended.push_back((*call, seen.at.wall + ENDED_GRACE));
+                    self.ended.push_back((*call, seen.at.wall + self.grace));
                 }
             }
             CallEvent::Rejected { .. } | CallEvent::ResponseSent { .. } => {}

@@ -158,6 +158,35 @@ fn final_errors_and_a_long_outage_fail_the_stream() {
 }
 
 #[test]
+fn a_stream_that_ends_while_waiting_to_reconnect_is_done_and_asks_for_nothing_more() {
+    // Found by fuzz/kvs_upload: the backoff's timer used to ask for a connection after Done.
+    let mut up = Upload::new(cfg(), b"H".to_vec());
+    events(&mut up);
+    up.connected(at(0));
+    up.closed(at(0), "broke");
+    assert_eq!(up.poll_timeout(), Some(at(100)));
+    up.finish(at(10));
+    assert_eq!(events(&mut up), [UploadEvent::Done]);
+    assert_eq!(up.poll_timeout(), None);
+    up.handle_timeout(at(1000));
+    assert!(events(&mut up).is_empty());
+}
+
+#[test]
+fn a_rotation_and_an_ack_timeout_due_together_leave_no_timer_due() {
+    // Found by fuzz/kvs_upload: the rotation was handled and the silent connection's
+    // timer stayed in the past (a busy loop in the driver).
+    let mut up = Upload::new(cfg(), b"H".to_vec());
+    events(&mut up);
+    up.connected(at(0));
+    up.push(at(0), frag(0, b"F0"));
+    up.handle_timeout(at(80_000));
+    let ev = events(&mut up);
+    assert!(matches!(&ev[..], [UploadEvent::Abort { .. }]), "{ev:?}");
+    assert!(up.poll_timeout().is_none_or(|t| t > at(80_000)));
+}
+
+#[test]
 fn a_dead_endpoint_costs_at_most_the_buffer() {
     let mut up = Upload::new(cfg(), b"H".to_vec());
     events(&mut up);
