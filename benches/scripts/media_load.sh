@@ -9,6 +9,7 @@
 #   TARGETS="voicegw voicegw-b rtpengine" BIN_B=/path/to/other/voicegw ...   # A/B in one run
 #   TARGETS="voicegw voicegw-stream" ...   # call-audio streaming (local sink) against relaying
 #                                          # alone: CPU per call-minute, memory per call, p99
+#   TARGETS="voicegw voicegw-stream voicegw-b-stream" BIN_B=... # streaming A/B of two builds
 #
 # Bounded: each step runs SECONDS (default 5) of traffic and is killed after SECONDS+60 s.
 set -euo pipefail
@@ -33,6 +34,10 @@ run_step() { # target calls -> JSON line
   elif [ "$target" = voicegw-stream ]; then
     rm -rf "$WORK/var/kvs"
     RUST_LOG=warn "$BIN" run -c "$WORK/voicegw-stream.toml" 2>>"$WORK/voicegw-stream.log" & pid=$!
+  elif [ "$target" = voicegw-b-stream ]; then
+    # A/B of streaming: another voicegw binary with the streamed configuration.
+    rm -rf "$WORK/var/kvs"
+    RUST_LOG=warn "$BIN_B" run -c "$WORK/voicegw-stream.toml" 2>>"$WORK/voicegw-b-stream.log" & pid=$!
   elif [ "$target" = voicegw-b ]; then
     # A/B: another voicegw binary (BIN_B=path, e.g. a build of another commit) in the same run.
     RUST_LOG=warn "$BIN_B" run -c "$WORK/voicegw.toml" 2>>"$WORK/voicegw-b.log" & pid=$!
@@ -43,7 +48,7 @@ run_step() { # target calls -> JSON line
   sleep 1
   kill -0 "$pid" 2>/dev/null || { echo "$target failed to start; see $WORK/$target.log" >&2; exit 1; }
   local ip=$VG_IP; [ "$target" = rtpengine ] && ip=$RE_IP
-  local kind=$target; case "$target" in voicegw-b|voicegw-stream) kind=voicegw ;; esac
+  local kind=$target; case "$target" in voicegw-b|voicegw-stream|voicegw-b-stream) kind=voicegw ;; esac
   { timeout $(( SECS + 60 )) "$LOAD" "$kind" "$ip" "$calls" "$SECS" "$pid" 2223 || echo "{\"target\":\"$kind\",\"calls\":$calls,\"error\":true}"; } \
     | sed "s/\"target\":\"$kind\"/\"target\":\"$target\"/"
   kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
@@ -112,6 +117,9 @@ if any(t == "voicegw-stream" for (t, _) in groups):
         if ca and cb:
             print(f"  calls {n}: streamed {ca * 6000 / 1000:.1f} ms/call-min vs relayed {cb * 6000 / 1000:.1f} "
                   f"(ratio {ca / cb:.2f}); RSS/call {ra:.1f} vs {rb:.1f} KiB; p99 {pa:.0f} vs {pb:.0f} us")
+if any(t == "voicegw-b-stream" for (t, _) in groups):
+    ratios("voicegw-b-stream", "voicegw")
+    ratios("voicegw-stream", "voicegw-b-stream")
 if any(t == "voicegw-b" for (t, _) in groups):
     ratios("voicegw-b", "rtpengine")
     ratios("voicegw-b", "voicegw")

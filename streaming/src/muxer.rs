@@ -153,20 +153,36 @@ impl Muxer {
     /// Takes PCM samples; each complete 20 ms block is written at once.
     pub fn pcm(&mut self, mut samples: &[i16]) {
         while !samples.is_empty() {
+            if self.filled == 0 && samples.len() >= BLOCK_SAMPLES {
+                // Whole blocks straight from the input (20 ms packets in order: the usual
+                // case), without going through the block buffer.
+                let (block, rest) = samples.split_at(BLOCK_SAMPLES);
+                self.write_block(block);
+                samples = rest;
+                continue;
+            }
             let k = (BLOCK_SAMPLES - self.filled).min(samples.len());
             self.block[self.filled..self.filled + k].copy_from_slice(&samples[..k]);
             self.filled += k;
             samples = &samples[k..];
             if self.filled == BLOCK_SAMPLES {
-                self.write_block(BLOCK_SAMPLES);
+                self.write_buffered_block();
             }
         }
+    }
+
+    /// Writes the block buffer (whole, or the last partial block) and empties it.
+    fn write_buffered_block(&mut self) {
+        let block = self.block;
+        let n = self.filled;
+        self.filled = 0;
+        self.write_block(&block[..n]);
     }
 
     /// Ends the stream: the last partial block, then the end-of-fragment tag.
     pub fn finish(&mut self) {
         if self.filled > 0 {
-            self.write_block(self.filled);
+            self.write_buffered_block();
         }
         self.end_fragment();
     }
@@ -209,7 +225,10 @@ impl Muxer {
         });
     }
 
-    fn write_block(&mut self, n: usize) {
+    /// Writes `block` (at most one block of samples) as a SimpleBlock, in a new fragment when
+    /// the open one is full.
+    fn write_block(&mut self, block: &[i16]) {
+        let n = block.len();
         let block_ms = self.start_ms + self.samples * 1000 / RATE;
         let (cluster_ms, blocks) = match self.cluster {
             Some((tc, b)) if b < self.info.blocks_per_fragment => (tc, b),
@@ -230,12 +249,14 @@ impl Muxer {
         // At most 500 blocks of 20 ms after the cluster's start: within i16 milliseconds.
         let relative = i16::try_from(block_ms - cluster_ms).unwrap_or(i16::MAX);
         mkv::write_simple_block_head(&mut self.out, relative, n * 2);
-        for s in &self.block[..n] {
-            self.out.extend_from_slice(&s.to_le_bytes());
+        // One resize and a tight loop (the compiler vectorises it), not an `extend` per sample.
+        let at = self.out.len();
+        self.out.resize(at + n * 2, 0);
+        for (dst, s) in self.out[at..].chunks_exact_mut(2).zip(block) {
+            dst.copy_from_slice(&s.to_le_bytes());
         }
         self.cluster = Some((cluster_ms, blocks + 1));
         self.samples += n as u64;
-        self.filled = 0;
     }
 }
 

@@ -1135,3 +1135,28 @@ pub fn is_iso_ms(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() == 24 && b[4] == b'-' && b[10] == b'T' && b[19] == b'.' && b[23] == b'Z'
 }
+
+/// The audio `ffmpeg` reads from a Matroska stream's first track, written raw to `out` as
+/// 16-bit little-endian samples. Any warning fails, but the two every live KVS-shaped stream
+/// gets: no Duration (ffmpeg estimates it) and no channel layout on a mono track.
+pub fn ffmpeg_pcm(mkv: &Path, out: &Path) -> Vec<i16> {
+    let log = run_with_limit(
+        Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "warning", "-y", "-i"])
+            .arg(mkv)
+            .args(["-map", "0:a:0", "-f", "s16le", "-c", "copy"])
+            .arg(out),
+        Duration::from_secs(60),
+    );
+    let stderr = String::from_utf8_lossy(&log.stderr);
+    assert!(log.status.success(), "ffmpeg {}: {stderr}", mkv.display());
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.contains("Estimating duration from bitrate"))
+        .filter(|l| !l.starts_with("Guessed Channel Layout") || !l.ends_with(": mono"))
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert!(warnings.is_empty(), "ffmpeg warned on {}: {warnings:?}", mkv.display());
+    let bytes = std::fs::read(out).expect("pcm");
+    bytes.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect()
+}

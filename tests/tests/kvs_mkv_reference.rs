@@ -120,25 +120,6 @@ fn mkvinfo(path: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn ffmpeg_pcm(path: &Path, out: &Path) -> Vec<i16> {
-    let log = run(Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "warning", "-y", "-i"])
-        .arg(path)
-        .args(["-map", "0:a:0", "-f", "s16le", "-c", "copy"])
-        .arg(out));
-    // A live stream has no Duration (ffmpeg estimates it) and a mono track no channel layout
-    // (ffmpeg guesses mono): both are what live KVS streams look like. Anything else fails.
-    let stderr = String::from_utf8_lossy(&log.stderr);
-    let warnings: Vec<&str> = stderr
-        .lines()
-        .filter(|l| !l.contains("Estimating duration from bitrate"))
-        .filter(|l| !l.starts_with("Guessed Channel Layout") || !l.ends_with(": mono"))
-        .filter(|l| !l.trim().is_empty())
-        .collect();
-    assert!(warnings.is_empty(), "ffmpeg warned: {warnings:?}");
-    le_samples(&std::fs::read(out).expect("pcm"))
-}
-
 #[test]
 fn mkvinfo_and_ffmpeg_read_a_streamed_leg_and_get_its_audio_byte_for_byte() {
     if !harness::require("mkvinfo") || !harness::require("ffmpeg") {
@@ -181,7 +162,7 @@ fn mkvinfo_and_ffmpeg_read_a_streamed_leg_and_get_its_audio_byte_for_byte() {
         assert_eq!(info.matches("Simple block: key, track number 1").count(), 300);
         assert_eq!(info.matches("Name: TransactionId").count(), 3, "tags before each fragment");
 
-        let pcm = ffmpeg_pcm(&file, &dir.join(format!("{name}.s16")));
+        let pcm = harness::ffmpeg_pcm(&file, &dir.join(format!("{name}.s16")));
         assert_eq!(pcm.len(), leg.expected.len(), "{name}: samples");
         assert!(pcm == leg.expected, "{name}: ffmpeg's PCM differs from the G.711 decode");
         assert_eq!(leg.filled, lose.len() as u64 * 160, "{name}: only the lost packets filled");

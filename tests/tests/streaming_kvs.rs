@@ -122,28 +122,6 @@ fn kind_metric(gw: &Gateway, name: &str, kind: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// ffmpeg's reading of one connection's body: its PCM.
-fn ffmpeg_pcm(gw: &Gateway, mkv: &Path) -> Vec<i16> {
-    let raw =
-        gw.dir.join(format!("{}.s16", mkv.file_name().and_then(|n| n.to_str()).expect("name")));
-    let out = harness::run_with_limit(
-        Command::new("ffmpeg")
-            .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
-            .arg(mkv)
-            .args(["-map", "0:a:0", "-f", "s16le", "-c", "copy"])
-            .arg(&raw),
-        Duration::from_secs(30),
-    );
-    assert!(
-        out.status.success(),
-        "ffmpeg {}: {}",
-        mkv.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let bytes = std::fs::read(&raw).expect("pcm");
-    bytes.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect()
-}
-
 /// Checks a STARTED or ENDED event of a KVS stream against formats.md §8 and what the control
 /// plane and the fake saw.
 fn check_event(
@@ -286,11 +264,8 @@ fn a_streamed_call_reaches_kvs_intact_and_the_next_call_reuses_its_streams() {
         assert!(streams.iter().any(|(n, _, _)| n == stream), "{stream} is not moto's");
         assert!(fake.pcm(stream) == expected, "{stream}: the audio differs from what was played");
         let body = state.join(format!("{stream}.{}.mkv", c["connection"]));
-        assert!(
-            ffmpeg_pcm(&gw, &body) == expected,
-            "ffmpeg reads other audio in {}",
-            body.display()
-        );
+        let pcm = harness::ffmpeg_pcm(&body, &body.with_extension("s16"));
+        assert!(pcm == expected, "ffmpeg reads other audio in {}", body.display());
         let info = harness::run_with_limit(
             Command::new("mkvinfo").arg("-v").arg(&body),
             Duration::from_secs(30),

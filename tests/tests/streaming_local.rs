@@ -302,21 +302,7 @@ fn both_legs_of_a_streamed_call_become_matroska_files_with_the_audio_played() {
         fragments_per_leg
             .push((name.to_string(), info.lines().filter(|l| *l == "|+ Cluster").count() as u64));
 
-        let raw = gw.dir.join(format!("{name}.s16"));
-        let out = harness::run_with_limit(
-            Command::new("ffmpeg")
-                .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
-                .arg(file)
-                .args(["-map", "0:a:0", "-f", "s16le", "-c", "copy"])
-                .arg(&raw),
-            Duration::from_secs(30),
-        );
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let pcm: Vec<i16> = std::fs::read(&raw)
-            .expect("pcm")
-            .chunks_exact(2)
-            .map(|b| i16::from_le_bytes([b[0], b[1]]))
-            .collect();
+        let pcm = harness::ffmpeg_pcm(file, &gw.dir.join(format!("{name}.s16")));
         // Loopback loses nothing: the stream is the capture's audio, byte for byte.
         assert_eq!(pcm.len(), expected.len(), "{name}: samples");
         assert!(pcm == expected, "{name}: the streamed audio differs from what was played");
@@ -419,4 +405,46 @@ fn a_leg_with_another_codec_gives_a_failed_event_and_the_call_goes_on() {
     assert!(streams(&gw.dir.join("var/kvs"), 1).is_empty(), "no stream file");
     assert_eq!(gw.wait_process_metric("voicegw_streams_failed_total", 2.0), 2.0);
     assert!(gw.process_metric("voicegw_streams_started_total") <= 0.0);
+}
+
+/// Loss and reordering on the way in (a capture that loses 3% of its packets, repeats some and
+/// delays each by up to 45 ms, played as written): each leg's file is still read by `mkvinfo`
+/// without a warning, and `ffmpeg` returns the decode of every packet sent, in timestamp
+/// order, with silence exactly where packets never came — the silence the fill metric counts.
+#[test]
+fn loss_and_reordering_are_put_back_in_order_and_the_gaps_filled_and_counted() {
+    if !require("sipp") || !require("mkvinfo") || !require("ffmpeg") {
+        return;
+    }
+    let gw = Gateway::start("127.0.0.73", |c| {
+        format!("{c}\n[VoiceConnectors.StreamingConfiguration]\nDisabled = false\nDataRetentionInHours = 0\n\n[streaming]\njitter_hold_ms = 200\n")
+    });
+    let pcap = gw.dir.join("lossy.pcap");
+    let net = harness::pcap_gen::Network {
+        seed: 29,
+        packets: 300,
+        max_delay_ms: 45.0,
+        loss_permille: 30,
+        duplicate_permille: 10,
+    };
+    harness::pcap_gen::write_rtp_stream(&pcap, net);
+    let (expected, filled) = harness::played_pcm(&pcap);
+    assert!(filled >= 160, "the capture loses packets");
+    harness::echoed_media_call(&gw, &pcap);
+    let files = streams(&gw.dir.join("var/kvs"), 2);
+    assert_eq!(files.len(), 2, "{files:?}\n{}", gw.log());
+    // Both legs are closed once both ENDED events are written.
+    let events = event_lines(&gw.dir.join("var/streaming-events.jsonl"), 4);
+    assert_eq!(events.len(), 4, "{events:#?}");
+    for file in &files {
+        let info = Command::new("mkvinfo").arg("-v").arg(file).output().expect("mkvinfo");
+        let info = String::from_utf8_lossy(&info.stdout).into_owned();
+        assert!(info.contains("A_PCM/INT/LIT") && !info.contains("Warning"), "{info}");
+        let pcm = harness::ffmpeg_pcm(file, &file.with_extension("s16"));
+        assert_eq!(pcm.len(), expected.len(), "{}: samples", file.display());
+        assert!(pcm == expected, "{}: not the audio sent, in order, gaps silent", file.display());
+    }
+    let fill =
+        gw.wait_process_metric("voicegw_stream_fill_milliseconds_total", (2 * filled / 8) as f64);
+    assert_eq!(fill, (2 * filled / 8) as f64, "the fill is what was lost, per leg");
 }

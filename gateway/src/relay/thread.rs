@@ -18,7 +18,7 @@ use std::time::Duration;
 use std::net::UdpSocket;
 use std::os::fd::AsFd;
 
-use media::relay::{Component, Instant, Session, SessionEvent, Side, Timing, TICK};
+use media::relay::{Component, Instant, Session, SessionEvent, Side, Tap as _, Timing, TICK};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
@@ -26,6 +26,7 @@ use crate::driver::clock::Clock;
 use crate::relay::anchor::CallContext;
 use crate::relay::record::{write_record, RecordSink, RelayCmd, Snapshot, RECV_MAX};
 use crate::stream::call::{CallStreams, Streamer};
+use crate::stream::deferred::Deferred;
 use crate::stream::StreamCounters;
 
 /// The token of each thread's wake-up eventfd.
@@ -85,9 +86,13 @@ struct CallMedia {
 }
 
 impl CallMedia {
-    /// One packet through the session, shown to the streams (if any) as the session accepts it.
+    /// One packet through the session; a streamed call's accepted RTP is kept in `deferred`
+    /// for its streams, which take it after the batch was sent.
+    #[allow(clippy::too_many_arguments)]
     fn relay(
         &mut self,
+        slot: usize,
+        deferred: &mut Deferred,
         side: Side,
         component: Component,
         from: std::net::SocketAddr,
@@ -95,9 +100,11 @@ impl CallMedia {
         n: usize,
         now: Instant,
     ) -> Option<(media::relay::Forward, usize)> {
-        match &mut self.streams {
-            Some(st) => self.session.on_packet_tapped(side, component, from, buf, n, now, st),
-            None => self.session.on_packet_mut(side, component, from, buf, n, now),
+        if self.streams.is_some() {
+            let mut tap = deferred.tap(slot);
+            self.session.on_packet_tapped(side, component, from, buf, n, now, &mut tap)
+        } else {
+            self.session.on_packet_mut(side, component, from, buf, n, now)
         }
     }
 }
@@ -179,6 +186,8 @@ fn run(
     let mut free: Vec<usize> = Vec::new();
     let mut by_call: HashMap<u64, usize> = HashMap::new();
     let mut buf = [0u8; BUF];
+    // Streamed calls' RTP of the current batch, for their streams once the batch was sent.
+    let mut deferred = Deferred::default();
     let mut now = clock.now();
     // When the sessions are next visited: the earliest of their timeouts, at most TICK ahead.
     let mut next_visit = now + TICK;
@@ -251,7 +260,7 @@ fn run(
                         RelayCmd::Close => {
                             by_call.remove(&call);
                             if let Some(mut cm) = slots[slot].take() {
-                                relay_queued(&mut cm, &mut buf, now);
+                                relay_queued(&mut cm, slot, &mut deferred, &mut buf, now);
                                 if let Some(st) = &mut cm.streams {
                                     st.finish(now, &mut streamed);
                                 }
@@ -298,7 +307,8 @@ fn run(
                     continue;
                 }
             };
-            if let Some((f, len)) = cm.relay(side, component, from, &mut buf, n, now) {
+            let relayed = cm.relay(slot, &mut deferred, side, component, from, &mut buf, n, now);
+            if let Some((f, len)) = relayed {
                 let _ = cm.socks[side_sock(f.component, f.side)].send_to(&buf[..len], f.to);
                 sample += 1;
                 if sample == LATENCY_SAMPLE {
@@ -308,6 +318,12 @@ fn run(
                 }
             }
         }
+        // The batch was sent: now its streamed packets go to their streams.
+        deferred.drain(|slot, side, header, payload, at| {
+            if let Some(Some(CallMedia { streams: Some(st), .. })) = slots.get_mut(slot) {
+                st.rtp(side, header, payload, at);
+            }
+        });
         // The sessions that are due (the clock was read once for this turn above).
         if now >= next_visit {
             next_visit = now + TICK;
@@ -376,7 +392,13 @@ const CLOSE_DRAIN_MAX: usize = 512;
 /// Relays (and counts) what already waits in a closing call's sockets: packets that arrived
 /// before the BYE was handled belong to the call and its last record, however busy the
 /// machine was.
-fn relay_queued(cm: &mut CallMedia, buf: &mut [u8; BUF], now: Instant) {
+fn relay_queued(
+    cm: &mut CallMedia,
+    slot: usize,
+    deferred: &mut Deferred,
+    buf: &mut [u8; BUF],
+    now: Instant,
+) {
     for (idx, side, component) in [
         (0, Side::A, Component::Rtp),
         (1, Side::A, Component::Rtcp),
@@ -385,11 +407,16 @@ fn relay_queued(cm: &mut CallMedia, buf: &mut [u8; BUF], now: Instant) {
     ] {
         for _ in 0..CLOSE_DRAIN_MAX {
             let Ok((n, from)) = cm.socks[idx].recv_from(&mut buf[..RECV_MAX]) else { break };
-            if let Some((f, len)) = cm.relay(side, component, from, buf, n, now) {
+            if let Some((f, len)) = cm.relay(slot, deferred, side, component, from, buf, n, now) {
                 let _ = cm.socks[side_sock(f.component, f.side)].send_to(&buf[..len], f.to);
             }
         }
     }
+    deferred.drain(|_, side, header, payload, at| {
+        if let Some(st) = &mut cm.streams {
+            st.rtp(side, header, payload, at);
+        }
+    });
 }
 
 /// A call's packets from rejected sources since the last report (for the metrics); logs the

@@ -5,6 +5,7 @@
 //! stream. Nothing here runs per packet but the jitter buffer and the muxer (no allocation).
 
 pub mod call;
+pub mod deferred;
 pub mod leg;
 pub mod local;
 pub mod metadata;
