@@ -18,7 +18,7 @@ use std::time::Duration;
 use std::net::UdpSocket;
 use std::os::fd::AsFd;
 
-use media::relay::{Component, Instant, Session, SessionEvent, Side, Tap as _, Timing, TICK};
+use media::relay::{Component, Instant, Session, SessionEvent, Side, Timing, TICK};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
@@ -27,7 +27,7 @@ use crate::relay::anchor::CallContext;
 use crate::relay::record::{write_record, RecordSink, RelayCmd, Snapshot, RECV_MAX};
 use crate::stream::call::{CallStreams, Streamer};
 use crate::stream::deferred::Deferred;
-use crate::stream::StreamCounters;
+use crate::stream::worker::Worker;
 
 /// The token of each thread's wake-up eventfd.
 const WAKER: u64 = u64::MAX;
@@ -81,17 +81,16 @@ struct CallMedia {
     last: Snapshot,
     /// Packets from rejected sources already counted in the metrics.
     rejected_reported: u64,
-    /// The call's audio streams, when its voice connector streams.
-    streams: Option<CallStreams>,
+    /// The call's audio is streamed (its streams live on the thread's streaming worker).
+    streamed: bool,
 }
 
 impl CallMedia {
     /// One packet through the session; a streamed call's accepted RTP is kept in `deferred`
-    /// for its streams, which take it after the batch was sent.
+    /// for its streams, which take it on the streaming worker after the turn.
     #[allow(clippy::too_many_arguments)]
     fn relay(
         &mut self,
-        slot: usize,
         deferred: &mut Deferred,
         side: Side,
         component: Component,
@@ -100,8 +99,8 @@ impl CallMedia {
         n: usize,
         now: Instant,
     ) -> Option<(media::relay::Forward, usize)> {
-        if self.streams.is_some() {
-            let mut tap = deferred.tap(slot);
+        if self.streamed {
+            let mut tap = deferred.tap(self.ctx.call);
             self.session.on_packet_tapped(side, component, from, buf, n, now, &mut tap)
         } else {
             self.session.on_packet_mut(side, component, from, buf, n, now)
@@ -135,11 +134,12 @@ pub fn start(
             .map_err(std::io::Error::from)?;
         let (tx, rx) = channel();
         let silent = silent.clone();
+        let worker = Worker::start(format!("voicegw-stream-{i}"), clock, registry.clone())?;
         let thread_waker = waker.clone();
         let registry = registry.clone();
         let streamer = streamer.clone();
         std::thread::Builder::new().name(format!("voicegw-media-{i}")).spawn(move || {
-            run(clock, epoll, thread_waker, rx, timing, silent, registry, streamer)
+            run(clock, epoll, thread_waker, rx, timing, silent, registry, streamer, worker)
         })?;
         threads.push((tx, waker, Arc::new(AtomicBool::new(false))));
     }
@@ -173,12 +173,11 @@ fn run(
     silent: tokio::sync::mpsc::Sender<u64>,
     registry: Arc<std::sync::Mutex<metrics::Registry>>,
     streamer: Streamer,
+    worker: Worker,
 ) {
     let mut latency = metrics::Latency::new();
     // Packets from rejected sources not yet added to the metrics (once a second, one lock).
     let mut rejected = 0u64;
-    // What this thread's streams did since they were last added to the metrics.
-    let mut streamed = StreamCounters::default();
     let mut sample = 0u32;
     let mut events = [EpollEvent::empty(); 1024];
     // Calls live in slots; a socket's token is slot * 4 + socket index.
@@ -186,7 +185,7 @@ fn run(
     let mut free: Vec<usize> = Vec::new();
     let mut by_call: HashMap<u64, usize> = HashMap::new();
     let mut buf = [0u8; BUF];
-    // Streamed calls' RTP of the current batch, for their streams once the batch was sent.
+    // Streamed calls' RTP of the current turn, for the streaming worker once it was sent.
     let mut deferred = Deferred::default();
     let mut now = clock.now();
     // When the sessions are next visited: the earliest of their timeouts, at most TICK ahead.
@@ -230,10 +229,14 @@ fn run(
                     if let Some(t) = session.poll_timeout() {
                         next_visit = next_visit.min(t);
                     }
-                    let streams = ctx
-                        .stream
-                        .as_ref()
-                        .map(|spec| CallStreams::new(&ctx, spec, streamer.clone()));
+                    let streamed = match ctx.stream.as_ref() {
+                        Some(spec) => {
+                            let streams = CallStreams::new(&ctx, spec, streamer.clone());
+                            worker.open(ctx.call, streams);
+                            true
+                        }
+                        None => false,
+                    };
                     slots[slot] = Some(CallMedia {
                         ctx,
                         socks,
@@ -241,7 +244,7 @@ fn run(
                         sink: sink.map(|s| *s),
                         last: Snapshot::default(),
                         rejected_reported: 0,
-                        streams,
+                        streamed,
                     });
                 }
                 MediaCmd::Call { call, cmd } => {
@@ -260,9 +263,10 @@ fn run(
                         RelayCmd::Close => {
                             by_call.remove(&call);
                             if let Some(mut cm) = slots[slot].take() {
-                                relay_queued(&mut cm, slot, &mut deferred, &mut buf, now);
-                                if let Some(st) = &mut cm.streams {
-                                    st.finish(now, &mut streamed);
+                                relay_queued(&mut cm, &mut deferred, &mut buf, now);
+                                if cm.streamed {
+                                    worker.batch(&mut deferred);
+                                    worker.close(call, now);
                                 }
                                 rejected += report_rejected(&mut cm);
                                 write_record(
@@ -307,7 +311,7 @@ fn run(
                     continue;
                 }
             };
-            let relayed = cm.relay(slot, &mut deferred, side, component, from, &mut buf, n, now);
+            let relayed = cm.relay(&mut deferred, side, component, from, &mut buf, n, now);
             if let Some((f, len)) = relayed {
                 let _ = cm.socks[side_sock(f.component, f.side)].send_to(&buf[..len], f.to);
                 sample += 1;
@@ -318,19 +322,12 @@ fn run(
                 }
             }
         }
-        // The batch was sent: now its streamed packets go to their streams.
-        deferred.drain(|slot, side, header, payload, at| {
-            if let Some(Some(CallMedia { streams: Some(st), .. })) = slots.get_mut(slot) {
-                st.rtp(side, header, payload, at);
-            }
-        });
+        // The turn's packets were sent: their streamed payloads go to the worker.
+        worker.batch(&mut deferred);
         // The sessions that are due (the clock was read once for this turn above).
         if now >= next_visit {
             next_visit = now + TICK;
             for cm in slots.iter_mut().flatten() {
-                if let Some(st) = &mut cm.streams {
-                    st.visit(now, &mut streamed);
-                }
                 if cm.session.poll_timeout().is_some_and(|t| t <= now) {
                     cm.session.handle_timeout(now);
                     while let Some(ev) = cm.session.poll_event() {
@@ -345,11 +342,8 @@ fn run(
             // Sessions whose timers fall close together are visited together (each visit walks
             // every session of the thread), each timer at most VISIT_SLACK late.
             next_visit = next_visit.max(now + VISIT_SLACK);
-            if latency.count() > 0 || rejected > 0 || !streamed.is_empty() {
+            if latency.count() > 0 || rejected > 0 {
                 let mut r = registry.lock().unwrap_or_else(|e| e.into_inner());
-                if !streamed.is_empty() {
-                    streamed.report(&mut r);
-                }
                 let labels = metrics::Labels::default();
                 if latency.count() > 0 {
                     r.merge_latency(metrics::names::RELAY_LATENCY_SECONDS, &labels, &latency);
@@ -392,13 +386,7 @@ const CLOSE_DRAIN_MAX: usize = 512;
 /// Relays (and counts) what already waits in a closing call's sockets: packets that arrived
 /// before the BYE was handled belong to the call and its last record, however busy the
 /// machine was.
-fn relay_queued(
-    cm: &mut CallMedia,
-    slot: usize,
-    deferred: &mut Deferred,
-    buf: &mut [u8; BUF],
-    now: Instant,
-) {
+fn relay_queued(cm: &mut CallMedia, deferred: &mut Deferred, buf: &mut [u8; BUF], now: Instant) {
     for (idx, side, component) in [
         (0, Side::A, Component::Rtp),
         (1, Side::A, Component::Rtcp),
@@ -407,16 +395,11 @@ fn relay_queued(
     ] {
         for _ in 0..CLOSE_DRAIN_MAX {
             let Ok((n, from)) = cm.socks[idx].recv_from(&mut buf[..RECV_MAX]) else { break };
-            if let Some((f, len)) = cm.relay(slot, deferred, side, component, from, buf, n, now) {
+            if let Some((f, len)) = cm.relay(deferred, side, component, from, buf, n, now) {
                 let _ = cm.socks[side_sock(f.component, f.side)].send_to(&buf[..len], f.to);
             }
         }
     }
-    deferred.drain(|_, side, header, payload, at| {
-        if let Some(st) = &mut cm.streams {
-            st.rtp(side, header, payload, at);
-        }
-    });
 }
 
 /// A call's packets from rejected sources since the last report (for the metrics); logs the

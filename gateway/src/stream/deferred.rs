@@ -1,9 +1,7 @@
-//! Streaming's work, kept until a relay thread's batch of packets was sent: during the batch
-//! the tap only copies each accepted RTP payload of a streamed call into a reused arena; after
-//! the last packet of the batch went out, the copies go through their legs' jitter buffers and
-//! muxers. So a packet never waits for the decoding and muxing of the packets read before it
-//! in the same batch (under load a batch holds hundreds), and nothing is allocated per packet
-//! once the arena has grown to the largest batch.
+//! The RTP payloads a relay thread's streamed calls accepted in one turn: the tap only copies
+//! each into an arena, which goes to the streaming worker ([`super::worker`]) once the turn's
+//! packets were sent; there they go through their legs' jitter buffers and muxers. Arenas are
+//! reused, so nothing is allocated per packet once they have grown to the largest turn.
 
 use common::Instant;
 use media::relay::{Side, Tap};
@@ -11,7 +9,7 @@ use media::rtp::RtpHeader;
 
 /// One payload kept for its call's streams.
 struct Item {
-    slot: usize,
+    call: u64,
     side: Side,
     /// The packet's header, its payload moved to `start` in the arena (offset 0 there).
     header: RtpHeader,
@@ -33,27 +31,41 @@ impl Default for Deferred {
 }
 
 impl Deferred {
-    /// The tap that keeps the packets of the call in `slot`.
-    pub fn tap(&mut self, slot: usize) -> Collect<'_> {
-        Collect { deferred: self, slot }
+    /// The tap that keeps the packets of call `call`.
+    pub fn tap(&mut self, call: u64) -> Collect<'_> {
+        Collect { deferred: self, call }
     }
 
-    /// Hands every kept payload, in order, to `f` (slot, side, header, payload, arrival), and
-    /// empties the arena for the next batch.
-    pub fn drain(&mut self, mut f: impl FnMut(usize, Side, &RtpHeader, &[u8], Instant)) {
-        for item in &self.items {
-            let payload = &self.arena[item.start..item.start + item.header.payload_len];
-            f(item.slot, item.side, &item.header, payload, item.now);
-        }
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Bytes of payload kept.
+    pub fn payload_bytes(&self) -> usize {
+        self.arena.len()
+    }
+
+    /// Forgets what was kept (the arena keeps its room).
+    pub fn clear(&mut self) {
         self.items.clear();
         self.arena.clear();
+    }
+
+    /// Hands every kept payload, in order, to `f` (call, side, header, payload, arrival), and
+    /// empties the arena for reuse.
+    pub fn drain(&mut self, mut f: impl FnMut(u64, Side, &RtpHeader, &[u8], Instant)) {
+        for item in &self.items {
+            let payload = &self.arena[item.start..item.start + item.header.payload_len];
+            f(item.call, item.side, &item.header, payload, item.now);
+        }
+        self.clear();
     }
 }
 
 /// [`Deferred`]'s tap for one call.
 pub struct Collect<'a> {
     deferred: &'a mut Deferred,
-    slot: usize,
+    call: u64,
 }
 
 impl Tap for Collect<'_> {
@@ -67,7 +79,7 @@ impl Tap for Collect<'_> {
         let start = d.arena.len();
         d.arena.extend_from_slice(payload);
         let header = RtpHeader { payload_offset: 0, ..*header };
-        d.items.push(Item { slot: self.slot, side, header, start, now });
+        d.items.push(Item { call: self.call, side, header, start, now });
     }
 }
 
@@ -86,10 +98,12 @@ mod tests {
         packet[12] = 0x55;
         d.tap(5).rtp(Side::B, &h, &packet, t);
         let mut got = Vec::new();
-        d.drain(|slot, side, h, payload, _| {
+        assert_eq!((d.is_empty(), d.payload_bytes()), (false, 320));
+        d.drain(|call, side, h, payload, _| {
             assert_eq!((h.payload_offset, h.payload_len, payload.len()), (0, 160, 160));
-            got.push((slot, side, payload[0]));
+            got.push((call, side, payload[0]));
         });
+        assert!(d.is_empty());
         assert_eq!(got, [(3, Side::A, 0xd5), (5, Side::B, 0x55)]);
         let capacity = d.arena.capacity();
         d.drain(|_, _, _, _, _| panic!("drained once"));

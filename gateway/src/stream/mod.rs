@@ -1,8 +1,9 @@
 //! Call audio streaming, the IO side of the `streaming` crate: each streamed call's two legs
-//! become two streams (`isCaller` true for A, false for B). The relay thread feeds them the
-//! RTP its session accepted ([`call::CallStreams`] is the session's `Tap`) and hands what they
-//! muxed to the sink at each visit; the local sink ([`local`]) writes one Matroska file per
-//! stream. Nothing here runs per packet but the jitter buffer and the muxer (no allocation).
+//! become two streams (`isCaller` true for A, false for B). The relay thread copies the RTP
+//! payloads its sessions accepted ([`deferred`]) and hands them, once per turn, to its
+//! streaming [`worker`], where [`call::CallStreams`] put them through each leg's jitter buffer
+//! and muxer and hand what they muxed to the sink: the local sink ([`local`], one Matroska file
+//! per stream) or KVS (`crate::kvs::uploader`). Nothing is allocated per packet.
 
 pub mod call;
 pub mod deferred;
@@ -10,6 +11,7 @@ pub mod leg;
 pub mod local;
 pub mod metadata;
 pub mod report;
+pub mod worker;
 
 use std::time::Duration;
 
