@@ -5,9 +5,9 @@
 //! another core when there is one, so they neither delay a packet of the batch nor make the
 //! relay's next turn start later (which made its batches, and its latency, grow).
 //!
-//! The worker wakes every [`PERIOD`] and takes what queued (the relay never wakes it: no
-//! system call per turn), visits its streams and, once a second, adds what they did to the
-//! metrics. Opens and closes are never dropped; arenas in flight are bounded
+//! While it has streamed calls the worker wakes every [`PERIOD`] and takes what queued (the
+//! relay never wakes it: no system call per turn), visits its streams and, once a second, adds
+//! what they did to the metrics; with none it sleeps until a call opens. Opens and closes are never dropped; arenas in flight are bounded
 //! ([`MAX_IN_FLIGHT`]): past it the relay drops a batch and counts it, and the legs fill
 //! the gap with silence. Emptied arenas go back to the relay thread for reuse, so nothing is
 //! allocated per turn.
@@ -108,9 +108,22 @@ fn run(
     let mut next_visit = clock.now();
     let mut next_report = clock.now() + Duration::from_secs(1);
     loop {
-        std::thread::sleep(PERIOD);
+        // With no streamed call, nothing comes but an open: wait for it (no idle wake-ups).
+        let mut first = None;
+        if calls.is_empty() && counters.is_empty() {
+            match rx.recv() {
+                Ok(w) => first = Some(w),
+                Err(_) => return,
+            }
+        } else {
+            std::thread::sleep(PERIOD);
+        }
         loop {
-            match rx.try_recv() {
+            let work = match first.take() {
+                Some(w) => Ok(w),
+                None => rx.try_recv(),
+            };
+            match work {
                 Ok(Work::Open { call, streams }) => {
                     calls.insert(call, streams);
                 }
