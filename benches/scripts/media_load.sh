@@ -10,13 +10,16 @@
 #   TARGETS="voicegw voicegw-stream" ...   # call-audio streaming (local sink) against relaying
 #                                          # alone: CPU per call-minute, memory per call, p99
 #   TARGETS="voicegw voicegw-stream voicegw-b-stream" BIN_B=... # streaming A/B of two builds
+#   TARGETS="voicegw voicegw-stream voicegw-kvs" ...  # the same streams sent to KVS: moto's
+#                                          # control plane and the fake PutMedia data plane
+#                                          # (tests/fakes/kvs_putmedia.py), on this machine
 #
 # Bounded: each step runs SECONDS (default 5) of traffic and is killed after SECONDS+60 s.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SECS="${1:-5}"; shift || true
 STEPS=("$@"); [ ${#STEPS[@]} -gt 0 ] || STEPS=(50 100 200 400 800)
-VG_IP=127.0.0.60; RE_IP=127.0.0.61
+VG_IP=127.0.0.60; RE_IP=127.0.0.61; KVS_IP=127.0.0.62
 WORK="$(mktemp -d /tmp/voicegw-media-load.XXXXXX)"
 case " ${TARGETS:-voicegw rtpengine} " in *" rtpengine "*)
   command -v rtpengine >/dev/null || { echo "rtpengine not installed (apt-get install rtpengine-daemon)" >&2; exit 1; } ;;
@@ -27,6 +30,16 @@ sed -e "s/127.0.0.1/$VG_IP/g" -e "s|dir = \"./var\"|dir = \"$WORK/var\"|" config
 # The same gateway with its voice connector's calls streamed (both legs, local Matroska files).
 { cat "$WORK/voicegw.toml"; printf '\n[VoiceConnectors.StreamingConfiguration]\nDisabled = false\nDataRetentionInHours = 0\n'; } > "$WORK/voicegw-stream.toml"
 
+# The same streams to Kinesis Video Streams: moto and the fake data plane, started once.
+{ cat "$WORK/voicegw-stream.toml"; printf '\n[streaming]\nsink = "kvs"\nregion = "us-east-1"\nkvs_endpoint = "http://%s:5055"\ndata_endpoint = "http://%s:18100"\n' "$KVS_IP" "$KVS_IP"; } > "$WORK/voicegw-kvs.toml" 2>/dev/null || true
+case " ${TARGETS:-} " in *" voicegw-kvs "*)
+  moto_server -H "$KVS_IP" -p 5055 >"$WORK/moto.log" 2>&1 & MOTO=$!
+  python3 tests/fakes/kvs_putmedia.py --listen "$KVS_IP:18100" --state "$WORK/fake-kvs" --no-store \
+    --limit-secs 7200 >"$WORK/fake-kvs.log" 2>&1 & FAKE=$!
+  trap 'kill $MOTO $FAKE 2>/dev/null || true' EXIT
+  sleep 3 ;;
+esac
+
 run_step() { # target calls -> JSON line
   local target=$1 calls=$2 pid
   if [ "$target" = voicegw ]; then
@@ -34,6 +47,10 @@ run_step() { # target calls -> JSON line
   elif [ "$target" = voicegw-stream ]; then
     rm -rf "$WORK/var/kvs"
     RUST_LOG=warn "$BIN" run -c "$WORK/voicegw-stream.toml" 2>>"$WORK/voicegw-stream.log" & pid=$!
+  elif [ "$target" = voicegw-kvs ]; then
+    AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_EC2_METADATA_DISABLED=true \
+      AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null RUST_LOG=warn \
+      "$BIN" run -c "$WORK/voicegw-kvs.toml" 2>>"$WORK/voicegw-kvs.log" & pid=$!
   elif [ "$target" = voicegw-b-stream ]; then
     # A/B of streaming: another voicegw binary with the streamed configuration.
     rm -rf "$WORK/var/kvs"
@@ -48,7 +65,7 @@ run_step() { # target calls -> JSON line
   sleep 1
   kill -0 "$pid" 2>/dev/null || { echo "$target failed to start; see $WORK/$target.log" >&2; exit 1; }
   local ip=$VG_IP; [ "$target" = rtpengine ] && ip=$RE_IP
-  local kind=$target; case "$target" in voicegw-b|voicegw-stream|voicegw-b-stream) kind=voicegw ;; esac
+  local kind=$target; case "$target" in voicegw-b|voicegw-stream|voicegw-b-stream|voicegw-kvs) kind=voicegw ;; esac
   { timeout $(( SECS + 60 )) "$LOAD" "$kind" "$ip" "$calls" "$SECS" "$pid" 2223 || echo "{\"target\":\"$kind\",\"calls\":$calls,\"error\":true}"; } \
     | sed "s/\"target\":\"$kind\"/\"target\":\"$target\"/"
   kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
@@ -117,6 +134,16 @@ if any(t == "voicegw-stream" for (t, _) in groups):
         if ca and cb:
             print(f"  calls {n}: streamed {ca * 6000 / 1000:.1f} ms/call-min vs relayed {cb * 6000 / 1000:.1f} "
                   f"(ratio {ca / cb:.2f}); RSS/call {ra:.1f} vs {rb:.1f} KiB; p99 {pa:.0f} vs {pb:.0f} us")
+if any(t == "voicegw-kvs" for (t, _) in groups):
+    ratios("voicegw-kvs", "voicegw")
+    print("\nstreaming to KVS (decode + mux + PutMedia; the fake's own CPU not counted): per call-minute and memory per call")
+    for n in sorted({n for (_, n) in groups}):
+        a, b = groups.get(("voicegw-kvs", n), []), groups.get(("voicegw", n), [])
+        ca, cb = med(a, "cpu_us_per_packet"), med(b, "cpu_us_per_packet")
+        ra, rb = med(a, "rss_kib_per_call"), med(b, "rss_kib_per_call")
+        if ca and cb:
+            print(f"  calls {n}: {ca * 6000 / 1000:.1f} ms/call-min vs relayed {cb * 6000 / 1000:.1f} "
+                  f"(ratio {ca / cb:.2f}); RSS/call {ra:.1f} vs {rb:.1f} KiB")
 if any(t == "voicegw-b-stream" for (t, _) in groups):
     ratios("voicegw-b-stream", "voicegw")
     ratios("voicegw-stream", "voicegw-b-stream")

@@ -17,6 +17,7 @@ Faults to inject (each `--flag N:...` counts connections from 1, over the whole 
   --disconnect N:K         on connection N, drop the TCP connection after the K-th fragment
   --ack-delay MS           hold every acknowledgement back for MS milliseconds
   --no-persist             the stream keeps no data: no PERSISTED acks
+  --no-store               keep no bodies and no PCM, log only (load runs)
 
 What it saw goes to --state DIR: `log.jsonl` (one line per connection: the stream, whether the
 head and the signature were right, every fragment with its timecode, tags and blocks, what was
@@ -350,7 +351,7 @@ class Fake:
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
         await writer.drain()
 
-        body_file = open(os.path.join(self.args.state, f"{stream}.{n}.mkv"), "wb")
+        body_file = None if self.args.no_store else open(os.path.join(self.args.state, f"{stream}.{n}.mkv"), "wb")
         acks = asyncio.Queue()
         dropped = asyncio.Event()
         count = {"fragments": 0}
@@ -370,8 +371,9 @@ class Fake:
                 {"timecode": c["timecode"], "blocks": len(c["blocks"]), "tags": c["tags"],
                  "samples": sum(len(b) for _, b in c["blocks"]) // 2}
             )
-            for rel, payload in c["blocks"]:
-                pcm[c["timecode"] + rel] = payload
+            if not self.args.no_store:
+                for rel, payload in c["blocks"]:
+                    pcm[c["timecode"] + rel] = payload
             if n in self.error_ack and self.error_ack[n][0] == k:
                 ack({"EventType": "ERROR", "FragmentTimecode": c["timecode"], "ErrorId": self.error_ack[n][1]})
                 acks.put_nowait(None)  # end the response
@@ -425,7 +427,8 @@ class Fake:
                     break
                 data = await reader.readexactly(size)
                 await reader.readexactly(2)
-                body_file.write(data)
+                if body_file:
+                    body_file.write(data)
                 mkv.feed(data)
                 if dropped.is_set():
                     entry["end"] = "dropped (injected)"
@@ -436,12 +439,14 @@ class Fake:
                     entry["end"] = "response ended after an error ack"
                     break
         finally:
-            body_file.close()
+            if body_file:
+                body_file.close()
             entry["problems"] += mkv.problems
             entry["tracks"] = mkv.tracks
             entry["codec"] = mkv.codec
             entry["end_of_fragment_tags"] = mkv.eofr
-            self.write_pcm(stream)
+            if not self.args.no_store:
+                self.write_pcm(stream)
         if not sender.done():
             acks.put_nowait(None)
             await sender
@@ -477,6 +482,7 @@ async def main():
     p.add_argument("--disconnect", action="append", default=[])
     p.add_argument("--ack-delay", type=int, default=0)
     p.add_argument("--no-persist", action="store_true")
+    p.add_argument("--no-store", action="store_true")
     p.add_argument("--limit-secs", type=int, default=600)
     args = p.parse_args()
     fake = Fake(args)
