@@ -123,27 +123,21 @@ def ratios(a, b):
                      if not x.get("error") and not y.get("error") and x.get("cpu_us_per_packet") and y.get("cpu_us_per_packet")]
             print(f"  calls {n}: {mv / mr:.2f}  [{', '.join(f'{x:.2f}' for x in pairs)}]")
 ratios("voicegw", "rtpengine")
-if any(t == "voicegw-stream" for (t, _) in groups):
-    ratios("voicegw-stream", "voicegw")
-    print("\nstreaming's cost (medians): CPU per call-minute (6000 packets: 50/s each way) and memory per call")
+def cost(target, what):
+    ratios(target, "voicegw")
+    print(f"\n{what} (medians): CPU per call-minute (6000 packets: 50/s each way), memory per call, p99")
     for n in sorted({n for (_, n) in groups}):
-        a, b = groups.get(("voicegw-stream", n), []), groups.get(("voicegw", n), [])
+        a, b = groups.get((target, n), []), groups.get(("voicegw", n), [])
         ca, cb = med(a, "cpu_us_per_packet"), med(b, "cpu_us_per_packet")
         ra, rb = med(a, "rss_kib_per_call"), med(b, "rss_kib_per_call")
         pa, pb = med(a, "latency_p99_us"), med(b, "latency_p99_us")
         if ca and cb:
-            print(f"  calls {n}: streamed {ca * 6000 / 1000:.1f} ms/call-min vs relayed {cb * 6000 / 1000:.1f} "
-                  f"(ratio {ca / cb:.2f}); RSS/call {ra:.1f} vs {rb:.1f} KiB; p99 {pa:.0f} vs {pb:.0f} us")
-if any(t == "voicegw-kvs" for (t, _) in groups):
-    ratios("voicegw-kvs", "voicegw")
-    print("\nstreaming to KVS (decode + mux + PutMedia; the fake's own CPU not counted): per call-minute and memory per call")
-    for n in sorted({n for (_, n) in groups}):
-        a, b = groups.get(("voicegw-kvs", n), []), groups.get(("voicegw", n), [])
-        ca, cb = med(a, "cpu_us_per_packet"), med(b, "cpu_us_per_packet")
-        ra, rb = med(a, "rss_kib_per_call"), med(b, "rss_kib_per_call")
-        if ca and cb:
             print(f"  calls {n}: {ca * 6000 / 1000:.1f} ms/call-min vs relayed {cb * 6000 / 1000:.1f} "
-                  f"(ratio {ca / cb:.2f}); RSS/call {ra:.1f} vs {rb:.1f} KiB")
+                  f"(ratio {ca / cb:.2f}); RSS/call {ra:.1f} vs {rb:.1f} KiB; p99 {pa:.0f} vs {pb:.0f} us")
+if any(t == "voicegw-stream" for (t, _) in groups):
+    cost("voicegw-stream", "streaming to local files")
+if any(t == "voicegw-kvs" for (t, _) in groups):
+    cost("voicegw-kvs", "streaming to KVS (decode + mux + PutMedia; the fake's own CPU not counted)")
 if any(t == "voicegw-b-stream" for (t, _) in groups):
     ratios("voicegw-b-stream", "voicegw")
     ratios("voicegw-stream", "voicegw-b-stream")
