@@ -18,6 +18,7 @@ Faults to inject (each `--flag N:...` counts connections from 1, over the whole 
   --ack-delay MS           hold every acknowledgement back for MS milliseconds
   --no-persist             the stream keeps no data: no PERSISTED acks
   --no-store               keep no bodies and no PCM, log only (load runs)
+  --tls-cert PEM --tls-key PEM   serve HTTPS (as KVS endpoints do) instead of HTTP
 
 What it saw goes to --state DIR: `log.jsonl` (one line per connection: the stream, whether the
 head and the signature were right, every fragment with its timecode, tags and blocks, what was
@@ -293,8 +294,9 @@ class Fake:
     async def handle(self, reader, writer):
         try:
             head = await reader.readuntil(b"\r\n\r\n")
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            # A probe of the port (the test waits for it to listen), not a request.
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
+            # A probe of the port (the test waits for it to listen), or a TLS client that
+            # refused the certificate: not a request.
             writer.close()
             return
         self.connections += 1
@@ -483,11 +485,19 @@ async def main():
     p.add_argument("--ack-delay", type=int, default=0)
     p.add_argument("--no-persist", action="store_true")
     p.add_argument("--no-store", action="store_true")
+    p.add_argument("--tls-cert")
+    p.add_argument("--tls-key")
     p.add_argument("--limit-secs", type=int, default=600)
     args = p.parse_args()
     fake = Fake(args)
     host, port = args.listen.rsplit(":", 1)
-    server = await asyncio.start_server(fake.handle, host, int(port))
+    tls = None
+    if args.tls_cert:
+        import ssl
+
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
+    server = await asyncio.start_server(fake.handle, host, int(port), ssl=tls)
     print("listening", flush=True)
     async with server:
         try:

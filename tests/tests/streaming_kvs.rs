@@ -431,3 +431,119 @@ fn a_stream_kvs_refuses_gives_a_failed_event_and_the_call_goes_on() {
         assert!(!gw.log().contains(secret) && !text.contains(secret), "{secret}");
     }
 }
+
+/// A CA and a certificate for `ip` signed by it (openssl), in `dir`: (ca.pem, cert.pem, key.pem).
+fn test_ca(dir: &Path, ip: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let p = |n: &str| dir.join(n);
+    let run = |args: &[&str]| {
+        let out = harness::run_with_limit(
+            Command::new("openssl").args(args).current_dir(dir),
+            Duration::from_secs(60),
+        );
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    std::fs::write(p("leaf.ext"), format!("subjectAltName=IP:{ip}\nbasicConstraints=CA:FALSE\n"))
+        .expect("ext");
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=voicegw test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/CN=fake kvs",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "cert.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "leaf.ext",
+    ]);
+    (p("ca.pem"), p("cert.pem"), p("key.pem"))
+}
+
+/// KVS endpoints are HTTPS: PutMedia goes over TLS to an endpoint whose certificate the
+/// system's roots (here `SSL_CERT_FILE`, a test CA) vouch for; an endpoint they do not vouch
+/// for is never sent a byte, and the legs fail with the TLS error once the give-up time passed.
+#[test]
+fn putmedia_goes_over_tls_and_an_unknown_certificate_is_refused() {
+    if !peers() || !require("openssl") {
+        return;
+    }
+    let ip = "127.0.0.74";
+    let _moto = Moto::start("127.0.0.74:5909");
+    let state = std::env::temp_dir().join(format!("voicegw-fake-kvs-{}-d", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    std::fs::create_dir_all(&state).expect("state");
+    let (ca, cert, key) = test_ca(&state, ip);
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let fake =
+        FakeKvs::start("127.0.0.74:18094", &state, &["--tls-cert", &cert, "--tls-key", &key]);
+    let ca = ca.display().to_string();
+    let mut env: Vec<(&str, &str)> = FAKE_AWS_ENV.to_vec();
+    env.extend([
+        ("AWS_CONFIG_FILE", "/dev/null"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+        ("SSL_CERT_FILE", ca.as_str()),
+    ]);
+    let streaming = format!(
+        "\n[VoiceConnectors.StreamingConfiguration]\nDisabled = false\nDataRetentionInHours = 1\n\n[streaming]\nsink = \"kvs\"\nregion = \"us-east-1\"\nkvs_endpoint = \"http://127.0.0.74:5909\"\ndata_endpoint = \"https://{ip}:18094\"\nputmedia_give_up_secs = 5\n"
+    );
+    let mut gw = Gateway::start_with_env(ip, &env, |c| format!("{c}{streaming}"));
+    let (pcap, _, _) = harness::g711a_capture(&gw.dir);
+    let (expected, _) = harness::played_pcm(&pcap);
+    harness::echoed_media_call(&gw, &pcap);
+    let evs = events(&gw, 4, Duration::from_secs(30));
+    let ended = evs.iter().filter(|e| status(e) == "ENDED").count();
+    assert_eq!((evs.len(), ended), (4, 2), "{evs:#?}\n{}\n{}", gw.log(), fake.stderr());
+    let log = fake.log();
+    assert_eq!(log.len(), 2, "{log:#?}");
+    for c in &log {
+        assert_eq!((&c["signature_ok"], &c["end"]), (&true.into(), &"body ended".into()), "{c:#}");
+        assert!(fake.pcm(c["stream"].as_str().unwrap()) == expected, "the audio over TLS");
+    }
+    let _ = gw.terminate(Duration::from_secs(20));
+
+    // The same endpoint, with only the system's usual roots: the certificate is unknown.
+    let env: Vec<(&str, &str)> = env.into_iter().filter(|(k, _)| *k != "SSL_CERT_FILE").collect();
+    let gw = Gateway::start_with_env("127.0.0.75", &env, |c| format!("{c}{streaming}"));
+    harness::echoed_media_call(&gw, &pcap);
+    let evs = events(&gw, 2, Duration::from_secs(30));
+    assert_eq!(evs.len(), 2, "{evs:#?}\n{}", gw.log());
+    for e in &evs {
+        assert_eq!(status(e), "FAILED", "{e}");
+        let reason = e["detail"]["failureReason"].as_str().unwrap_or_default();
+        assert!(reason.contains("TLS") && reason.contains("has not worked for 5 s"), "{reason}");
+    }
+    assert_eq!(fake.log().len(), 2, "nothing reached the fake without TLS trust");
+    assert!(kind_metric(&gw, "voicegw_stream_errors_total", "connect") >= 2.0);
+}
