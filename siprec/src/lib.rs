@@ -6,5 +6,9 @@
 //!   stream, start and stop times. Parsed from the shapes real recording clients send (the RFC's
 //!   and the earlier draft's still used by SBCs), bounded against hostile documents, merged on
 //!   partial updates, and given out as JSON for the streaming events.
+//! - [`offer`]: a recording session's offer: how an INVITE says it is one, its SDP and
+//!   metadata parts, its audio streams (index, label, source, codec, direction) with what
+//!   vendors do differently, and the `a=recvonly` answer.
 
 pub mod metadata;
+pub mod offer;
