@@ -228,6 +228,9 @@ pub struct Session {
     /// Record periods, silence and own SRs, once started ([`Session::start`]).
     timers: Option<timers::Timers>,
     events: std::collections::VecDeque<SessionEvent>,
+    /// Nothing is forwarded: both sides only send to voicegw (a recording session's two
+    /// streams). Packets are still latched, measured and tapped.
+    record_only: bool,
 }
 
 impl Session {
@@ -241,6 +244,16 @@ impl Session {
         s.sides[0].latching = latching[0];
         s.sides[1].latching = latching[1];
         s
+    }
+
+    /// Makes the session receive only ([`Session::is_record_only`]): what each side sends is
+    /// latched, measured and shown to the tap, and forwarded nowhere.
+    pub fn set_record_only(&mut self, on: bool) {
+        self.record_only = on;
+    }
+
+    pub fn is_record_only(&self) -> bool {
+        self.record_only
     }
 
     /// When either side last sent a packet from a source it is accepted from (ms, the clock of
@@ -265,6 +278,10 @@ impl Session {
     ) -> Vec<(Side, Component, SocketAddr, Vec<u8>)> {
         let now_ms = ms_of(now);
         let mut out = Vec::new();
+        if self.record_only {
+            // voicegw sends no stream to either side: it has nothing to report as a sender.
+            return out;
+        }
         for side in [Side::A, Side::B] {
             let from = self.sides[side.other().index()].clone_for_sr();
             let st = &mut self.sides[side.index()];
@@ -528,6 +545,9 @@ impl Session {
         if component == Component::Rtcp {
             self.observe_rtcp(side, data, now_ms);
         }
+        if self.record_only {
+            return None;
+        }
         let ost = &mut self.sides[out.index()];
         let Some(to) = ost.peer.dest(component) else {
             ost.dropped_no_destination += 1;
@@ -613,6 +633,60 @@ mod tests {
         assert_eq!(s.side(Side::A).received.rtp_packets, 2);
         assert_eq!(s.side(Side::B).sent.rtp_packets, 2);
         assert_eq!(s.side(Side::A).stats.packets, 2);
+    }
+
+    /// A recording session's two streams (record only): both are latched, measured and tapped,
+    /// neither is forwarded (the other side's address is the recording client's other stream).
+    #[test]
+    fn a_record_only_session_forwards_nothing_and_still_measures_and_taps() {
+        #[derive(Default)]
+        struct Count(u32);
+        impl Tap for Count {
+            fn rtp(&mut self, _: Side, _: &RtpHeader, _: &[u8], _: Instant) {
+                self.0 += 1;
+            }
+        }
+        let mut s = Session::new();
+        s.set_record_only(true);
+        assert!(s.is_record_only());
+        s.set_peer(Side::A, addr("10.0.0.1:4000"), None, false, vec![]);
+        s.set_peer(Side::B, addr("10.0.0.1:4002"), None, false, vec![]);
+        let mut tap = Count::default();
+        let mut buf = [0u8; 2048];
+        for (side, from) in [(Side::A, "10.0.0.1:4000"), (Side::B, "10.0.0.1:4002")] {
+            let p = rtp(1, 7);
+            buf[..p.len()].copy_from_slice(&p);
+            let f = s.on_packet_tapped(
+                side,
+                Component::Rtp,
+                addr(from),
+                &mut buf,
+                p.len(),
+                ms(0.0),
+                &mut tap,
+            );
+            assert_eq!(f, None, "nothing forwarded");
+        }
+        let p = rtp(2, 7);
+        buf[..p.len()].copy_from_slice(&p);
+        assert_eq!(
+            s.on_packet_tapped(
+                Side::A,
+                Component::Rtp,
+                addr("192.0.2.9:1"),
+                &mut buf,
+                p.len(),
+                ms(20.0),
+                &mut tap
+            ),
+            None
+        );
+        assert_eq!(tap.0, 2, "both streams tapped, the stranger not");
+        assert_eq!(
+            (s.side(Side::A).received.rtp_packets, s.side(Side::B).sent.rtp_packets),
+            (1, 0)
+        );
+        assert_eq!(s.side(Side::A).dropped_wrong_source, 1);
     }
 
     /// The tap sees what the leg's latching accepted (plain RTP, forwarded or not) and nothing
