@@ -9,6 +9,9 @@
 //! - [`offer`]: a recording session's offer: how an INVITE says it is one, its SDP and
 //!   metadata parts, its audio streams (index, label, source, codec, direction) with what
 //!   vendors do differently, and the `a=recvonly` answer.
+//! - [`srs`]: the recording server, a SIP application on the gateway's endpoint: it answers
+//!   recording sessions itself and reports them to the gateway.
 
 pub mod metadata;
 pub mod offer;
+pub mod srs;

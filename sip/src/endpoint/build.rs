@@ -30,7 +30,7 @@ pub(crate) fn our_via(transport: Transport, local: SocketAddr, branch: &str) -> 
 }
 
 /// Our Contact on `transport`.
-pub(crate) fn our_contact(transport: Transport, local: SocketAddr) -> String {
+pub fn our_contact(transport: Transport, local: SocketAddr) -> String {
     let mut uri = Uri::sip(Some("voicegw"), &host_of(local), Some(local.port()));
     if transport != Transport::Udp {
         uri.params.set("transport", Some(&transport.as_str().to_ascii_lowercase()));
@@ -46,7 +46,7 @@ pub(crate) fn host_of(addr: SocketAddr) -> String {
 }
 
 /// A response to `req` (§8.2.6): Via, From, To (with `to_tag` if it has none), Call-ID, CSeq.
-pub(crate) fn response_to(req: &Request, status: u16, to_tag: Option<&str>) -> Response {
+pub fn response_to(req: &Request, status: u16, to_tag: Option<&str>) -> Response {
     let mut r = Response::new(status, reason_phrase(status));
     for v in req.headers.get_all(&HeaderName::Via) {
         r.headers.push(HeaderName::Via, v);

@@ -39,7 +39,7 @@ use crate::message::{
 };
 use crate::transaction::{ClientKey, Incoming, Layer, ServerKey, TimerConfig, TxEvent};
 use crate::{Instant, Peer, Transport};
-pub use build::bad_request_for;
+pub use build::{bad_request_for, our_contact, response_to};
 
 /// Static settings of the endpoint.
 #[derive(Debug, Clone)]
@@ -230,6 +230,16 @@ impl<H: Host> Endpoint<H> {
             self.count_response(resp.status);
         }
         sent
+    }
+
+    /// A new random tag (From/To), from the endpoint's cryptographic generator.
+    pub fn new_tag(&mut self) -> String {
+        build::random_token(&mut self.rng, 10)
+    }
+
+    /// A new random UUID v4 (a session's TransactionId).
+    pub fn new_uuid(&mut self) -> String {
+        build::uuid_v4(&mut self.rng)
     }
 
     /// Sends a response without a transaction (malformed or refused requests).
