@@ -8,7 +8,7 @@ use super::build::response_to;
 use super::call::{Call, Side, CALLEE, CALLER};
 use super::router::{Direction, RejectCause, Router};
 use crate::endpoint::{
-    self, Application, Carries, Endpoint, EndpointConfig, EndpointStats, Solo, Stack,
+    self, Application, Carries, Endpoint, EndpointConfig, EndpointStats, Pair, Pick, Solo, Stack,
 };
 use crate::message::{HeaderName, Method, ParseLimits, Request, Response};
 use crate::transaction::{ClientKey, ServerKey, TimerConfig};
@@ -179,29 +179,65 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
     pub fn with_anchor(cfg: CoreConfig, router: R, anchor: M) -> Self {
         Stack::of(cfg.endpoint(), Solo(App::new(&cfg, router, anchor)))
     }
+}
 
-    pub(crate) fn cx(&mut self) -> Cx<'_, R, M, Solo<App<R, M>>, 0> {
-        let (ep, Solo(app)) = self.split();
-        Cx { ep, app }
-    }
+/// A host whose first application is the B2BUA: alone ([`Solo`]) or beside another one
+/// ([`Pair`]). The B2BUA's operations ([`Stack::hang_up`] and the rest) work on either.
+pub trait HostsB2bua {
+    type R: Router;
+    type M: Anchor;
+    fn b2bua(&self) -> &App<Self::R, Self::M>;
+    fn b2bua_mut(&mut self) -> &mut App<Self::R, Self::M>;
+}
 
+impl<R: Router, M: Anchor> HostsB2bua for Solo<App<R, M>> {
+    type R = R;
+    type M = M;
     fn b2bua(&self) -> &App<R, M> {
-        &self.app().0
+        &self.0
     }
-
     fn b2bua_mut(&mut self) -> &mut App<R, M> {
-        &mut self.app_mut().0
+        &mut self.0
+    }
+}
+
+impl<R: Router, M: Anchor, S: Application, P: Pick> HostsB2bua for Pair<App<R, M>, S, P> {
+    type R = R;
+    type M = M;
+    fn b2bua(&self) -> &App<R, M> {
+        &self.first
+    }
+    fn b2bua_mut(&mut self) -> &mut App<R, M> {
+        &mut self.first
+    }
+}
+
+impl<H> Stack<H>
+where
+    H: HostsB2bua + Carries<App<<H as HostsB2bua>::R, <H as HostsB2bua>::M>, 0>,
+{
+    pub(crate) fn cx(&mut self) -> Cx<'_, H::R, H::M, H, 0> {
+        let (ep, host) = self.split();
+        Cx { ep, app: host.b2bua_mut() }
     }
 
-    pub fn router_mut(&mut self) -> &mut R {
+    fn b2bua(&self) -> &App<H::R, H::M> {
+        self.app().b2bua()
+    }
+
+    fn b2bua_mut(&mut self) -> &mut App<H::R, H::M> {
+        self.app_mut().b2bua_mut()
+    }
+
+    pub fn router_mut(&mut self) -> &mut H::R {
         &mut self.b2bua_mut().router
     }
 
-    pub fn anchor(&self) -> &M {
+    pub fn anchor(&self) -> &H::M {
         &self.b2bua().anchor
     }
 
-    pub fn anchor_mut(&mut self) -> &mut M {
+    pub fn anchor_mut(&mut self) -> &mut H::M {
         &mut self.b2bua_mut().anchor
     }
 

@@ -24,7 +24,7 @@ mod router;
 pub use anchor::{Anchor, NoAnchor};
 pub use build::bad_request_for;
 pub use call::Side;
-pub use core::{App, B2bua, CallEvent, CoreConfig, CoreStats, Output};
+pub use core::{App, B2bua, CallEvent, CoreConfig, CoreStats, HostsB2bua, Output};
 pub use router::{Direction, Reject, RejectCause, Route, Router, Target, Verdict};
 
 #[cfg(test)]

@@ -243,6 +243,13 @@ fn new_requests_go_to_the_application_the_gateway_picks_and_the_rest_follows_its
         "{m:?}"
     );
     assert!(matches!(ev.as_slice(), [Either::First(CallEvent::Started { .. })]), "{ev:?}");
+    // The B2BUA's operations work on the pair as on the B2BUA alone.
+    assert_eq!(s.active_calls(), 1);
+    let call = match &ev[0] {
+        Either::First(CallEvent::Started { call, .. }) => *call,
+        _ => unreachable!(),
+    };
+    assert!(s.invite_of(call, true).is_some() && !s.is_answered(call));
 
     // A BYE in the UAS's dialog is the UAS's, whatever its Request-URI.
     s.handle_bytes(
