@@ -384,36 +384,15 @@ impl Metadata {
     }
 
     fn session_index(&mut self, id: String) -> Result<usize, MetadataError> {
-        if let Some(i) = self.sessions.iter().position(|s| s.id == id) {
-            return Ok(i);
-        }
-        if self.sessions.len() >= MAX_ITEMS {
-            return Err(MetadataError::TooMany("sessions"));
-        }
-        self.sessions.push(Session { id, ..Session::default() });
-        Ok(self.sessions.len() - 1)
+        index_of(&mut self.sessions, id, "sessions")
     }
 
     fn participant_index(&mut self, id: String) -> Result<usize, MetadataError> {
-        if let Some(i) = self.participants.iter().position(|p| p.id == id) {
-            return Ok(i);
-        }
-        if self.participants.len() >= MAX_ITEMS {
-            return Err(MetadataError::TooMany("participants"));
-        }
-        self.participants.push(Participant { id, ..Participant::default() });
-        Ok(self.participants.len() - 1)
+        index_of(&mut self.participants, id, "participants")
     }
 
     fn stream_index(&mut self, id: String) -> Result<usize, MetadataError> {
-        if let Some(i) = self.streams.iter().position(|s| s.id == id) {
-            return Ok(i);
-        }
-        if self.streams.len() >= MAX_ITEMS {
-            return Err(MetadataError::TooMany("streams"));
-        }
-        self.streams.push(Stream { id, ..Stream::default() });
-        Ok(self.streams.len() - 1)
+        index_of(&mut self.streams, id, "streams")
     }
 
     /// Takes a later document: a complete one replaces the state, a partial one updates the
@@ -427,49 +406,28 @@ impl Metadata {
         for t in &update.tolerated {
             self.note(*t);
         }
-        for s in update.sessions {
-            let room = self.sessions.len() < MAX_ITEMS;
-            match self.sessions.iter_mut().find(|x| x.id == s.id) {
-                Some(x) => {
-                    for id in s.sip_session_ids {
-                        if !x.sip_session_ids.contains(&id) && x.sip_session_ids.len() < MAX_ITEMS {
-                            x.sip_session_ids.push(id);
-                        }
-                    }
-                    x.start_time = s.start_time.or(x.start_time.take());
-                    x.stop_time = s.stop_time.or(x.stop_time.take());
+        merge_by_id(&mut self.sessions, update.sessions, |x, s| {
+            for id in s.sip_session_ids {
+                if !x.sip_session_ids.contains(&id) && x.sip_session_ids.len() < MAX_ITEMS {
+                    x.sip_session_ids.push(id);
                 }
-                None if room => self.sessions.push(s),
-                None => {}
             }
-        }
-        for p in update.participants {
-            let room = self.participants.len() < MAX_ITEMS;
-            match self.participants.iter_mut().find(|x| x.id == p.id) {
-                Some(x) => {
-                    x.aor = p.aor.or(x.aor.take());
-                    x.name = p.name.or(x.name.take());
-                    // A participant's directions, when given, are its directions now.
-                    if !p.send.is_empty() || !p.recv.is_empty() {
-                        x.send = p.send;
-                        x.recv = p.recv;
-                    }
-                }
-                None if room => self.participants.push(p),
-                None => {}
+            x.start_time = s.start_time.or(x.start_time.take());
+            x.stop_time = s.stop_time.or(x.stop_time.take());
+        });
+        merge_by_id(&mut self.participants, update.participants, |x, p| {
+            x.aor = p.aor.or(x.aor.take());
+            x.name = p.name.or(x.name.take());
+            // A participant's directions, when given, are its directions now.
+            if !p.send.is_empty() || !p.recv.is_empty() {
+                x.send = p.send;
+                x.recv = p.recv;
             }
-        }
-        for s in update.streams {
-            let room = self.streams.len() < MAX_ITEMS;
-            match self.streams.iter_mut().find(|x| x.id == s.id) {
-                Some(x) => {
-                    x.session = s.session.or(x.session.take());
-                    x.label = s.label.or(x.label.take());
-                }
-                None if room => self.streams.push(s),
-                None => {}
-            }
-        }
+        });
+        merge_by_id(&mut self.streams, update.streams, |x, s| {
+            x.session = s.session.or(x.session.take());
+            x.label = s.label.or(x.label.take());
+        });
     }
 
     /// The stream carried by the m-line labelled `label`.
@@ -537,6 +495,58 @@ impl Metadata {
             "participants": participants,
             "streams": streams,
         })
+    }
+}
+
+/// Sessions, participants and streams: elements known by their id.
+trait Identified: Default {
+    fn id(&self) -> &str;
+    fn with_id(id: String) -> Self;
+}
+
+macro_rules! identified {
+    ($($t:ty),*) => {$(
+        impl Identified for $t {
+            fn id(&self) -> &str {
+                &self.id
+            }
+            fn with_id(id: String) -> Self {
+                Self { id, ..Self::default() }
+            }
+        }
+    )*};
+}
+identified!(Session, Participant, Stream);
+
+/// Where element `id` is in `list`, added if new (within [`MAX_ITEMS`]).
+fn index_of<T: Identified>(
+    list: &mut Vec<T>,
+    id: String,
+    what: &'static str,
+) -> Result<usize, MetadataError> {
+    if let Some(i) = list.iter().position(|x| x.id() == id) {
+        return Ok(i);
+    }
+    if list.len() >= MAX_ITEMS {
+        return Err(MetadataError::TooMany(what));
+    }
+    list.push(T::with_id(id));
+    Ok(list.len() - 1)
+}
+
+/// Applies `update`'s elements to `state`: `merge` for those it has, added (within
+/// [`MAX_ITEMS`]) for the new ones.
+fn merge_by_id<T: Identified>(
+    state: &mut Vec<T>,
+    update: Vec<T>,
+    mut merge: impl FnMut(&mut T, T),
+) {
+    for u in update {
+        match state.iter().position(|x| x.id() == u.id()) {
+            Some(i) => merge(&mut state[i], u),
+            None if state.len() < MAX_ITEMS => state.push(u),
+            None => {}
+        }
     }
 }
 

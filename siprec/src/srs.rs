@@ -23,7 +23,7 @@ use std::net::IpAddr;
 use bytes::Bytes;
 use sip::endpoint::{our_contact, response_to, Application, Carries, Endpoint};
 use sip::message::{HeaderName, Method, Request, Response};
-use sip::transaction::{ClientKey, ServerKey};
+use sip::transaction::ServerKey;
 use sip::{Instant, Peer};
 
 use crate::metadata::Metadata;
@@ -391,42 +391,6 @@ impl<P: Admit, A: RecordingAnchor> Application for Srs<P, A> {
                 ep.respond(&key, &r, now);
             }
         }
-    }
-
-    fn on_ack<H: Carries<Self, I>, const I: usize>(
-        &mut self,
-        _ep: &mut Endpoint<H>,
-        _request: Request,
-        _peer: Peer,
-        _now: Instant,
-    ) {
-    }
-
-    fn on_response<H: Carries<Self, I>, const I: usize>(
-        &mut self,
-        _ep: &mut Endpoint<H>,
-        _key: ClientKey,
-        _response: Response,
-        _owner: (),
-        _now: Instant,
-    ) {
-    }
-
-    fn on_stray_response<H: Carries<Self, I>, const I: usize>(
-        &mut self,
-        _ep: &mut Endpoint<H>,
-        _response: Response,
-        _now: Instant,
-    ) {
-    }
-
-    fn on_client_timeout<H: Carries<Self, I>, const I: usize>(
-        &mut self,
-        _ep: &mut Endpoint<H>,
-        _key: ClientKey,
-        _owner: (),
-        _now: Instant,
-    ) {
     }
 
     fn on_no_ack<H: Carries<Self, I>, const I: usize>(

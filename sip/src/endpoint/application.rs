@@ -32,42 +32,48 @@ pub trait Application: Sized {
         now: Instant,
     );
 
-    /// An ACK that no transaction absorbed (for a 2xx, or in a dialog).
+    /// An ACK that no transaction absorbed (for a 2xx, or in a dialog). Nothing by default.
     fn on_ack<H: Carries<Self, I>, const I: usize>(
         &mut self,
-        ep: &mut Endpoint<H>,
-        request: Request,
-        peer: Peer,
-        now: Instant,
-    );
+        _ep: &mut Endpoint<H>,
+        _request: Request,
+        _peer: Peer,
+        _now: Instant,
+    ) {
+    }
 
-    /// A response to one of its client transactions.
+    /// A response to one of its client transactions. Nothing by default (an application
+    /// that sends no requests).
     fn on_response<H: Carries<Self, I>, const I: usize>(
         &mut self,
-        ep: &mut Endpoint<H>,
-        key: ClientKey,
-        response: Response,
-        owner: Self::Owner,
-        now: Instant,
-    );
+        _ep: &mut Endpoint<H>,
+        _key: ClientKey,
+        _response: Response,
+        _owner: Self::Owner,
+        _now: Instant,
+    ) {
+    }
 
     /// A response that matches no transaction (a retransmitted 2xx after the transaction
-    /// ended, or a 2xx from a second fork).
+    /// ended, or a 2xx from a second fork). Nothing by default.
     fn on_stray_response<H: Carries<Self, I>, const I: usize>(
         &mut self,
-        ep: &mut Endpoint<H>,
-        response: Response,
-        now: Instant,
-    );
+        _ep: &mut Endpoint<H>,
+        _response: Response,
+        _now: Instant,
+    ) {
+    }
 
     /// No final response to a client transaction (Timer B or F, or a transport error).
+    /// Nothing by default.
     fn on_client_timeout<H: Carries<Self, I>, const I: usize>(
         &mut self,
-        ep: &mut Endpoint<H>,
-        key: ClientKey,
-        owner: Self::Owner,
-        now: Instant,
-    );
+        _ep: &mut Endpoint<H>,
+        _key: ClientKey,
+        _owner: Self::Owner,
+        _now: Instant,
+    ) {
+    }
 
     /// A final response it sent was never acknowledged (Timer H).
     fn on_no_ack<H: Carries<Self, I>, const I: usize>(

@@ -11,7 +11,7 @@ use crate::b2bua::{
     App, CallEvent, CoreConfig, Direction, NoAnchor, Route, Router, Target, Verdict,
 };
 use crate::message::{HeaderName, Message, Method, Request, Uri};
-use crate::transaction::{ClientKey, TimerConfig};
+use crate::transaction::TimerConfig;
 use crate::{Instant, Peer, Transport};
 
 const A: &str = "127.0.0.1:5090";
@@ -106,33 +106,6 @@ impl Application for Answering {
         _now: Instant,
     ) {
         ep.emit::<Self, I>("confirmed".into());
-    }
-
-    fn on_response<H: Carries<Self, I>, const I: usize>(
-        &mut self,
-        _ep: &mut Endpoint<H>,
-        _key: ClientKey,
-        _response: Response,
-        _owner: (),
-        _now: Instant,
-    ) {
-    }
-
-    fn on_stray_response<H: Carries<Self, I>, const I: usize>(
-        &mut self,
-        _ep: &mut Endpoint<H>,
-        _response: Response,
-        _now: Instant,
-    ) {
-    }
-
-    fn on_client_timeout<H: Carries<Self, I>, const I: usize>(
-        &mut self,
-        _ep: &mut Endpoint<H>,
-        _key: ClientKey,
-        _owner: (),
-        _now: Instant,
-    ) {
     }
 
     fn on_no_ack<H: Carries<Self, I>, const I: usize>(
