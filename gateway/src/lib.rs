@@ -13,6 +13,7 @@ pub mod driver;
 pub mod http;
 pub mod kvs;
 pub mod observe;
+pub mod record;
 pub mod relay;
 pub mod signalling;
 pub mod stream;

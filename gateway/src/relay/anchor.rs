@@ -29,6 +29,8 @@ pub struct CallContext {
     pub latching: [media::relay::Latching; 2],
     /// The call's audio is streamed (its voice connector's `StreamingConfiguration` is on).
     pub stream: Option<Box<StreamSpec>>,
+    /// A recording session: both sides only send to voicegw, nothing is forwarded.
+    pub record_only: bool,
 }
 
 /// What streaming a call's audio needs to know of it.
@@ -37,6 +39,9 @@ pub struct StreamSpec {
     /// The caller's Call-ID (the streams' `CallId` tag).
     pub call_id: String,
     pub retention_hours: u32,
+    /// A recording session's streams: each side's m-line index and `a=label` (the events'
+    /// `sdp.mediaIndex` and `sdp.mediaLabel`); `None` for a call's legs.
+    pub sdp: [Option<(usize, String)>; 2],
 }
 
 /// Instructions for the driver.
@@ -88,7 +93,7 @@ pub struct MediaAnchor {
     /// Voice connectors that stream call audio, by id in lower case.
     streaming: HashMap<String, connector::config::ConnectorStreaming>,
     ip: IpAddr,
-    ports: PortAllocator,
+    ports: MediaPorts,
     calls: HashMap<u64, Reserved>,
     updates: std::collections::VecDeque<MediaUpdate>,
 }
@@ -100,7 +105,7 @@ impl MediaAnchor {
             learn_media_source: Default::default(),
             streaming: HashMap::new(),
             ip,
-            ports: PortAllocator::new(range),
+            ports: MediaPorts::new(ip, range),
             calls: HashMap::new(),
             updates: Default::default(),
         }
@@ -147,20 +152,60 @@ impl MediaAnchor {
         self.ports.in_use()
     }
 
+    /// The port range, shared with the recording server's anchor.
+    pub fn ports(&self) -> MediaPorts {
+        self.ports.clone()
+    }
+
+    fn reserve(&mut self) -> Result<(u16, UdpSocket, UdpSocket), Reject> {
+        self.ports.reserve()
+    }
+}
+
+/// The media port range on one address, shared by every anchor of the driver (the B2BUA's
+/// and the recording server's): one allocator, so no pair is handed out twice.
+#[derive(Clone)]
+pub struct MediaPorts {
+    ip: IpAddr,
+    alloc: std::rc::Rc<std::cell::RefCell<PortAllocator>>,
+}
+
+impl MediaPorts {
+    pub fn new(ip: IpAddr, range: PortRange) -> MediaPorts {
+        MediaPorts {
+            ip,
+            alloc: std::rc::Rc::new(std::cell::RefCell::new(PortAllocator::new(range))),
+        }
+    }
+
+    pub fn ip(&self) -> IpAddr {
+        self.ip
+    }
+
+    /// Pairs in use.
+    pub fn in_use(&self) -> usize {
+        self.alloc.borrow().in_use()
+    }
+
+    /// Gives a pair back.
+    pub fn release(&self, port: u16) {
+        self.alloc.borrow_mut().release(port);
+    }
+
     /// Reserves an even/odd pair whose sockets bind. A pair that does not bind is given back
     /// at once (it cools down, so the next tries go elsewhere): a port held by another program
     /// is skipped, and a failure that is not about the port (no file descriptors left) marks
     /// nothing and refuses only this call.
-    fn reserve(&mut self) -> Result<(u16, UdpSocket, UdpSocket), Reject> {
+    pub fn reserve(&self) -> Result<(u16, UdpSocket, UdpSocket), Reject> {
         for _ in 0..64 {
-            let port = self.ports.allocate().map_err(|_| exhausted())?;
+            let port = self.alloc.borrow_mut().allocate().map_err(|_| exhausted())?;
             let pair = UdpSocket::bind(SocketAddr::new(self.ip, port)).and_then(|rtp| {
                 UdpSocket::bind(SocketAddr::new(self.ip, port + 1)).map(|rtcp| (rtp, rtcp))
             });
             match pair {
                 Ok((rtp, rtcp)) => return Ok((port, rtp, rtcp)),
                 Err(e) => {
-                    self.ports.release(port);
+                    self.release(port);
                     if e.kind() != std::io::ErrorKind::AddrInUse {
                         tracing::warn!(port, error = %e, "media sockets cannot be opened");
                         let mut r = Reject::new(503, "media sockets unavailable");
@@ -238,8 +283,10 @@ impl Anchor for MediaAnchor {
                 Box::new(StreamSpec {
                     call_id: invite.call_id().unwrap_or_default().to_string(),
                     retention_hours: s.retention_hours,
+                    sdp: [None, None],
                 })
             }),
+            record_only: false,
         };
         self.updates.push_back(MediaUpdate::Open { ctx, sockets: [a_rtp, a_rtcp, b_rtp, b_rtcp] });
         Ok(())

@@ -260,6 +260,7 @@ mod tests {
             to_country: None,
             latching: Default::default(),
             stream: None,
+            record_only: false,
         };
         let mut s = Session::new();
         s.set_peer(Side::A, "10.0.0.1:4000".parse().unwrap(), None, false, vec![]);

@@ -225,7 +225,8 @@ fn run(
                         continue;
                     }
                     by_call.insert(ctx.call, slot);
-                    let session = Session::start(ctx.latching, timing, now);
+                    let mut session = Session::start(ctx.latching, timing, now);
+                    session.set_record_only(ctx.record_only);
                     if let Some(t) = session.poll_timeout() {
                         next_visit = next_visit.min(t);
                     }

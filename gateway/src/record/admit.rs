@@ -1,0 +1,105 @@
+//! Which voice connector a recording session belongs to: the one whose termination
+//! `CidrAllowedList` holds the recording client's address (the SBC or PBX that records is the
+//! customer's, as for termination); when several do, the one the Request-URI's host names
+//! (`<VoiceConnectorId>.voiceconnector…`), else the first by id. The voice connector must
+//! stream (`StreamingConfiguration`): a recording is its streams. Refusals are 403 with the
+//! reason.
+
+use std::net::IpAddr;
+
+use connector::config::Validated;
+use ipnet::IpNet;
+use sip::{Instant, Peer, Request};
+
+/// See the module documentation.
+#[derive(Debug, Clone, Default)]
+pub struct RecordingAdmission {
+    /// (voice connector id as configured, its termination CIDRs, whether it streams), by id.
+    connectors: Vec<(String, Vec<IpNet>, bool)>,
+}
+
+impl RecordingAdmission {
+    pub fn from_config(v: &Validated) -> RecordingAdmission {
+        let mut connectors: Vec<(String, Vec<IpNet>, bool)> = v
+            .config
+            .voice_connectors
+            .iter()
+            .map(|vc| {
+                let key = vc.id.to_ascii_lowercase();
+                let cidrs = v
+                    .networks
+                    .connectors
+                    .get(&key)
+                    .map(|n| n.termination_cidrs.clone())
+                    .unwrap_or_default();
+                (vc.id.clone(), cidrs, v.streaming.contains_key(&key))
+            })
+            .collect();
+        connectors.sort_by(|a, b| a.0.cmp(&b.0));
+        RecordingAdmission { connectors }
+    }
+
+    fn matching(&self, ip: IpAddr) -> impl Iterator<Item = &(String, Vec<IpNet>, bool)> {
+        self.connectors.iter().filter(move |(_, cidrs, _)| cidrs.iter().any(|c| c.contains(&ip)))
+    }
+}
+
+impl siprec::srs::Admit for RecordingAdmission {
+    fn admit(
+        &mut self,
+        invite: &Request,
+        source: &Peer,
+        _now: Instant,
+    ) -> Result<String, (u16, String)> {
+        let ip = source.addr.ip();
+        let host = invite.uri.host.to_ascii_lowercase();
+        let named = self.matching(ip).find(|(id, _, _)| {
+            host.split('.').next().is_some_and(|label| label == id.to_ascii_lowercase())
+        });
+        let Some((id, _, streams)) = named.or_else(|| self.matching(ip).next()) else {
+            return Err((403, format!("{ip} is in no voice connector's CidrAllowedList")));
+        };
+        if !streams {
+            return Err((
+                403,
+                format!("voice connector {id} does not stream (StreamingConfiguration)"),
+            ));
+        }
+        Ok(id.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use siprec::srs::Admit as _;
+
+    fn invite(host: &str) -> Request {
+        let s = format!("INVITE sip:rec@{host} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK1\r\nFrom: <sip:src@x>;tag=1\r\nTo: <sip:rec@{host}>\r\nCall-ID: 1\r\nCSeq: 1 INVITE\r\n\r\n");
+        match sip::Message::parse(s.as_bytes()).expect("INVITE") {
+            sip::Message::Request(r) => r,
+            sip::Message::Response(_) => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn the_source_and_the_host_choose_the_voice_connector_which_must_stream() {
+        let mut a = RecordingAdmission {
+            connectors: vec![
+                ("aaaa".into(), vec!["10.0.0.0/8".parse().unwrap()], true),
+                ("bbbb".into(), vec!["10.1.0.0/16".parse().unwrap()], true),
+                ("cccc".into(), vec!["192.0.2.0/24".parse().unwrap()], false),
+            ],
+        };
+        let peer = |ip: &str| Peer::new(sip::Transport::Udp, format!("{ip}:5060").parse().unwrap());
+        let t = Instant::ZERO;
+        assert_eq!(a.admit(&invite("gw"), &peer("10.1.2.3"), t), Ok("aaaa".into()), "the first");
+        assert_eq!(
+            a.admit(&invite("bbbb.voiceconnector.local"), &peer("10.1.2.3"), t),
+            Ok("bbbb".into())
+        );
+        assert_eq!(a.admit(&invite("gw"), &peer("203.0.113.1"), t).unwrap_err().0, 403);
+        let e = a.admit(&invite("gw"), &peer("192.0.2.7"), t).unwrap_err();
+        assert!(e.1.contains("does not stream"), "{e:?}");
+    }
+}
