@@ -93,6 +93,8 @@ pub enum RecordingEvent {
 struct Session {
     dialog: (String, String),
     invite: ServerKey,
+    /// The latest INVITE answered 2xx and not yet acknowledged: its CSeq number and key.
+    awaiting_ack: Option<(u32, ServerKey)>,
     local: IpAddr,
     ports: Vec<u16>,
     offer: Offer,
@@ -240,9 +242,11 @@ impl<P: Admit, A: RecordingAnchor> Srs<P, A> {
             None => None,
         };
         let dialog = (call_id, ep.new_tag());
+        let cseq = req.cseq().map(|c| c.seq).unwrap_or(0);
         let session = Session {
             dialog: dialog.clone(),
             invite: key.clone(),
+            awaiting_ack: Some((cseq, key.clone())),
             local,
             ports,
             offer,
@@ -311,6 +315,13 @@ impl<P: Admit, A: RecordingAnchor> Srs<P, A> {
         }
         s.version += 1;
         s.offer = offer;
+        if req.method == Method::Invite {
+            let cseq = req.cseq().map(|c| c.seq).unwrap_or(0);
+            if let Some((_, old)) = s.awaiting_ack.replace((cseq, key.clone())) {
+                self.invites.remove(&old);
+            }
+            self.invites.insert(key.clone());
+        }
         self.anchor.update(id, &s.offer);
         let ok = Self::answer(ep, &req, s, &peer);
         let metadata = s.metadata.clone();
@@ -336,6 +347,9 @@ impl<P: Admit, A: RecordingAnchor> Srs<P, A> {
         if let Some(s) = self.sessions.remove(&id) {
             ep.remove_dialog(&s.dialog);
             self.invites.remove(&s.invite);
+            if let Some((_, k)) = &s.awaiting_ack {
+                self.invites.remove(k);
+            }
             self.anchor.close(id);
             self.flush_media::<H, I>(ep);
             ep.emit::<Self, I>(RecordingEvent::Ended { session: id, reason, at: now });
@@ -393,6 +407,31 @@ impl<P: Admit, A: RecordingAnchor> Application for Srs<P, A> {
         }
     }
 
+    /// The ACK of an INVITE's 2xx in a session's dialog: the 2xx is no longer retransmitted.
+    fn on_ack<H: Carries<Self, I>, const I: usize>(
+        &mut self,
+        ep: &mut Endpoint<H>,
+        request: Request,
+        _peer: Peer,
+        now: Instant,
+    ) {
+        let Some(tag) = request.to().ok().and_then(|t| t.tag().map(str::to_string)) else {
+            return;
+        };
+        let id = (request.call_id().unwrap_or_default().to_string(), tag);
+        let Some(&session) = ep.dialog::<Self, I>(&id) else { return };
+        let Some(s) = self.sessions.get_mut(&session) else { return };
+        let cseq = request.cseq().map(|c| c.seq).unwrap_or(0);
+        if s.awaiting_ack.as_ref().is_some_and(|(n, _)| *n == cseq) {
+            if let Some((_, key)) = s.awaiting_ack.take() {
+                ep.ack_received(&key, now);
+                if key != s.invite {
+                    self.invites.remove(&key);
+                }
+            }
+        }
+    }
+
     fn on_no_ack<H: Carries<Self, I>, const I: usize>(
         &mut self,
         ep: &mut Endpoint<H>,
@@ -400,7 +439,8 @@ impl<P: Admit, A: RecordingAnchor> Application for Srs<P, A> {
         now: Instant,
     ) {
         self.invites.remove(&key);
-        if let Some(id) = self.sessions.iter().find(|(_, s)| s.invite == key).map(|(id, _)| *id) {
+        let unacknowledged = |s: &Session| s.awaiting_ack.as_ref().is_some_and(|(_, k)| *k == key);
+        if let Some(id) = self.sessions.iter().find(|(_, s)| unacknowledged(s)).map(|(id, _)| *id) {
             self.end::<H, I>(ep, id, "no ACK", now);
         }
     }

@@ -23,7 +23,8 @@ use bytes::Bytes;
 use connector::config::Validated;
 use connector::policy::ConfigRouter;
 use metrics::Registry;
-use sip::b2bua::{B2bua, CallEvent, Output};
+use sip::b2bua::CallEvent;
+use sip::endpoint::{Either, Output};
 use tokio::sync::mpsc;
 
 use crate::cdr::Recorder;
@@ -44,8 +45,33 @@ use write_ahead::{Batch, WriteAhead};
 
 pub use startup::StartError;
 
-/// The B2BUA as the gateway runs it.
-pub type Core = B2bua<ConfigRouter, MediaAnchor>;
+/// The recording server as the gateway runs it.
+pub type RecordingServer = siprec::srs::Srs<
+    crate::record::admit::RecordingAdmission,
+    crate::record::anchor::RecordingMedia,
+>;
+
+/// The gateway's choice of application for a new request outside a dialog.
+pub type PickApp = fn(&sip::Request, sip::Peer) -> sip::endpoint::Which;
+
+/// The endpoint as the gateway runs it: the B2BUA, and the recording server beside it
+/// (INVITEs that ask for a recording session go to it).
+pub type Core = sip::endpoint::Stack<
+    sip::endpoint::Pair<sip::b2bua::App<ConfigRouter, MediaAnchor>, RecordingServer, PickApp>,
+>;
+
+/// Recording sessions to the recording server, everything else to the B2BUA.
+pub fn pick_app(request: &sip::Request, _peer: sip::Peer) -> sip::endpoint::Which {
+    if request.method == sip::Method::Invite && siprec::offer::is_recording_session(request) {
+        sip::endpoint::Which::Second
+    } else {
+        sip::endpoint::Which::First
+    }
+}
+
+/// Recording session ids start here, apart from the B2BUA's call numbers (one relay, one call
+/// table).
+pub const FIRST_RECORDING_SESSION: u64 = 1 << 48;
 
 /// Longest a turn's messages wait for the spool to commit its records.
 const SPOOL_WAIT_LIMIT: Duration = Duration::from_secs(2);
@@ -194,24 +220,11 @@ impl Gateway {
             match out {
                 Output::Transmit { peer, bytes } => self.outgoing.push((peer, bytes)),
                 // Handed to the media thread at once; the messages after it leave below.
-                Output::Media(u) => media_update(u, &self.media, &self.sinks),
-                Output::Event(ev) => {
-                    if let CallEvent::Answered { call } = &ev {
-                        let byes = recovery::recovery_byes(&self.core, *call);
-                        self.recorder.set_recovery_byes(*call, byes);
-                    }
-                    self.table.apply(
-                        &ev,
-                        at,
-                        &mut [
-                            &mut self.recorder,
-                            &mut self.siplog,
-                            &mut self.call_metrics,
-                            &mut self.stream_events,
-                        ],
-                    );
-                    self.follow_invite(&ev);
+                Output::Media(Either::First(u) | Either::Second(u)) => {
+                    media_update(u, &self.media, &self.sinks)
                 }
+                Output::Event(Either::First(ev)) => self.call_event(ev, at),
+                Output::Event(Either::Second(ev)) => self.recording_event(ev, at),
             }
         }
         // The relay knows a leg's addresses and keys before the SDP that lets the other side
@@ -240,6 +253,94 @@ impl Gateway {
         self.siplog.sweep(at.mono);
         self.stream_events.sweep(at.wall);
         self.update_process_metrics();
+    }
+
+    /// One fact of the B2BUA's calls, to the call table and its observers.
+    fn call_event(&mut self, ev: CallEvent, at: crate::observe::facts::Moment) {
+        if let CallEvent::Answered { call } = &ev {
+            let byes = recovery::recovery_byes(&self.core, *call);
+            self.recorder.set_recovery_byes(*call, byes);
+        }
+        self.apply(&ev, at);
+        self.follow_invite(&ev);
+    }
+
+    fn apply(&mut self, ev: &CallEvent, at: crate::observe::facts::Moment) {
+        self.table.apply(
+            ev,
+            at,
+            &mut [
+                &mut self.recorder,
+                &mut self.siplog,
+                &mut self.call_metrics,
+                &mut self.stream_events,
+            ],
+        );
+    }
+
+    /// One fact of the recording server's sessions. A recording session is a call to the call
+    /// table (started, answered at once, ended), so its record, SIP log and metrics follow;
+    /// its streaming events carry the recording client's INVITE and metadata.
+    fn recording_event(
+        &mut self,
+        ev: siprec::srs::RecordingEvent,
+        at: crate::observe::facts::Moment,
+    ) {
+        use siprec::srs::RecordingEvent as R;
+        match ev {
+            R::Started {
+                session,
+                transaction_id,
+                voice_connector_id,
+                invite,
+                source,
+                metadata_xml,
+                metadata,
+                tolerated,
+                ..
+            } => {
+                if !tolerated.is_empty() {
+                    tracing::info!(session, ?tolerated, "recording session: tolerated");
+                }
+                let call_id = invite.call_id().unwrap_or_default().to_string();
+                let started = CallEvent::Started {
+                    call: session,
+                    transaction_id,
+                    call_id: call_id.clone(),
+                    b_call_id: call_id,
+                    direction: sip::b2bua::Direction::Outbound,
+                    voice_connector_id,
+                    from: invite
+                        .headers
+                        .get(&sip::message::HeaderName::From)
+                        .unwrap_or_default()
+                        .to_string(),
+                    to: invite.uri.to_string(),
+                    target: source,
+                    auth_user: None,
+                };
+                self.apply(&started, at);
+                self.apply(&CallEvent::Answered { call: session }, at);
+                if self.stream_events.follows(session) {
+                    self.stream_events.set_invite(session, &invite);
+                    let json = metadata.as_ref().map(siprec::metadata::Metadata::to_json);
+                    self.stream_events.set_recording_metadata(session, metadata_xml, json);
+                }
+            }
+            R::Updated { session, request, metadata_xml, metadata } => {
+                let json = metadata.as_ref().map(siprec::metadata::Metadata::to_json);
+                self.stream_events.updated(session, &request, metadata_xml, json, at);
+            }
+            R::Ended { session, reason, .. } => {
+                let ended =
+                    CallEvent::Ended { call: session, status: 200, reason: reason.to_string() };
+                self.apply(&ended, at);
+            }
+            R::Refused { call_id, voice_connector_id, status, reason } => {
+                tracing::info!(%call_id, status, %reason, "recording session refused");
+                let _ = voice_connector_id;
+            }
+        }
     }
 
     /// A streamed call's events carry the headers of its customer leg's INVITE (the caller's

@@ -10,7 +10,7 @@ use std::time::Duration;
 use connector::config::{Config, S3Target, Validated};
 use connector::policy::ConfigRouter;
 use metrics::Registry;
-use sip::b2bua::{B2bua, CoreConfig};
+use sip::b2bua::CoreConfig;
 use sip::message::ParseLimits;
 use sip::transaction::TimerConfig;
 use sip::Transport;
@@ -153,7 +153,18 @@ pub async fn start(
     anchor.set_streaming(v.streaming.clone());
     let router = ConfigRouter::new(&v, rand::random());
     let health = router.health();
-    let core = B2bua::with_anchor(core_cfg, router, anchor);
+    let recording = super::RecordingServer::new(
+        crate::record::admit::RecordingAdmission::from_config(&v),
+        crate::record::anchor::RecordingMedia::new(anchor.ports(), v.streaming.clone()),
+        cfg.sip.max_calls,
+        super::FIRST_RECORDING_SESSION,
+    );
+    let b2bua = sip::b2bua::App::new(&core_cfg, router, anchor);
+    let pick: super::PickApp = super::pick_app;
+    let core = sip::endpoint::Stack::of(
+        core_cfg.endpoint(),
+        sip::endpoint::Pair { first: b2bua, second: recording, pick },
+    );
     let sinks = settings::record_sinks(cfg, &registry);
     let recorder = start_cdrs(cfg, v.cdr_bucket.clone(), &registry, clock).await?;
     let mut siplog = crate::observe::siplog::SipLog::start(

@@ -57,6 +57,8 @@ pub struct StreamJob {
     pub head: Vec<u8>,
     /// The wall time (epoch ms) of the leg's first audio.
     pub start_ms: u64,
+    /// A recording session's stream: its m-line index and label.
+    pub sdp: Option<(usize, String)>,
     /// Kept until the task ends, so the call's `Closed` report follows this stream's last.
     pub closed: Arc<CallClosed>,
 }
@@ -172,8 +174,16 @@ impl KvsContext {
 
 /// One stream's life. See the module documentation.
 async fn run(ctx: Arc<KvsContext>, job: StreamJob, mut pieces: mpsc::Receiver<Piece>) {
-    let StreamJob { call, is_caller, voice_connector_id, retention_hours, head, start_ms, closed } =
-        job;
+    let StreamJob {
+        call,
+        is_caller,
+        voice_connector_id,
+        retention_hours,
+        head,
+        start_ms,
+        sdp,
+        closed,
+    } = job;
     let _closed = closed;
     let failed = |ctx: &KvsContext, started: bool, reason: String| {
         ctx.count(metrics::names::STREAMS_FAILED, "", 1);
@@ -217,6 +227,7 @@ async fn run(ctx: Arc<KvsContext>, job: StreamJob, mut pieces: mpsc::Receiver<Pi
         arn: Some(stream.arn.clone()),
         start_ms,
         start_fragment: first.to_string(),
+        sdp: sdp.clone(),
     };
     let outcome: Result<(), String> = 'life: loop {
         // What the upload asked for, and what it has to write, until it has nothing more.

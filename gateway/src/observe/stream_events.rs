@@ -39,8 +39,11 @@ struct Followed {
     targets: Vec<NotificationTarget>,
     /// `inviteHeaders`: the customer leg's INVITE, lower-case names, repeats joined with `,`.
     invite_headers: Map<String, Value>,
-    /// `siprecMetadata`, written at the first stream's start.
+    /// `siprecMetadata`: a recording session's as its client sent it, else written at the
+    /// first stream's start.
     metadata: Option<String>,
+    /// A recording session's metadata as the structured model (`siprecMetadataJson`).
+    metadata_json: Option<Value>,
     ended: bool,
 }
 
@@ -116,6 +119,47 @@ impl StreamEvents {
         self.calls.contains_key(&call)
     }
 
+    /// A recording session's metadata, as its client sent it and as the model reads it: the
+    /// events carry these instead of a document voicegw writes.
+    pub fn set_recording_metadata(&mut self, call: u64, xml: Option<String>, json: Option<Value>) {
+        if let Some(f) = self.calls.get_mut(&call) {
+            if xml.is_some() {
+                f.metadata = xml;
+            }
+            f.metadata_json = json;
+        }
+    }
+
+    /// New metadata of a recording session (a re-INVITE or UPDATE): the UPDATED event
+    /// (formats.md §8), its headers as `updateHeaders`.
+    pub fn updated(
+        &mut self,
+        call: u64,
+        request: &Request,
+        xml: String,
+        json: Option<Value>,
+        at: Moment,
+    ) {
+        let Some(f) = self.calls.get_mut(&call) else { return };
+        f.metadata = Some(xml.clone());
+        f.metadata_json.clone_from(&json);
+        let c = &f.call;
+        let mut d = json!({
+            "callId": customer_call_id(c),
+            "updateHeaders": invite_headers(request),
+            "siprecMetadata": xml,
+            "streamingStatus": "UPDATED",
+            "transactionId": c.transaction_id,
+            "version": "0",
+            "voiceConnectorId": c.labels.voice_connector_id,
+        });
+        if let (Some(j), Some(m)) = (json, d.as_object_mut()) {
+            insert_after(m, "siprecMetadata", "siprecMetadataJson", j);
+        }
+        let event = envelope(&self.account, &f.call, d, at);
+        self.sinks.send(event.to_string(), &f.targets);
+    }
+
     /// The INVITE whose headers the call's events carry.
     pub fn set_invite(&mut self, call: u64, invite: &Request) {
         if let Some(f) = self.calls.get_mut(&call) {
@@ -160,18 +204,7 @@ impl StreamEvents {
             StreamReport::Streaming { .. } | StreamReport::Closed { .. } => None,
         };
         if let Some(detail) = detail {
-            let region = region_of(&f.call);
-            let event = json!({
-                "version": "0",
-                "id": common::uuid::uuid_v4(rand::random()),
-                "detail-type": "Chime VoiceConnector Streaming Status",
-                "source": "aws.chime",
-                "account": self.account,
-                "time": iso_seconds(at.wall),
-                "region": region,
-                "resources": [],
-                "detail": detail,
-            });
+            let event = envelope(&self.account, &f.call, Value::Object(detail), at);
             self.sinks.send(event.to_string(), &f.targets);
         }
     }
@@ -188,6 +221,21 @@ impl StreamEvents {
             }
         }
     }
+}
+
+/// An event's envelope (formats.md §8) around `detail`.
+fn envelope(account: &str, call: &Call, detail: Value, at: Moment) -> Value {
+    json!({
+        "version": "0",
+        "id": common::uuid::uuid_v4(rand::random()),
+        "detail-type": "Chime VoiceConnector Streaming Status",
+        "source": "aws.chime",
+        "account": account,
+        "time": iso_seconds(at.wall),
+        "region": region_of(call),
+        "resources": [],
+        "detail": detail,
+    })
 }
 
 /// The Call-ID the events (and the CDR) name: the customer leg's.
@@ -245,7 +293,19 @@ fn started_detail(f: &mut Followed, stream: &StreamFacts, account: &str) -> Map<
         "streamingStatus": "STARTED",
         "version": "0",
     });
-    d.as_object().cloned().unwrap_or_default()
+    let mut d = d.as_object().cloned().unwrap_or_default();
+    if let Some((index, label)) = &stream.sdp {
+        insert_after(
+            &mut d,
+            "mediaType",
+            "sdp",
+            json!({ "mediaIndex": index, "mediaLabel": label }),
+        );
+    }
+    if let Some(j) = &f.metadata_json {
+        insert_after(&mut d, "siprecMetadata", "siprecMetadataJson", j.clone());
+    }
+    d
 }
 
 /// The address of record in a From or a request URI (`"A" <sip:x@h>;tag=1` → `sip:x@h`).
@@ -282,6 +342,7 @@ impl Observer for StreamEvents {
                     targets: s.targets.clone(),
                     invite_headers: Map::new(),
                     metadata: None,
+                    metadata_json: None,
                     ended: false,
                 };
                 self.calls.insert(*call, f);

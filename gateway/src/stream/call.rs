@@ -95,6 +95,8 @@ pub struct CallStreams {
     call: u64,
     voice_connector_id: String,
     retention_hours: u32,
+    /// A recording session's streams: each side's m-line index and label.
+    sdp: [Option<(usize, String)>; 2],
     /// Each leg's start was reported.
     started: [bool; 2],
     /// Dropped when the call's media closes: with the upload tasks' own, the call's `Closed`.
@@ -141,6 +143,7 @@ impl CallStreams {
             call: ctx.call,
             voice_connector_id: ctx.voice_connector_id.clone(),
             retention_hours: spec.retention_hours,
+            sdp: spec.sdp.clone(),
             streamer,
             started: [false; 2],
             closed: Some(closed),
@@ -269,6 +272,7 @@ impl CallStreams {
                     retention_hours: self.retention_hours,
                     head,
                     start_ms,
+                    sdp: self.sdp[i].clone(),
                     closed,
                 });
                 self.outlets[i] = Some(Outlet { tx: Some(tx), skipping: false });
@@ -285,6 +289,7 @@ impl CallStreams {
             arn: None,
             start_ms: leg.start_ms(),
             start_fragment: "1".into(),
+            sdp: self.sdp[i].clone(),
         }
     }
 }

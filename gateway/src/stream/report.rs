@@ -19,6 +19,8 @@ pub struct StreamFacts {
     /// The number of the stream's first fragment (KVS's, or the fragment's index in a local
     /// file, from 1).
     pub start_fragment: String,
+    /// A recording session's stream: its m-line index and `a=label` (the events' `sdp`).
+    pub sdp: Option<(usize, String)>,
 }
 
 /// See the module documentation.

@@ -232,6 +232,12 @@ impl<H: Host> Endpoint<H> {
         sent
     }
 
+    /// The ACK for the 2xx that INVITE server transaction `key` sent arrived (an application
+    /// matches it to its dialog): the 2xx is no longer retransmitted.
+    pub fn ack_received(&mut self, key: &ServerKey, now: Instant) {
+        self.layer.ack_received(key, now);
+    }
+
     /// A new random tag (From/To), from the endpoint's cryptographic generator.
     pub fn new_tag(&mut self) -> String {
         build::random_token(&mut self.rng, 10)

@@ -285,3 +285,37 @@ fn a_200_never_acknowledged_ends_the_session() {
     assert_eq!(s.app().0.active_sessions(), 0);
     assert!(s.app().0.anchor.open.is_empty(), "the ports are released");
 }
+
+#[test]
+fn an_acknowledged_200_is_not_retransmitted_and_the_session_lasts() {
+    let mut s = server(10);
+    s.handle_bytes(invite("ak", "", 1, SDP, &meta("complete", "A")).as_bytes(), peer(SRC), at(0));
+    let seen = drain(&mut s);
+    let Message::Response(ok) = &seen.sent[0] else { panic!() };
+    let tag = ok.to().unwrap().tag().unwrap().to_string();
+    s.handle_bytes(in_dialog("ACK", "ak", &tag, 1).as_bytes(), peer(SRC), at(10));
+    drain(&mut s);
+    // A re-INVITE, acknowledged too.
+    s.handle_bytes(
+        invite("ak", &tag, 2, SDP, &meta("partial", "B")).as_bytes(),
+        peer(SRC),
+        at(1000),
+    );
+    assert_eq!(status(&drain(&mut s).sent[0]), 200);
+    s.handle_bytes(in_dialog("ACK", "ak", &tag, 2).as_bytes(), peer(SRC), at(1010));
+    drain(&mut s);
+    let mut now = 1010;
+    let mut resent = 0;
+    while now < 60_000 {
+        now = s
+            .poll_timeout()
+            .map_or(now + 1000, |t| t.since_origin().as_millis() as u64)
+            .max(now + 1);
+        s.handle_timeout(at(now));
+        let seen = drain(&mut s);
+        resent += seen.sent.len();
+        assert!(seen.events.is_empty(), "{:?}", seen.events);
+    }
+    assert_eq!(resent, 0, "no 200 retransmitted after its ACK");
+    assert_eq!(s.app().0.active_sessions(), 1);
+}

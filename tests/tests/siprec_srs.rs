@@ -1,0 +1,231 @@
+//! voicegw as a SIPREC recording server (RFC 7866), end to end: a recording client (played
+//! here over UDP, as an SBC would send it) offers a session with two labelled streams and its
+//! RFC 7865 metadata; voicegw answers it itself (no carrier leg), `a=recvonly` on its own
+//! ports, records each stream to its own Matroska file whose audio `ffmpeg` reads back equal
+//! to what was sent, and reports STARTED/ENDED per stream with `sdp.mediaIndex`,
+//! `sdp.mediaLabel` and the metadata (raw and structured); a re-INVITE with new metadata gives
+//! UPDATED; BYE ends it and a CDR and a streaming record are written. A recording client whose
+//! address is in no voice connector's allowed list is refused with 403.
+
+use std::net::UdpSocket;
+use std::path::Path;
+use std::time::Duration;
+
+use harness::{read_until, require, sip_header, Gateway};
+
+const VC: &str = "abcdef1ghij2klmno3pqr4";
+
+fn metadata(mode: &str, alice: &str) -> String {
+    format!("<?xml version='1.0' encoding='UTF-8'?><recording xmlns='urn:ietf:params:xml:ns:recording:1'><datamode>{mode}</datamode><session session_id='c2Vzcw=='><sipSessionID>ab30317f1a784dc48ff824d0d3715d86;remote=47755a9de7794ba387653f2099600ef2</sipSessionID></session><participant participant_id='cDE='><nameID aor='sip:+12065550100@pbx.example.com'><name>{alice}</name></nameID></participant><participant participant_id='cDI='><nameID aor='sip:+12065550101@carrier.example.net'><name>Bob</name></nameID></participant><stream stream_id='czE=' session_id='c2Vzcw=='><label>1</label></stream><stream stream_id='czI=' session_id='c2Vzcw=='><label>2</label></stream><participantstreamassoc participant_id='cDE='><send>czE=</send><recv>czI=</recv></participantstreamassoc><participantstreamassoc participant_id='cDI='><send>czI=</send><recv>czE=</recv></participantstreamassoc></recording>")
+}
+
+/// The recording client: its SIP socket and one RTP socket per stream.
+struct Src {
+    ip: String,
+    sip: UdpSocket,
+    rtp: [UdpSocket; 2],
+    call_id: String,
+}
+
+impl Src {
+    fn new(ip: &str, call_id: &str) -> Src {
+        let sip = UdpSocket::bind(format!("{ip}:5095")).expect("sip socket");
+        sip.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+        let rtp = [
+            UdpSocket::bind(format!("{ip}:41000")).expect("rtp 1"),
+            UdpSocket::bind(format!("{ip}:41002")).expect("rtp 2"),
+        ];
+        Src { ip: ip.into(), sip, rtp, call_id: call_id.into() }
+    }
+
+    fn invite(&self, to_tag: Option<&str>, cseq: u32, meta: &str) -> String {
+        let ip = &self.ip;
+        let sdp = format!("v=0\r\no=src 1 {cseq} IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio 41000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=label:1\r\na=sendonly\r\nm=audio 41002 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=label:2\r\na=sendonly\r\n");
+        let body = format!("--srcBoundary\r\nContent-Type: application/sdp\r\n\r\n{sdp}\r\n--srcBoundary\r\nContent-Type: application/rs-metadata+xml\r\nContent-Disposition: recording-session\r\n\r\n{meta}\r\n--srcBoundary--\r\n");
+        let to = match to_tag {
+            Some(t) => format!("<sip:recorder@{VC}.voiceconnector.local>;tag={t}"),
+            None => format!("<sip:recorder@{VC}.voiceconnector.local>"),
+        };
+        format!("INVITE sip:recorder@{VC}.voiceconnector.local SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5095;branch=z9hG4bK-{}-{cseq}\r\nMax-Forwards: 70\r\nFrom: <sip:src@{ip}>;tag=srctag\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:src@{ip}:5095>;+sip.src\r\nRequire: siprec\r\nContent-Type: multipart/mixed;boundary=srcBoundary\r\nContent-Length: {}\r\n\r\n{body}", self.call_id, self.call_id, body.len())
+    }
+
+    fn in_dialog(&self, method: &str, to: &str, cseq: u32) -> String {
+        let ip = &self.ip;
+        format!("{method} sip:voicegw@{ip}:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5095;branch=z9hG4bK-{method}-{cseq}\r\nMax-Forwards: 70\r\nFrom: <sip:src@{ip}>;tag=srctag\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n", self.call_id)
+    }
+
+    fn send(&self, msg: &str) {
+        self.sip.send_to(msg.as_bytes(), format!("{}:5060", self.ip)).expect("send");
+    }
+}
+
+/// Stream `k`'s `n`-th packet payload (A-law, different in every packet and stream).
+fn payload(k: usize, n: u16) -> Vec<u8> {
+    (0..160usize).map(|i| ((usize::from(n) * 7 + i + k * 31) % 256) as u8).collect()
+}
+
+fn audio_ports(answer: &str) -> Vec<u16> {
+    answer
+        .lines()
+        .filter_map(|l| l.strip_prefix("m=audio "))
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+/// The next 200 for `cseq` (`"3 BYE"`), skipping retransmissions of earlier ones.
+fn ok_for(sock: &UdpSocket, cseq: &str) -> String {
+    for _ in 0..20 {
+        let m = read_until(sock, "SIP/2.0 200");
+        if sip_header(&m, "CSeq") == cseq {
+            return m;
+        }
+    }
+    panic!("no 200 for {cseq}");
+}
+
+fn pcm_of(file: &Path) -> Vec<i16> {
+    harness::ffmpeg_pcm(file, &file.with_extension("s16"))
+}
+
+#[test]
+fn a_recording_session_is_answered_recorded_per_stream_updated_and_ended() {
+    if !require("ffmpeg") || !require("mkvinfo") {
+        return;
+    }
+    let ip = "127.0.0.76";
+    let gw = Gateway::start(ip, |c| {
+        format!("{c}\n[VoiceConnectors.StreamingConfiguration]\nDisabled = false\nDataRetentionInHours = 0\n")
+    });
+    let src = Src::new(ip, "rs-1@src");
+    src.send(&src.invite(None, 1, &metadata("complete", "Alice")));
+    let ok = read_until(&src.sip, "SIP/2.0 200");
+    let to = sip_header(&ok, "To").to_string();
+    let tag = to.split("tag=").nth(1).expect("a To tag").to_string();
+    assert!(sip_header(&ok, "Contact").contains("+sip.srs"), "{ok}");
+    let ports = audio_ports(&ok);
+    assert_eq!(ports.len(), 2, "{ok}");
+    assert!(
+        ok.contains("a=label:1\r\na=recvonly") && ok.contains("a=label:2\r\na=recvonly"),
+        "{ok}"
+    );
+    assert!(ok.contains(&format!("c=IN IP4 {ip}")), "{ok}");
+    src.send(&src.in_dialog("ACK", &to, 1));
+
+    // Two streams of 4 s, 20 ms A-law packets, each to its own port.
+    let packets = 200u16;
+    for n in 0..packets {
+        for (k, (sock, port)) in src.rtp.iter().zip(&ports).enumerate() {
+            let mut p = vec![0x80, 8];
+            p.extend_from_slice(&n.to_be_bytes());
+            p.extend_from_slice(&(u32::from(n) * 160).to_be_bytes());
+            p.extend_from_slice(&(0x5000 + k as u32).to_be_bytes());
+            p.extend_from_slice(&payload(k, n));
+            sock.send_to(&p, format!("{ip}:{port}")).expect("rtp");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        if n == packets / 2 {
+            // Mid-session, a re-INVITE with changed metadata (a participant renamed).
+            src.send(&src.invite(Some(&tag), 2, &metadata("partial", "Alice Transferred")));
+        }
+    }
+    let reok = read_until(&src.sip, "SIP/2.0 200");
+    assert!(
+        reok.contains("CSeq: 2 INVITE") && audio_ports(&reok) == ports,
+        "the same ports: {reok}"
+    );
+    src.send(&src.in_dialog("ACK", &to, 2));
+    src.send(&src.in_dialog("BYE", &to, 3));
+    ok_for(&src.sip, "3 BYE");
+
+    let events =
+        harness::json_lines(&gw.dir.join("var/streaming-events.jsonl"), 5, Duration::from_secs(15));
+    let status = |e: &serde_json::Value| {
+        e["detail"]["streamingStatus"].as_str().unwrap_or_default().to_string()
+    };
+    let mut kinds: Vec<String> = events.iter().map(status).collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        ["ENDED", "ENDED", "STARTED", "STARTED", "UPDATED"],
+        "{events:#?}\n{}",
+        gw.log()
+    );
+    for e in &events {
+        let d = &e["detail"];
+        assert_eq!(d["callId"], "rs-1@src");
+        assert_eq!(d["voiceConnectorId"], VC);
+        match status(e).as_str() {
+            "UPDATED" => {
+                assert!(d["siprecMetadata"].as_str().unwrap().contains("Alice Transferred"));
+                assert_eq!(
+                    d["siprecMetadataJson"]["participants"][0]["name"], "Alice Transferred",
+                    "merged"
+                );
+                assert_eq!(d["updateHeaders"]["cseq"], "2 INVITE");
+            }
+            _ => {
+                let label = d["sdp"]["mediaLabel"].as_str().expect("sdp.mediaLabel");
+                let index = d["sdp"]["mediaIndex"].as_u64().expect("sdp.mediaIndex");
+                assert_eq!(index.to_string(), (label.parse::<u64>().unwrap() - 1).to_string());
+                assert!(
+                    d["siprecMetadata"].as_str().unwrap().contains("<recording"),
+                    "the client's XML: {d}"
+                );
+                let streams = &d["siprecMetadataJson"]["streams"];
+                assert!(streams.as_array().is_some_and(|s| s.len() == 2), "{d}");
+                assert_eq!(d["inviteHeaders"]["require"], "siprec");
+            }
+        }
+    }
+
+    // One Matroska file per stream, each the audio of its stream, byte for byte.
+    let mut files: Vec<_> = std::fs::read_dir(gw.dir.join("var/kvs"))
+        .expect("streams")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "mkv"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let mut matched = Vec::new();
+    for f in &files {
+        let pcm = pcm_of(f);
+        let which = (0..2).find(|&k| {
+            let want: Vec<i16> = (0..packets)
+                .flat_map(|n| payload(k, n))
+                .map(|c| streaming::g711::Law::ALaw.decode(c))
+                .collect();
+            pcm == want
+        });
+        matched.push(which.unwrap_or_else(|| {
+            panic!("{} is neither stream's audio ({} samples)", f.display(), pcm.len())
+        }));
+    }
+    matched.sort_unstable();
+    assert_eq!(matched, [0, 1]);
+
+    // A record of the session (and its streaming record).
+    let records = harness::cdrs_in(&gw.dir.join("var/cdrs"), 2, Duration::from_secs(10));
+    let cdr = &records.iter().find(|(k, _)| k.contains("-CDRs/")).expect("a CDR").1;
+    assert_eq!(
+        (&cdr["CallId"], &cdr["Status"], &cdr["Streaming"]),
+        (&"rs-1@src".into(), &"Completed".into(), &true.into()),
+        "{cdr}"
+    );
+    assert!(records.iter().any(|(k, _)| k.contains("-SDRs/")));
+}
+
+#[test]
+fn a_recording_client_from_an_unknown_address_is_refused() {
+    let gw = Gateway::start("127.0.0.77", |c| {
+        format!("{c}\n[VoiceConnectors.StreamingConfiguration]\nDisabled = false\nDataRetentionInHours = 0\n")
+            .replace("CidrAllowedList = [\"127.0.0.0/8\"]", "CidrAllowedList = [\"10.0.0.0/8\"]")
+    });
+    let src = Src::new("127.0.0.77", "rs-2@src");
+    src.send(&src.invite(None, 1, &metadata("complete", "Alice")));
+    let refused = read_until(&src.sip, "SIP/2.0 403");
+    assert!(sip_header(&refused, "Warning").contains("CidrAllowedList"), "{refused}\n{}", gw.log());
+    assert!(
+        !gw.dir.join("var/kvs").exists()
+            || std::fs::read_dir(gw.dir.join("var/kvs")).unwrap().next().is_none()
+    );
+}
