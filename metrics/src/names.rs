@@ -102,6 +102,11 @@ metrics! {
     STREAM_EVENTS_SENT = ("StreamEventsSent", Counter, "Streaming status events delivered, counted once per sink that took them (voicegw process metric)");
     STREAM_EVENTS_FAILED = ("StreamEventsFailed", Counter, "Streaming status events a sink did not take after its retries (voicegw process metric)");
     STREAM_EVENTS_DROPPED = ("StreamEventsDropped", Counter, "Streaming status events dropped because a sink fell behind (voicegw process metric)");
+    RECORDING_SESSIONS = ("RecordingSessions", Counter, "SIPREC recording sessions answered (voicegw process metric)");
+    RECORDING_SESSIONS_ACTIVE = ("RecordingSessionsActive", Gauge, "SIPREC recording sessions up now (voicegw process metric)");
+    RECORDING_SESSIONS_REFUSED = ("RecordingSessionsRefused", Counter, "SIPREC recording INVITEs refused, by `kind`: the SIP status answered (voicegw process metric)");
+    RECORDING_STREAMS = ("RecordingStreams", Counter, "Audio streams of answered SIPREC recording sessions (voicegw process metric)");
+    RECORDING_TOLERATED = ("RecordingTolerated", Counter, "What recording clients sent that RFC 7866/7865 do not ask for and voicegw took anyway, by `kind` (metadata_without_xml, missing_label, one_mixed_stream, direction_variant, metadata_draft_attributes, …) (voicegw process metric)");
     CDRS_SUPPRESSED = ("CdrsSuppressed", Counter, "Records of unauthenticated or unmatched calls not written because they came faster than 50/s (voicegw process metric)");
     CDR_SPOOL_FAILING = ("CdrSpoolFailing", Gauge, "1 while CDR spool commits fail (full or read-only disk): records wait in memory and /health answers 503 (voicegw process metric)");
     CDR_SPOOL_ERRORS = ("CdrSpoolErrors", Counter, "Spool commits that failed and were retried (voicegw process metric)");

@@ -212,6 +212,10 @@ fn a_recording_session_is_answered_recorded_per_stream_updated_and_ended() {
         "{cdr}"
     );
     assert!(records.iter().any(|(k, _)| k.contains("-SDRs/")));
+
+    assert_eq!(gw.process_metric("voicegw_recording_sessions_total"), 1.0, "{}", gw.metrics());
+    assert_eq!(gw.process_metric("voicegw_recording_streams_total"), 2.0);
+    assert_eq!(gw.wait_process_metric("voicegw_recording_sessions_active", 0.0), 0.0);
 }
 
 #[test]
@@ -224,6 +228,12 @@ fn a_recording_client_from_an_unknown_address_is_refused() {
     src.send(&src.invite(None, 1, &metadata("complete", "Alice")));
     let refused = read_until(&src.sip, "SIP/2.0 403");
     assert!(sip_header(&refused, "Warning").contains("CidrAllowedList"), "{refused}\n{}", gw.log());
+    let refusals = "voicegw_recording_sessions_refused_total{voice_connector_id=\"\",region=\"\",kind=\"403\"} 1";
+    let start = std::time::Instant::now();
+    while !gw.metrics().contains(refusals) && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(gw.metrics().contains(refusals), "{}", gw.metrics());
     assert!(
         !gw.dir.join("var/kvs").exists()
             || std::fs::read_dir(gw.dir.join("var/kvs")).unwrap().next().is_none()

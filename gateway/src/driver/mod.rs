@@ -297,10 +297,21 @@ impl Gateway {
                 metadata_xml,
                 metadata,
                 tolerated,
+                streams,
                 ..
             } => {
                 if !tolerated.is_empty() {
                     tracing::info!(session, ?tolerated, "recording session: tolerated");
+                }
+                {
+                    use metrics::names;
+                    let mut r = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+                    let none = metrics::Labels::default();
+                    r.inc(names::RECORDING_SESSIONS, &none);
+                    r.add(names::RECORDING_STREAMS, &none, streams.len() as f64);
+                    for t in &tolerated {
+                        r.inc(names::RECORDING_TOLERATED, &metrics::Labels::kind(t));
+                    }
                 }
                 let call_id = invite.call_id().unwrap_or_default().to_string();
                 let started = CallEvent::Started {
@@ -337,8 +348,10 @@ impl Gateway {
                 self.apply(&ended, at);
             }
             R::Refused { call_id, voice_connector_id, status, reason } => {
-                tracing::info!(%call_id, status, %reason, "recording session refused");
-                let _ = voice_connector_id;
+                tracing::info!(%call_id, ?voice_connector_id, status, %reason, "recording session refused");
+                let mut r = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+                let kind = metrics::Labels::kind(&status.to_string());
+                r.inc(metrics::names::RECORDING_SESSIONS_REFUSED, &kind);
             }
         }
     }
@@ -401,6 +414,7 @@ impl Gateway {
             cdrs_suppressed: self.recorder.suppressed(),
             media_ports_in_use: core.anchor().ports_in_use(),
             streams_active: self.streams_active,
+            recording_sessions_active: core.app().second.active_sessions(),
         };
         process_metrics::update(&self.registry, &facts, || self.recorder.spool_backlog());
     }
