@@ -239,3 +239,41 @@ fn a_recording_client_from_an_unknown_address_is_refused() {
             || std::fs::read_dir(gw.dir.join("var/kvs")).unwrap().next().is_none()
     );
 }
+
+/// SIPp as the recording client, with one mixed stream (as some SBCs record): the capture it
+/// plays is the recording, byte for byte, and the variant is counted as tolerated.
+#[test]
+fn a_sipp_recording_client_with_one_mixed_stream_is_recorded() {
+    if !require("sipp") || !require("ffmpeg") {
+        return;
+    }
+    let ip = "127.0.0.78";
+    let gw = Gateway::start(ip, |c| {
+        format!("{c}\n[VoiceConnectors.StreamingConfiguration]\nDisabled = false\nDataRetentionInHours = 0\n")
+    });
+    let (pcap, _, _) = harness::g711a_capture(&gw.dir);
+    let (expected, _) = harness::played_pcm(&pcap);
+    let mut args = harness::pbx_args(ip);
+    args.extend(["-mp", "6000", "-m", "1", "-key", "audio_pcap"].map(String::from));
+    args.push(pcap.display().to_string());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r =
+        harness::run_sipp(&gw.dir, "src", "src_siprec_mixed.xml", &args, Duration::from_secs(30));
+    assert_eq!(r.successful, 1, "{r:#?}\n{}", gw.log());
+    let events =
+        harness::json_lines(&gw.dir.join("var/streaming-events.jsonl"), 2, Duration::from_secs(15));
+    assert_eq!(events.len(), 2, "{events:#?}");
+    for e in &events {
+        assert_eq!(e["detail"]["sdp"], serde_json::json!({"mediaIndex": 0, "mediaLabel": "1"}));
+        assert_eq!(e["detail"]["siprecMetadataJson"]["participants"][1]["name"], "Callee");
+    }
+    let files: Vec<_> = std::fs::read_dir(gw.dir.join("var/kvs"))
+        .expect("streams")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "mkv"))
+        .collect();
+    assert_eq!(files.len(), 1, "one stream: {files:?}");
+    assert!(pcm_of(&files[0]) == expected, "the recording is the capture played");
+    let tolerated = "voicegw_recording_tolerated_total{voice_connector_id=\"\",region=\"\",kind=\"one_mixed_stream\"} 1";
+    assert!(gw.metrics().contains(tolerated), "{}", gw.metrics());
+}
