@@ -149,6 +149,7 @@ enum Open {
     Participant(usize),
     NameId(usize),
     Name(usize),
+    Aor(usize),
     /// `<send>`/`<recv>` of participant `usize` (inside it, or in an association).
     Direction {
         participant: usize,
@@ -265,7 +266,8 @@ impl Metadata {
                 Open::Recording
             }
             (None, _) => Open::Other,
-            (Some(Open::Recording), b"datamode") => Open::DataMode,
+            // `dataMode` in the draft's examples (Oracle's among them).
+            (Some(Open::Recording), n) if n.eq_ignore_ascii_case(b"datamode") => Open::DataMode,
             (Some(Open::Recording), b"session") => match attr(&[b"session_id", b"id"]) {
                 Some((id, draft)) => {
                     if draft {
@@ -302,6 +304,12 @@ impl Metadata {
                 Open::NameId(*p)
             }
             (Some(Open::NameId(p)), b"name") => Open::Name(*p),
+            // The draft's shape: `<aor>` and `<name>` right in the participant.
+            (Some(Open::Participant(p)), b"aor") => {
+                self.note(Tolerated::DraftAttributes);
+                Open::Aor(*p)
+            }
+            (Some(Open::Participant(p)), b"name") => Open::Name(*p),
             (Some(Open::Participant(p)), b"send" | b"recv") => {
                 self.note(Tolerated::SendRecvInParticipant);
                 Open::Direction { participant: *p, send: name == b"send" }
@@ -371,6 +379,7 @@ impl Metadata {
                 *(if stop { &mut s.stop_time } else { &mut s.start_time }) = Some(v.to_string());
             }
             Open::Name(p) if !v.is_empty() => self.participants[p].name = Some(v.to_string()),
+            Open::Aor(p) if !v.is_empty() => self.participants[p].aor = Some(v.to_string()),
             Open::Direction { participant, send } if !v.is_empty() => {
                 let p = &mut self.participants[participant];
                 let list = if send { &mut p.send } else { &mut p.recv };

@@ -51,7 +51,9 @@ impl Src {
 
     fn in_dialog(&self, method: &str, to: &str, cseq: u32) -> String {
         let ip = &self.ip;
-        format!("{method} sip:voicegw@{ip}:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5095;branch=z9hG4bK-{method}-{cseq}\r\nMax-Forwards: 70\r\nFrom: <sip:src@{ip}>;tag=srctag\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n", self.call_id)
+        // The branch is unique per request (a reused one is a retransmission to the server).
+        let call_id = &self.call_id;
+        format!("{method} sip:voicegw@{ip}:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5095;branch=z9hG4bK-{method}-{cseq}-{call_id}\r\nMax-Forwards: 70\r\nFrom: <sip:src@{ip}>;tag=srctag\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n")
     }
 
     fn send(&self, msg: &str) {
@@ -276,4 +278,189 @@ fn a_sipp_recording_client_with_one_mixed_stream_is_recorded() {
     assert!(pcm_of(&files[0]) == expected, "the recording is the capture played");
     let tolerated = "voicegw_recording_tolerated_total{voice_connector_id=\"\",region=\"\",kind=\"one_mixed_stream\"} 1";
     assert!(gw.metrics().contains(tolerated), "{}", gw.metrics());
+}
+
+/// One recording client's shape: its headers, its SDP's m-lines (ports 41000 and 41002) and
+/// its body parts besides the SDP.
+struct Shape {
+    name: &'static str,
+    headers: &'static str,
+    media: &'static str,
+    /// (Content-Type, Content-Disposition, body) of the parts after the SDP.
+    parts: Vec<(&'static str, Option<&'static str>, String)>,
+    labels: &'static [&'static str],
+    tolerated: &'static [&'static str],
+}
+
+fn shapes() -> Vec<Shape> {
+    let rfc = metadata("complete", "Alice");
+    let draft = "<?xml version='1.0' encoding='UTF-8'?><recording xmlns='urn:ietf:params:xml:ns:recording'><dataMode>complete</dataMode><session id='urn:uuid:1'><start-time>2026-12-07T10:00:00</start-time></session><participant id='urn:uuid:2' session='urn:uuid:1'><aor>sip:alice@192.0.2.40</aor><name>alice</name><send>urn:uuid:4</send></participant><participant id='urn:uuid:3' session='urn:uuid:1'><aor>sip:bob@192.0.2.60</aor><name>bob</name><send>urn:uuid:5</send></participant><stream id='urn:uuid:4' session='urn:uuid:1'><mode>separate</mode><label>1</label></stream><stream id='urn:uuid:5' session='urn:uuid:1'><mode>separate</mode><label>2</label></stream></recording>".to_string();
+    let cube = rfc.replace("</recording>", "<extensiondata xmlns:call='urn:x-cisco:params:xml:ns:src:call'><call:callid>8a1c2b3d</call:callid></extensiondata></recording>");
+    let siprec = "Require: siprec\r\nContact: <sip:src@127.0.0.79:5095>;+sip.src\r\n";
+    let two = "m=audio 41000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=label:1\r\na=sendonly\r\nm=audio 41002 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=label:2\r\na=sendonly\r\n";
+    let meta = |body: &str| {
+        vec![("application/rs-metadata+xml", Some("recording-session"), body.to_string())]
+    };
+    vec![
+        // Cisco CUBE: RFC 7865 with its extension data.
+        Shape { name: "cisco_cube", headers: siprec, media: two, parts: meta(&cube), labels: &["1", "2"], tolerated: &[] },
+        // Oracle (Acme Packet): the draft's metadata, no direction attribute (sample SDP and
+        // metadata of its SIPREC documentation).
+        Shape {
+            name: "oracle_acme",
+            headers: siprec,
+            media: "m=audio 41000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=label:1\r\nm=audio 41002 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=label:2\r\n",
+            parts: meta(&draft),
+            labels: &["1", "2"],
+            tolerated: &["direction_variant", "metadata_draft_namespace", "metadata_draft_attributes"],
+        },
+        // Avaya SBCE: a c= line per m-line.
+        Shape {
+            name: "avaya_sbce",
+            headers: siprec,
+            media: "m=audio 41000 RTP/AVP 8\r\nc=IN IP4 127.0.0.79\r\na=label:1\r\na=sendonly\r\nm=audio 41002 RTP/AVP 8\r\nc=IN IP4 127.0.0.79\r\na=label:2\r\na=sendonly\r\n",
+            parts: meta(&rfc),
+            labels: &["1", "2"],
+            tolerated: &["per_media_connection"],
+        },
+        // BroadWorks: metadata typed without +xml, only +sip.src to say it is recording.
+        Shape {
+            name: "broadworks",
+            headers: "Contact: <sip:src@127.0.0.79:5095>;+sip.src\r\n",
+            media: two,
+            parts: vec![("application/rs-metadata", Some("recording-session"), rfc.clone())],
+            labels: &["1", "2"],
+            tolerated: &["metadata_without_xml"],
+        },
+        // Sonus/Ribbon: labels that are not numbers, and a GTD part.
+        Shape {
+            name: "sonus_ribbon",
+            headers: siprec,
+            media: "m=audio 41000 RTP/AVP 8\r\na=label:caller\r\na=sendonly\r\nm=audio 41002 RTP/AVP 8\r\na=label:callee\r\na=sendonly\r\n",
+            parts: vec![
+                ("application/gtd", Some("signal;handling=optional"), "IAM,\r\nPRN,isdn*,,NT100,,,,,".into()),
+                ("application/rs-metadata+xml", Some("recording-session"), rfc.clone()),
+            ],
+            labels: &["caller", "callee"],
+            tolerated: &["extra_parts", "non_numeric_label"],
+        },
+        // Metaswitch: one mixed stream.
+        Shape {
+            name: "metaswitch",
+            headers: siprec,
+            media: "m=audio 41000 RTP/AVP 8\r\na=label:1\r\na=sendonly\r\n",
+            parts: meta(&rfc),
+            labels: &["1"],
+            tolerated: &["one_mixed_stream"],
+        },
+        // FreeSWITCH: no Content-Disposition on the metadata, sendrecv streams.
+        Shape {
+            name: "freeswitch",
+            headers: siprec,
+            media: "m=audio 41000 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=label:1\r\na=sendrecv\r\nm=audio 41002 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=label:2\r\na=sendrecv\r\n",
+            parts: vec![("application/rs-metadata+xml", None, rfc.clone())],
+            labels: &["1", "2"],
+            tolerated: &["no_content_disposition", "direction_variant"],
+        },
+        // OpenSIPS: Require: siprec without +sip.src, ICE and RTCP-XR attributes, a missing label.
+        Shape {
+            name: "opensips",
+            headers: "Require: siprec\r\nContact: <sip:127.0.0.79:5095>\r\n",
+            media: "m=audio 41000 RTP/AVP 0 8 101\r\na=ice-ufrag:ade56ecb\r\na=rtcp-xr:rcvr-rtt=all:10000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=label:0\r\na=sendonly\r\nm=audio 41002 RTP/AVP 8 101\r\na=sendonly\r\n",
+            parts: meta(&rfc),
+            labels: &["0", "1"],
+            tolerated: &["missing_label"],
+        },
+    ]
+}
+
+/// What vendors send, each recorded: every shape's streams are answered, recorded with their
+/// audio byte for byte, reported with their labels, and what was tolerated is counted.
+#[test]
+fn every_vendors_shape_is_recorded() {
+    if !require("ffmpeg") {
+        return;
+    }
+    let ip = "127.0.0.79";
+    let gw = Gateway::start(ip, |c| {
+        format!("{c}\n[VoiceConnectors.StreamingConfiguration]\nDisabled = false\nDataRetentionInHours = 0\n")
+    });
+    let packets = 50u16;
+    for shape in shapes() {
+        let src = Src::new(ip, &format!("rs-{}@src", shape.name));
+        let sdp = format!(
+            "v=0\r\no=src 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n{}",
+            shape.media
+        );
+        let mut body = format!("--b\r\nContent-Type: application/sdp\r\n\r\n{sdp}\r\n");
+        for (ct, disposition, content) in &shape.parts {
+            body.push_str(&format!("--b\r\nContent-Type: {ct}\r\n"));
+            if let Some(d) = disposition {
+                body.push_str(&format!("Content-Disposition: {d}\r\n"));
+            }
+            body.push_str(&format!("\r\n{content}\r\n"));
+        }
+        body.push_str("--b--\r\n");
+        let invite = format!("INVITE sip:recorder@{VC}.voiceconnector.local SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5095;branch=z9hG4bK-{}\r\nMax-Forwards: 70\r\nFrom: <sip:src@{ip}>;tag=srctag\r\nTo: <sip:recorder@{VC}.voiceconnector.local>\r\nCall-ID: {}\r\nCSeq: 1 INVITE\r\n{}Content-Type: multipart/mixed;boundary=b\r\nContent-Length: {}\r\n\r\n{body}", shape.name, src.call_id, shape.headers, body.len());
+        src.send(&invite);
+        let ok = ok_for(&src.sip, "1 INVITE");
+        let to = sip_header(&ok, "To").to_string();
+        let ports: Vec<u16> = audio_ports(&ok).into_iter().filter(|p| *p != 0).collect();
+        assert_eq!(ports.len(), shape.labels.len(), "{}: {ok}", shape.name);
+        src.send(&src.in_dialog("ACK", &to, 1));
+        for n in 0..packets {
+            for (k, (sock, port)) in src.rtp.iter().zip(&ports).enumerate() {
+                let mut p = vec![0x80, 8];
+                p.extend_from_slice(&n.to_be_bytes());
+                p.extend_from_slice(&(u32::from(n) * 160).to_be_bytes());
+                p.extend_from_slice(&(0x6000 + k as u32).to_be_bytes());
+                p.extend_from_slice(&payload(k, n));
+                sock.send_to(&p, format!("{ip}:{port}")).expect("rtp");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        src.send(&src.in_dialog("BYE", &to, 2));
+        ok_for(&src.sip, "2 BYE");
+    }
+    let shapes = shapes();
+    let want_events: usize = shapes.iter().map(|s| 2 * s.labels.len()).sum();
+    let events = harness::json_lines(
+        &gw.dir.join("var/streaming-events.jsonl"),
+        want_events,
+        Duration::from_secs(20),
+    );
+    assert_eq!(events.len(), want_events, "{events:#?}");
+    let metrics = gw.metrics();
+    for shape in &shapes {
+        let call_id = format!("rs-{}@src", shape.name);
+        let mine: Vec<&serde_json::Value> =
+            events.iter().filter(|e| e["detail"]["callId"] == call_id.as_str()).collect();
+        assert_eq!(mine.len(), 2 * shape.labels.len(), "{}", shape.name);
+        for (k, label) in shape.labels.iter().enumerate() {
+            let started = mine
+                .iter()
+                .find(|e| {
+                    e["detail"]["streamingStatus"] == "STARTED"
+                        && e["detail"]["sdp"]["mediaLabel"] == *label
+                })
+                .unwrap_or_else(|| {
+                    panic!("{}: no STARTED for label {label}: {mine:#?}", shape.name)
+                });
+            // Its stream's file, by the name in its ARN, holds the audio sent on it.
+            let arn = started["detail"]["streamArn"].as_str().expect("arn");
+            let name =
+                arn.split(":stream/").nth(1).and_then(|r| r.split('/').next()).expect("name");
+            let file = gw.dir.join(format!("var/kvs/{name}.mkv"));
+            let want: Vec<i16> = (0..packets)
+                .flat_map(|n| payload(k, n))
+                .map(|c| streaming::g711::Law::ALaw.decode(c))
+                .collect();
+            assert!(pcm_of(&file) == want, "{}: label {label}'s recording", shape.name);
+        }
+        for t in shape.tolerated {
+            let key = format!("voicegw_recording_tolerated_total{{voice_connector_id=\"\",region=\"\",kind=\"{t}\"}}");
+            assert!(metrics.contains(&key), "{}: {t} not counted:\n{metrics}", shape.name);
+        }
+    }
+    assert_eq!(gw.process_metric("voicegw_recording_sessions_total"), shapes.len() as f64);
 }

@@ -130,6 +130,43 @@ fn the_drafts_shape_is_read_and_what_was_tolerated_is_said() {
     assert_eq!(m.senders_of(&s2.id).map(|p| p.id.as_str()).collect::<Vec<_>>(), ["p2"]);
 }
 
+/// The draft's shape as an Oracle (Acme Packet) SBC's documentation shows it: `dataMode`,
+/// `<aor>` and `<name>` right in the participant, a `<mode>` in the stream, times per element.
+const ORACLE_STYLE: &str = r#"<?xml version='1.0' encoding='UTF-8'?>
+<recording xmlns='urn:ietf:params:xml:ns:recording'>
+  <dataMode>complete</dataMode>
+  <session id="urn:uuid:0d2b5c6a-1111-4c3b-8d2e-aaaaaaaaaaaa"><start-time>2026-12-07T10:00:00</start-time></session>
+  <participant id="urn:uuid:0d2b5c6a-2222-4c3b-8d2e-aaaaaaaaaaaa" session="urn:uuid:0d2b5c6a-1111-4c3b-8d2e-aaaaaaaaaaaa">
+    <aor>sip:alice@192.0.2.40</aor>
+    <name>alice </name>
+    <send>urn:uuid:0d2b5c6a-4444-4c3b-8d2e-aaaaaaaaaaaa</send>
+    <start-time>2026-12-07T10:00:00</start-time>
+  </participant>
+  <participant id="urn:uuid:0d2b5c6a-3333-4c3b-8d2e-aaaaaaaaaaaa" session="urn:uuid:0d2b5c6a-1111-4c3b-8d2e-aaaaaaaaaaaa">
+    <aor>sip:bob@192.0.2.60</aor>
+    <name>bob </name>
+  </participant>
+  <stream id="urn:uuid:0d2b5c6a-4444-4c3b-8d2e-aaaaaaaaaaaa" session="urn:uuid:0d2b5c6a-1111-4c3b-8d2e-aaaaaaaaaaaa">
+    <mode>separate</mode>
+    <start-time>2026-12-07T10:00:00</start-time>
+    <label>1</label>
+  </stream>
+</recording>"#;
+
+#[test]
+fn the_oracle_style_draft_shape_gives_names_and_addresses() {
+    let m = Metadata::parse(ORACLE_STYLE.as_bytes()).expect("parsed");
+    assert_eq!(m.participants.len(), 2);
+    assert_eq!(m.participants[0].aor.as_deref(), Some("sip:alice@192.0.2.40"));
+    assert_eq!(m.participants[0].name.as_deref(), Some("alice"));
+    let s = m.stream_by_label("1").expect("label 1");
+    assert_eq!(
+        m.senders_of(&s.id).map(|p| p.aor.as_deref().unwrap_or("")).collect::<Vec<_>>(),
+        ["sip:alice@192.0.2.40"]
+    );
+    assert!(m.tolerated.contains(&Tolerated::DraftNamespace));
+}
+
 #[test]
 fn prefixes_cdata_and_vendor_extensions_are_taken() {
     let m = Metadata::parse(PREFIXED.as_bytes()).expect("parsed");
