@@ -86,9 +86,25 @@ impl OfferError {
 /// The most audio streams one recording session records (a stream per direction).
 pub const MAX_STREAMS: usize = 2;
 
+/// Whether an INVITE is record-only (formats.md §10): `X-Voice-Connector-Record-Only: true`,
+/// as a header or a Request-URI parameter. voicegw answers it itself and records what the
+/// caller sends; no carrier leg is placed.
+pub fn is_record_only(request: &Request) -> bool {
+    const NAME: &str = "X-Voice-Connector-Record-Only";
+    let header = request.headers.iter().any(|h| {
+        h.name.as_str().eq_ignore_ascii_case(NAME) && h.value.trim().eq_ignore_ascii_case("true")
+    });
+    let param = request.uri.params.value(NAME).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    header || param
+}
+
 /// Whether an INVITE asks for a recording session: `Require: siprec`, `+sip.src` in its
-/// Contact, or a multipart body with a recording metadata part.
+/// Contact, a multipart body with a recording metadata part, or record-only
+/// ([`is_record_only`]).
 pub fn is_recording_session(request: &Request) -> bool {
+    if is_record_only(request) {
+        return true;
+    }
     let h = &request.headers;
     let require = h
         .get_all(&HeaderName::Require)

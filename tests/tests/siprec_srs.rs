@@ -464,3 +464,63 @@ fn every_vendors_shape_is_recorded() {
     }
     assert_eq!(gw.process_metric("voicegw_recording_sessions_total"), shapes.len() as f64);
 }
+
+/// `X-Voice-Connector-Record-Only: true` (a header, or a Request-URI parameter) on an ordinary
+/// INVITE: voicegw answers it itself, places no carrier leg, and records what the caller sends.
+#[test]
+fn a_record_only_invite_is_recorded_without_a_carrier_leg() {
+    if !require("ffmpeg") {
+        return;
+    }
+    let ip = "127.0.0.80";
+    let gw = Gateway::start(ip, |c| {
+        format!("{c}\n[VoiceConnectors.StreamingConfiguration]\nDisabled = false\nDataRetentionInHours = 0\n")
+    });
+    // The carrier the default configuration routes to: nothing may reach it.
+    let carrier = UdpSocket::bind(format!("{ip}:5080")).expect("carrier socket");
+    carrier.set_nonblocking(true).expect("nonblocking");
+    let packets = 50u16;
+    for (call_id, uri_param, header) in [
+        ("ro-header@pbx", "", "X-Voice-Connector-Record-Only: true\r\n"),
+        ("ro-param@pbx", ";X-Voice-Connector-Record-Only=true", ""),
+    ] {
+        let src = Src::new(ip, call_id);
+        let sdp = format!("v=0\r\no=pbx 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio 41000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=sendrecv\r\n");
+        let invite = format!("INVITE sip:+12065550101@{VC}.voiceconnector.local{uri_param} SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5095;branch=z9hG4bK-{call_id}\r\nMax-Forwards: 70\r\nFrom: <sip:+12065550100@{ip}>;tag=pbx\r\nTo: <sip:+12065550101@{VC}.voiceconnector.local>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:pbx@{ip}:5095>\r\n{header}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}", sdp.len());
+        src.send(&invite);
+        let ok = ok_for(&src.sip, "1 INVITE");
+        assert!(ok.contains("a=recvonly"), "{ok}");
+        let to = sip_header(&ok, "To").to_string();
+        let port = audio_ports(&ok)[0];
+        src.send(&src.in_dialog("ACK", &to, 1));
+        for n in 0..packets {
+            let mut p = vec![0x80, 8];
+            p.extend_from_slice(&n.to_be_bytes());
+            p.extend_from_slice(&(u32::from(n) * 160).to_be_bytes());
+            p.extend_from_slice(&0x7000u32.to_be_bytes());
+            p.extend_from_slice(&payload(0, n));
+            src.rtp[0].send_to(&p, format!("{ip}:{port}")).expect("rtp");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        src.send(&src.in_dialog("BYE", &to, 2));
+        ok_for(&src.sip, "2 BYE");
+    }
+    let mut buf = [0u8; 4096];
+    assert!(carrier.recv(&mut buf).is_err(), "no carrier leg: {}", String::from_utf8_lossy(&buf));
+    let events =
+        harness::json_lines(&gw.dir.join("var/streaming-events.jsonl"), 4, Duration::from_secs(15));
+    assert_eq!(events.len(), 4, "{events:#?}");
+    let want: Vec<i16> = (0..packets)
+        .flat_map(|n| payload(0, n))
+        .map(|c| streaming::g711::Law::ALaw.decode(c))
+        .collect();
+    let files: Vec<_> = std::fs::read_dir(gw.dir.join("var/kvs"))
+        .expect("streams")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "mkv"))
+        .collect();
+    assert_eq!(files.len(), 2, "one stream per session: {files:?}");
+    for f in &files {
+        assert!(pcm_of(f) == want, "{}: the caller's audio", f.display());
+    }
+}

@@ -150,4 +150,17 @@ fn offers_that_cannot_be_recorded_say_why_with_a_status() {
     // Not a recording session: an ordinary INVITE.
     let req = invite("", "application/sdp", sdp(TWO_STREAMS).as_bytes());
     assert!(!is_recording_session(&req));
+    // Record-only, by header (any case) or by Request-URI parameter.
+    let req = invite(
+        "x-voice-connector-record-only: TRUE\r\n",
+        "application/sdp",
+        sdp(TWO_STREAMS).as_bytes(),
+    );
+    assert!(is_record_only(&req) && is_recording_session(&req));
+    let req = invite(
+        "X-Voice-Connector-Record-Only: false\r\n",
+        "application/sdp",
+        sdp(TWO_STREAMS).as_bytes(),
+    );
+    assert!(!is_record_only(&req));
 }
