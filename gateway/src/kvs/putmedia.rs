@@ -7,6 +7,8 @@
 //! [`Connection::end_body`] ends the body (the terminating chunk) and lets the response finish.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -40,18 +42,42 @@ pub enum ConnEvent {
     Ended { reason: String },
 }
 
-/// The request body: frames from the stream's task until it drops its end.
-struct ChannelBody(mpsc::Receiver<Bytes>);
+/// The request body: frames from the stream's task until it drops its end. The body ends
+/// (hyper writes the terminating chunk) only when the task said so with `ended`; a sender
+/// that went away without saying so is an abort, and the body fails, so that hyper drops
+/// the connection instead of ending the body: the connection's task is aborted too, but
+/// that takes effect later, and until then hyper would read the closed channel as the end.
+struct ChannelBody {
+    frames: mpsc::Receiver<Bytes>,
+    ended: Arc<AtomicBool>,
+}
+
+/// The stream's task dropped the connection without ending its body.
+#[derive(Debug)]
+struct BodyAborted;
+
+impl std::fmt::Display for BodyAborted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the PutMedia body was aborted")
+    }
+}
+
+impl std::error::Error for BodyAborted {}
 
 impl Body for ChannelBody {
     type Data = Bytes;
-    type Error = std::convert::Infallible;
+    type Error = BodyAborted;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        self.0.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
+        match self.frames.poll_recv(cx) {
+            Poll::Ready(Some(b)) => Poll::Ready(Some(Ok(Frame::data(b)))),
+            Poll::Ready(None) if self.ended.load(Ordering::Acquire) => Poll::Ready(None),
+            Poll::Ready(None) => Poll::Ready(Some(Err(BodyAborted))),
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
@@ -64,11 +90,13 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// The stream's end of one PutMedia connection. Dropping it aborts the connection: the task
-/// goes first (fields drop in order), so an abort never looks like a body that ended.
+/// The stream's end of one PutMedia connection. Dropping it aborts the connection: its task
+/// is aborted, and the body, not marked ended, fails (see [`ChannelBody`]), so an abort
+/// never looks like a body that ended.
 pub struct Connection {
     _task: AbortOnDrop,
     body: Option<mpsc::Sender<Bytes>>,
+    ended: Arc<AtomicBool>,
 }
 
 impl Connection {
@@ -81,11 +109,13 @@ impl Connection {
         events: mpsc::Sender<(u64, ConnEvent)>,
     ) -> Connection {
         let (body_tx, body_rx) = mpsc::channel(BODY_FRAMES);
+        let ended = Arc::new(AtomicBool::new(false));
+        let body = ChannelBody { frames: body_rx, ended: ended.clone() };
         let task = tokio::spawn(async move {
-            let end = run(&target, headers, body_rx, tag, &events).await;
+            let end = run(&target, headers, body, tag, &events).await;
             let _ = events.send((tag, end)).await;
         });
-        Connection { _task: AbortOnDrop(task), body: Some(body_tx) }
+        Connection { _task: AbortOnDrop(task), body: Some(body_tx), ended }
     }
 
     /// Room for one more body frame: the permit to send it, or `None` while the connection
@@ -106,6 +136,7 @@ impl Connection {
 
     /// Ends the body: hyper sends the terminating chunk; the response goes on to its end.
     pub fn end_body(&mut self) {
+        self.ended.store(true, Ordering::Release);
         self.body = None;
     }
 }
@@ -114,7 +145,7 @@ impl Connection {
 async fn run(
     target: &Target,
     headers: Vec<(String, String)>,
-    body: mpsc::Receiver<Bytes>,
+    body: ChannelBody,
     tag: u64,
     events: &mpsc::Sender<(u64, ConnEvent)>,
 ) -> ConnEvent {
@@ -149,7 +180,7 @@ async fn run(
 fn request(
     target: &Target,
     headers: Vec<(String, String)>,
-    body: mpsc::Receiver<Bytes>,
+    body: ChannelBody,
 ) -> Result<hyper::Request<ChannelBody>, String> {
     let mut b = hyper::Request::post(target.path_with("/putMedia"));
     for (k, v) in headers {
@@ -158,7 +189,7 @@ fn request(
     b.header(hyper::header::USER_AGENT, concat!("voicegw/", env!("CARGO_PKG_VERSION")))
         .header(hyper::header::TRANSFER_ENCODING, "chunked")
         .header(hyper::header::CONNECTION, "keep-alive")
-        .body(ChannelBody(body))
+        .body(body)
         .map_err(|e| format!("the PutMedia request cannot be built: {e}"))
 }
 
@@ -240,4 +271,32 @@ async fn error_body(mut body: hyper::body::Incoming) -> String {
     };
     let _ = tokio::time::timeout(Duration::from_secs(2), read).await;
     String::from_utf8_lossy(&kept).chars().filter(|c| !c.is_control()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body() -> (mpsc::Sender<Bytes>, Arc<AtomicBool>, ChannelBody) {
+        let (tx, rx) = mpsc::channel(2);
+        let ended = Arc::new(AtomicBool::new(false));
+        (tx, ended.clone(), ChannelBody { frames: rx, ended })
+    }
+
+    #[tokio::test]
+    async fn a_body_ends_only_when_told_and_fails_when_its_sender_vanishes() {
+        let (tx, ended, mut b) = body();
+        tx.send(Bytes::from_static(b"ab")).await.unwrap();
+        ended.store(true, Ordering::Release);
+        drop(tx);
+        let f = b.frame().await.unwrap().unwrap();
+        assert_eq!(f.into_data().unwrap(), Bytes::from_static(b"ab"));
+        assert!(b.frame().await.is_none(), "ended: the terminating chunk");
+
+        let (tx, _ended, mut b) = body();
+        tx.send(Bytes::from_static(b"ab")).await.unwrap();
+        drop(tx);
+        assert!(b.frame().await.unwrap().is_ok());
+        assert!(b.frame().await.unwrap().is_err(), "dropped: an abort, never an end");
+    }
 }
