@@ -12,7 +12,10 @@ fuzz_target!(|data: &[u8]| {
     let boundary = String::from_utf8_lossy(boundary).replace(['"', ';', '\r', '\n'], "");
     let content_type = format!("multipart/mixed;boundary=\"{boundary}\"");
     if let Ok(offer) = siprec::offer::Offer::read(&content_type, body) {
-        let answer = offer.answer("192.0.2.1".parse().expect("ip"), &[20000, 20002], 1);
+        let key = media::srtp::MasterKey { key: [1; 16], salt: [2; 14] };
+        let keys: Vec<_> =
+            offer.streams.iter().map(|s| s.crypto.as_ref().map(|_| key.clone())).collect();
+        let answer = offer.answer("192.0.2.1".parse().expect("ip"), &[20000, 20002], &keys, 1);
         assert!(media::sdp::Sdp::parse(answer.to_text().as_bytes()).is_ok(), "the answer reads");
         assert!(offer.streams.len() <= siprec::offer::MAX_STREAMS);
     }

@@ -205,7 +205,7 @@ impl Negotiation {
 }
 
 /// The first `a=crypto` line with a suite voicegw supports: (tag, suite, key).
-fn pick_crypto(m: &Media) -> Option<(String, Suite, MasterKey)> {
+pub fn pick_crypto(m: &Media) -> Option<(String, Suite, MasterKey)> {
     m.attributes("crypto").find_map(|v| {
         let mut it = v.split_whitespace();
         let tag = it.next()?.to_string();

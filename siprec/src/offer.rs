@@ -13,6 +13,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
 use media::sdp::{Media, Sdp};
+use media::srtp::{MasterKey, Suite};
 use sip::message::multipart;
 use sip::message::HeaderName;
 use sip::Request;
@@ -71,6 +72,10 @@ pub enum OfferError {
     NoAudio,
     #[error("the offer has {0} audio streams; at most {MAX_STREAMS} are recorded")]
     TooManyStreams(usize),
+    #[error(
+        "an SRTP stream offers no crypto suite voicegw supports (AES_CM_128_HMAC_SHA1_80/_32)"
+    )]
+    NoSupportedSuite,
 }
 
 impl OfferError {
@@ -78,7 +83,10 @@ impl OfferError {
     pub fn status(&self) -> u16 {
         match self {
             OfferError::Body(_) => 415,
-            OfferError::Sdp(_) | OfferError::NoAudio | OfferError::TooManyStreams(_) => 488,
+            OfferError::Sdp(_)
+            | OfferError::NoAudio
+            | OfferError::TooManyStreams(_)
+            | OfferError::NoSupportedSuite => 488,
         }
     }
 }
@@ -151,6 +159,8 @@ pub struct OfferedStream {
     /// The payload type recorded: the first G.711 the client offers, else its first.
     pub payload_type: u8,
     pub srtp: bool,
+    /// An SRTP stream's chosen `a=crypto`: its tag, suite and the client's key.
+    pub crypto: Option<(String, Suite, MasterKey)>,
 }
 
 /// A recording session's offer, read.
@@ -219,7 +229,11 @@ impl Offer {
             if !m.kind.eq_ignore_ascii_case("audio") || m.port == 0 {
                 continue;
             }
-            streams.push(offered(&sdp, index, m, &mut note));
+            let stream = offered(&sdp, index, m, &mut note);
+            if stream.srtp && stream.crypto.is_none() {
+                return Err(OfferError::NoSupportedSuite);
+            }
+            streams.push(stream);
         }
         match streams.len() {
             0 => return Err(OfferError::NoAudio),
@@ -232,9 +246,16 @@ impl Offer {
 
     /// The answer: every m-line answered in order (RFC 3264), the recorded audio streams on
     /// `ports` (one per stream, in the order of [`Offer::streams`]) at `local` with
-    /// `a=recvonly` (`a=inactive` for a paused one), their label and the one payload type
-    /// recorded; every other m-line refused with port 0.
-    pub fn answer(&self, local: IpAddr, ports: &[u16], session_version: u64) -> Sdp {
+    /// `a=recvonly` (`a=inactive` for a paused one), their label, the one payload type
+    /// recorded and, for an SRTP stream, voicegw's key in `keys` under the offer's tag and
+    /// suite; every other m-line refused with port 0.
+    pub fn answer(
+        &self,
+        local: IpAddr,
+        ports: &[u16],
+        keys: &[Option<MasterKey>],
+        session_version: u64,
+    ) -> Sdp {
         let ip = if local.is_ipv4() { "IP4" } else { "IP6" };
         let session = vec![
             ('v', "0".to_string()),
@@ -246,8 +267,9 @@ impl Offer {
         let mut media = Vec::new();
         let mut port = ports.iter();
         for (index, m) in self.sdp.media.iter().enumerate() {
-            match self.streams.iter().find(|s| s.index == index) {
-                Some(s) => {
+            let place = self.streams.iter().position(|s| s.index == index);
+            match place.map(|i| (i, &self.streams[i])) {
+                Some((i, s)) => {
                     let pt = s.payload_type.to_string();
                     let mut lines = Vec::new();
                     // The offer's rtpmap of the recorded type, or the static one of G.711.
@@ -265,6 +287,12 @@ impl Offer {
                     }
                     if m.attributes("label").next().is_some() {
                         lines.push(('a', format!("label:{}", s.label)));
+                    }
+                    if let (Some((tag, suite, _)), Some(Some(key))) = (&s.crypto, keys.get(i)) {
+                        lines.push((
+                            'a',
+                            format!("crypto:{tag} {} {}", suite.name(), key.to_inline()),
+                        ));
                     }
                     let dir = if matches!(s.direction, Direction::Inactive | Direction::RecvOnly) {
                         "inactive"
@@ -326,8 +354,10 @@ fn offered(
     if direction != Direction::SendOnly {
         note(OfferTolerated::DirectionVariant);
     }
-    let srtp =
-        m.proto.to_ascii_uppercase().contains("SAVP") || m.attributes("crypto").next().is_some();
+    // SRTP: a SAVP profile, or best-effort SRTP (RTP/AVP with a key voicegw can use); a
+    // SAVP stream with no usable key is refused by the caller.
+    let crypto = media::negotiate::pick_crypto(m);
+    let srtp = m.proto.to_ascii_uppercase().contains("SAVP") || crypto.is_some();
     if srtp {
         note(OfferTolerated::Srtp);
     }
@@ -345,6 +375,7 @@ fn offered(
         direction,
         payload_type,
         srtp,
+        crypto,
     }
 }
 

@@ -21,6 +21,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use bytes::Bytes;
+use media::srtp::MasterKey;
 use sip::endpoint::{our_contact, response_to, Application, Carries, Endpoint};
 use sip::message::{HeaderName, Method, Request, Response};
 use sip::transaction::ServerKey;
@@ -46,8 +47,8 @@ pub trait Admit {
 pub trait RecordingAnchor {
     type Update;
     /// Binds one port (and its RTCP port) per stream of `offer` for session `session`;
-    /// returns the address and the ports, in the order of the offer's streams, or the
-    /// refusal (status, reason).
+    /// returns the address, the ports and, for SRTP streams, voicegw's keys, in the order of
+    /// the offer's streams, or the refusal (status, reason).
     fn open(
         &mut self,
         session: u64,
@@ -55,13 +56,28 @@ pub trait RecordingAnchor {
         transaction_id: &str,
         call_id: &str,
         offer: &Offer,
-    ) -> Result<(IpAddr, Vec<u16>), (u16, String)>;
-    /// The client's stream addresses (or codecs) changed.
-    fn update(&mut self, session: u64, offer: &Offer);
+    ) -> Result<Opened, (u16, String)>;
+    /// A new offer for the session (the client's addresses, codecs or keys may have
+    /// changed): voicegw's keys for the answer, or the refusal (the session goes on as it
+    /// was).
+    fn update(
+        &mut self,
+        session: u64,
+        offer: &Offer,
+    ) -> Result<Vec<Option<MasterKey>>, (u16, String)>;
     /// The session ended: its ports are released.
     fn close(&mut self, session: u64);
     /// Updates made by the calls above, in order.
     fn poll_update(&mut self) -> Option<Self::Update>;
+}
+
+/// A recording session's media, bound: where voicegw receives each stream of the offer, and
+/// the key it answers for each SRTP stream (`None` for plain RTP).
+#[derive(Debug, Clone)]
+pub struct Opened {
+    pub local: IpAddr,
+    pub ports: Vec<u16>,
+    pub keys: Vec<Option<MasterKey>>,
 }
 
 /// What the recording server reports.
@@ -97,6 +113,8 @@ struct Session {
     awaiting_ack: Option<(u32, ServerKey)>,
     local: IpAddr,
     ports: Vec<u16>,
+    /// voicegw's SRTP key per stream (answered in `a=crypto`).
+    keys: Vec<Option<MasterKey>>,
     offer: Offer,
     metadata: Option<Metadata>,
     version: u64,
@@ -192,7 +210,7 @@ impl<P: Admit, A: RecordingAnchor> Srs<P, A> {
         ok.headers.push(HeaderName::Contact, format!("{contact};+sip.srs"));
         ok.headers.push(HeaderName::Server, ep.config().user_agent.clone());
         ok.headers.push(HeaderName::ContentType, "application/sdp");
-        let sdp = s.offer.answer(s.local, &s.ports, s.version);
+        let sdp = s.offer.answer(s.local, &s.ports, &s.keys, s.version);
         ok.body = Bytes::from(sdp.to_text());
         ok
     }
@@ -224,10 +242,11 @@ impl<P: Admit, A: RecordingAnchor> Srs<P, A> {
         self.next_id += 1;
         let transaction_id = ep.new_uuid();
         let call_id = req.call_id().unwrap_or_default().to_string();
-        let (local, ports) = match self.anchor.open(id, &vc, &transaction_id, &call_id, &offer) {
-            Ok(x) => x,
-            Err(refusal) => return self.refuse::<H, I>(ep, &key, &req, Some(vc), refusal, now),
-        };
+        let Opened { local, ports, keys } =
+            match self.anchor.open(id, &vc, &transaction_id, &call_id, &offer) {
+                Ok(x) => x,
+                Err(refusal) => return self.refuse::<H, I>(ep, &key, &req, Some(vc), refusal, now),
+            };
         let metadata_xml = offer.metadata.as_ref().map(|m| String::from_utf8_lossy(m).into_owned());
         let mut tolerated: Vec<&'static str> = offer.tolerated.iter().map(|t| t.as_str()).collect();
         let metadata = match offer.metadata.as_deref().map(Metadata::parse) {
@@ -249,6 +268,7 @@ impl<P: Admit, A: RecordingAnchor> Srs<P, A> {
             awaiting_ack: Some((cseq, key.clone())),
             local,
             ports,
+            keys,
             offer,
             metadata: metadata.clone(),
             version: 1,
@@ -304,6 +324,18 @@ impl<P: Admit, A: RecordingAnchor> Srs<P, A> {
             ep.respond(&key, &response_to(&req, 488, None), now);
             return;
         }
+        s.keys = match self.anchor.update(id, &offer) {
+            Ok(keys) => keys,
+            Err((status, reason)) => {
+                let mut r = response_to(&req, status, None);
+                r.headers.push(
+                    HeaderName::Warning,
+                    format!("399 voicegw \"{}\"", reason.replace('"', "'")),
+                );
+                ep.respond(&key, &r, now);
+                return;
+            }
+        };
         let metadata_xml = offer.metadata.as_ref().map(|m| String::from_utf8_lossy(m).into_owned());
         if let Some(doc) = &offer.metadata {
             if let Ok(update) = Metadata::parse(doc) {
@@ -322,7 +354,6 @@ impl<P: Admit, A: RecordingAnchor> Srs<P, A> {
             }
             self.invites.insert(key.clone());
         }
-        self.anchor.update(id, &s.offer);
         let ok = Self::answer(ep, &req, s, &peer);
         let metadata = s.metadata.clone();
         self.flush_media::<H, I>(ep);

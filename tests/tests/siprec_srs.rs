@@ -524,3 +524,124 @@ fn a_record_only_invite_is_recorded_without_a_carrier_leg() {
         assert!(pcm_of(f) == want, "{}: the caller's audio", f.display());
     }
 }
+
+/// A voice connector that requires encryption takes recording sessions over TLS with SRTP
+/// streams only: over UDP, or with a plain stream, the client is refused with 488. An SRTP
+/// session (SDES, one key per stream) is answered with voicegw's own key for each stream, and
+/// what is recorded is the audio the client encrypted, byte for byte.
+#[test]
+fn an_srtp_recording_session_on_an_encrypted_voice_connector_is_recorded_in_clear() {
+    use media::srtp::{Context, MasterKey, Suite};
+    if !require("ffmpeg") || !require("openssl") {
+        return;
+    }
+    let ip = "127.0.0.75";
+    let gw = Gateway::start(ip, |c| {
+        format!("{c}\n[VoiceConnectors.StreamingConfiguration]\nDisabled = false\nDataRetentionInHours = 0\n")
+            .replace("RequireEncryption = false", "RequireEncryption = true")
+            .replace("Port = 5090, Protocol = \"UDP\"", "Port = 5090, Protocol = \"TCP\"")
+    });
+    // Obviously fake keys, one per stream.
+    let keys = [
+        MasterKey { key: [0x11; 16], salt: [0x22; 14] },
+        MasterKey { key: [0x33; 16], salt: [0x44; 14] },
+    ];
+    let stream = |port: u16, label: u8, proto: &str, key: &MasterKey| {
+        let crypto = if proto == "RTP/SAVP" {
+            format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 {}\r\n", key.to_inline())
+        } else {
+            String::new()
+        };
+        format!("m=audio {port} {proto} 8\r\na=rtpmap:8 PCMA/8000\r\n{crypto}a=label:{label}\r\na=sendonly\r\n")
+    };
+    let invite = |transport: &str, call_id: &str, protos: [&str; 2]| {
+        let sdp = format!(
+            "v=0\r\no=src 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n{}{}",
+            stream(41000, 1, protos[0], &keys[0]),
+            stream(41002, 2, protos[1], &keys[1])
+        );
+        let meta = metadata("complete", "Alice");
+        let body = format!("--srcBoundary\r\nContent-Type: application/sdp\r\n\r\n{sdp}\r\n--srcBoundary\r\nContent-Type: application/rs-metadata+xml\r\nContent-Disposition: recording-session\r\n\r\n{meta}\r\n--srcBoundary--\r\n");
+        let param = if transport == "TLS" { ";transport=tls" } else { "" };
+        format!("INVITE sip:recorder@{VC}.voiceconnector.local{param} SIP/2.0\r\nVia: SIP/2.0/{transport} {ip}:5095;branch=z9hG4bK-{call_id}\r\nMax-Forwards: 70\r\nFrom: <sip:src@{ip}>;tag=srctag\r\nTo: <sip:recorder@{VC}.voiceconnector.local>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:src@{ip}:5095{param}>;+sip.src\r\nRequire: siprec\r\nContent-Type: multipart/mixed;boundary=srcBoundary\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+    };
+    // SIPREC over UDP to an encrypted voice connector: 488.
+    let src = Src::new(ip, "srtp-udp@src");
+    src.send(&invite("UDP", "srtp-udp@src", ["RTP/SAVP", "RTP/SAVP"]));
+    let refused = read_until(&src.sip, "SIP/2.0 488");
+    assert!(sip_header(&refused, "Warning").contains("requires encryption"), "{refused}");
+
+    let mut tls = harness::TlsClient::connect(&format!("{ip}:5061"), &[]);
+    // Over TLS, one plain stream: 488.
+    tls.send(&invite("TLS", "srtp-plain@src", ["RTP/SAVP", "RTP/AVP"]));
+    let refused = tls.expect("SIP/2.0 488", Duration::from_secs(5));
+    assert!(
+        harness::msg_header(&refused, "Warning").contains("requires encryption"),
+        "{refused:?}"
+    );
+    // Over TLS, both streams SRTP: answered with voicegw's keys.
+    tls.send(&invite("TLS", "srtp@src", ["RTP/SAVP", "RTP/SAVP"]));
+    let ok = tls.expect_full("SIP/2.0 200", Duration::from_secs(10));
+    let ports = audio_ports(&ok);
+    assert_eq!(ports.len(), 2, "{ok}");
+    let answered: Vec<MasterKey> = ok
+        .lines()
+        .filter_map(|l| l.strip_prefix("a=crypto:1 AES_CM_128_HMAC_SHA1_80 "))
+        .map(|k| MasterKey::from_inline(k).expect("a key voicegw answered"))
+        .collect();
+    assert_eq!(answered.len(), 2, "a key per stream: {ok}");
+    assert!(answered.iter().all(|k| !keys.contains(k)) && answered[0] != answered[1], "{ok}");
+    assert_eq!(ok.matches("RTP/SAVP").count(), 2, "{ok}");
+    let to = sip_header(&ok, "To").to_string();
+    tls.send(&format!("ACK sip:voicegw@{ip}:5061;transport=tls SIP/2.0\r\nVia: SIP/2.0/TLS {ip}:5095;branch=z9hG4bK-srtp-ack\r\nMax-Forwards: 70\r\nFrom: <sip:src@{ip}>;tag=srctag\r\nTo: {to}\r\nCall-ID: srtp@src\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"));
+
+    let mut tx: Vec<Context> =
+        keys.iter().map(|k| Context::new(Suite::AesCm128HmacSha1_80, k)).collect();
+    let packets = 100u16;
+    for n in 0..packets {
+        for (k, (sock, port)) in src.rtp.iter().zip(&ports).enumerate() {
+            let mut p = vec![0x80, 8];
+            p.extend_from_slice(&n.to_be_bytes());
+            p.extend_from_slice(&(u32::from(n) * 160).to_be_bytes());
+            p.extend_from_slice(&(0x6000 + k as u32).to_be_bytes());
+            p.extend_from_slice(&payload(k, n));
+            let len = p.len();
+            p.resize(len + 10, 0);
+            let len = tx[k].protect_rtp(&mut p, len).expect("protect");
+            assert_ne!(&p[12..172], &payload(k, n)[..], "encrypted on the wire");
+            sock.send_to(&p[..len], format!("{ip}:{port}")).expect("rtp");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    tls.send(&format!("BYE sip:voicegw@{ip}:5061;transport=tls SIP/2.0\r\nVia: SIP/2.0/TLS {ip}:5095;branch=z9hG4bK-srtp-bye\r\nMax-Forwards: 70\r\nFrom: <sip:src@{ip}>;tag=srctag\r\nTo: {to}\r\nCall-ID: srtp@src\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"));
+    tls.expect("SIP/2.0 200", Duration::from_secs(5));
+
+    let events =
+        harness::json_lines(&gw.dir.join("var/streaming-events.jsonl"), 4, Duration::from_secs(15));
+    assert_eq!(events.len(), 4, "{events:#?}\n{}", gw.log());
+    let mut files: Vec<_> = std::fs::read_dir(gw.dir.join("var/kvs"))
+        .expect("streams")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "mkv"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let mut matched: Vec<usize> = files
+        .iter()
+        .map(|f| {
+            let pcm = pcm_of(f);
+            (0..2)
+                .find(|&k| {
+                    let want: Vec<i16> = (0..packets)
+                        .flat_map(|n| payload(k, n))
+                        .map(|c| streaming::g711::Law::ALaw.decode(c))
+                        .collect();
+                    pcm == want
+                })
+                .unwrap_or_else(|| panic!("{} is neither stream's audio in clear", f.display()))
+        })
+        .collect();
+    matched.sort_unstable();
+    assert_eq!(matched, [0, 1]);
+    assert!(gw.metrics().contains("kind=\"srtp\""), "{}", gw.metrics());
+}

@@ -60,4 +60,5 @@ pub fn apply_to_core(core: &mut Core, v: &Validated) {
     let recording = &mut core.app_mut().second;
     *recording.policy_mut() = crate::record::admit::RecordingAdmission::from_config(v);
     recording.anchor_mut().set_streaming(v.streaming.clone());
+    recording.anchor_mut().set_required_encryption(settings::encrypted_voice_connectors(&v.config));
 }

@@ -153,9 +153,12 @@ pub async fn start(
     anchor.set_streaming(v.streaming.clone());
     let router = ConfigRouter::new(&v, rand::random());
     let health = router.health();
+    let mut recording_media =
+        crate::record::anchor::RecordingMedia::new(anchor.ports(), v.streaming.clone());
+    recording_media.set_required_encryption(settings::encrypted_voice_connectors(cfg));
     let recording = super::RecordingServer::new(
         crate::record::admit::RecordingAdmission::from_config(&v),
-        crate::record::anchor::RecordingMedia::new(anchor.ports(), v.streaming.clone()),
+        recording_media,
         cfg.sip.max_calls,
         super::FIRST_RECORDING_SESSION,
     );

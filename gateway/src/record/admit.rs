@@ -3,7 +3,8 @@
 //! customer's, as for termination); when several do, the one the Request-URI's host names
 //! (`<VoiceConnectorId>.voiceconnector…`), else the first by id. The voice connector must
 //! stream (`StreamingConfiguration`): a recording is its streams. Refusals are 403 with the
-//! reason.
+//! reason. A voice connector that requires encryption takes recording sessions over TLS only
+//! (488 otherwise, as for its calls); its streams must be SRTP (the media anchor's check).
 
 use std::net::IpAddr;
 
@@ -14,13 +15,23 @@ use sip::{Instant, Peer, Request};
 /// See the module documentation.
 #[derive(Debug, Clone, Default)]
 pub struct RecordingAdmission {
-    /// (voice connector id as configured, its termination CIDRs, whether it streams), by id.
-    connectors: Vec<(String, Vec<IpNet>, bool)>,
+    /// By id.
+    connectors: Vec<Connector>,
+}
+
+#[derive(Debug, Clone)]
+struct Connector {
+    /// As configured.
+    id: String,
+    /// Its termination `CidrAllowedList`.
+    cidrs: Vec<IpNet>,
+    streams: bool,
+    requires_encryption: bool,
 }
 
 impl RecordingAdmission {
     pub fn from_config(v: &Validated) -> RecordingAdmission {
-        let mut connectors: Vec<(String, Vec<IpNet>, bool)> = v
+        let mut connectors: Vec<Connector> = v
             .config
             .voice_connectors
             .iter()
@@ -32,15 +43,20 @@ impl RecordingAdmission {
                     .get(&key)
                     .map(|n| n.termination_cidrs.clone())
                     .unwrap_or_default();
-                (vc.id.clone(), cidrs, v.streaming.contains_key(&key))
+                Connector {
+                    id: vc.id.clone(),
+                    cidrs,
+                    streams: v.streaming.contains_key(&key),
+                    requires_encryption: vc.require_encryption,
+                }
             })
             .collect();
-        connectors.sort_by(|a, b| a.0.cmp(&b.0));
+        connectors.sort_by(|a, b| a.id.cmp(&b.id));
         RecordingAdmission { connectors }
     }
 
-    fn matching(&self, ip: IpAddr) -> impl Iterator<Item = &(String, Vec<IpNet>, bool)> {
-        self.connectors.iter().filter(move |(_, cidrs, _)| cidrs.iter().any(|c| c.contains(&ip)))
+    fn matching(&self, ip: IpAddr) -> impl Iterator<Item = &Connector> {
+        self.connectors.iter().filter(move |c| c.cidrs.iter().any(|n| n.contains(&ip)))
     }
 }
 
@@ -53,19 +69,25 @@ impl siprec::srs::Admit for RecordingAdmission {
     ) -> Result<String, (u16, String)> {
         let ip = source.addr.ip();
         let host = invite.uri.host.to_ascii_lowercase();
-        let named = self.matching(ip).find(|(id, _, _)| {
-            host.split('.').next().is_some_and(|label| label == id.to_ascii_lowercase())
+        let named = self.matching(ip).find(|c| {
+            host.split('.').next().is_some_and(|label| label == c.id.to_ascii_lowercase())
         });
-        let Some((id, _, streams)) = named.or_else(|| self.matching(ip).next()) else {
+        let Some(c) = named.or_else(|| self.matching(ip).next()) else {
             return Err((403, format!("{ip} is in no voice connector's CidrAllowedList")));
         };
-        if !streams {
+        if !c.streams {
             return Err((
                 403,
-                format!("voice connector {id} does not stream (StreamingConfiguration)"),
+                format!("voice connector {} does not stream (StreamingConfiguration)", c.id),
             ));
         }
-        Ok(id.clone())
+        if c.requires_encryption && source.transport != sip::Transport::Tls {
+            return Err((
+                488,
+                format!("voice connector {} requires encryption: use TLS and SRTP", c.id),
+            ));
+        }
+        Ok(c.id.clone())
     }
 }
 
@@ -84,11 +106,18 @@ mod tests {
 
     #[test]
     fn the_source_and_the_host_choose_the_voice_connector_which_must_stream() {
+        let vc = |id: &str, cidr: &str, streams: bool, requires_encryption: bool| Connector {
+            id: id.into(),
+            cidrs: vec![cidr.parse().unwrap()],
+            streams,
+            requires_encryption,
+        };
         let mut a = RecordingAdmission {
             connectors: vec![
-                ("aaaa".into(), vec!["10.0.0.0/8".parse().unwrap()], true),
-                ("bbbb".into(), vec!["10.1.0.0/16".parse().unwrap()], true),
-                ("cccc".into(), vec!["192.0.2.0/24".parse().unwrap()], false),
+                vc("aaaa", "10.0.0.0/8", true, false),
+                vc("bbbb", "10.1.0.0/16", true, false),
+                vc("cccc", "192.0.2.0/24", false, false),
+                vc("dddd", "198.51.100.0/24", true, true),
             ],
         };
         let peer = |ip: &str| Peer::new(sip::Transport::Udp, format!("{ip}:5060").parse().unwrap());
@@ -101,5 +130,9 @@ mod tests {
         assert_eq!(a.admit(&invite("gw"), &peer("203.0.113.1"), t).unwrap_err().0, 403);
         let e = a.admit(&invite("gw"), &peer("192.0.2.7"), t).unwrap_err();
         assert!(e.1.contains("does not stream"), "{e:?}");
+        let e = a.admit(&invite("gw"), &peer("198.51.100.7"), t).unwrap_err();
+        assert_eq!(e.0, 488, "an encrypted voice connector over UDP: {e:?}");
+        let tls = Peer::new(sip::Transport::Tls, "198.51.100.7:5061".parse().unwrap());
+        assert_eq!(a.admit(&invite("gw"), &tls, t), Ok("dddd".into()));
     }
 }

@@ -49,7 +49,7 @@ fn an_rfc_7866_offer_is_read_and_answered_recvonly_with_its_labels() {
         offer.streams.iter().map(|s| (s.label.as_str(), s.index, s.payload_type)).collect();
     assert_eq!(labels, [("1", 0, 8), ("2", 1, 0)], "the first G.711 offered is recorded");
     assert_eq!(offer.streams[0].from, Some("192.0.2.10:40000".parse().unwrap()));
-    let answer = offer.answer("198.51.100.1".parse().unwrap(), &[20000, 20002], 7).to_text();
+    let answer = offer.answer("198.51.100.1".parse().unwrap(), &[20000, 20002], &[], 7).to_text();
     assert!(
         answer.contains(
             "m=audio 20000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=label:1\r\na=recvonly\r\n"
@@ -104,7 +104,7 @@ fn what_vendors_send_is_taken_and_said() {
     );
     assert_eq!(offer.streams[0].label, "0");
     assert_eq!(offer.streams[0].from, Some("192.0.2.20:41000".parse().unwrap()));
-    let answer = offer.answer("198.51.100.1".parse().unwrap(), &[20004], 1).to_text();
+    let answer = offer.answer("198.51.100.1".parse().unwrap(), &[20004], &[], 1).to_text();
     assert!(
         answer.contains("m=audio 20004 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=recvonly\r\n"),
         "no label invented: {answer}"
@@ -122,7 +122,23 @@ fn what_vendors_send_is_taken_and_said() {
     );
     assert!(offer.streams[0].srtp && offer.streams[0].direction == Direction::Inactive);
     assert_eq!(offer.streams[1].index, 2, "the video line counts in the index");
-    let answer = offer.answer("198.51.100.1".parse().unwrap(), &[20000, 20002], 1);
+    let (tag, suite, theirs) = offer.streams[0].crypto.clone().expect("the offer's key");
+    assert_eq!((tag.as_str(), suite), ("1", media::srtp::Suite::AesCm128HmacSha1_80));
+    assert_eq!(theirs.to_inline(), "inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz");
+    let ours = media::srtp::MasterKey { key: [1; 16], salt: [2; 14] };
+    let answer = offer.answer(
+        "198.51.100.1".parse().unwrap(),
+        &[20000, 20002],
+        &[Some(ours.clone()), None],
+        1,
+    );
+    assert_eq!(
+        answer.media[0].attributes("crypto").collect::<Vec<_>>(),
+        [format!("1 AES_CM_128_HMAC_SHA1_80 {}", ours.to_inline())],
+        "voicegw's key under the offer's tag and suite"
+    );
+    assert_eq!(answer.media[0].proto, "RTP/SAVP");
+    assert_eq!(answer.media[2].attributes("crypto").count(), 0);
     let ports: Vec<(String, u16)> = answer.media.iter().map(|m| (m.kind.clone(), m.port)).collect();
     assert_eq!(ports, [("audio".into(), 20000), ("video".into(), 0), ("audio".into(), 20002)]);
     assert!(answer.media[0].attributes("inactive").next().is_some());
@@ -147,6 +163,15 @@ fn offers_that_cannot_be_recorded_say_why_with_a_status() {
         OfferError::TooManyStreams(3)
     );
     assert!(matches!(Offer::read("application/sdp", b"garbage"), Err(OfferError::Sdp(_))));
+    let unsupported = "m=audio 1 RTP/SAVP 0\r\na=crypto:1 AEAD_AES_256_GCM inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n";
+    let e = Offer::read("application/sdp", sdp(unsupported).as_bytes()).unwrap_err();
+    assert_eq!((e.clone(), e.status()), (OfferError::NoSupportedSuite, 488));
+    let keyless = "m=audio 1 RTP/SAVP 0\r\n";
+    assert_eq!(
+        Offer::read("application/sdp", sdp(keyless).as_bytes()).unwrap_err(),
+        OfferError::NoSupportedSuite,
+        "SRTP with no a=crypto (DTLS-SRTP) is not supported"
+    );
     // Not a recording session: an ordinary INVITE.
     let req = invite("", "application/sdp", sdp(TWO_STREAMS).as_bytes());
     assert!(!is_recording_session(&req));

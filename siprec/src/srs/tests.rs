@@ -27,6 +27,11 @@ impl Admit for ByAddress {
     }
 }
 
+/// voicegw's key for a session's SRTP streams (the same for all, in these tests).
+fn key(session: u64) -> MasterKey {
+    MasterKey { key: [session as u8; 16], salt: [7; 14] }
+}
+
 /// Ports from 20000 up; what was asked of it, as updates.
 #[derive(Default)]
 struct Ports {
@@ -44,7 +49,7 @@ impl RecordingAnchor for Ports {
         _tx: &str,
         call_id: &str,
         offer: &Offer,
-    ) -> Result<(IpAddr, Vec<u16>), (u16, String)> {
+    ) -> Result<Opened, (u16, String)> {
         if call_id == "no-ports" {
             return Err((503, "media ports exhausted".into()));
         }
@@ -58,11 +63,17 @@ impl RecordingAnchor for Ports {
             .collect();
         self.open.insert(session, ports.len());
         self.queued.push(format!("open {session} {vc} {ports:?}"));
-        Ok(("198.51.100.1".parse().unwrap(), ports))
+        let keys = offer.streams.iter().map(|s| s.crypto.as_ref().map(|_| key(session))).collect();
+        Ok(Opened { local: "198.51.100.1".parse().unwrap(), ports, keys })
     }
-    fn update(&mut self, session: u64, offer: &Offer) {
+    fn update(
+        &mut self,
+        session: u64,
+        offer: &Offer,
+    ) -> Result<Vec<Option<MasterKey>>, (u16, String)> {
         let from: Vec<String> = offer.streams.iter().map(|s| format!("{:?}", s.from)).collect();
         self.queued.push(format!("update {session} {from:?}"));
+        Ok(offer.streams.iter().map(|s| s.crypto.as_ref().map(|_| key(session))).collect())
     }
     fn close(&mut self, session: u64) {
         self.open.remove(&session);
