@@ -33,13 +33,23 @@ use crate::offer::{Offer, OfferedStream};
 /// Which voice connector a recording session belongs to: the gateway's policy (source
 /// addresses, digest credentials) for the INVITE.
 pub trait Admit {
-    /// The voice connector's id, or the refusal (status, reason for the log and `Warning`).
-    fn admit(
-        &mut self,
-        invite: &Request,
-        source: &Peer,
-        now: Instant,
-    ) -> Result<String, (u16, String)>;
+    /// The voice connector's id, or the refusal.
+    fn admit(&mut self, invite: &Request, source: &Peer, now: Instant) -> Result<String, Refusal>;
+}
+
+/// A recording session refused by the policy: its status, the reason (for the log and
+/// `Warning`) and, for a 407, the `Proxy-Authenticate` challenges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    pub reason: String,
+    pub challenges: Vec<String>,
+}
+
+impl From<(u16, String)> for Refusal {
+    fn from((status, reason): (u16, String)) -> Refusal {
+        Refusal { status, reason, challenges: Vec::new() }
+    }
 }
 
 /// The media of recording sessions: ports bound at once (a port another program holds is
@@ -181,13 +191,17 @@ impl<P: Admit, A: RecordingAnchor> Srs<P, A> {
         key: &ServerKey,
         req: &Request,
         vc: Option<String>,
-        (status, reason): (u16, String),
+        refusal: impl Into<Refusal>,
         now: Instant,
     ) {
+        let Refusal { status, reason, challenges } = refusal.into();
         self.invites.remove(key);
         let mut r = response_to(req, status, Some(&ep.new_tag()));
         r.headers
             .push(HeaderName::Warning, format!("399 voicegw \"{}\"", reason.replace('"', "'")));
+        for c in challenges {
+            r.headers.push(HeaderName::ProxyAuthenticate, c);
+        }
         ep.respond(key, &r, now);
         let call_id = req.call_id().unwrap_or_default().to_string();
         ep.emit::<Self, I>(RecordingEvent::Refused {

@@ -242,26 +242,56 @@ fn a_recording_client_from_an_unknown_address_is_refused() {
     );
 }
 
-/// SIPp as the recording client, with one mixed stream (as some SBCs record): the capture it
-/// plays is the recording, byte for byte, and the variant is counted as tolerated.
+/// SIPp as the recording client, with one mixed stream (as some SBCs record) and digest
+/// credentials (without them, or with a wrong answer, the client is challenged): the capture it plays is the recording,
+/// byte for byte, and the variant is counted as tolerated.
 #[test]
 fn a_sipp_recording_client_with_one_mixed_stream_is_recorded() {
     if !require("sipp") || !require("ffmpeg") {
         return;
     }
     let ip = "127.0.0.78";
+    // The voice connector has digest credentials: the recording client is challenged.
+    let pw = harness::password();
     let gw = Gateway::start(ip, |c| {
         format!("{c}\n[VoiceConnectors.StreamingConfiguration]\nDisabled = false\nDataRetentionInHours = 0\n")
+            .replace(
+                "RequireEncryption = false",
+                &format!("RequireEncryption = false\nCredentials = [{{ Username = \"sbc1\", Password = \"{pw}\" }}]"),
+            )
     });
     let (pcap, _, _) = harness::g711a_capture(&gw.dir);
     let (expected, _) = harness::played_pcm(&pcap);
-    let mut args = harness::pbx_args(ip);
-    args.extend(["-mp", "6000", "-m", "1", "-key", "audio_pcap"].map(String::from));
-    args.push(pcap.display().to_string());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let r =
-        harness::run_sipp(&gw.dir, "src", "src_siprec_mixed.xml", &args, Duration::from_secs(30));
+    let sipp = |name: &str, password: &str, timeout: Duration| {
+        let mut args = harness::pbx_args(ip);
+        args.extend(["-mp", "6000", "-m", "1", "-key", "audio_pcap"].map(String::from));
+        args.push(pcap.display().to_string());
+        args.extend(["-au".into(), "sbc1".into(), "-ap".into(), password.to_string()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        harness::run_sipp(&gw.dir, name, "src_siprec_mixed.xml", &args, timeout)
+    };
+    let r = sipp("src", &pw, Duration::from_secs(30));
     assert_eq!(r.successful, 1, "{r:#?}\n{}", gw.log());
+    assert!(!gw.log().contains(&pw), "the password never reaches the log");
+    // Without credentials, or with a wrong answer: 407, and nothing recorded.
+    let src = Src::new(ip, "rs-auth@src");
+    src.send(&src.invite(None, 1, &metadata("complete", "Alice")));
+    let challenge = read_until(&src.sip, "SIP/2.0 407");
+    let www = sip_header(&challenge, "Proxy-Authenticate");
+    assert!(www.starts_with("Digest realm=") && www.contains("nonce="), "{challenge}");
+    let param = |name: &str| {
+        let v = www.split(&format!("{name}=\"")).nth(1).and_then(|n| n.split('"').next());
+        v.expect(name).to_string()
+    };
+    let (realm, nonce) = (param("realm"), param("nonce"));
+    let forged = src.invite(None, 2, &metadata("complete", "Alice")).replacen(
+        "Require: siprec\r\n",
+        &format!("Require: siprec\r\nProxy-Authorization: Digest username=\"sbc1\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"sip:recorder@{VC}.voiceconnector.local\", response=\"00000000000000000000000000000000\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"x\"\r\n"),
+        1,
+    );
+    src.send(&forged);
+    let again = read_until(&src.sip, "SIP/2.0 407");
+    assert!(again.contains("CSeq: 2 INVITE"), "{again}");
     let events =
         harness::json_lines(&gw.dir.join("var/streaming-events.jsonl"), 2, Duration::from_secs(15));
     assert_eq!(events.len(), 2, "{events:#?}");

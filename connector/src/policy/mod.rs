@@ -178,28 +178,7 @@ impl ConfigRouter {
             }
             None => false,
         });
-        let realm = if cfg.sip.digest_realm.is_empty() {
-            cfg.sip.domain.clone()
-        } else {
-            cfg.sip.digest_realm.clone()
-        };
-        let mut auth = DigestAuth::new(secret, cfg.sip.digest_nonce_secs);
-        let listen = [validated.listen_udp, validated.listen_tcp, validated.listen_tls];
-        auth.set_own_hosts(
-            listen
-                .into_iter()
-                .flatten()
-                // Listening on every address: any of this host's addresses may be named.
-                .map(|a| if a.ip().is_unspecified() { "*".into() } else { a.ip().to_string() })
-                .chain([cfg.sip.domain.clone()]),
-        );
-        auth.set_algorithms(
-            cfg.sip
-                .digest_algorithms
-                .iter()
-                .filter_map(|a| digest::Algorithm::from_name(a))
-                .collect(),
-        );
+        let (realm, auth) = digest_auth(validated, secret);
         ConfigRouter {
             domain: cfg.sip.domain.to_ascii_lowercase(),
             realm,
@@ -527,6 +506,33 @@ impl Router for ConfigRouter {
             book.insert(id, record.clone());
         }
     }
+}
+
+/// The digest realm and the nonce maker/checker `validated` configures (`[sip]`
+/// `digest_realm`, `digest_nonce_secs`, `digest_algorithms`, the listening addresses as
+/// voicegw's own hosts), with nonce secret `secret`. Termination and the recording server each
+/// have one.
+pub fn digest_auth(validated: &Validated, secret: [u8; 32]) -> (String, DigestAuth) {
+    let cfg = &validated.config;
+    let realm = if cfg.sip.digest_realm.is_empty() {
+        cfg.sip.domain.clone()
+    } else {
+        cfg.sip.digest_realm.clone()
+    };
+    let mut auth = DigestAuth::new(secret, cfg.sip.digest_nonce_secs);
+    let listen = [validated.listen_udp, validated.listen_tcp, validated.listen_tls];
+    auth.set_own_hosts(
+        listen
+            .into_iter()
+            .flatten()
+            // Listening on every address: any of this host's addresses may be named.
+            .map(|a| if a.ip().is_unspecified() { "*".into() } else { a.ip().to_string() })
+            .chain([cfg.sip.domain.clone()]),
+    );
+    auth.set_algorithms(
+        cfg.sip.digest_algorithms.iter().filter_map(|a| digest::Algorithm::from_name(a)).collect(),
+    );
+    (realm, auth)
 }
 
 #[cfg(test)]

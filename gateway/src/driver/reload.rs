@@ -58,7 +58,8 @@ pub fn apply_to_core(core: &mut Core, v: &Validated) {
     core.anchor_mut().set_media_source_learning(settings::learning_voice_connectors(&v.config));
     core.anchor_mut().set_streaming(v.streaming.clone());
     let recording = &mut core.app_mut().second;
-    *recording.policy_mut() = crate::record::admit::RecordingAdmission::from_config(v);
+    let admission = recording.policy_mut().reloaded(v);
+    *recording.policy_mut() = admission;
     recording.anchor_mut().set_streaming(v.streaming.clone());
     recording.anchor_mut().set_required_encryption(settings::encrypted_voice_connectors(&v.config));
 }

@@ -18,11 +18,20 @@ const VC: &str = "abcdef1ghij2klmno3pqr4";
 struct ByAddress;
 
 impl Admit for ByAddress {
-    fn admit(&mut self, _: &Request, source: &Peer, _: Instant) -> Result<String, (u16, String)> {
+    fn admit(&mut self, req: &Request, source: &Peer, _: Instant) -> Result<String, Refusal> {
+        if req.call_id().ok() == Some("challenged")
+            && !req.headers.contains(&HeaderName::ProxyAuthorization)
+        {
+            return Err(Refusal {
+                status: 407,
+                reason: "credentials required".into(),
+                challenges: vec!["Digest realm=\"r\", nonce=\"n\"".into()],
+            });
+        }
         if source.addr.ip().to_string() == "192.0.2.10" {
             Ok(VC.into())
         } else {
-            Err((403, "source not allowed".into()))
+            Err((403, "source not allowed".to_string()).into())
         }
     }
 }
@@ -248,6 +257,19 @@ fn refusals_carry_the_status_and_the_reason() {
     let seen = drain(&mut s);
     assert_eq!(status(&seen.sent[0]), 403);
     assert!(matches!(&seen.events[0], RecordingEvent::Refused { status: 403, .. }));
+    // Challenged: the policy's challenges go out with the 407.
+    s.handle_bytes(
+        invite("challenged", "", 1, SDP, &meta("complete", "A")).as_bytes(),
+        peer(SRC),
+        at(0),
+    );
+    let seen = drain(&mut s);
+    let Message::Response(r) = &seen.sent[0] else { panic!() };
+    assert_eq!(r.status, 407);
+    assert_eq!(
+        r.headers.get(&HeaderName::ProxyAuthenticate),
+        Some("Digest realm=\"r\", nonce=\"n\"")
+    );
     // No audio.
     let video = "v=0\r\no=src 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=video 4000 RTP/AVP 96\r\n";
     s.handle_bytes(invite("r2", "", 1, video, &meta("complete", "A")).as_bytes(), peer(SRC), at(0));
