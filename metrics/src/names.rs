@@ -107,6 +107,9 @@ metrics! {
     RECORDING_SESSIONS_REFUSED = ("RecordingSessionsRefused", Counter, "SIPREC recording INVITEs refused, by `kind`: the SIP status answered (voicegw process metric)");
     RECORDING_STREAMS = ("RecordingStreams", Counter, "Audio streams of answered SIPREC recording sessions (voicegw process metric)");
     RECORDING_TOLERATED = ("RecordingTolerated", Counter, "What recording clients sent that RFC 7866/7865 do not ask for and voicegw took anyway, by `kind` (metadata_without_xml, missing_label, one_mixed_stream, direction_variant, metadata_draft_attributes, …) (voicegw process metric)");
+    RECORDING_CLIENT_SESSIONS = ("RecordingClientSessions", Counter, "Calls a voice connector's SIPREC recording server (SiprecRecording) answered, voicegw its recording client (voicegw process metric)");
+    RECORDING_CLIENT_SESSIONS_ACTIVE = ("RecordingClientSessionsActive", Gauge, "Calls being sent to a recording server now, set up or being set up (voicegw process metric)");
+    RECORDING_CLIENT_FAILURES = ("RecordingClientFailures", Counter, "Calls a recording server did not record, by `kind`: the SIP status it answered, `no_answer` when it answered nothing, `no_ports` when no media port could be bound, `not_sent`, `unusable_answer` (voicegw process metric)");
     CDRS_SUPPRESSED = ("CdrsSuppressed", Counter, "Records of unauthenticated or unmatched calls not written because they came faster than 50/s (voicegw process metric)");
     CDR_SPOOL_FAILING = ("CdrSpoolFailing", Gauge, "1 while CDR spool commits fail (full or read-only disk): records wait in memory and /health answers 503 (voicegw process metric)");
     CDR_SPOOL_ERRORS = ("CdrSpoolErrors", Counter, "Spool commits that failed and were retried (voicegw process metric)");

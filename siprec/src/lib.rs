@@ -12,6 +12,7 @@
 //! - [`srs`]: the recording server, a SIP application on the gateway's endpoint: it answers
 //!   recording sessions itself and reports them to the gateway.
 
+pub mod client;
 pub mod metadata;
 pub mod offer;
 pub mod srs;

@@ -495,6 +495,36 @@ mod tests {
     }
 
     #[test]
+    fn a_recording_server_is_an_address_a_user_and_tls_where_encryption_is_required() {
+        fn with(rec: &'static str) -> impl Fn(&str) -> String {
+            move |c: &str| {
+                c.replace(
+                    "[VoiceConnectors.LoggingConfiguration]",
+                    &format!("[VoiceConnectors.SiprecRecording]\n{rec}\n[VoiceConnectors.LoggingConfiguration]"),
+                )
+            }
+        }
+        let v =
+            Config::parse(&with("Host = \"192.0.2.9\"\nProtocol = \"TCP\"")(EMBEDDED_DEFAULT), "x")
+                .expect("valid");
+        let t = v.networks.connectors.values().find_map(|n| n.recording_target.clone());
+        let t = t.expect("a recording target");
+        assert_eq!((t.addr.to_string(), t.user.as_str()), ("192.0.2.9:5060".into(), "srs"));
+        let v =
+            Config::parse(&with("Disabled = true\nHost = \"192.0.2.9\"")(EMBEDDED_DEFAULT), "x")
+                .expect("valid");
+        assert!(v.networks.connectors.values().all(|n| n.recording_target.is_none()));
+        let e = err_of(with("Host = \"srs.example.com\""));
+        assert!(e.contains("must be an IP address"), "{e}");
+        let e = err_of(with("Host = \"192.0.2.9\"\nUser = \"a b\""));
+        assert!(e.contains("SIP user characters"), "{e}");
+        let e = err_of(with("Host = \"192.0.2.9\"\nPort = 0"));
+        assert!(e.contains("Port 0"), "{e}");
+        let e = err_of(with("Host = \"192.0.2.9\"\nHost2 = 1"));
+        assert!(e.contains("Host2"), "{e}");
+    }
+
+    #[test]
     fn voice_connector_limits_of_the_api() {
         let routes = (0..11)
             .map(|i| format!("{{ Host = \"127.0.0.{i}\", Port = 5090 }}"))

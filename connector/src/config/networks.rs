@@ -39,6 +39,16 @@ pub struct ConnectorNetworks {
     pub termination_cidrs: Vec<IpNet>,
     /// Origination's `Routes`, in their order.
     pub origination_routes: Vec<RouteAddr>,
+    /// `SiprecRecording`, when enabled.
+    pub recording_target: Option<RecordingTarget>,
+}
+
+/// A recording server voicegw sends a voice connector's calls to (`SiprecRecording`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingTarget {
+    pub user: String,
+    pub addr: std::net::SocketAddr,
+    pub protocol: Protocol,
 }
 
 /// Every network the configuration names, parsed.

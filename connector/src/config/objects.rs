@@ -60,6 +60,32 @@ pub struct VoiceConnector {
     pub streaming: Option<StreamingConfiguration>,
     #[serde(rename = "EmergencyCallingConfiguration")]
     pub emergency: Option<EmergencyCallingConfiguration>,
+    /// voicegw's own: every call relayed for this voice connector is also sent to a SIPREC
+    /// recording server (RFC 7866), voicegw being its recording client.
+    #[serde(rename = "SiprecRecording")]
+    pub siprec_recording: Option<SiprecRecording>,
+}
+
+/// Where a voice connector's calls are recorded (voicegw's own object).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiprecRecording {
+    #[serde(rename = "Disabled", default)]
+    pub disabled: bool,
+    /// The recording server's IP address.
+    #[serde(rename = "Host")]
+    pub host: String,
+    #[serde(rename = "Port", default = "default_sip_port")]
+    pub port: u16,
+    #[serde(rename = "Protocol", default = "default_protocol")]
+    pub protocol: Protocol,
+    /// The user part of the recording server's URI (`sip:<User>@<Host>:<Port>`).
+    #[serde(rename = "User", default = "default_recorder_user")]
+    pub user: String,
+}
+
+fn default_recorder_user() -> String {
+    "srs".into()
 }
 
 pub fn default_region() -> String {

@@ -189,6 +189,10 @@ impl Config {
                     }
                 }
             }
+            if let Some(r) = vc.siprec_recording.as_ref().filter(|r| !r.disabled) {
+                own.recording_target =
+                    Some(check_recording(r, vc.require_encryption).map_err(|(k, m)| vc_err(k, m))?);
+            }
             networks.connectors.insert(id.to_ascii_lowercase(), own);
             if let Some(s) = &vc.streaming {
                 let on = super::streaming::check_connector(s).map_err(|(k, m)| vc_err(k, m))?;
@@ -401,6 +405,39 @@ fn check_route(r: &OriginationRoute) -> Result<RouteAddr, String> {
     }
     RouteAddr::of(r).ok_or_else(|| {
         format!("Host `{}` must be an IP address (name resolution is not supported yet)", r.host)
+    })
+}
+
+/// A voice connector's `SiprecRecording`: an IP address, a port, a user of URI characters,
+/// and TLS (or TCP, sent over TLS) where the voice connector requires encryption.
+fn check_recording(
+    r: &SiprecRecording,
+    require_encryption: bool,
+) -> Result<super::networks::RecordingTarget, (&'static str, String)> {
+    let ip: IpAddr = r.host.parse().map_err(|_| {
+        (
+            "Host",
+            format!("`{}` must be an IP address (name resolution is not supported yet)", r.host),
+        )
+    })?;
+    if r.port == 0 {
+        return Err(("Port", "Port 0 is not valid".into()));
+    }
+    let user_ok = (1..=64).contains(&r.user.len())
+        && r.user.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'()+".contains(&b));
+    if !user_ok {
+        return Err(("User", format!("`{}` is not 1-64 SIP user characters", r.user)));
+    }
+    if require_encryption && r.protocol == Protocol::Udp {
+        return Err((
+            "Protocol",
+            "RequireEncryption needs the recording server over TLS (or TCP, sent over TLS)".into(),
+        ));
+    }
+    Ok(super::networks::RecordingTarget {
+        user: r.user.clone(),
+        addr: SocketAddr::new(ip, r.port),
+        protocol: r.protocol,
     })
 }
 

@@ -24,7 +24,7 @@ use connector::config::Validated;
 use connector::policy::ConfigRouter;
 use metrics::Registry;
 use sip::b2bua::CallEvent;
-use sip::endpoint::{Either, Output};
+use sip::endpoint::{OneOf3, Output};
 use tokio::sync::mpsc;
 
 use crate::cdr::Recorder;
@@ -51,14 +51,24 @@ pub type RecordingServer = siprec::srs::Srs<
     crate::record::anchor::RecordingMedia,
 >;
 
+/// The recording client as the gateway runs it.
+pub type RecordingClient = siprec::client::RecordingClient<crate::record::fork::ForkMedia>;
+
 /// The gateway's choice of application for a new request outside a dialog.
 pub type PickApp = fn(&sip::Request, sip::Peer) -> sip::endpoint::Which;
 
-/// The endpoint as the gateway runs it: the B2BUA, and the recording server beside it
-/// (INVITEs that ask for a recording session go to it).
-pub type Core = sip::endpoint::Stack<
-    sip::endpoint::Pair<sip::b2bua::App<ConfigRouter, MediaAnchor>, RecordingServer, PickApp>,
+/// The applications on the gateway's endpoint.
+pub type Apps = sip::endpoint::Trio<
+    sip::b2bua::App<ConfigRouter, MediaAnchor>,
+    RecordingServer,
+    RecordingClient,
+    PickApp,
 >;
+
+/// The endpoint as the gateway runs it: the B2BUA, the recording server beside it (INVITEs
+/// that ask for a recording session go to it), and the recording client that forks calls to
+/// a voice connector's recording server.
+pub type Core = sip::endpoint::Stack<Apps>;
 
 /// Recording sessions to the recording server, everything else to the B2BUA.
 pub fn pick_app(request: &sip::Request, _peer: sip::Peer) -> sip::endpoint::Which {
@@ -131,6 +141,8 @@ pub struct Gateway {
     clock: Clock,
     running: Validated,
     config_path: Option<std::path::PathBuf>,
+    /// Where each voice connector's calls are recorded (`SiprecRecording`), by id in lower case.
+    recording_targets: HashMap<String, siprec::client::Target>,
 }
 
 impl Gateway {
@@ -220,11 +232,12 @@ impl Gateway {
             match out {
                 Output::Transmit { peer, bytes } => self.outgoing.push((peer, bytes)),
                 // Handed to the media thread at once; the messages after it leave below.
-                Output::Media(Either::First(u) | Either::Second(u)) => {
+                Output::Media(OneOf3::First(u) | OneOf3::Second(u) | OneOf3::Third(u)) => {
                     media_update(u, &self.media, &self.sinks)
                 }
-                Output::Event(Either::First(ev)) => self.call_event(ev, at),
-                Output::Event(Either::Second(ev)) => self.recording_event(ev, at),
+                Output::Event(OneOf3::First(ev)) => self.call_event(ev, at),
+                Output::Event(OneOf3::Second(ev)) => self.recording_event(ev, at),
+                Output::Event(OneOf3::Third(ev)) => self.recording_client_event(ev),
             }
         }
         // The relay knows a leg's addresses and keys before the SDP that lets the other side
@@ -263,6 +276,51 @@ impl Gateway {
         }
         self.apply(&ev, at);
         self.follow_invite(&ev);
+        match &ev {
+            CallEvent::Answered { call } => self.start_recording(*call),
+            CallEvent::Ended { call, .. } => {
+                let now = self.clock.now();
+                let (ep, apps) = self.core.split();
+                apps.third.stop::<Apps, 2>(ep, *call, now);
+            }
+            _ => {}
+        }
+    }
+
+    /// An answered call of a voice connector with `SiprecRecording` is sent to its recording
+    /// server too (voicegw its recording client); the call never waits for it.
+    fn start_recording(&mut self, call: u64) {
+        let Some(c) = self.table.get(call) else { return };
+        let vc = c.labels.voice_connector_id.to_ascii_lowercase();
+        let Some(target) = self.recording_targets.get(&vc) else { return };
+        let metadata = crate::observe::stream_events::call_metadata(c);
+        let now = self.clock.now();
+        let (ep, apps) = self.core.split();
+        apps.third.start::<Apps, 2>(ep, call, target, &metadata, now);
+    }
+
+    /// What the recording client did, to the log and the metrics.
+    fn recording_client_event(&mut self, ev: siprec::client::ClientEvent) {
+        use siprec::client::ClientEvent as C;
+        let mut r = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        match ev {
+            C::Started { call, recorder } => {
+                tracing::info!(call, %recorder, "recording server answered; copying the call's audio");
+                r.inc(metrics::names::RECORDING_CLIENT_SESSIONS, &metrics::Labels::default());
+            }
+            C::Failed { call, why, reason } => {
+                tracing::warn!(call, %reason, "call not recorded by the recording server; the call goes on");
+                let kind = metrics::Labels::kind(&why.label());
+                r.inc(metrics::names::RECORDING_CLIENT_FAILURES, &kind);
+            }
+            C::Ended { call, by_recorder } => {
+                tracing::info!(
+                    call,
+                    by_recorder,
+                    "recording session to the recording server ended"
+                );
+            }
+        }
     }
 
     fn apply(&mut self, ev: &CallEvent, at: crate::observe::facts::Moment) {
@@ -415,6 +473,7 @@ impl Gateway {
             media_ports_in_use: core.anchor().ports_in_use(),
             streams_active: self.streams_active,
             recording_sessions_active: core.app().second.active_sessions(),
+            recording_client_sessions_active: core.app().third.active_sessions(),
         };
         process_metrics::update(&self.registry, &facts, || self.recorder.spool_backlog());
     }
@@ -423,6 +482,7 @@ impl Gateway {
     fn reload(&mut self) {
         let Some(v) = reload::load(self.config_path.as_deref(), &self.running) else { return };
         reload::apply_to_core(&mut self.core, &v);
+        self.recording_targets = settings::recording_targets(&v);
         let cfg = &v.config;
         settings::register_labels(cfg, &self.registry);
         self.sinks = settings::record_sinks(cfg, &self.registry);
@@ -466,6 +526,15 @@ fn media_update(u: MediaUpdate, media: &MediaHandle, sinks: &HashMap<String, Rec
         }
         MediaUpdate::Srtp { call, side, inbound, outbound } => {
             media.send(MediaCmd::Call { call, cmd: RelayCmd::Srtp { side, inbound, outbound } });
+        }
+        MediaUpdate::ForkOpen { call, sockets } => {
+            media.send(MediaCmd::Call { call, cmd: RelayCmd::Fork { sockets: Box::new(sockets) } })
+        }
+        MediaUpdate::ForkTo { call, to } => {
+            media.send(MediaCmd::Call { call, cmd: RelayCmd::ForkTo { to } })
+        }
+        MediaUpdate::ForkClose { call } => {
+            media.send(MediaCmd::Call { call, cmd: RelayCmd::Unfork })
         }
         MediaUpdate::Close { call } => media.send(MediaCmd::Call { call, cmd: RelayCmd::Close }),
     }

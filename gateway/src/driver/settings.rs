@@ -64,3 +64,40 @@ pub fn register_labels(cfg: &Config, registry: &Mutex<Registry>) {
         r.register_labels(&Labels::new(&vc.id, &vc.aws_region));
     }
 }
+
+/// Where each voice connector's calls are recorded (`SiprecRecording`), by id in lower case:
+/// the recording server's URI and address. TCP is sent over TLS where the voice connector
+/// requires encryption, as for origination routes.
+pub fn recording_targets(
+    v: &connector::config::Validated,
+) -> HashMap<String, siprec::client::Target> {
+    use connector::config::Protocol;
+    let mut targets = HashMap::new();
+    for vc in &v.config.voice_connectors {
+        let key = vc.id.to_ascii_lowercase();
+        let Some(t) = v.networks.connectors.get(&key).and_then(|n| n.recording_target.as_ref())
+        else {
+            continue;
+        };
+        let transport = match (t.protocol, vc.require_encryption) {
+            (Protocol::Tcp, true) => sip::Transport::Tls,
+            (p, _) => p.transport(),
+        };
+        let host = match t.addr.ip() {
+            std::net::IpAddr::V4(ip) => ip.to_string(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        };
+        let param = match transport {
+            sip::Transport::Udp => "",
+            sip::Transport::Tcp => ";transport=tcp",
+            sip::Transport::Tls => ";transport=tls",
+        };
+        let text = format!("sip:{}@{host}:{}{param}", t.user, t.addr.port());
+        // The user and the address were checked when the configuration was read.
+        if let Ok(uri) = sip::Uri::parse(&text) {
+            let peer = sip::Peer::new(transport, t.addr);
+            targets.insert(key, siprec::client::Target { uri, peer });
+        }
+    }
+    targets
+}

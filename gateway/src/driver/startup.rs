@@ -162,11 +162,13 @@ pub async fn start(
         cfg.sip.max_calls,
         super::FIRST_RECORDING_SESSION,
     );
+    let client =
+        siprec::client::RecordingClient::new(crate::record::fork::ForkMedia::new(anchor.ports()));
     let b2bua = sip::b2bua::App::new(&core_cfg, router, anchor);
     let pick: super::PickApp = super::pick_app;
     let core = sip::endpoint::Stack::of(
         core_cfg.endpoint(),
-        sip::endpoint::Pair { first: b2bua, second: recording, pick },
+        sip::endpoint::Trio { first: b2bua, second: recording, third: client, pick },
     );
     let sinks = settings::record_sinks(cfg, &registry);
     let recorder = start_cdrs(cfg, v.cdr_bucket.clone(), &registry, clock).await?;
@@ -244,6 +246,7 @@ pub async fn start(
         garbage_closes: 0,
         outgoing: Vec::with_capacity(256),
         clock,
+        recording_targets: settings::recording_targets(&v),
         running: v,
         config_path,
     })

@@ -21,6 +21,7 @@ pub struct ProcessFacts {
     /// Call legs streaming now.
     pub streams_active: u64,
     pub recording_sessions_active: usize,
+    pub recording_client_sessions_active: usize,
 }
 
 /// Sets the process gauges from `f`, and the CDR spool's backlog (records, bytes) from
@@ -63,4 +64,5 @@ pub fn update(
     r.set(names::MEDIA_PORTS_IN_USE, &l, f.media_ports_in_use as f64);
     r.set(names::STREAMS_ACTIVE, &l, f.streams_active as f64);
     r.set(names::RECORDING_SESSIONS_ACTIVE, &l, f.recording_sessions_active as f64);
+    r.set(names::RECORDING_CLIENT_SESSIONS_ACTIVE, &l, f.recording_client_sessions_active as f64);
 }

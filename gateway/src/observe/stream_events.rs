@@ -239,6 +239,19 @@ fn envelope(account: &str, call: &Call, detail: Value, at: Moment) -> Value {
 }
 
 /// The Call-ID the events (and the CDR) name: the customer leg's.
+/// The RFC 7865 metadata voicegw writes for call `c` (its streaming events' `siprecMetadata`,
+/// the metadata of the recording sessions it sends a recording server).
+pub fn call_metadata(c: &Call) -> String {
+    let start = connector::timefmt::iso8601(c.started.wall);
+    metadata::write(&CallMetadata {
+        call_id: customer_call_id(c),
+        caller: &aor(&c.from),
+        callee: &aor(&c.to),
+        start_time: &start,
+        ids: rand::random(),
+    })
+}
+
 fn customer_call_id(c: &Call) -> &str {
     match c.direction {
         sip::b2bua::Direction::Outbound => &c.call_id,
@@ -262,19 +275,7 @@ pub fn local_arn(region: &str, account: &str, stream: &StreamFacts) -> String {
 fn started_detail(f: &mut Followed, stream: &StreamFacts, account: &str) -> Map<String, Value> {
     let c = &f.call;
     let region = region_of(c);
-    let metadata = f
-        .metadata
-        .get_or_insert_with(|| {
-            let start = connector::timefmt::iso8601(c.started.wall);
-            metadata::write(&CallMetadata {
-                call_id: customer_call_id(c),
-                caller: &aor(&c.from),
-                callee: &aor(&c.to),
-                start_time: &start,
-                ids: rand::random(),
-            })
-        })
-        .clone();
+    let metadata = f.metadata.get_or_insert_with(|| call_metadata(c)).clone();
     let arn = stream.arn.clone().unwrap_or_else(|| local_arn(&region, account, stream));
     let d = json!({
         "callId": customer_call_id(c),

@@ -64,6 +64,21 @@ pub enum MediaUpdate {
     Close {
         call: u64,
     },
+    /// A call recorded by a recording server (voicegw its SIPREC client): the sockets its two
+    /// streams leave from, `[caller's rtp, rtcp, callee's rtp, rtcp]`.
+    ForkOpen {
+        call: u64,
+        sockets: [UdpSocket; 4],
+    },
+    /// Where the recording server takes each stream (`None`: declined).
+    ForkTo {
+        call: u64,
+        to: [Option<SocketAddr>; 2],
+    },
+    /// The recording ended: nothing more is copied, the sockets close.
+    ForkClose {
+        call: u64,
+    },
     /// SRTP of the leg on `side`: the peer's key (inbound) and voicegw's (outbound).
     Srtp {
         call: u64,

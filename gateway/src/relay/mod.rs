@@ -3,5 +3,6 @@
 //! and metrics they emit.
 
 pub mod anchor;
+pub mod fork;
 pub mod record;
 pub mod thread;

@@ -29,6 +29,15 @@ pub enum RelayCmd {
         inbound: Option<(media::srtp::Suite, media::srtp::MasterKey)>,
         outbound: Option<(media::srtp::Suite, media::srtp::MasterKey)>,
     },
+    /// Copies of the call's RTP (what each side sends, in clear) go out of these sockets
+    /// (`[caller's rtp, rtcp, callee's rtp, rtcp]`) to a recording server.
+    Fork {
+        sockets: Box<[std::net::UdpSocket; 4]>,
+    },
+    ForkTo {
+        to: [Option<std::net::SocketAddr>; 2],
+    },
+    Unfork,
     Close,
 }
 

@@ -24,6 +24,7 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use crate::driver::clock::Clock;
 use crate::relay::anchor::CallContext;
+use crate::relay::fork::{Fork, ForkTap};
 use crate::relay::record::{write_record, RecordSink, RelayCmd, Snapshot, RECV_MAX};
 use crate::stream::call::{CallStreams, Streamer};
 use crate::stream::deferred::Deferred;
@@ -83,6 +84,8 @@ struct CallMedia {
     rejected_reported: u64,
     /// The call's audio is streamed (its streams live on the thread's streaming worker).
     streamed: bool,
+    /// The call is recorded by a recording server: copies of its RTP go there.
+    fork: Option<Fork>,
 }
 
 impl CallMedia {
@@ -99,11 +102,20 @@ impl CallMedia {
         n: usize,
         now: Instant,
     ) -> Option<(media::relay::Forward, usize)> {
-        if self.streamed {
-            let mut tap = deferred.tap(self.ctx.call);
-            self.session.on_packet_tapped(side, component, from, buf, n, now, &mut tap)
-        } else {
-            self.session.on_packet_mut(side, component, from, buf, n, now)
+        match (self.streamed, self.fork.as_mut()) {
+            (false, None) => self.session.on_packet_mut(side, component, from, buf, n, now),
+            (true, None) => {
+                let mut tap = deferred.tap(self.ctx.call);
+                self.session.on_packet_tapped(side, component, from, buf, n, now, &mut tap)
+            }
+            (true, Some(fork)) => {
+                let mut tap = ForkTap { inner: deferred.tap(self.ctx.call), fork };
+                self.session.on_packet_tapped(side, component, from, buf, n, now, &mut tap)
+            }
+            (false, Some(fork)) => {
+                let mut tap = ForkTap { inner: (), fork };
+                self.session.on_packet_tapped(side, component, from, buf, n, now, &mut tap)
+            }
         }
     }
 }
@@ -246,6 +258,7 @@ fn run(
                         last: Snapshot::default(),
                         rejected_reported: 0,
                         streamed,
+                        fork: None,
                     });
                 }
                 MediaCmd::Call { call, cmd } => {
@@ -260,6 +273,17 @@ fn run(
                                 k.map(|(s, key)| media::srtp::Context::new(s, &key))
                             };
                             cm.session.set_srtp(side, ctx(inbound), ctx(outbound));
+                        }
+                        RelayCmd::Fork { sockets } => cm.fork = Some(Fork::new(sockets)),
+                        RelayCmd::ForkTo { to } => {
+                            if let Some(f) = cm.fork.as_mut() {
+                                f.set_to(to);
+                            }
+                        }
+                        RelayCmd::Unfork => {
+                            if let Some(f) = cm.fork.take() {
+                                log_fork_end(call, &f);
+                            }
                         }
                         RelayCmd::Close => {
                             by_call.remove(&call);
@@ -427,6 +451,16 @@ fn report_rejected(cm: &mut CallMedia) -> u64 {
     let new = total - cm.rejected_reported;
     cm.rejected_reported = total;
     new
+}
+
+fn log_fork_end(call: u64, f: &Fork) {
+    tracing::info!(
+        call,
+        caller_copied = f.sent[0],
+        callee_copied = f.sent[1],
+        failed = f.failed[0] + f.failed[1],
+        "copies to the recording server ended"
+    );
 }
 
 fn log_end(cm: &CallMedia) {

@@ -212,6 +212,19 @@ impl<R: Router, M: Anchor, S: Application, P: Pick> HostsB2bua for Pair<App<R, M
     }
 }
 
+impl<R: Router, M: Anchor, S: Application, T: Application, P: Pick> HostsB2bua
+    for crate::endpoint::Trio<App<R, M>, S, T, P>
+{
+    type R = R;
+    type M = M;
+    fn b2bua(&self) -> &App<R, M> {
+        &self.first
+    }
+    fn b2bua_mut(&mut self) -> &mut App<R, M> {
+        &mut self.first
+    }
+}
+
 impl<H> Stack<H>
 where
     H: HostsB2bua + Carries<App<<H as HostsB2bua>::R, <H as HostsB2bua>::M>, 0>,

@@ -5,9 +5,10 @@
 //!
 //! Applications ([`Application`]: the B2BUA of [`crate::b2bua`], later a recording server or a
 //! meeting UAS) sit on top. The endpoint hands its input to a [`Host`]: [`Solo`] carries one
-//! application; [`Pair`] carries two (nest it for more) and asks the gateway's [`Pick`] which
-//! one takes each new request outside a dialog, while in-dialog requests, ACKs, CANCELs,
-//! responses and timeouts go to the application whose dialog or transaction they are. An
+//! application; [`Pair`] carries two and asks the gateway's [`Pick`] which one takes each new
+//! request outside a dialog, while in-dialog requests, ACKs, CANCELs, responses and timeouts
+//! go to the application whose dialog or transaction they are; [`Trio`] adds a third that
+//! only sends requests (a recording client). An
 //! application answers through the [`Endpoint`] it is lent; [`Carries`] says how its owners,
 //! dialogs, events and media updates travel in the host's types, so the same implementation
 //! runs alone or beside others.
@@ -21,6 +22,7 @@ pub(crate) mod build;
 mod host;
 mod output;
 mod stack;
+mod trio;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -33,6 +35,7 @@ pub use application::Application;
 pub use host::{Carries, Either, Host, Pair, Pick, Solo, Which};
 pub use output::{EndpointStats, Output};
 pub use stack::Stack;
+pub use trio::{OneOf3, Trio};
 
 use crate::message::{
     parse_message, HeaderName, Message, Method, ParseError, ParseLimits, Request, Response,
@@ -246,6 +249,12 @@ impl<H: Host> Endpoint<H> {
     /// A new random UUID v4 (a session's TransactionId).
     pub fn new_uuid(&mut self) -> String {
         build::uuid_v4(&mut self.rng)
+    }
+
+    /// voicegw's Via for a new request sent over `transport` (a new branch, `rport`).
+    pub fn new_via(&mut self, transport: Transport) -> String {
+        let branch = build::new_branch(&mut self.rng);
+        build::our_via(transport, self.local_addr(transport), &branch)
     }
 
     /// Sends a response without a transaction (malformed or refused requests).
