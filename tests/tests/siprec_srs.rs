@@ -310,6 +310,90 @@ fn a_sipp_recording_client_with_one_mixed_stream_is_recorded() {
     assert!(gw.metrics().contains(tolerated), "{}", gw.metrics());
 }
 
+/// SIPp as the recording client with two labelled streams (`src_siprec_two_streams.xml`): it
+/// plays the G.711 capture as stream 1, the test plays a stream of its own as stream 2 from
+/// the address the offer gave (127.0.0.86, a `c=` line of its own), and a re-INVITE with partial metadata renames the callee. Each
+/// stream's recording is its audio byte for byte; the events carry each stream's index and
+/// label, and UPDATED the merged metadata.
+#[test]
+fn a_sipp_recording_client_with_two_streams_is_recorded_and_updated() {
+    if !require("sipp") || !require("ffmpeg") {
+        return;
+    }
+    let ip = "127.0.0.85";
+    let gw = Gateway::start(ip, |c| {
+        format!("{c}\n[VoiceConnectors.StreamingConfiguration]\nDisabled = false\nDataRetentionInHours = 0\n")
+    });
+    let (pcap, _, _) = harness::g711a_capture(&gw.dir);
+    let (expected, _) = harness::played_pcm(&pcap);
+    let port_file = gw.dir.join("stream2.port");
+    let mut args = harness::pbx_args(ip);
+    args.extend(["-mp", "6000", "-m", "1", "-key", "audio_pcap"].map(String::from));
+    args.push(pcap.display().to_string());
+    args.extend(["-key".to_string(), "port_file".to_string(), port_file.display().to_string()]);
+    args.extend(["-key", "stream2_ip", "127.0.0.86"].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let sipp = harness::Sipp::spawn(&gw.dir, "src2", "src_siprec_two_streams.xml", &args);
+    let start = std::time::Instant::now();
+    let port: u16 = loop {
+        // `<stream 2's port> <stream 1's port>`, complete once its line ends.
+        let text = std::fs::read_to_string(&port_file).unwrap_or_default();
+        let line = text.strip_suffix('\n');
+        if let Some(p) = line.and_then(|l| l.split_whitespace().next()?.parse().ok()) {
+            break p;
+        }
+        assert!(start.elapsed() < Duration::from_secs(15), "SIPp wrote no port\n{}", gw.log());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Stream 2 from the address the offer announced.
+    let sock = UdpSocket::bind("127.0.0.86:6000").expect("stream 2 socket");
+    let packets = 300u16;
+    for n in 0..packets {
+        let mut p = vec![0x80, 8];
+        p.extend_from_slice(&n.to_be_bytes());
+        p.extend_from_slice(&(u32::from(n) * 160).to_be_bytes());
+        p.extend_from_slice(&0x2222_0002u32.to_be_bytes());
+        p.extend_from_slice(&payload(1, n));
+        sock.send_to(&p, format!("{ip}:{port}")).expect("rtp");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let r = sipp.wait(Duration::from_secs(30));
+    assert_eq!(r.successful, 1, "{r:#?}\n{}", gw.log());
+
+    let events =
+        harness::json_lines(&gw.dir.join("var/streaming-events.jsonl"), 5, Duration::from_secs(15));
+    let status =
+        |e: &serde_json::Value| e["detail"]["streamingStatus"].as_str().unwrap_or("").to_string();
+    let mut kinds: Vec<String> = events.iter().map(status).collect();
+    kinds.sort();
+    assert_eq!(kinds, ["ENDED", "ENDED", "STARTED", "STARTED", "UPDATED"], "{events:#?}");
+    for e in &events {
+        let d = &e["detail"];
+        if status(e) == "UPDATED" {
+            assert_eq!(d["siprecMetadataJson"]["participants"][1]["name"], "Callee Transferred");
+            assert_eq!(d["siprecMetadataJson"]["participants"][0]["name"], "Caller", "merged");
+        } else {
+            let index = d["sdp"]["mediaIndex"].as_u64().expect("mediaIndex");
+            let label = d["sdp"]["mediaLabel"].as_str().expect("mediaLabel");
+            assert_eq!((index + 1).to_string(), label, "{d}");
+        }
+    }
+    let second: Vec<i16> = (0..packets)
+        .flat_map(|n| payload(1, n))
+        .map(|c| streaming::g711::Law::ALaw.decode(c))
+        .collect();
+    let mut files: Vec<_> = std::fs::read_dir(gw.dir.join("var/kvs"))
+        .expect("streams")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "mkv"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let pcms: Vec<Vec<i16>> = files.iter().map(|f| pcm_of(f)).collect();
+    assert!(pcms.contains(&expected), "stream 1 is the capture SIPp played");
+    assert!(pcms.contains(&second), "stream 2 is what the test played");
+}
+
 /// One recording client's shape: its headers, its SDP's m-lines (ports 41000 and 41002) and
 /// its body parts besides the SDP.
 struct Shape {
