@@ -10,6 +10,9 @@
 #   TARGETS="voicegw voicegw-stream" ...   # call-audio streaming (local sink) against relaying
 #                                          # alone: CPU per call-minute, memory per call, p99
 #   TARGETS="voicegw voicegw-stream voicegw-b-stream" BIN_B=... # streaming A/B of two builds
+#   TARGETS="voicegw-stream voicegw-record" ...  # SIPREC recording sessions (two streams each,
+#                                          # local Matroska files) against streamed calls:
+#                                          # CPU per recorded stream-minute
 #   TARGETS="voicegw voicegw-stream voicegw-kvs" ...  # the same streams sent to KVS: moto's
 #                                          # control plane and the fake PutMedia data plane
 #                                          # (tests/fakes/kvs_putmedia.py), on this machine
@@ -44,7 +47,7 @@ run_step() { # target calls -> JSON line
   local target=$1 calls=$2 pid
   if [ "$target" = voicegw ]; then
     RUST_LOG=warn "$BIN" run -c "$WORK/voicegw.toml" 2>>"$WORK/voicegw.log" & pid=$!
-  elif [ "$target" = voicegw-stream ]; then
+  elif [ "$target" = voicegw-stream ] || [ "$target" = voicegw-record ]; then
     rm -rf "$WORK/var/kvs"
     RUST_LOG=warn "$BIN" run -c "$WORK/voicegw-stream.toml" 2>>"$WORK/voicegw-stream.log" & pid=$!
   elif [ "$target" = voicegw-kvs ]; then
@@ -65,10 +68,15 @@ run_step() { # target calls -> JSON line
   sleep 1
   kill -0 "$pid" 2>/dev/null || { echo "$target failed to start; see $WORK/$target.log" >&2; exit 1; }
   local ip=$VG_IP; [ "$target" = rtpengine ] && ip=$RE_IP
-  local kind=$target; case "$target" in voicegw-b|voicegw-stream|voicegw-b-stream|voicegw-kvs) kind=voicegw ;; esac
+  local kind=$target; case "$target" in voicegw-b|voicegw-stream|voicegw-b-stream|voicegw-kvs) kind=voicegw ;; voicegw-record) kind=recording ;; esac
   { timeout $(( SECS + 60 )) "$LOAD" "$kind" "$ip" "$calls" "$SECS" "$pid" 2223 || echo "{\"target\":\"$kind\",\"calls\":$calls,\"error\":true}"; } \
     | sed "s/\"target\":\"$kind\"/\"target\":\"$target\"/"
   kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+  if [ "$target" = voicegw-record ]; then
+    # Every session's two streams were written (a check, not a figure).
+    local files; files=$(find "$WORK/var/kvs" -name '*.mkv' 2>/dev/null | wc -l)
+    [ "$files" -eq $(( 2 * calls )) ] || echo "voicegw-record: $files stream files for $calls sessions" >&2
+  fi
   sleep 0.5
 }
 
@@ -110,7 +118,7 @@ print("\nhighest concurrent calls with <0.1% loss in every run:", best)
 print("\nadded latency (relay minus direct, medians of the same burst pattern), us:")
 for (t, n), rs in groups.items():
     d = groups.get(("direct", n))
-    if t != "direct" and d and med(rs, "latency_p99_us") is not None:
+    if t not in ("direct", "voicegw-record") and d and med(rs, "latency_p99_us") is not None:
         print(f"  {t:10} calls {n:4}: p50 {med(rs,'latency_p50_us') - med(d,'latency_p50_us'):6.0f}  "
               f"p99 {med(rs,'latency_p99_us') - med(d,'latency_p99_us'):6.0f}")
 def ratios(a, b):
@@ -138,6 +146,16 @@ if any(t == "voicegw-stream" for (t, _) in groups):
     cost("voicegw-stream", "streaming to local files")
 if any(t == "voicegw-kvs" for (t, _) in groups):
     cost("voicegw-kvs", "streaming to KVS (decode + mux + PutMedia; the fake's own CPU not counted)")
+if any(t == "voicegw-record" for (t, _) in groups):
+    print("\nSIPREC recording sessions (two streams each, local files), medians: CPU per recorded stream-minute (3000 packets)")
+    for n in sorted({n for (_, n) in groups}):
+        r, st = groups.get(("voicegw-record", n), []), groups.get(("voicegw-stream", n), [])
+        cr, cs = med(r, "cpu_us_per_packet"), med(st, "cpu_us_per_packet")
+        if cr:
+            line = f"  sessions {n} ({2 * n} streams): {cr * 3000 / 1000:.1f} ms per stream-minute, RSS/session {med(r, 'rss_kib_per_call'):.1f} KiB"
+            if cs:
+                line += f"; a streamed call's leg (relayed + streamed) {cs * 6000 / 1000 / 2:.1f} ms per stream-minute"
+            print(line)
 if any(t == "voicegw-b-stream" for (t, _) in groups):
     ratios("voicegw-b-stream", "voicegw")
     ratios("voicegw-stream", "voicegw-b-stream")

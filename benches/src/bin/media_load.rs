@@ -5,8 +5,12 @@
 //! PID — its CPU time per relayed packet and resident memory per call.
 //!
 //! ```text
-//! media_load voicegw|rtpengine|direct SERVER_IP CALLS SECONDS [SERVER_PID] [NG_PORT]
+//! media_load voicegw|rtpengine|direct|recording SERVER_IP CALLS SECONDS [SERVER_PID] [NG_PORT]
 //! ```
+//!
+//! `recording` sets up CALLS SIPREC recording sessions on voicegw instead (a multipart INVITE
+//! with two labelled `sendonly` streams, as an SBC records a call) and sends both streams;
+//! nothing comes back, so its CPU is per packet *sent* (recorded).
 //!
 //! `direct` sends the same traffic endpoint to endpoint with no relay: its latency is the load
 //! generator's own (a burst of 2·CALLS packets every 20 ms, or with `MEDIA_LOAD_SPREAD=1` the
@@ -177,6 +181,41 @@ fn setup_voicegw(ip: &str, calls: usize) -> Vec<(Leg, Leg)> {
         .collect()
 }
 
+/// CALLS recording sessions: the first leg of each pair sends stream 1, the second stream 2.
+fn setup_recording(ip: &str, calls: usize) -> Vec<(Leg, Leg)> {
+    let gw = format!("{ip}:5060");
+    let src = StdUdp::bind(format!("{ip}:5091")).expect("src socket");
+    src.set_read_timeout(Some(Duration::from_millis(500))).expect("timeout");
+    let vc = "abcdef1ghij2klmno3pqr4.voiceconnector.local";
+    let meta = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><recording xmlns=\"urn:ietf:params:xml:ns:recording:1\"><datamode>complete</datamode><stream stream_id=\"czE=\" session_id=\"c2Vzcw==\"><label>1</label></stream><stream stream_id=\"czI=\" session_id=\"c2Vzcw==\"><label>2</label></stream></recording>";
+    (0..calls)
+        .map(|i| {
+            let a = StdUdp::bind(format!("{ip}:0")).expect("a");
+            let b = StdUdp::bind(format!("{ip}:0")).expect("b");
+            let (ap, bp) = (a.local_addr().expect("a").port(), b.local_addr().expect("b").port());
+            let sdp = format!("v=0\r\no=src 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {ap} RTP/AVP 8\r\na=label:1\r\na=sendonly\r\nm=audio {bp} RTP/AVP 8\r\na=label:2\r\na=sendonly\r\n");
+            let body = format!("--b\r\nContent-Type: application/sdp\r\n\r\n{sdp}\r\n--b\r\nContent-Type: application/rs-metadata+xml\r\nContent-Disposition: recording-session\r\n\r\n{meta}\r\n--b--\r\n");
+            let inv = format!("INVITE sip:recorder@{vc} SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5091;branch=z9hG4bKrec{i}\r\nFrom: <sip:src@{ip}>;tag=r{i}\r\nTo: <sip:recorder@{vc}>\r\nCall-ID: rec-{i}\r\nCSeq: 1 INVITE\r\nContact: <sip:src@{ip}:5091>;+sip.src\r\nRequire: siprec\r\nMax-Forwards: 70\r\nContent-Type: multipart/mixed;boundary=b\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+            src.send_to(inv.as_bytes(), &gw).expect("INVITE");
+            let ok = recv_msg(&src, "SIP/2.0 200");
+            let ports: Vec<u16> = ok
+                .lines()
+                .filter_map(|l| l.strip_prefix("m=audio "))
+                .filter_map(|r| r.split_whitespace().next()?.parse().ok())
+                .collect();
+            assert_eq!(ports.len(), 2, "two streams answered: {ok}");
+            let to = ok.lines().find_map(|l| l.strip_prefix("To: ")).expect("To").trim().to_string();
+            let ack = format!("ACK sip:voicegw@{ip}:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5091;branch=z9hG4bKrecack{i}\r\nFrom: <sip:src@{ip}>;tag=r{i}\r\nTo: {to}\r\nCall-ID: rec-{i}\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
+            src.send_to(ack.as_bytes(), &gw).expect("ACK");
+            let ip_addr: std::net::IpAddr = ip.parse().expect("ip");
+            (
+                Leg { sock: a, dst: SocketAddr::new(ip_addr, ports[0]) },
+                Leg { sock: b, dst: SocketAddr::new(ip_addr, ports[1]) },
+            )
+        })
+        .collect()
+}
+
 /// user+system CPU ticks and resident memory (KiB) of a process.
 fn proc_usage(pid: u32) -> (u64, u64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -204,7 +243,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 5 {
         eprintln!(
-            "usage: media_load voicegw|rtpengine SERVER_IP CALLS SECONDS [SERVER_PID] [NG_PORT]"
+            "usage: media_load voicegw|rtpengine|direct|recording SERVER_IP CALLS SECONDS [SERVER_PID] [NG_PORT]"
         );
         std::process::exit(2);
     }
@@ -217,6 +256,7 @@ fn main() {
     let legs = match target.as_str() {
         "rtpengine" => setup_rtpengine(&ip, ng_port, calls),
         "direct" => setup_direct(&ip, calls),
+        "recording" => setup_recording(&ip, calls),
         _ => setup_voicegw(&ip, calls),
     };
     std::thread::sleep(Duration::from_millis(300));
@@ -299,8 +339,10 @@ fn main() {
     let (sent, received, mut lat, cpu0, cpu1) = result;
     lat.sort_unstable();
     let hz = 100.0;
+    // Recorded packets are sent, not relayed back.
+    let handled = if target == "recording" { sent } else { received };
     let cpu_us_per_packet = match (cpu0, cpu1) {
-        (Some(a), Some(b)) if received > 0 => Some((b.0 - a.0) as f64 / hz * 1e6 / received as f64),
+        (Some(a), Some(b)) if handled > 0 => Some((b.0 - a.0) as f64 / hz * 1e6 / handled as f64),
         _ => None,
     };
     let rss_kib_per_call = match (idle, loaded) {
@@ -309,7 +351,11 @@ fn main() {
     };
     println!(
         "{{\"target\":\"{target}\",\"calls\":{calls},\"seconds\":{secs},\"sent\":{sent},\"received\":{received},\"loss_pct\":{:.4},\"latency_p50_us\":{},\"latency_p99_us\":{},\"cpu_us_per_packet\":{},\"rss_kib_per_call\":{}}}",
-        if sent > 0 { (sent.saturating_sub(received)) as f64 * 100.0 / sent as f64 } else { 0.0 },
+        if sent > 0 && target != "recording" {
+            (sent.saturating_sub(received)) as f64 * 100.0 / sent as f64
+        } else {
+            0.0
+        },
         percentile(&lat, 0.5),
         percentile(&lat, 0.99),
         cpu_us_per_packet.map(|v| format!("{v:.2}")).unwrap_or_else(|| "null".into()),

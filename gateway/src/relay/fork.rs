@@ -56,3 +56,45 @@ impl<T: Tap> Tap for ForkTap<'_, T> {
         self.fork.send(side, packet);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bound() -> UdpSocket {
+        UdpSocket::bind("127.0.0.1:0").expect("socket")
+    }
+
+    #[test]
+    fn each_sides_packets_leave_from_its_stream_socket_once_the_recorder_answered() {
+        let socks = Box::new([bound(), bound(), bound(), bound()]);
+        let (caller_from, callee_from) =
+            (socks[0].local_addr().expect("addr"), socks[2].local_addr().expect("addr"));
+        let mut fork = Fork::new(socks);
+        let recorder = [bound(), bound()];
+        for r in &recorder {
+            r.set_read_timeout(Some(std::time::Duration::from_secs(2))).expect("timeout");
+        }
+        let packet = [0x80u8, 8, 0, 1, 0, 0, 0, 160, 0, 0, 0, 9, 0xd5, 0xd5];
+        let header = RtpHeader::parse(&packet).expect("rtp");
+        let mut tap = ForkTap { inner: (), fork: &mut fork };
+        tap.rtp(Side::A, &header, &packet, Instant::ZERO);
+        assert_eq!(tap.fork.sent, [0, 0], "nothing before the answer");
+        let to = [recorder[0].local_addr().ok(), recorder[1].local_addr().ok()];
+        tap.fork.set_to(to);
+        tap.rtp(Side::A, &header, &packet, Instant::ZERO);
+        tap.rtp(Side::B, &header, &packet, Instant::ZERO);
+        tap.rtp(Side::B, &header, &packet, Instant::ZERO);
+        assert_eq!(fork.sent, [1, 2]);
+        let mut buf = [0u8; 64];
+        let (n, from) = recorder[0].recv_from(&mut buf).expect("the caller's copy");
+        assert_eq!((&buf[..n], from), (&packet[..], caller_from));
+        let (n, from) = recorder[1].recv_from(&mut buf).expect("the callee's copy");
+        assert_eq!((&buf[..n], from), (&packet[..], callee_from));
+        // A declined stream is not sent.
+        fork.set_to([None, to[1]]);
+        let mut tap = ForkTap { inner: (), fork: &mut fork };
+        tap.rtp(Side::A, &header, &packet, Instant::ZERO);
+        assert_eq!(fork.sent, [1, 2]);
+    }
+}
