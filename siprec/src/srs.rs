@@ -263,6 +263,11 @@ impl<P: Admit, A: RecordingAnchor> Srs<P, A> {
             };
         let metadata_xml = offer.metadata.as_ref().map(|m| String::from_utf8_lossy(m).into_owned());
         let mut tolerated: Vec<&'static str> = offer.tolerated.iter().map(|t| t.as_str()).collect();
+        // Another recording session of the same Call-ID (a client that records a call again,
+        // or forks its recording): a session of its own, with a dialog of its own.
+        if self.sessions.values().any(|s| s.dialog.0 == call_id) {
+            tolerated.push("second_session_same_call_id");
+        }
         let metadata = match offer.metadata.as_deref().map(Metadata::parse) {
             Some(Ok(m)) => {
                 tolerated.extend(m.tolerated.iter().map(|t| metadata_label(*t)));

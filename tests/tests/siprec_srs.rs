@@ -215,6 +215,20 @@ fn a_recording_session_is_answered_recorded_per_stream_updated_and_ended() {
     );
     assert!(records.iter().any(|(k, _)| k.contains("-SDRs/")));
 
+    // The media-quality record of the received streams (side A stream 1, side B stream 2):
+    // every packet received, nothing sent back.
+    let path = gw.dir.join(format!("var/ChimeVoiceConnectorLogs/{VC}.jsonl"));
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let rec: serde_json::Value =
+        serde_json::from_str(text.lines().next().expect("a media-quality record")).expect("JSON");
+    assert_eq!(
+        (&rec["cust2vc_rtp_packets"], &rec["rem2vc_rtp_packets"]),
+        (&u64::from(packets).into(), &u64::from(packets).into()),
+        "{rec}"
+    );
+    assert_eq!((&rec["vc2cust_rtp_packets"], &rec["vc2rem_rtp_packets"]), (&0.into(), &0.into()));
+    assert_eq!(rec["cust2vc_packets_lost"], 0, "{rec}");
+
     assert_eq!(gw.process_metric("voicegw_recording_sessions_total"), 1.0, "{}", gw.metrics());
     assert_eq!(gw.process_metric("voicegw_recording_streams_total"), 2.0);
     assert_eq!(gw.wait_process_metric("voicegw_recording_sessions_active", 0.0), 0.0);

@@ -352,3 +352,39 @@ fn an_acknowledged_200_is_not_retransmitted_and_the_session_lasts() {
     assert_eq!(resent, 0, "no 200 retransmitted after its ACK");
     assert_eq!(s.app().0.active_sessions(), 1);
 }
+
+#[test]
+fn a_second_recording_session_of_the_same_call_id_is_a_session_of_its_own() {
+    let mut s = server(10);
+    s.handle_bytes(
+        invite("twice", "", 1, SDP, &meta("complete", "A")).as_bytes(),
+        peer(SRC),
+        at(0),
+    );
+    let first = drain(&mut s);
+    s.handle_bytes(
+        invite("twice", "", 5, SDP, &meta("complete", "A")).as_bytes(),
+        peer(SRC),
+        at(10),
+    );
+    let second = drain(&mut s);
+    let tag = |seen: &Seen| {
+        let Some(Message::Response(ok)) = seen.sent.first() else { panic!("{seen:?}") };
+        assert_eq!(ok.status, 200);
+        ok.to().unwrap().tag().unwrap().to_string()
+    };
+    let (t1, t2) = (tag(&first), tag(&second));
+    assert_ne!(t1, t2, "two dialogs");
+    let RecordingEvent::Started { tolerated, session, .. } = &second.events[0] else { panic!() };
+    assert!(tolerated.contains(&"second_session_same_call_id"), "{tolerated:?}");
+    let second_id = *session;
+    assert_eq!(s.app().0.active_sessions(), 2);
+    // The first one's BYE ends the first one only.
+    s.handle_bytes(in_dialog("BYE", "twice", &t1, 2).as_bytes(), peer(SRC), at(20));
+    let seen = drain(&mut s);
+    assert!(
+        matches!(&seen.events[..], [RecordingEvent::Ended { session, .. }] if *session != second_id),
+        "{seen:?}"
+    );
+    assert_eq!(s.app().0.active_sessions(), 1);
+}
