@@ -120,3 +120,25 @@ fn a_recording_server_that_refuses_leaves_the_call_unharmed() {
     assert!(gw.metrics().contains(failures), "{}", gw.metrics());
     assert!(gw.log().contains("call not recorded"), "{}", gw.log());
 }
+
+#[test]
+fn a_recording_server_that_is_down_leaves_the_call_unharmed() {
+    if !require("sipp") {
+        return;
+    }
+    // Nothing listens on 5071: the INVITE meets ICMP port unreachable, or silence.
+    let ip = "127.0.0.84";
+    let gw = Gateway::start(ip, |c| recorded_by(c, ip, 5071));
+    let (pcap, _, _) = harness::g711a_capture(&gw.dir);
+    harness::echoed_media_call(&gw, &pcap);
+    let records = harness::cdrs_in(&gw.dir.join("var/cdrs"), 1, Duration::from_secs(10));
+    let cdr = &records.iter().find(|(k, _)| k.contains("-CDRs/")).expect("a CDR").1;
+    assert_eq!(cdr["Status"], "Completed", "{cdr}");
+    let failures = "voicegw_recording_client_failures_total{voice_connector_id=\"\",region=\"\",kind=\"no_answer\"} 1";
+    let start = std::time::Instant::now();
+    while !gw.metrics().contains(failures) && start.elapsed() < Duration::from_secs(40) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(gw.metrics().contains(failures), "{}\n{}", gw.metrics(), gw.log());
+    assert_eq!(gw.wait_process_metric("voicegw_recording_client_sessions_active", 0.0), 0.0);
+}
