@@ -9,9 +9,11 @@
 //! - [`relay`]: a call's forwarding decisions (latching, counters, RTCP, SRTP in place).
 //! - [`quality`]: a record period's figures per leg and direction, and the MOS.
 //! - [`rtcp`], [`srtp`]: RTCP reports; SRTP/SRTCP (RFC 3711).
+//! - [`dtmf`]: DTMF keys from RFC 4733 events, SIP INFO bodies and in-band tones.
 //! - port ranges and RTP/RTCP port-pair allocation.
 
 pub mod capture;
+pub mod dtmf;
 pub mod emodel;
 pub mod negotiate;
 mod ports;

@@ -25,7 +25,7 @@ use std::net::{IpAddr, SocketAddr};
 use bytes::Bytes;
 use media::sdp::Sdp;
 use sip::dialog::Dialog;
-use sip::endpoint::{our_contact, response_to, Application, Carries, Endpoint};
+use sip::endpoint::{cancel_of, our_contact, response_to, Application, Carries, Endpoint};
 use sip::message::{HeaderName, Method, NameAddr, Request, Response, Uri};
 use sip::transaction::{ClientKey, ServerKey};
 use sip::{Instant, Peer};
@@ -334,29 +334,6 @@ impl<A: ForkAnchor> RecordingClient<A> {
             }
         }
     }
-}
-
-/// The CANCEL of `invite` (RFC 3261 §9.1: its Request-URI, Via, From, To, Call-ID, Route and
-/// CSeq number).
-fn cancel_of(invite: &Request) -> Request {
-    let mut c = Request::new(Method::Cancel, invite.uri.clone());
-    for name in [
-        HeaderName::Via,
-        HeaderName::MaxForwards,
-        HeaderName::From,
-        HeaderName::To,
-        HeaderName::CallId,
-    ] {
-        if let Some(v) = invite.headers.get(&name) {
-            c.headers.push(name, v);
-        }
-    }
-    for r in invite.headers.get_all(&HeaderName::Route) {
-        c.headers.push(HeaderName::Route, r);
-    }
-    let seq = invite.cseq().map(|s| s.seq).unwrap_or(1);
-    c.headers.push(HeaderName::CSeq, format!("{seq} CANCEL"));
-    c
 }
 
 fn host_of(ip: IpAddr) -> String {

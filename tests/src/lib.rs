@@ -1139,6 +1139,19 @@ pub fn is_iso_ms(s: &str) -> bool {
 /// The audio `ffmpeg` reads from a Matroska stream's first track, written raw to `out` as
 /// 16-bit little-endian samples. Any warning fails, but the two every live KVS-shaped stream
 /// gets: no Duration (ffmpeg estimates it) and no channel layout on a mono track.
+/// The Matroska files in `dir` (a local streaming sink), sorted; none when it does not exist.
+pub fn mkv_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "mkv"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
 pub fn ffmpeg_pcm(mkv: &Path, out: &Path) -> Vec<i16> {
     let log = run_with_limit(
         Command::new("ffmpeg")

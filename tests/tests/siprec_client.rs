@@ -6,7 +6,6 @@
 //! records each stream to a Matroska file whose audio is what the PBX played, byte for byte.
 //! A recording server that refuses (503) leaves the call as it would have been.
 
-use std::path::Path;
 use std::time::Duration;
 
 use harness::{require, Gateway};
@@ -17,18 +16,6 @@ fn streaming(c: String) -> String {
 
 fn recorded_by(c: String, host: &str, port: u16) -> String {
     format!("{c}\n[VoiceConnectors.SiprecRecording]\nHost = \"{host}\"\nPort = {port}\nUser = \"recorder\"\n")
-}
-
-fn mkv_files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "mkv"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
 }
 
 #[test]
@@ -69,7 +56,7 @@ fn a_relayed_call_is_recorded_by_another_voicegw_as_two_labelled_streams() {
     }
     labels.sort();
     assert_eq!(labels, ["1", "2"]);
-    let files = mkv_files(&srs.dir.join("var/kvs"));
+    let files = harness::mkv_files(&srs.dir.join("var/kvs"));
     assert_eq!(files.len(), 2, "{files:?}");
     for f in &files {
         let pcm = harness::ffmpeg_pcm(f, &f.with_extension("s16"));

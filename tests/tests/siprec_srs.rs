@@ -181,12 +181,7 @@ fn a_recording_session_is_answered_recorded_per_stream_updated_and_ended() {
     }
 
     // One Matroska file per stream, each the audio of its stream, byte for byte.
-    let mut files: Vec<_> = std::fs::read_dir(gw.dir.join("var/kvs"))
-        .expect("streams")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "mkv"))
-        .collect();
-    files.sort();
+    let files = harness::mkv_files(&gw.dir.join("var/kvs"));
     assert_eq!(files.len(), 2, "{files:?}");
     let mut matched = Vec::new();
     for f in &files {
@@ -313,11 +308,7 @@ fn a_sipp_recording_client_with_one_mixed_stream_is_recorded() {
         assert_eq!(e["detail"]["sdp"], serde_json::json!({"mediaIndex": 0, "mediaLabel": "1"}));
         assert_eq!(e["detail"]["siprecMetadataJson"]["participants"][1]["name"], "Callee");
     }
-    let files: Vec<_> = std::fs::read_dir(gw.dir.join("var/kvs"))
-        .expect("streams")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "mkv"))
-        .collect();
+    let files = harness::mkv_files(&gw.dir.join("var/kvs"));
     assert_eq!(files.len(), 1, "one stream: {files:?}");
     assert!(pcm_of(&files[0]) == expected, "the recording is the capture played");
     let tolerated = "voicegw_recording_tolerated_total{voice_connector_id=\"\",region=\"\",kind=\"one_mixed_stream\"} 1";
@@ -396,12 +387,7 @@ fn a_sipp_recording_client_with_two_streams_is_recorded_and_updated() {
         .flat_map(|n| payload(1, n))
         .map(|c| streaming::g711::Law::ALaw.decode(c))
         .collect();
-    let mut files: Vec<_> = std::fs::read_dir(gw.dir.join("var/kvs"))
-        .expect("streams")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "mkv"))
-        .collect();
-    files.sort();
+    let files = harness::mkv_files(&gw.dir.join("var/kvs"));
     assert_eq!(files.len(), 2, "{files:?}");
     let pcms: Vec<Vec<i16>> = files.iter().map(|f| pcm_of(f)).collect();
     assert!(pcms.contains(&expected), "stream 1 is the capture SIPp played");
@@ -412,32 +398,33 @@ fn a_sipp_recording_client_with_two_streams_is_recorded_and_updated() {
 /// its body parts besides the SDP.
 struct Shape {
     name: &'static str,
-    headers: &'static str,
-    media: &'static str,
+    headers: String,
+    media: String,
     /// (Content-Type, Content-Disposition, body) of the parts after the SDP.
     parts: Vec<(&'static str, Option<&'static str>, String)>,
     labels: &'static [&'static str],
     tolerated: &'static [&'static str],
 }
 
-fn shapes() -> Vec<Shape> {
+/// Every vendor's shape, for a client at `ip`.
+fn shapes(ip: &str) -> Vec<Shape> {
     let rfc = metadata("complete", "Alice");
     let draft = "<?xml version='1.0' encoding='UTF-8'?><recording xmlns='urn:ietf:params:xml:ns:recording'><dataMode>complete</dataMode><session id='urn:uuid:1'><start-time>2026-12-07T10:00:00</start-time></session><participant id='urn:uuid:2' session='urn:uuid:1'><aor>sip:alice@192.0.2.40</aor><name>alice</name><send>urn:uuid:4</send></participant><participant id='urn:uuid:3' session='urn:uuid:1'><aor>sip:bob@192.0.2.60</aor><name>bob</name><send>urn:uuid:5</send></participant><stream id='urn:uuid:4' session='urn:uuid:1'><mode>separate</mode><label>1</label></stream><stream id='urn:uuid:5' session='urn:uuid:1'><mode>separate</mode><label>2</label></stream></recording>".to_string();
     let cube = rfc.replace("</recording>", "<extensiondata xmlns:call='urn:x-cisco:params:xml:ns:src:call'><call:callid>8a1c2b3d</call:callid></extensiondata></recording>");
-    let siprec = "Require: siprec\r\nContact: <sip:src@127.0.0.79:5095>;+sip.src\r\n";
-    let two = "m=audio 41000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=label:1\r\na=sendonly\r\nm=audio 41002 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=label:2\r\na=sendonly\r\n";
+    let siprec = format!("Require: siprec\r\nContact: <sip:src@{ip}:5095>;+sip.src\r\n");
+    let two = "m=audio 41000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=label:1\r\na=sendonly\r\nm=audio 41002 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=label:2\r\na=sendonly\r\n".to_string();
     let meta = |body: &str| {
         vec![("application/rs-metadata+xml", Some("recording-session"), body.to_string())]
     };
     vec![
         // Cisco CUBE: RFC 7865 with its extension data.
-        Shape { name: "cisco_cube", headers: siprec, media: two, parts: meta(&cube), labels: &["1", "2"], tolerated: &[] },
+        Shape { name: "cisco_cube", headers: siprec.clone(), media: two.clone(), parts: meta(&cube), labels: &["1", "2"], tolerated: &[] },
         // Oracle (Acme Packet): the draft's metadata, no direction attribute (sample SDP and
         // metadata of its SIPREC documentation).
         Shape {
             name: "oracle_acme",
-            headers: siprec,
-            media: "m=audio 41000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=label:1\r\nm=audio 41002 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=label:2\r\n",
+            headers: siprec.clone(),
+            media: "m=audio 41000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=label:1\r\nm=audio 41002 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=label:2\r\n".into(),
             parts: meta(&draft),
             labels: &["1", "2"],
             tolerated: &["direction_variant", "metadata_draft_namespace", "metadata_draft_attributes"],
@@ -445,8 +432,8 @@ fn shapes() -> Vec<Shape> {
         // Avaya SBCE: a c= line per m-line.
         Shape {
             name: "avaya_sbce",
-            headers: siprec,
-            media: "m=audio 41000 RTP/AVP 8\r\nc=IN IP4 127.0.0.79\r\na=label:1\r\na=sendonly\r\nm=audio 41002 RTP/AVP 8\r\nc=IN IP4 127.0.0.79\r\na=label:2\r\na=sendonly\r\n",
+            headers: siprec.clone(),
+            media: format!("m=audio 41000 RTP/AVP 8\r\nc=IN IP4 {ip}\r\na=label:1\r\na=sendonly\r\nm=audio 41002 RTP/AVP 8\r\nc=IN IP4 {ip}\r\na=label:2\r\na=sendonly\r\n"),
             parts: meta(&rfc),
             labels: &["1", "2"],
             tolerated: &["per_media_connection"],
@@ -454,7 +441,7 @@ fn shapes() -> Vec<Shape> {
         // BroadWorks: metadata typed without +xml, only +sip.src to say it is recording.
         Shape {
             name: "broadworks",
-            headers: "Contact: <sip:src@127.0.0.79:5095>;+sip.src\r\n",
+            headers: format!("Contact: <sip:src@{ip}:5095>;+sip.src\r\n"),
             media: two,
             parts: vec![("application/rs-metadata", Some("recording-session"), rfc.clone())],
             labels: &["1", "2"],
@@ -463,8 +450,8 @@ fn shapes() -> Vec<Shape> {
         // Sonus/Ribbon: labels that are not numbers, and a GTD part.
         Shape {
             name: "sonus_ribbon",
-            headers: siprec,
-            media: "m=audio 41000 RTP/AVP 8\r\na=label:caller\r\na=sendonly\r\nm=audio 41002 RTP/AVP 8\r\na=label:callee\r\na=sendonly\r\n",
+            headers: siprec.clone(),
+            media: "m=audio 41000 RTP/AVP 8\r\na=label:caller\r\na=sendonly\r\nm=audio 41002 RTP/AVP 8\r\na=label:callee\r\na=sendonly\r\n".into(),
             parts: vec![
                 ("application/gtd", Some("signal;handling=optional"), "IAM,\r\nPRN,isdn*,,NT100,,,,,".into()),
                 ("application/rs-metadata+xml", Some("recording-session"), rfc.clone()),
@@ -475,8 +462,8 @@ fn shapes() -> Vec<Shape> {
         // Metaswitch: one mixed stream.
         Shape {
             name: "metaswitch",
-            headers: siprec,
-            media: "m=audio 41000 RTP/AVP 8\r\na=label:1\r\na=sendonly\r\n",
+            headers: siprec.clone(),
+            media: "m=audio 41000 RTP/AVP 8\r\na=label:1\r\na=sendonly\r\n".into(),
             parts: meta(&rfc),
             labels: &["1"],
             tolerated: &["one_mixed_stream"],
@@ -484,8 +471,8 @@ fn shapes() -> Vec<Shape> {
         // FreeSWITCH: no Content-Disposition on the metadata, sendrecv streams.
         Shape {
             name: "freeswitch",
-            headers: siprec,
-            media: "m=audio 41000 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=label:1\r\na=sendrecv\r\nm=audio 41002 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=label:2\r\na=sendrecv\r\n",
+            headers: siprec.clone(),
+            media: "m=audio 41000 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=label:1\r\na=sendrecv\r\nm=audio 41002 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=label:2\r\na=sendrecv\r\n".into(),
             parts: vec![("application/rs-metadata+xml", None, rfc.clone())],
             labels: &["1", "2"],
             tolerated: &["no_content_disposition", "direction_variant"],
@@ -493,8 +480,8 @@ fn shapes() -> Vec<Shape> {
         // OpenSIPS: Require: siprec without +sip.src, ICE and RTCP-XR attributes, a missing label.
         Shape {
             name: "opensips",
-            headers: "Require: siprec\r\nContact: <sip:127.0.0.79:5095>\r\n",
-            media: "m=audio 41000 RTP/AVP 0 8 101\r\na=ice-ufrag:ade56ecb\r\na=rtcp-xr:rcvr-rtt=all:10000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=label:0\r\na=sendonly\r\nm=audio 41002 RTP/AVP 8 101\r\na=sendonly\r\n",
+            headers: format!("Require: siprec\r\nContact: <sip:{ip}:5095>\r\n"),
+            media: "m=audio 41000 RTP/AVP 0 8 101\r\na=ice-ufrag:ade56ecb\r\na=rtcp-xr:rcvr-rtt=all:10000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=label:0\r\na=sendonly\r\nm=audio 41002 RTP/AVP 8 101\r\na=sendonly\r\n".into(),
             parts: meta(&rfc),
             labels: &["0", "1"],
             tolerated: &["missing_label"],
@@ -502,95 +489,121 @@ fn shapes() -> Vec<Shape> {
     ]
 }
 
-/// What vendors send, each recorded: every shape's streams are answered, recorded with their
-/// audio byte for byte, reported with their labels, and what was tolerated is counted.
-#[test]
-fn every_vendors_shape_is_recorded() {
+/// What one vendor sends, recorded: its streams are answered, recorded with their audio byte
+/// for byte and reported with their labels, and what was tolerated is counted.
+fn vendor_shape_is_recorded(name: &str, ip: &str) {
     if !require("ffmpeg") {
         return;
     }
-    let ip = "127.0.0.79";
     let gw = Gateway::start(ip, |c| {
         format!("{c}\n[VoiceConnectors.StreamingConfiguration]\nDisabled = false\nDataRetentionInHours = 0\n")
     });
+    let shape = shapes(ip).into_iter().find(|s| s.name == name).expect("a vendor's shape");
     let packets = 50u16;
-    for shape in shapes() {
-        let src = Src::new(ip, &format!("rs-{}@src", shape.name));
-        let sdp = format!(
-            "v=0\r\no=src 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n{}",
-            shape.media
-        );
-        let mut body = format!("--b\r\nContent-Type: application/sdp\r\n\r\n{sdp}\r\n");
-        for (ct, disposition, content) in &shape.parts {
-            body.push_str(&format!("--b\r\nContent-Type: {ct}\r\n"));
-            if let Some(d) = disposition {
-                body.push_str(&format!("Content-Disposition: {d}\r\n"));
-            }
-            body.push_str(&format!("\r\n{content}\r\n"));
+    let src = Src::new(ip, &format!("rs-{}@src", shape.name));
+    let sdp =
+        format!("v=0\r\no=src 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n{}", shape.media);
+    let mut body = format!("--b\r\nContent-Type: application/sdp\r\n\r\n{sdp}\r\n");
+    for (ct, disposition, content) in &shape.parts {
+        body.push_str(&format!("--b\r\nContent-Type: {ct}\r\n"));
+        if let Some(d) = disposition {
+            body.push_str(&format!("Content-Disposition: {d}\r\n"));
         }
-        body.push_str("--b--\r\n");
-        let invite = format!("INVITE sip:recorder@{VC}.voiceconnector.local SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5095;branch=z9hG4bK-{}\r\nMax-Forwards: 70\r\nFrom: <sip:src@{ip}>;tag=srctag\r\nTo: <sip:recorder@{VC}.voiceconnector.local>\r\nCall-ID: {}\r\nCSeq: 1 INVITE\r\n{}Content-Type: multipart/mixed;boundary=b\r\nContent-Length: {}\r\n\r\n{body}", shape.name, src.call_id, shape.headers, body.len());
-        src.send(&invite);
-        let ok = ok_for(&src.sip, "1 INVITE");
-        let to = sip_header(&ok, "To").to_string();
-        let ports: Vec<u16> = audio_ports(&ok).into_iter().filter(|p| *p != 0).collect();
-        assert_eq!(ports.len(), shape.labels.len(), "{}: {ok}", shape.name);
-        src.send(&src.in_dialog("ACK", &to, 1));
-        for n in 0..packets {
-            for (k, (sock, port)) in src.rtp.iter().zip(&ports).enumerate() {
-                let mut p = vec![0x80, 8];
-                p.extend_from_slice(&n.to_be_bytes());
-                p.extend_from_slice(&(u32::from(n) * 160).to_be_bytes());
-                p.extend_from_slice(&(0x6000 + k as u32).to_be_bytes());
-                p.extend_from_slice(&payload(k, n));
-                sock.send_to(&p, format!("{ip}:{port}")).expect("rtp");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        src.send(&src.in_dialog("BYE", &to, 2));
-        ok_for(&src.sip, "2 BYE");
+        body.push_str(&format!("\r\n{content}\r\n"));
     }
-    let shapes = shapes();
-    let want_events: usize = shapes.iter().map(|s| 2 * s.labels.len()).sum();
+    body.push_str("--b--\r\n");
+    let invite = format!("INVITE sip:recorder@{VC}.voiceconnector.local SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5095;branch=z9hG4bK-{}\r\nMax-Forwards: 70\r\nFrom: <sip:src@{ip}>;tag=srctag\r\nTo: <sip:recorder@{VC}.voiceconnector.local>\r\nCall-ID: {}\r\nCSeq: 1 INVITE\r\n{}Content-Type: multipart/mixed;boundary=b\r\nContent-Length: {}\r\n\r\n{body}", shape.name, src.call_id, shape.headers, body.len());
+    src.send(&invite);
+    let ok = ok_for(&src.sip, "1 INVITE");
+    let to = sip_header(&ok, "To").to_string();
+    let ports: Vec<u16> = audio_ports(&ok).into_iter().filter(|p| *p != 0).collect();
+    assert_eq!(ports.len(), shape.labels.len(), "{}: {ok}", shape.name);
+    src.send(&src.in_dialog("ACK", &to, 1));
+    for n in 0..packets {
+        for (k, (sock, port)) in src.rtp.iter().zip(&ports).enumerate() {
+            let mut p = vec![0x80, 8];
+            p.extend_from_slice(&n.to_be_bytes());
+            p.extend_from_slice(&(u32::from(n) * 160).to_be_bytes());
+            p.extend_from_slice(&(0x6000 + k as u32).to_be_bytes());
+            p.extend_from_slice(&payload(k, n));
+            sock.send_to(&p, format!("{ip}:{port}")).expect("rtp");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    src.send(&src.in_dialog("BYE", &to, 2));
+    ok_for(&src.sip, "2 BYE");
+
+    let want_events = 2 * shape.labels.len();
     let events = harness::json_lines(
         &gw.dir.join("var/streaming-events.jsonl"),
         want_events,
         Duration::from_secs(20),
     );
     assert_eq!(events.len(), want_events, "{events:#?}");
-    let metrics = gw.metrics();
-    for shape in &shapes {
-        let call_id = format!("rs-{}@src", shape.name);
-        let mine: Vec<&serde_json::Value> =
-            events.iter().filter(|e| e["detail"]["callId"] == call_id.as_str()).collect();
-        assert_eq!(mine.len(), 2 * shape.labels.len(), "{}", shape.name);
-        for (k, label) in shape.labels.iter().enumerate() {
-            let started = mine
-                .iter()
-                .find(|e| {
-                    e["detail"]["streamingStatus"] == "STARTED"
-                        && e["detail"]["sdp"]["mediaLabel"] == *label
-                })
-                .unwrap_or_else(|| {
-                    panic!("{}: no STARTED for label {label}: {mine:#?}", shape.name)
-                });
-            // Its stream's file, by the name in its ARN, holds the audio sent on it.
-            let arn = started["detail"]["streamArn"].as_str().expect("arn");
-            let name =
-                arn.split(":stream/").nth(1).and_then(|r| r.split('/').next()).expect("name");
-            let file = gw.dir.join(format!("var/kvs/{name}.mkv"));
-            let want: Vec<i16> = (0..packets)
-                .flat_map(|n| payload(k, n))
-                .map(|c| streaming::g711::Law::ALaw.decode(c))
-                .collect();
-            assert!(pcm_of(&file) == want, "{}: label {label}'s recording", shape.name);
-        }
-        for t in shape.tolerated {
-            let key = format!("voicegw_recording_tolerated_total{{voice_connector_id=\"\",region=\"\",kind=\"{t}\"}}");
-            assert!(metrics.contains(&key), "{}: {t} not counted:\n{metrics}", shape.name);
-        }
+    for (k, label) in shape.labels.iter().enumerate() {
+        let started = events
+            .iter()
+            .find(|e| {
+                e["detail"]["streamingStatus"] == "STARTED"
+                    && e["detail"]["sdp"]["mediaLabel"] == *label
+            })
+            .unwrap_or_else(|| panic!("{}: no STARTED for label {label}: {events:#?}", shape.name));
+        // Its stream's file, by the name in its ARN, holds the audio sent on it.
+        let arn = started["detail"]["streamArn"].as_str().expect("arn");
+        let name = arn.split(":stream/").nth(1).and_then(|r| r.split('/').next()).expect("name");
+        let file = gw.dir.join(format!("var/kvs/{name}.mkv"));
+        let want: Vec<i16> = (0..packets)
+            .flat_map(|n| payload(k, n))
+            .map(|c| streaming::g711::Law::ALaw.decode(c))
+            .collect();
+        assert!(pcm_of(&file) == want, "{}: label {label}'s recording", shape.name);
     }
-    assert_eq!(gw.process_metric("voicegw_recording_sessions_total"), shapes.len() as f64);
+    let metrics = gw.metrics();
+    for t in shape.tolerated {
+        let key = format!("voicegw_recording_tolerated_total{{voice_connector_id=\"\",region=\"\",kind=\"{t}\"}} 1");
+        assert!(metrics.contains(&key), "{}: {t} not counted:\n{metrics}", shape.name);
+    }
+    assert_eq!(gw.process_metric("voicegw_recording_sessions_total"), 1.0);
+}
+
+#[test]
+fn cisco_cube_is_recorded() {
+    vendor_shape_is_recorded("cisco_cube", "127.0.0.90");
+}
+
+#[test]
+fn oracle_acme_packet_is_recorded() {
+    vendor_shape_is_recorded("oracle_acme", "127.0.0.91");
+}
+
+#[test]
+fn avaya_sbce_is_recorded() {
+    vendor_shape_is_recorded("avaya_sbce", "127.0.0.92");
+}
+
+#[test]
+fn broadworks_is_recorded() {
+    vendor_shape_is_recorded("broadworks", "127.0.0.93");
+}
+
+#[test]
+fn sonus_ribbon_is_recorded() {
+    vendor_shape_is_recorded("sonus_ribbon", "127.0.0.94");
+}
+
+#[test]
+fn metaswitch_is_recorded() {
+    vendor_shape_is_recorded("metaswitch", "127.0.0.95");
+}
+
+#[test]
+fn freeswitch_is_recorded() {
+    vendor_shape_is_recorded("freeswitch", "127.0.0.96");
+}
+
+#[test]
+fn opensips_is_recorded() {
+    vendor_shape_is_recorded("opensips", "127.0.0.97");
 }
 
 /// `X-Voice-Connector-Record-Only: true` (a header, or a Request-URI parameter) on an ordinary
@@ -642,11 +655,7 @@ fn a_record_only_invite_is_recorded_without_a_carrier_leg() {
         .flat_map(|n| payload(0, n))
         .map(|c| streaming::g711::Law::ALaw.decode(c))
         .collect();
-    let files: Vec<_> = std::fs::read_dir(gw.dir.join("var/kvs"))
-        .expect("streams")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "mkv"))
-        .collect();
+    let files = harness::mkv_files(&gw.dir.join("var/kvs"));
     assert_eq!(files.len(), 2, "one stream per session: {files:?}");
     for f in &files {
         assert!(pcm_of(f) == want, "{}: the caller's audio", f.display());
@@ -747,12 +756,7 @@ fn an_srtp_recording_session_on_an_encrypted_voice_connector_is_recorded_in_clea
     let events =
         harness::json_lines(&gw.dir.join("var/streaming-events.jsonl"), 4, Duration::from_secs(15));
     assert_eq!(events.len(), 4, "{events:#?}\n{}", gw.log());
-    let mut files: Vec<_> = std::fs::read_dir(gw.dir.join("var/kvs"))
-        .expect("streams")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "mkv"))
-        .collect();
-    files.sort();
+    let files = harness::mkv_files(&gw.dir.join("var/kvs"));
     assert_eq!(files.len(), 2, "{files:?}");
     let mut matched: Vec<usize> = files
         .iter()

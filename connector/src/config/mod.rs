@@ -11,13 +11,14 @@ use serde::Deserialize;
 use thiserror::Error;
 
 mod documents;
+pub mod meetings;
 mod networks;
 mod objects;
 mod s3_target;
 mod streaming;
 mod validate;
 
-pub use networks::{ConnectorNetworks, Networks, RouteAddr};
+pub use networks::{ConnectorNetworks, Networks, RecordingTarget, RouteAddr};
 pub use objects::*;
 pub use s3_target::{BucketError, S3Target};
 pub use streaming::{
@@ -67,6 +68,12 @@ pub struct Config {
     pub phone_numbers: Vec<PhoneNumber>,
     #[serde(rename = "VoiceConnectorGroups", default)]
     pub groups: Vec<VoiceConnectorGroup>,
+    /// Meeting dial-in (voicegw's own `[meet]` settings).
+    #[serde(default)]
+    pub meet: meetings::MeetConfig,
+    /// The meetings room systems and phones dial into.
+    #[serde(rename = "Meetings", default)]
+    pub meetings: Vec<meetings::Meeting>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -294,6 +301,8 @@ pub struct Validated {
     /// The voice connectors that stream (`StreamingConfiguration` with `Disabled: false`), by
     /// id in lower case.
     pub streaming: HashMap<String, ConnectorStreaming>,
+    /// `[meet]` and `[[Meetings]]`, checked.
+    pub meet: meetings::MeetSettings,
 }
 
 impl Config {

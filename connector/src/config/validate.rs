@@ -333,6 +333,10 @@ impl Config {
         }
         super::streaming::check_settings(&self.streaming, &streaming)
             .map_err(|(k, m)| err(k, m))?;
+        let meet = super::meetings::check(&self.meet, &self.meetings, &self.sip.domain, |v| {
+            streaming.contains_key(v)
+        })
+        .map_err(|(k, m)| err(k, m))?;
         Ok(Validated {
             config: self,
             listen_udp,
@@ -344,6 +348,7 @@ impl Config {
             cdr_bucket,
             networks,
             streaming,
+            meet,
         })
     }
 }

@@ -9,7 +9,7 @@ use super::call::{CallState, CALLEE, CALLER};
 use super::core::{App, Cx, Owner, Purpose};
 use super::router::Router;
 use crate::endpoint::Carries;
-use crate::message::{HeaderName, Method, Request};
+use crate::message::Request;
 use crate::transaction::ServerKey;
 
 impl<R: Router, M: Anchor, H: Carries<App<R, M>, I>, const I: usize> Cx<'_, R, M, H, I> {
@@ -47,24 +47,7 @@ impl<R: Router, M: Anchor, H: Carries<App<R, M>, I>, const I: usize> Cx<'_, R, M
         if !self.ep.layer.client_pending(&call.outbound) {
             return;
         }
-        let inv = &call.legs[CALLEE].invite;
-        let mut c = Request::new(Method::Cancel, inv.uri.clone());
-        for name in [
-            HeaderName::Via,
-            HeaderName::MaxForwards,
-            HeaderName::From,
-            HeaderName::To,
-            HeaderName::CallId,
-        ] {
-            if let Some(v) = inv.headers.get(&name) {
-                c.headers.push(name, v);
-            }
-        }
-        for r in inv.headers.get_all(&HeaderName::Route) {
-            c.headers.push(HeaderName::Route, r);
-        }
-        let seq = inv.cseq().map(|s| s.seq).unwrap_or(1);
-        c.headers.push(HeaderName::CSeq, format!("{seq} CANCEL"));
+        let c = crate::endpoint::cancel_of(&call.legs[CALLEE].invite);
         let peer = call.legs[CALLEE].peer;
         let _ = self.send_request(c, peer, Owner { call: id, purpose: Purpose::Cancel }, now);
     }

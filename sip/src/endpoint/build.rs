@@ -45,6 +45,29 @@ pub(crate) fn host_of(addr: SocketAddr) -> String {
     }
 }
 
+/// The CANCEL of `invite` (§9.1): its Request-URI, top Via, Max-Forwards, From, To, Call-ID
+/// and Route, and its CSeq number.
+pub fn cancel_of(invite: &Request) -> Request {
+    let mut c = Request::new(crate::message::Method::Cancel, invite.uri.clone());
+    for name in [
+        HeaderName::Via,
+        HeaderName::MaxForwards,
+        HeaderName::From,
+        HeaderName::To,
+        HeaderName::CallId,
+    ] {
+        if let Some(v) = invite.headers.get(&name) {
+            c.headers.push(name, v);
+        }
+    }
+    for r in invite.headers.get_all(&HeaderName::Route) {
+        c.headers.push(HeaderName::Route, r);
+    }
+    let seq = invite.cseq().map(|s| s.seq).unwrap_or(1);
+    c.headers.push(HeaderName::CSeq, format!("{seq} CANCEL"));
+    c
+}
+
 /// A response to `req` (§8.2.6): Via, From, To (with `to_tag` if it has none), Call-ID, CSeq.
 pub fn response_to(req: &Request, status: u16, to_tag: Option<&str>) -> Response {
     let mut r = Response::new(status, reason_phrase(status));

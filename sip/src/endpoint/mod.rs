@@ -42,7 +42,7 @@ use crate::message::{
 };
 use crate::transaction::{ClientKey, Incoming, Layer, ServerKey, TimerConfig, TxEvent};
 use crate::{Instant, Peer, Transport};
-pub use build::{bad_request_for, our_contact, response_to};
+pub use build::{bad_request_for, cancel_of, our_contact, response_to};
 
 /// Static settings of the endpoint.
 #[derive(Debug, Clone)]
