@@ -2,8 +2,10 @@
 //!
 //! - [`rtp`]: RTP/RTCP headers read in place.
 //! - [`stats`]: per-stream receiver statistics (RFC 3550 A.1, A.3, A.8).
+//! - [`bridge`]: a meeting's audio bridge (N−1 mixes paced by one media clock).
 //! - [`capture`]: a pcap/pcapng reader down to UDP payloads, for `voicegw analyze` and tests.
 //! - [`emodel`]: MOS by the simplified ITU-T G.107 E-model (formats.md §4).
+//! - [`g711`]: µ-law/A-law to and from 16-bit PCM.
 //! - [`sdp`]: session descriptions (parse, inspect, print back).
 //! - [`negotiate`]: SDP offer/answer through the anchor and SDES key choice per leg.
 //! - [`relay`]: a call's forwarding decisions (latching, counters, RTCP, SRTP in place).
@@ -12,9 +14,11 @@
 //! - [`dtmf`]: DTMF keys from RFC 4733 events, SIP INFO bodies and in-band tones.
 //! - port ranges and RTP/RTCP port-pair allocation.
 
+pub mod bridge;
 pub mod capture;
 pub mod dtmf;
 pub mod emodel;
+pub mod g711;
 pub mod negotiate;
 mod ports;
 pub mod quality;

@@ -12,7 +12,8 @@
 //!   reconnects with backoff, rotation, a bounded buffer, giving up.
 
 pub mod ack;
-pub mod g711;
+/// G.711 lives in `media` (the meeting bridge encodes too); its old path stays.
+pub use media::g711;
 pub mod jitter;
 pub mod mkv;
 pub mod muxer;

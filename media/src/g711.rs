@@ -1,6 +1,7 @@
-//! G.711 (ITU-T G.711) µ-law and A-law to 16-bit linear PCM, by table. The tables are built at
+//! G.711 (ITU-T G.711) µ-law and A-law: code words to 16-bit linear PCM by table (built at
 //! compile time from the standard's expansion rules; `tests/` checks them against ffmpeg's
-//! `pcm_mulaw`/`pcm_alaw` decoders for all 256 code words.
+//! `pcm_mulaw`/`pcm_alaw` decoders for all 256 code words), and linear PCM back to code words
+//! by the standard's segment rules (the meeting bridge re-encodes what it mixes).
 
 /// The two G.711 companding laws (RTP payload types 0 and 8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -29,6 +30,58 @@ impl Law {
             Law::ALaw => ALAW[code as usize],
         }
     }
+
+    /// The code word of a linear value (the nearest the law can express).
+    #[inline]
+    pub fn encode(self, sample: i16) -> u8 {
+        match self {
+            Law::MuLaw => mulaw_encode(sample),
+            Law::ALaw => alaw_encode(sample),
+        }
+    }
+
+    /// Its static RTP payload type.
+    pub fn payload_type(self) -> u8 {
+        match self {
+            Law::MuLaw => 0,
+            Law::ALaw => 8,
+        }
+    }
+}
+
+/// The segment (0–7) of a biased magnitude: the position of its highest bit above bit 7.
+#[inline]
+fn segment(mut v: i32) -> u8 {
+    let mut s = 0;
+    v >>= 8;
+    while v > 0 && s < 7 {
+        v >>= 1;
+        s += 1;
+    }
+    s
+}
+
+fn mulaw_encode(sample: i16) -> u8 {
+    const BIAS: i32 = 0x84;
+    const CLIP: i32 = 32635;
+    let s = i32::from(sample);
+    let sign = if s < 0 { 0x80 } else { 0 };
+    let magnitude = s.abs().min(CLIP) + BIAS;
+    let exponent = segment(magnitude);
+    let mantissa = ((magnitude >> (exponent + 3)) & 0x0F) as u8;
+    !(sign | (exponent << 4) | mantissa)
+}
+
+fn alaw_encode(sample: i16) -> u8 {
+    let s = i32::from(sample);
+    let (sign, magnitude) = if s >= 0 { (0x80u8, s) } else { (0, (-s).min(32767)) };
+    let code = if magnitude < 256 {
+        (magnitude >> 4) as u8
+    } else {
+        let seg = segment(magnitude);
+        (seg << 4) | ((magnitude >> (seg + 3)) & 0x0F) as u8
+    };
+    (sign | code) ^ 0x55
 }
 
 const fn mulaw(code: u8) -> i16 {
@@ -105,6 +158,39 @@ mod tests {
                 assert_eq!(law.decode(c), -law.decode(c | 0x80), "{law:?} {c:#x}");
             }
         }
+    }
+
+    #[test]
+    fn every_code_word_encodes_back_to_itself() {
+        for law in [Law::MuLaw, Law::ALaw] {
+            for c in 0..=255u8 {
+                if law == Law::MuLaw && c == 0x7F {
+                    continue; // the second zero: 0 encodes as 0xFF
+                }
+                assert_eq!(law.encode(law.decode(c)), c, "{law:?} {c:#04x}");
+            }
+        }
+    }
+
+    #[test]
+    fn encoding_picks_the_nearest_level_and_clips() {
+        for law in [Law::MuLaw, Law::ALaw] {
+            for s in (i16::MIN..=i16::MAX).step_by(7) {
+                let back = i32::from(law.decode(law.encode(s)));
+                // Within the law's step at that level (at most 1/16 of the magnitude, or the
+                // smallest steps near zero), and the sign kept.
+                let tolerance =
+                    (i32::from(s).abs() / 16).max(16) + 1024 * i32::from(s.unsigned_abs() > 32000);
+                assert!((back - i32::from(s)).abs() <= tolerance, "{law:?} {s} -> {back}");
+                assert!(
+                    back == 0 || (back > 0) == (s > 0) || s.abs() < 16,
+                    "{law:?} {s} -> {back}"
+                );
+            }
+        }
+        assert_eq!(Law::MuLaw.encode(0), 0xFF);
+        assert_eq!(Law::ALaw.encode(0), 0xD5);
+        assert_eq!(Law::ALaw.payload_type(), 8);
     }
 
     #[test]
