@@ -29,6 +29,91 @@ pub enum Prompt {
     InvalidPasscode,
     /// "Sorry, we could not connect you. Goodbye."
     Goodbye,
+    /// "Please wait: the meeting starts when the moderator joins."
+    WaitingForModerator,
+    /// "You are muted." / "You are unmuted."
+    Muted,
+    Unmuted,
+    /// "The meeting is locked." / "The meeting is unlocked."
+    Locked,
+    Unlocked,
+    /// "This meeting is full." / "This meeting is locked; you cannot join."
+    MeetingFull,
+    MeetingLockedOut,
+    /// "This meeting is now recorded." / "Recording has stopped."
+    RecordingStarted,
+    RecordingStopped,
+    /// "The meeting has ended."
+    MeetingEnded,
+}
+
+impl Prompt {
+    /// Every prompt, for generating their audio.
+    pub const ALL: [Prompt; 15] = [
+        Prompt::EnterMeetingId,
+        Prompt::EnterModeratorPasscode,
+        Prompt::InvalidMeetingId,
+        Prompt::InvalidPasscode,
+        Prompt::Goodbye,
+        Prompt::WaitingForModerator,
+        Prompt::Muted,
+        Prompt::Unmuted,
+        Prompt::Locked,
+        Prompt::Unlocked,
+        Prompt::MeetingFull,
+        Prompt::MeetingLockedOut,
+        Prompt::RecordingStarted,
+        Prompt::RecordingStopped,
+        Prompt::MeetingEnded,
+    ];
+
+    /// What it says (the text a speech synthesiser reads).
+    pub fn text(self) -> &'static str {
+        match self {
+            Prompt::EnterMeetingId => {
+                "Welcome. Please enter your meeting ID, followed by the pound key."
+            }
+            Prompt::EnterModeratorPasscode => {
+                "Please enter the moderator passcode, followed by the pound key."
+            }
+            Prompt::InvalidMeetingId => "That meeting ID is not valid.",
+            Prompt::InvalidPasscode => "That passcode is not valid.",
+            Prompt::Goodbye => "Sorry, we could not connect you. Goodbye.",
+            Prompt::WaitingForModerator => {
+                "Please wait. The meeting will start when the moderator joins."
+            }
+            Prompt::Muted => "You are muted.",
+            Prompt::Unmuted => "You are unmuted.",
+            Prompt::Locked => "The meeting is locked.",
+            Prompt::Unlocked => "The meeting is unlocked.",
+            Prompt::MeetingFull => "This meeting is full. Goodbye.",
+            Prompt::MeetingLockedOut => "This meeting is locked. Goodbye.",
+            Prompt::RecordingStarted => "This meeting is now being recorded.",
+            Prompt::RecordingStopped => "Recording has stopped.",
+            Prompt::MeetingEnded => "The meeting has ended. Goodbye.",
+        }
+    }
+
+    /// A short file name for its audio.
+    pub fn name(self) -> &'static str {
+        match self {
+            Prompt::EnterMeetingId => "enter-meeting-id",
+            Prompt::EnterModeratorPasscode => "enter-moderator-passcode",
+            Prompt::InvalidMeetingId => "invalid-meeting-id",
+            Prompt::InvalidPasscode => "invalid-passcode",
+            Prompt::Goodbye => "goodbye",
+            Prompt::WaitingForModerator => "waiting-for-moderator",
+            Prompt::Muted => "muted",
+            Prompt::Unmuted => "unmuted",
+            Prompt::Locked => "locked",
+            Prompt::Unlocked => "unlocked",
+            Prompt::MeetingFull => "meeting-full",
+            Prompt::MeetingLockedOut => "meeting-locked-out",
+            Prompt::RecordingStarted => "recording-started",
+            Prompt::RecordingStopped => "recording-stopped",
+            Prompt::MeetingEnded => "meeting-ended",
+        }
+    }
 }
 
 /// A meeting as the IVR needs to know it.

@@ -8,6 +8,7 @@
 //!   with video declined.
 //! - [`rooms`]: who is in which meeting: moderated waiting, full and locked meetings, the
 //!   commands' effects, meetings starting and ending.
+//! - [`uas`]: the SIP application that answers dial-ins and ties the above together.
 //!
 //! Time comes in as `now` and leaves as the next timeout; nothing here reads a clock.
 
@@ -15,3 +16,4 @@ pub mod controls;
 pub mod ivr;
 pub mod offer;
 pub mod rooms;
+pub mod uas;
