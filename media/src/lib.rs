@@ -12,6 +12,7 @@
 //! - [`quality`]: a record period's figures per leg and direction, and the MOS.
 //! - [`rtcp`], [`srtp`]: RTCP reports; SRTP/SRTCP (RFC 3711).
 //! - [`dtmf`]: DTMF keys from RFC 4733 events, SIP INFO bodies and in-band tones.
+//! - [`wav`], [`resample`]: prompt audio read from WAV files and brought to 8 kHz.
 //! - port ranges and RTP/RTCP port-pair allocation.
 
 pub mod bridge;
@@ -23,10 +24,12 @@ pub mod negotiate;
 mod ports;
 pub mod quality;
 pub mod relay;
+pub mod resample;
 pub mod rtcp;
 pub mod rtp;
 pub mod sdp;
 pub mod srtp;
 pub mod stats;
+pub mod wav;
 
 pub use ports::{PortAllocator, PortError, PortRange};
