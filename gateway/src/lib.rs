@@ -12,6 +12,7 @@ pub mod cdr;
 pub mod driver;
 pub mod http;
 pub mod kvs;
+pub mod meet;
 pub mod observe;
 pub mod record;
 pub mod relay;

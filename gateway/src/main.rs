@@ -42,6 +42,12 @@ enum Command {
     /// Run the media statistics over a capture (pcap or pcapng) and print one JSON object per
     /// RTP stream.
     Analyze { file: PathBuf },
+    /// Speak every IVR prompt with espeak-ng and write them as 8 kHz µ-law WAV files (how
+    /// `assets/prompts/` is made).
+    Prompts {
+        #[arg(long, default_value = "assets/prompts")]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -86,6 +92,27 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        Command::Prompts { out } => {
+            use gateway::meet::prompts;
+            if let Err(e) = std::fs::create_dir_all(&out) {
+                eprintln!("error: {}: {e}", out.display());
+                return ExitCode::FAILURE;
+            }
+            for p in meeting::ivr::Prompt::ALL {
+                let written = prompts::synthesise(p, &out).and_then(|s| {
+                    prompts::write(&out, p, &s)?;
+                    Ok(s.len())
+                });
+                match written {
+                    Ok(n) => println!("{}: {:.1} s", p.name(), n as f64 / f64::from(prompts::RATE)),
+                    Err(e) => {
+                        eprintln!("error: {}: {e}", p.name());
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            ExitCode::SUCCESS
         }
         Command::Metrics => {
             print!("{}", metrics::names::markdown_table());
