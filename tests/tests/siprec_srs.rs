@@ -66,6 +66,16 @@ fn payload(k: usize, n: u16) -> Vec<u8> {
     (0..160usize).map(|i| ((usize::from(n) * 7 + i + k * 31) % 256) as u8).collect()
 }
 
+/// Stream `k`'s `n`-th RTP packet (A-law, 20 ms), of SSRC `ssrc`.
+fn rtp(k: usize, n: u16, ssrc: u32) -> Vec<u8> {
+    let mut p = vec![0x80, 8];
+    p.extend_from_slice(&n.to_be_bytes());
+    p.extend_from_slice(&(u32::from(n) * 160).to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(&payload(k, n));
+    p
+}
+
 fn audio_ports(answer: &str) -> Vec<u16> {
     answer
         .lines()
@@ -117,11 +127,7 @@ fn a_recording_session_is_answered_recorded_per_stream_updated_and_ended() {
     let packets = 200u16;
     for n in 0..packets {
         for (k, (sock, port)) in src.rtp.iter().zip(&ports).enumerate() {
-            let mut p = vec![0x80, 8];
-            p.extend_from_slice(&n.to_be_bytes());
-            p.extend_from_slice(&(u32::from(n) * 160).to_be_bytes());
-            p.extend_from_slice(&(0x5000 + k as u32).to_be_bytes());
-            p.extend_from_slice(&payload(k, n));
+            let p = rtp(k, n, 0x5000 + k as u32);
             sock.send_to(&p, format!("{ip}:{port}")).expect("rtp");
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -354,11 +360,7 @@ fn a_sipp_recording_client_with_two_streams_is_recorded_and_updated() {
     let sock = UdpSocket::bind("127.0.0.86:6000").expect("stream 2 socket");
     let packets = 300u16;
     for n in 0..packets {
-        let mut p = vec![0x80, 8];
-        p.extend_from_slice(&n.to_be_bytes());
-        p.extend_from_slice(&(u32::from(n) * 160).to_be_bytes());
-        p.extend_from_slice(&0x2222_0002u32.to_be_bytes());
-        p.extend_from_slice(&payload(1, n));
+        let p = rtp(1, n, 0x2222_0002u32);
         sock.send_to(&p, format!("{ip}:{port}")).expect("rtp");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -521,11 +523,7 @@ fn vendor_shape_is_recorded(name: &str, ip: &str) {
     src.send(&src.in_dialog("ACK", &to, 1));
     for n in 0..packets {
         for (k, (sock, port)) in src.rtp.iter().zip(&ports).enumerate() {
-            let mut p = vec![0x80, 8];
-            p.extend_from_slice(&n.to_be_bytes());
-            p.extend_from_slice(&(u32::from(n) * 160).to_be_bytes());
-            p.extend_from_slice(&(0x6000 + k as u32).to_be_bytes());
-            p.extend_from_slice(&payload(k, n));
+            let p = rtp(k, n, 0x6000 + k as u32);
             sock.send_to(&p, format!("{ip}:{port}")).expect("rtp");
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -635,11 +633,7 @@ fn a_record_only_invite_is_recorded_without_a_carrier_leg() {
         let port = audio_ports(&ok)[0];
         src.send(&src.in_dialog("ACK", &to, 1));
         for n in 0..packets {
-            let mut p = vec![0x80, 8];
-            p.extend_from_slice(&n.to_be_bytes());
-            p.extend_from_slice(&(u32::from(n) * 160).to_be_bytes());
-            p.extend_from_slice(&0x7000u32.to_be_bytes());
-            p.extend_from_slice(&payload(0, n));
+            let p = rtp(0, n, 0x7000u32);
             src.rtp[0].send_to(&p, format!("{ip}:{port}")).expect("rtp");
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -737,11 +731,7 @@ fn an_srtp_recording_session_on_an_encrypted_voice_connector_is_recorded_in_clea
     let packets = 100u16;
     for n in 0..packets {
         for (k, (sock, port)) in src.rtp.iter().zip(&ports).enumerate() {
-            let mut p = vec![0x80, 8];
-            p.extend_from_slice(&n.to_be_bytes());
-            p.extend_from_slice(&(u32::from(n) * 160).to_be_bytes());
-            p.extend_from_slice(&(0x6000 + k as u32).to_be_bytes());
-            p.extend_from_slice(&payload(k, n));
+            let mut p = rtp(k, n, 0x6000 + k as u32);
             let len = p.len();
             p.resize(len + 10, 0);
             let len = tx[k].protect_rtp(&mut p, len).expect("protect");
