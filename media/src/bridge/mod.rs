@@ -12,10 +12,14 @@
 //!   so nobody hears a click.
 //! - The active speaker: the loudest voice, held for a moment so that it does not flicker.
 //!
+//! Beside the bridge, [`participant`] has what each leg needs on its way in and out: its keys
+//! heard from its RTP, and prompts played to it.
+//!
 //! Time comes in as `now`; [`Bridge::poll_timeout`] says when the next frame is due and
 //! [`Bridge::handle_timeout`] makes every frame that is due. No allocation per frame or packet
 //! once a participant has joined.
 
+pub mod participant;
 pub mod playout;
 
 use std::time::Duration;
