@@ -37,7 +37,7 @@ fuzz_target!(|data: &[u8]| {
                 let n = (len as usize).min(tail.len());
                 let (packet, tail) = tail.split_at(n);
                 rest = tail;
-                b.rtp(id, packet, now);
+                b.rtp(id, packet);
             }
         }
     }

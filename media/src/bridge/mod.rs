@@ -191,7 +191,7 @@ impl Bridge {
     /// An RTP packet from participant `id` (already accepted by the relay: its source and
     /// SRTP are the relay's business). Packets of another payload type than the participant's
     /// law (telephone-events, comfort noise) are not audio and are left out.
-    pub fn rtp(&mut self, id: ParticipantId, packet: &[u8], now: Instant) {
+    pub fn rtp(&mut self, id: ParticipantId, packet: &[u8]) {
         let Some(p) = self.participants.iter_mut().find(|p| p.id == id) else { return };
         let Ok(h) = RtpHeader::parse(packet) else { return };
         if h.payload_type != p.law.payload_type() {
@@ -202,7 +202,6 @@ impl Bridge {
         };
         p.packets_in += 1;
         p.playout.push(h.ssrc, h.timestamp, payload, p.law);
-        let _ = now;
     }
 
     /// The active speaker: the loudest voice, held a moment.

@@ -42,40 +42,31 @@ impl Playout {
         Playout::default()
     }
 
-    fn anchor(&mut self, ts: u32) {
+    /// Plays from `ts` after [`DEPTH`] frames; returns `ts`'s offset from the playout point.
+    fn anchor(&mut self, ts: u32) -> i32 {
         self.buf.fill(0);
         self.head = 0;
         self.play_ts = Some(ts.wrapping_sub((DEPTH * FRAME) as u32));
+        (DEPTH * FRAME) as i32
     }
 
     /// A packet's payload (`law` code words) of stream `ssrc` starting at timestamp `ts`.
     pub fn push(&mut self, ssrc: u32, ts: u32, payload: &[u8], law: Law) {
-        let play_ts = match self.play_ts {
-            Some(p) if ssrc == self.ssrc => p,
-            Some(_) => {
-                // A new stream from the same participant (a re-INVITE, a transfer).
-                self.reanchored += 1;
+        let mut offset = match self.play_ts {
+            Some(p) if ssrc == self.ssrc => ts.wrapping_sub(p) as i32,
+            started => {
+                // The first packet, or a new stream from the same participant (a re-INVITE,
+                // a transfer).
+                self.reanchored += u64::from(started.is_some());
                 self.ssrc = ssrc;
-                self.anchor(ts);
-                self.play_ts.unwrap_or(ts)
-            }
-            None => {
-                self.ssrc = ssrc;
-                self.anchor(ts);
-                self.play_ts.unwrap_or(ts)
+                self.anchor(ts)
             }
         };
-        let offset = ts.wrapping_sub(play_ts) as i32;
-        let end = i64::from(offset) + payload.len() as i64;
-        let (offset, play_ts) = if offset < -(RING as i32) || end > RING as i64 {
+        if offset < -(RING as i32) || i64::from(offset) + payload.len() as i64 > RING as i64 {
             // Far behind or ahead of the playout point: the sender's timeline moved.
             self.reanchored += 1;
-            self.anchor(ts);
-            (ts.wrapping_sub(self.play_ts.unwrap_or(ts)) as i32, self.play_ts.unwrap_or(ts))
-        } else {
-            (offset, play_ts)
-        };
-        let _ = play_ts;
+            offset = self.anchor(ts);
+        }
         if offset < 0 {
             self.late += 1;
             return;

@@ -50,7 +50,7 @@ fn run(
     while t < from_ms + ms {
         let n = (t / 20) as u32;
         for &(id, freq, amp) in talkers {
-            b.rtp(id, &tone_packet(n, freq, amp, id as u32), at(t));
+            b.rtp(id, &tone_packet(n, freq, amp, id as u32));
         }
         t += 20;
         b.handle_timeout(at(t), &mut |id, packet| {
@@ -192,9 +192,9 @@ fn packets_of_other_payload_types_and_strangers_are_ignored() {
     let mut b = meeting(1);
     let mut dtmf = tone_packet(0, 440.0, 6000.0, 1);
     dtmf[1] = 101;
-    b.rtp(1, &dtmf, at(0));
-    b.rtp(9, &tone_packet(0, 440.0, 6000.0, 9), at(0));
-    b.rtp(1, &[0x80, 8], at(0));
+    b.rtp(1, &dtmf);
+    b.rtp(9, &tone_packet(0, 440.0, 6000.0, 9));
+    b.rtp(1, &[0x80, 8]);
     let mut sent = 0;
     b.handle_timeout(at(20), &mut |_, p| {
         sent += 1;
