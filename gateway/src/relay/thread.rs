@@ -459,6 +459,7 @@ fn log_fork_end(call: u64, f: &Fork) {
         caller_copied = f.sent[0],
         callee_copied = f.sent[1],
         failed = f.failed[0] + f.failed[1],
+        not_held_before_answer = f.not_held[0] + f.not_held[1],
         "copies to the recording server ended"
     );
 }
