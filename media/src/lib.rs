@@ -17,6 +17,7 @@
 
 pub mod bridge;
 pub mod capture;
+pub mod conference;
 pub mod dtmf;
 pub mod emodel;
 pub mod g711;

@@ -8,7 +8,7 @@ use super::build::response_to;
 use super::call::{Call, Side, CALLEE, CALLER};
 use super::router::{Direction, RejectCause, Router};
 use crate::endpoint::{
-    self, Application, Carries, Endpoint, EndpointConfig, EndpointStats, Pair, Pick, Solo, Stack,
+    self, Application, Carries, Endpoint, EndpointConfig, EndpointStats, Pick, Solo, Stack,
 };
 use crate::message::{HeaderName, Method, ParseLimits, Request, Response};
 use crate::transaction::{ClientKey, ServerKey, TimerConfig};
@@ -182,7 +182,7 @@ impl<R: Router, M: Anchor> B2bua<R, M> {
 }
 
 /// A host whose first application is the B2BUA: alone ([`Solo`]) or beside another one
-/// ([`Pair`]). The B2BUA's operations ([`Stack::hang_up`] and the rest) work on either.
+/// (the first of a [`crate::endpoint::Pair`], `Trio` or `Quartet`). The B2BUA's operations ([`Stack::hang_up`] and the rest) work on either.
 pub trait HostsB2bua {
     type R: Router;
     type M: Anchor;
@@ -201,29 +201,27 @@ impl<R: Router, M: Anchor> HostsB2bua for Solo<App<R, M>> {
     }
 }
 
-impl<R: Router, M: Anchor, S: Application, P: Pick> HostsB2bua for Pair<App<R, M>, S, P> {
-    type R = R;
-    type M = M;
-    fn b2bua(&self) -> &App<R, M> {
-        &self.first
-    }
-    fn b2bua_mut(&mut self) -> &mut App<R, M> {
-        &mut self.first
-    }
+/// The B2BUA as the first of several applications.
+macro_rules! hosts_b2bua_first {
+    ($host:ident, $($other:ident),+) => {
+        impl<R: Router, M: Anchor, $($other: Application,)+ P: Pick> HostsB2bua
+            for crate::endpoint::$host<App<R, M>, $($other,)+ P>
+        {
+            type R = R;
+            type M = M;
+            fn b2bua(&self) -> &App<R, M> {
+                &self.first
+            }
+            fn b2bua_mut(&mut self) -> &mut App<R, M> {
+                &mut self.first
+            }
+        }
+    };
 }
 
-impl<R: Router, M: Anchor, S: Application, T: Application, P: Pick> HostsB2bua
-    for crate::endpoint::Trio<App<R, M>, S, T, P>
-{
-    type R = R;
-    type M = M;
-    fn b2bua(&self) -> &App<R, M> {
-        &self.first
-    }
-    fn b2bua_mut(&mut self) -> &mut App<R, M> {
-        &mut self.first
-    }
-}
+hosts_b2bua_first!(Pair, S);
+hosts_b2bua_first!(Trio, S, T);
+hosts_b2bua_first!(Quartet, S, T, U);
 
 impl<H> Stack<H>
 where

@@ -1,8 +1,9 @@
 //! What the endpoint hands its input to: one application ([`Solo`]) or several, with the
-//! gateway's choice of which one takes each new request ([`Pair`] and a [`Pick`]).
+//! gateway's choice of which one takes each new request (a [`Pick`]; the hosts of two, three
+//! and four applications are in [`super::many`]).
 
-use super::{Application, DialogId, Endpoint};
-use crate::message::{Method, Request, Response};
+use super::{Application, Endpoint};
+use crate::message::{Request, Response};
 use crate::transaction::{ClientKey, ServerKey};
 use crate::{Instant, Peer};
 
@@ -135,11 +136,13 @@ impl<A: Application> Carries<A, 0> for Solo<A> {
     }
 }
 
-/// Which of a [`Pair`]'s applications takes a request.
+/// Which of a host's applications takes a request (one a host does not have is its first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Which {
     First,
     Second,
+    Third,
+    Fourth,
 }
 
 /// The gateway's choice of application for each new request outside a dialog (an INVITE to
@@ -152,171 +155,5 @@ pub trait Pick {
 impl<F: FnMut(&Request, Peer) -> Which> Pick for F {
     fn pick(&mut self, request: &Request, peer: Peer) -> Which {
         self(request, peer)
-    }
-}
-
-/// A value of the first or the second application of a [`Pair`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Either<F, S> {
-    First(F),
-    Second(S),
-}
-
-/// Two applications on one endpoint; `pick` chooses for new requests. The first is also the
-/// one that answers what belongs to neither (a request in an unknown dialog gets its 481).
-/// Nest a `Pair` as the second to carry more.
-pub struct Pair<F, S, P> {
-    pub first: F,
-    pub second: S,
-    pub pick: P,
-}
-
-impl<F: Application, S: Application, P: Pick> Pair<F, S, P> {
-    /// The application a dialog `(call_id, tag)` belongs to; the first for an unknown one.
-    fn owner_of(ep: &Endpoint<Self>, call_id: Option<&str>, tag: Option<&str>) -> Which {
-        let (Some(call_id), Some(tag)) = (call_id, tag) else { return Which::First };
-        let id: DialogId = (call_id.to_string(), tag.to_string());
-        match ep.dialogs.get(&id) {
-            Some(Either::Second(_)) => Which::Second,
-            _ => Which::First,
-        }
-    }
-
-    fn invite_owner(&self, key: &ServerKey) -> Which {
-        if self.second.has_invite(key) {
-            Which::Second
-        } else {
-            Which::First
-        }
-    }
-}
-
-impl<F: Application, S: Application, P: Pick> Host for Pair<F, S, P> {
-    type Owner = Either<F::Owner, S::Owner>;
-    type Dialog = Either<F::Dialog, S::Dialog>;
-    type Event = Either<F::Event, S::Event>;
-    type Update = Either<F::Update, S::Update>;
-
-    fn on_request(
-        &mut self,
-        ep: &mut Endpoint<Self>,
-        key: ServerKey,
-        request: Request,
-        peer: Peer,
-        now: Instant,
-    ) {
-        let to_tag = request.to().ok().and_then(|t| t.tag().map(str::to_string));
-        let which = if request.method == Method::Cancel {
-            match ServerKey::invite_of_cancel(&request) {
-                Ok(invite) => self.invite_owner(&invite),
-                Err(_) => Which::First,
-            }
-        } else if to_tag.is_some() {
-            Self::owner_of(ep, request.call_id().ok(), to_tag.as_deref())
-        } else {
-            self.pick.pick(&request, peer)
-        };
-        match which {
-            Which::First => self.first.on_request::<Self, 0>(ep, key, request, peer, now),
-            Which::Second => self.second.on_request::<Self, 1>(ep, key, request, peer, now),
-        }
-    }
-
-    fn on_ack(&mut self, ep: &mut Endpoint<Self>, request: Request, peer: Peer, now: Instant) {
-        let to_tag = request.to().ok().and_then(|t| t.tag().map(str::to_string));
-        match Self::owner_of(ep, request.call_id().ok(), to_tag.as_deref()) {
-            Which::First => self.first.on_ack::<Self, 0>(ep, request, peer, now),
-            Which::Second => self.second.on_ack::<Self, 1>(ep, request, peer, now),
-        }
-    }
-
-    fn on_response(
-        &mut self,
-        ep: &mut Endpoint<Self>,
-        key: ClientKey,
-        response: Response,
-        owner: Self::Owner,
-        now: Instant,
-    ) {
-        match owner {
-            Either::First(o) => self.first.on_response::<Self, 0>(ep, key, response, o, now),
-            Either::Second(o) => self.second.on_response::<Self, 1>(ep, key, response, o, now),
-        }
-    }
-
-    fn on_stray_response(&mut self, ep: &mut Endpoint<Self>, response: Response, now: Instant) {
-        // voicegw's tag is in the From of the requests it sent.
-        let from_tag = response.from().ok().and_then(|f| f.tag().map(str::to_string));
-        match Self::owner_of(ep, response.call_id().ok(), from_tag.as_deref()) {
-            Which::First => self.first.on_stray_response::<Self, 0>(ep, response, now),
-            Which::Second => self.second.on_stray_response::<Self, 1>(ep, response, now),
-        }
-    }
-
-    fn on_client_timeout(
-        &mut self,
-        ep: &mut Endpoint<Self>,
-        key: ClientKey,
-        owner: Self::Owner,
-        now: Instant,
-    ) {
-        match owner {
-            Either::First(o) => self.first.on_client_timeout::<Self, 0>(ep, key, o, now),
-            Either::Second(o) => self.second.on_client_timeout::<Self, 1>(ep, key, o, now),
-        }
-    }
-
-    fn on_no_ack(&mut self, ep: &mut Endpoint<Self>, key: ServerKey, now: Instant) {
-        match self.invite_owner(&key) {
-            Which::First => self.first.on_no_ack::<Self, 0>(ep, key, now),
-            Which::Second => self.second.on_no_ack::<Self, 1>(ep, key, now),
-        }
-    }
-
-    fn flush(&mut self, ep: &mut Endpoint<Self>) {
-        self.first.flush::<Self, 0>(ep);
-        self.second.flush::<Self, 1>(ep);
-    }
-}
-
-impl<F: Application, S: Application, P: Pick> Carries<F, 0> for Pair<F, S, P> {
-    fn owner(owner: F::Owner) -> Self::Owner {
-        Either::First(owner)
-    }
-    fn dialog(dialog: F::Dialog) -> Self::Dialog {
-        Either::First(dialog)
-    }
-    fn dialog_of(dialog: &Self::Dialog) -> Option<&F::Dialog> {
-        match dialog {
-            Either::First(d) => Some(d),
-            Either::Second(_) => None,
-        }
-    }
-    fn event(event: F::Event) -> Self::Event {
-        Either::First(event)
-    }
-    fn update(update: F::Update) -> Self::Update {
-        Either::First(update)
-    }
-}
-
-impl<F: Application, S: Application, P: Pick> Carries<S, 1> for Pair<F, S, P> {
-    fn owner(owner: S::Owner) -> Self::Owner {
-        Either::Second(owner)
-    }
-    fn dialog(dialog: S::Dialog) -> Self::Dialog {
-        Either::Second(dialog)
-    }
-    fn dialog_of(dialog: &Self::Dialog) -> Option<&S::Dialog> {
-        match dialog {
-            Either::Second(d) => Some(d),
-            Either::First(_) => None,
-        }
-    }
-    fn event(event: S::Event) -> Self::Event {
-        Either::Second(event)
-    }
-    fn update(update: S::Update) -> Self::Update {
-        Either::Second(update)
     }
 }

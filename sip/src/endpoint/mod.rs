@@ -5,10 +5,10 @@
 //!
 //! Applications ([`Application`]: the B2BUA of [`crate::b2bua`], later a recording server or a
 //! meeting UAS) sit on top. The endpoint hands its input to a [`Host`]: [`Solo`] carries one
-//! application; [`Pair`] carries two and asks the gateway's [`Pick`] which one takes each new
-//! request outside a dialog, while in-dialog requests, ACKs, CANCELs, responses and timeouts
-//! go to the application whose dialog or transaction they are; [`Trio`] adds a third that
-//! only sends requests (a recording client). An
+//! application; [`Pair`], [`Trio`] and [`Quartet`] carry two, three and four, and ask the
+//! gateway's [`Pick`] which one takes each new request outside a dialog, while in-dialog
+//! requests, ACKs, CANCELs, responses and timeouts go to the application whose dialog or
+//! transaction they are (one that only sends requests, a recording client, is never picked). An
 //! application answers through the [`Endpoint`] it is lent; [`Carries`] says how its owners,
 //! dialogs, events and media updates travel in the host's types, so the same implementation
 //! runs alone or beside others.
@@ -20,9 +20,9 @@
 mod application;
 pub(crate) mod build;
 mod host;
+mod many;
 mod output;
 mod stack;
-mod trio;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -32,10 +32,10 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 pub use application::Application;
-pub use host::{Carries, Either, Host, Pair, Pick, Solo, Which};
+pub use host::{Carries, Host, Pick, Solo, Which};
+pub use many::{Either, OneOf3, OneOf4, Pair, Quartet, Trio};
 pub use output::{EndpointStats, Output};
 pub use stack::Stack;
-pub use trio::{OneOf3, Trio};
 
 use crate::message::{
     parse_message, HeaderName, Message, Method, ParseError, ParseLimits, Request, Response,

@@ -1,0 +1,217 @@
+//! The conference in virtual time: legs send tones and keys; what each leg is sent is read
+//! back as a device would (decrypted, decoded).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use super::*;
+
+fn at(ms: u64) -> Instant {
+    Instant::from_origin(Duration::from_millis(ms))
+}
+
+fn addr(last: u8, port: u16) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)), port)
+}
+
+fn spec(last: u8, srtp: Option<(Suite, MasterKey, MasterKey)>) -> LegSpec {
+    LegSpec {
+        law: Law::ALaw,
+        dtmf_pt: Some(101),
+        peer: addr(last, 4000),
+        srtp,
+        ssrc: 0x1000 + u32::from(last),
+        seq: 100,
+        timestamp: 5000,
+    }
+}
+
+/// Packet `n` of a tone of `freq` at `amp`, A-law, from SSRC `ssrc`.
+fn tone_packet(n: u32, freq: f32, amp: f32, ssrc: u32) -> Vec<u8> {
+    let mut p = vec![0x80, 8];
+    p.extend_from_slice(&(n as u16).to_be_bytes());
+    p.extend_from_slice(&(n * FRAME as u32).to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    for i in 0..FRAME {
+        let t = (n as usize * FRAME + i) as f32 / 8000.0;
+        p.push(Law::ALaw.encode((amp * (2.0 * std::f32::consts::PI * freq * t).sin()) as i16));
+    }
+    p
+}
+
+/// Power of `freq` in `samples` (Goertzel), as a tone's amplitude squared.
+fn power(samples: &[i16], freq: f32) -> f32 {
+    let c = 2.0 * (2.0 * std::f32::consts::PI * freq / 8000.0).cos();
+    let (mut s1, mut s2) = (0.0f32, 0.0f32);
+    for &x in samples {
+        let s0 = f32::from(x) + c * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    let n = samples.len() as f32;
+    (s1 * s1 + s2 * s2 - c * s1 * s2) * 4.0 / (n * n)
+}
+
+/// What each leg was sent: (to, RTP header fields, decoded audio), per call.
+type Heard = HashMap<CallId, Vec<(SocketAddr, u16, u32, u32, Vec<i16>)>>;
+
+fn collect(heard: &mut Heard) -> impl FnMut(CallId, SocketAddr, &[u8]) + '_ {
+    move |call, to, packet| {
+        let h = RtpHeader::parse(packet).expect("rtp");
+        let audio: Vec<i16> = packet[h.payload_offset..h.payload_offset + h.payload_len]
+            .iter()
+            .map(|c| Law::ALaw.decode(*c))
+            .collect();
+        heard.entry(call).or_default().push((to, h.sequence, h.timestamp, h.ssrc, audio));
+    }
+}
+
+fn audio_of(heard: &Heard, call: CallId) -> Vec<i16> {
+    heard.get(&call).map(|v| v.iter().flat_map(|p| p.4.clone()).collect()).unwrap_or_default()
+}
+
+#[test]
+fn bridged_legs_hear_each_other_not_themselves_and_keep_one_stream_each() {
+    let mut c = Conference::new();
+    c.open(1, spec(1, None), at(0));
+    c.open(2, spec(2, None), at(0));
+    c.open(3, spec(3, None), at(0));
+    let mut heard = Heard::new();
+    // 100 ms before the meeting: silence, on the legs' own streams.
+    for t in (20..=100).step_by(20) {
+        c.handle_timeout(at(t), &mut collect(&mut heard));
+    }
+    for call in [1, 2, 3] {
+        c.bridge(call, "1234567890", at(100));
+    }
+    let tones = [(1u64, 600.0f32), (2, 1100.0), (3, 1700.0)];
+    for n in 0..100u32 {
+        let t = 100 + u64::from(n) * 20;
+        for &(call, f) in &tones {
+            let mut p = tone_packet(n, f, 8000.0, call as u32);
+            let len = p.len();
+            c.rtp(call, addr(call as u8, 4000), &mut p, len, at(t));
+        }
+        c.handle_timeout(at(t + 20), &mut collect(&mut heard));
+    }
+    for &(call, own) in &tones {
+        let packets = &heard[&call];
+        assert!(packets.iter().all(|p| p.0 == addr(call as u8, 4000)), "sent to its SDP address");
+        // One stream: the same SSRC, sequence numbers and timestamps without a gap.
+        for w in packets.windows(2) {
+            assert_eq!(w[0].3, w[1].3);
+            assert_eq!(w[1].1, w[0].1.wrapping_add(1), "sequence continues into the bridge");
+            assert_eq!(w[1].2, w[0].2.wrapping_add(FRAME as u32));
+        }
+        let audio = audio_of(&heard, call);
+        let tail = &audio[audio.len() - 8000..];
+        for &(other, f) in &tones {
+            let p = power(tail, f);
+            if other == call {
+                assert!(p < 1e4, "leg {call} hears itself: {p}");
+            } else {
+                assert!(p > 1e6, "leg {call} does not hear leg {other}: {p}");
+            }
+        }
+        assert!(power(tail, own) * 100.0 < power(tail, tones[(call as usize) % 3].1));
+    }
+    assert_eq!(c.meetings(), 1);
+    let r = c.close(1).expect("a report");
+    assert_eq!((r.packets_in, r.lost, r.dropped_wrong_source), (100, 0, 0));
+    c.close(2);
+    c.close(3);
+    c.handle_timeout(at(5000), &mut |_, _, _| {});
+    assert_eq!(c.meetings(), 0, "the bridge goes with its last participant");
+    assert_eq!(c.poll_timeout(), None);
+}
+
+#[test]
+fn a_leg_outside_a_meeting_hears_its_prompts_then_silence_and_a_prompt_mixes_into_the_bridge() {
+    let mut c = Conference::new();
+    c.open(1, spec(1, None), at(0));
+    let clip: Arc<[i16]> = (0..800).map(|i| if i % 2 == 0 { 4000 } else { -4000 }).collect();
+    c.play(1, clip.clone());
+    let mut heard = Heard::new();
+    for t in (20..=200).step_by(20) {
+        c.handle_timeout(at(t), &mut collect(&mut heard));
+    }
+    let audio = audio_of(&heard, 1);
+    assert_eq!(audio.len(), 10 * FRAME);
+    assert!(audio[..800].iter().all(|s| s.abs() > 3000), "the prompt");
+    assert!(audio[800..].iter().all(|s| s.abs() < 16), "then silence");
+    // In the meeting, alone: the prompt is mixed into the (silent) mix.
+    c.bridge(1, "m", at(200));
+    c.play(1, clip);
+    heard.clear();
+    for t in (220..=400).step_by(20) {
+        c.handle_timeout(at(t), &mut collect(&mut heard));
+    }
+    let audio = audio_of(&heard, 1);
+    assert!(audio[..800].iter().all(|s| s.abs() > 3000), "the prompt in the meeting");
+    c.stop_prompts(1);
+}
+
+#[test]
+fn packets_from_elsewhere_are_dropped_and_keys_are_heard() {
+    let mut c = Conference::new();
+    c.open(1, spec(1, None), at(0));
+    let mut p = tone_packet(0, 600.0, 8000.0, 1);
+    let len = p.len();
+    c.rtp(1, addr(9, 4000), &mut p, len, at(0));
+    c.rtp(99, addr(1, 4000), &mut p, len, at(0));
+    // RFC 4733: key 5, three packets of one event (the end bit on the last), then key #.
+    for (seq, (event, end)) in [(5u8, false), (5, false), (5, true), (11, false)].iter().enumerate()
+    {
+        let ts: u32 = if *event == 5 { 800 } else { 2400 };
+        let mut pkt = vec![0x80, 101, 0, seq as u8, 0, 0, (ts >> 8) as u8, ts as u8, 0, 0, 0, 1];
+        pkt.extend_from_slice(&[*event, if *end { 0x8a } else { 0x0a }, 0, 160]);
+        let n = pkt.len();
+        c.rtp(1, addr(1, 4002), &mut pkt, n, at(20 * seq as u64));
+    }
+    let keys: Vec<char> = std::iter::from_fn(|| c.poll_event())
+        .map(|ConferenceEvent::Key { digit, source, .. }| {
+            assert_eq!(source, KeySource::Rfc4733);
+            digit.as_char()
+        })
+        .collect();
+    assert_eq!(keys, ['5', '#'], "once per key, from any port of the SDP's address");
+    let r = c.close(1).expect("report");
+    assert_eq!((r.dropped_wrong_source, r.packets_in), (1, 4));
+}
+
+#[test]
+fn an_srtp_leg_is_decrypted_in_and_encrypted_out() {
+    let suite = Suite::AesCm128HmacSha1_80;
+    let theirs = MasterKey { key: [7; 16], salt: [8; 14] };
+    let ours = MasterKey { key: [9; 16], salt: [10; 14] };
+    let mut c = Conference::new();
+    c.open(1, spec(1, Some((suite, theirs.clone(), ours.clone()))), at(0));
+    c.open(2, spec(2, None), at(0));
+    c.bridge(1, "m", at(0));
+    c.bridge(2, "m", at(0));
+    let mut device = Context::new(suite, &theirs);
+    let mut heard = Heard::new();
+    let mut to_device = Vec::new();
+    for n in 0..50u32 {
+        let mut p = tone_packet(n, 900.0, 8000.0, 1);
+        let len = p.len();
+        p.resize(len + 16, 0);
+        let len = device.protect_rtp(&mut p, len).expect("protect");
+        c.rtp(1, addr(1, 4000), &mut p, len, at(u64::from(n) * 20));
+        c.handle_timeout(at(u64::from(n) * 20 + 20), &mut |call, to, pkt: &[u8]| {
+            if call == 1 {
+                to_device.push(pkt.to_vec());
+            } else {
+                collect(&mut heard)(call, to, pkt)
+            }
+        });
+    }
+    let audio = audio_of(&heard, 2);
+    assert!(power(&audio[audio.len() - 4000..], 900.0) > 1e6, "the SRTP leg is heard");
+    let mut device_in = Context::new(suite, &ours);
+    for mut p in to_device {
+        device_in.unprotect_rtp(&mut p).expect("voicegw's SRTP, with the key it answered");
+    }
+    assert_eq!(c.close(1).expect("report").srtp_failures, 0);
+}
