@@ -110,6 +110,12 @@ metrics! {
     RECORDING_CLIENT_SESSIONS = ("RecordingClientSessions", Counter, "Calls a voice connector's SIPREC recording server (SiprecRecording) answered, voicegw its recording client (voicegw process metric)");
     RECORDING_CLIENT_SESSIONS_ACTIVE = ("RecordingClientSessionsActive", Gauge, "Calls being sent to a recording server now, set up or being set up (voicegw process metric)");
     RECORDING_CLIENT_FAILURES = ("RecordingClientFailures", Counter, "Calls a recording server did not record, by `kind`: the SIP status it answered, `no_answer` when it answered nothing, `no_ports` when no media port could be bound, `not_sent`, `unusable_answer` (voicegw process metric)");
+    MEETINGS_ACTIVE = ("MeetingsActive", Gauge, "Meetings with at least one participant in their audio bridge now (voicegw process metric)");
+    MEETING_PARTICIPANTS_ACTIVE = ("MeetingParticipantsActive", Gauge, "Dial-in calls answered by the meeting UAS now: in the IVR, waiting for the moderator or in a meeting (voicegw process metric)");
+    MEETING_PARTICIPANTS = ("MeetingParticipants", Counter, "Dial-in calls that joined a meeting's audio bridge (voicegw process metric)");
+    MEETING_DIALINS_REFUSED = ("MeetingDialInsRefused", Counter, "Dial-in calls refused before they were answered, by `kind`: the SIP status (403 not over TLS, 488 no G.711, 503 too many) (voicegw process metric)");
+    MEETING_IVR_FAILURES = ("MeetingIvrFailures", Counter, "Dial-in calls the IVR hung up on, by `kind`: unknown_meeting, wrong_passcode, timeout (voicegw process metric)");
+    MEETING_DTMF = ("MeetingDtmf", Counter, "Keys heard from meeting participants, by `kind`: the transport (rfc4733, sip_info, inband) (voicegw process metric)");
     CDRS_SUPPRESSED = ("CdrsSuppressed", Counter, "Records of unauthenticated or unmatched calls not written because they came faster than 50/s (voicegw process metric)");
     CDR_SPOOL_FAILING = ("CdrSpoolFailing", Gauge, "1 while CDR spool commits fail (full or read-only disk): records wait in memory and /health answers 503 (voicegw process metric)");
     CDR_SPOOL_ERRORS = ("CdrSpoolErrors", Counter, "Spool commits that failed and were retried (voicegw process metric)");

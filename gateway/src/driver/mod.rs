@@ -8,6 +8,7 @@
 //! legs a crashed run left up, [`settings`] derives per-voice-connector values.
 
 pub mod clock;
+mod meetings;
 pub mod recovery;
 pub mod reload;
 pub mod settings;
@@ -24,7 +25,7 @@ use connector::config::Validated;
 use connector::policy::ConfigRouter;
 use metrics::Registry;
 use sip::b2bua::CallEvent;
-use sip::endpoint::{OneOf3, Output};
+use sip::endpoint::{OneOf4, Output};
 use tokio::sync::mpsc;
 
 use crate::cdr::Recorder;
@@ -54,34 +55,56 @@ pub type RecordingServer = siprec::srs::Srs<
 /// The recording client as the gateway runs it.
 pub type RecordingClient = siprec::client::RecordingClient<crate::record::fork::ForkMedia>;
 
-/// The gateway's choice of application for a new request outside a dialog.
-pub type PickApp = fn(&sip::Request, sip::Peer) -> sip::endpoint::Which;
+/// The meeting dial-in UAS, on the gateway's configuration and media.
+pub type MeetingUas = meeting::uas::MeetingUas<
+    crate::meet::policy::ConfigMeetPolicy,
+    crate::meet::anchor::MeetingAnchor,
+>;
+
+/// The gateway's choice of application for a new request outside a dialog: INVITEs to a meet
+/// domain go to the meeting UAS, recording sessions to the recording server, everything else
+/// to the B2BUA (the recording client takes no new requests).
+#[derive(Debug, Clone, Default)]
+pub struct AppPick {
+    pub meet: connector::config::meetings::MeetSettings,
+}
+
+impl sip::endpoint::Pick for AppPick {
+    fn pick(&mut self, request: &sip::Request, _peer: sip::Peer) -> sip::endpoint::Which {
+        use sip::endpoint::Which;
+        if request.method != sip::Method::Invite {
+            return Which::First;
+        }
+        if crate::meet::policy::ConfigMeetPolicy::is_meet_domain(&self.meet, &request.uri.host) {
+            Which::Fourth
+        } else if siprec::offer::is_recording_session(request) {
+            Which::Second
+        } else {
+            Which::First
+        }
+    }
+}
 
 /// The applications on the gateway's endpoint.
-pub type Apps = sip::endpoint::Trio<
+pub type Apps = sip::endpoint::Quartet<
     sip::b2bua::App<ConfigRouter, MediaAnchor>,
     RecordingServer,
     RecordingClient,
-    PickApp,
+    MeetingUas,
+    AppPick,
 >;
 
 /// The endpoint as the gateway runs it: the B2BUA, the recording server beside it (INVITEs
-/// that ask for a recording session go to it), and the recording client that forks calls to
-/// a voice connector's recording server.
+/// that ask for a recording session go to it), the recording client that forks calls to a
+/// voice connector's recording server, and the meeting dial-in UAS (INVITEs to a meet domain).
 pub type Core = sip::endpoint::Stack<Apps>;
-
-/// Recording sessions to the recording server, everything else to the B2BUA.
-pub fn pick_app(request: &sip::Request, _peer: sip::Peer) -> sip::endpoint::Which {
-    if request.method == sip::Method::Invite && siprec::offer::is_recording_session(request) {
-        sip::endpoint::Which::Second
-    } else {
-        sip::endpoint::Which::First
-    }
-}
 
 /// Recording session ids start here, apart from the B2BUA's call numbers (one relay, one call
 /// table).
 pub const FIRST_RECORDING_SESSION: u64 = 1 << 48;
+
+/// Meeting participants' call numbers start here, apart from the others'.
+pub const FIRST_MEETING_CALL: u64 = 1 << 52;
 
 /// Longest a turn's messages wait for the spool to commit its records.
 const SPOOL_WAIT_LIMIT: Duration = Duration::from_secs(2);
@@ -143,6 +166,9 @@ pub struct Gateway {
     config_path: Option<std::path::PathBuf>,
     /// Where each voice connector's calls are recorded (`SiprecRecording`), by id in lower case.
     recording_targets: HashMap<String, siprec::client::Target>,
+    /// The meetings' media thread, and what it reports.
+    meet: crate::meet::thread::MeetHandle,
+    meet_rx: mpsc::UnboundedReceiver<crate::meet::thread::MeetMediaEvent>,
 }
 
 impl Gateway {
@@ -156,7 +182,11 @@ impl Gateway {
             // message (a connection's place freed after its last report, for one); the core's
             // next timer may be 32 s away.
             let tick = clock.monotonic() + GAUGE_PERIOD;
-            let timeout = self.core.poll_timeout().map_or(tick, |t| clock.to_std(t).min(tick));
+            let next = match (self.core.poll_timeout(), self.core.app().fourth.poll_timeout()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let timeout = next.map_or(tick, |t| clock.to_std(t).min(tick));
             let wake = self.drain.deadline().map_or(timeout, |d| d.min(timeout));
             let signals = &mut self.signals;
             tokio::select! {
@@ -173,7 +203,16 @@ impl Gateway {
                     }
                 }
                 _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {
-                    self.core.handle_timeout(clock.now());
+                    let now = clock.now();
+                    self.core.handle_timeout(now);
+                    let (ep, apps) = self.core.split();
+                    apps.fourth.handle_timeout::<Apps, 3>(ep, now);
+                }
+                Some(ev) = self.meet_rx.recv() => {
+                    self.meet_media_event(ev);
+                    while let Ok(ev) = self.meet_rx.try_recv() {
+                        self.meet_media_event(ev);
+                    }
                 }
                 Some(call) = self.silent_rx.recv() => {
                     // Only answered calls: a call may ring without early media for a long time.
@@ -228,17 +267,26 @@ impl Gateway {
     /// Carries out the turn's output in order, then sends what the write-ahead lets go.
     async fn finish_turn(&mut self) {
         let at = self.clock.moment();
+        let mut meet_updates = false;
         while let Some(out) = self.core.poll_output() {
             match out {
                 Output::Transmit { peer, bytes } => self.outgoing.push((peer, bytes)),
                 // Handed to the media thread at once; the messages after it leave below.
-                Output::Media(OneOf3::First(u) | OneOf3::Second(u) | OneOf3::Third(u)) => {
+                Output::Media(OneOf4::First(u) | OneOf4::Second(u) | OneOf4::Third(u)) => {
                     media_update(u, &self.media, &self.sinks)
                 }
-                Output::Event(OneOf3::First(ev)) => self.call_event(ev, at),
-                Output::Event(OneOf3::Second(ev)) => self.recording_event(ev, at),
-                Output::Event(OneOf3::Third(ev)) => self.recording_client_event(ev),
+                Output::Media(OneOf4::Fourth(u)) => {
+                    self.meet.send(u);
+                    meet_updates = true;
+                }
+                Output::Event(OneOf4::First(ev)) => self.call_event(ev, at),
+                Output::Event(OneOf4::Second(ev)) => self.recording_event(ev, at),
+                Output::Event(OneOf4::Third(ev)) => self.recording_client_event(ev),
+                Output::Event(OneOf4::Fourth(ev)) => self.meeting_event(ev, at),
             }
+        }
+        if meet_updates {
+            self.meet.flush();
         }
         // The relay knows a leg's addresses and keys before the SDP that lets the other side
         // send leaves in a SIP message.
@@ -474,6 +522,8 @@ impl Gateway {
             streams_active: self.streams_active,
             recording_sessions_active: core.app().second.active_sessions(),
             recording_client_sessions_active: core.app().third.active_sessions(),
+            meetings_active: core.app().fourth.rooms().meetings(),
+            meeting_participants_active: core.app().fourth.active_calls(),
         };
         process_metrics::update(&self.registry, &facts, || self.recorder.spool_backlog());
     }
@@ -483,6 +533,9 @@ impl Gateway {
         let Some(v) = reload::load(self.config_path.as_deref(), &self.running) else { return };
         reload::apply_to_core(&mut self.core, &v);
         self.recording_targets = settings::recording_targets(&v);
+        let apps = self.core.app_mut();
+        apps.pick.meet = v.meet.clone();
+        apps.fourth.policy_mut().set(v.meet.clone());
         let cfg = &v.config;
         settings::register_labels(cfg, &self.registry);
         self.sinks = settings::record_sinks(cfg, &self.registry);

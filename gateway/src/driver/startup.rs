@@ -164,11 +164,23 @@ pub async fn start(
     );
     let client =
         siprec::client::RecordingClient::new(crate::record::fork::ForkMedia::new(anchor.ports()));
+    let meetings = meeting::uas::MeetingUas::new(
+        crate::meet::policy::ConfigMeetPolicy::new(v.meet.clone()),
+        crate::meet::anchor::MeetingAnchor::new(anchor.ports()),
+        cfg.sip.max_calls,
+        super::FIRST_MEETING_CALL,
+    );
     let b2bua = sip::b2bua::App::new(&core_cfg, router, anchor);
-    let pick: super::PickApp = super::pick_app;
+    let pick = super::AppPick { meet: v.meet.clone() };
     let core = sip::endpoint::Stack::of(
         core_cfg.endpoint(),
-        sip::endpoint::Trio { first: b2bua, second: recording, third: client, pick },
+        sip::endpoint::Quartet {
+            first: b2bua,
+            second: recording,
+            third: client,
+            fourth: meetings,
+            pick,
+        },
     );
     let sinks = settings::record_sinks(cfg, &registry);
     let recorder = start_cdrs(cfg, v.cdr_bucket.clone(), &registry, clock).await?;
@@ -215,6 +227,12 @@ pub async fn start(
     let stream_events = stream_events(&v, registry.clone())?;
     let media = media_thread::start(clock, timing, silent_tx, registry.clone(), streamer)
         .map_err(StartError::Media)?;
+    let (meet_tx, meet_rx) = mpsc::unbounded_channel();
+    let meet = crate::meet::thread::start(clock, cfg.data.dir.clone(), meet_tx)
+        .map_err(StartError::Media)?;
+    if let Some(domain) = v.meet.domains.first() {
+        tracing::info!(%domain, meetings = v.meet.meetings.len(), "meeting dial-in on sip:<id>@{domain}");
+    }
     let admission = Admission::new(cfg.cdr.refuse_calls_while_spool_fails);
     let signals = Signals {
         term: signal(tokio::signal::unix::SignalKind::terminate()),
@@ -247,6 +265,8 @@ pub async fn start(
         outgoing: Vec::with_capacity(256),
         clock,
         recording_targets: settings::recording_targets(&v),
+        meet,
+        meet_rx,
         running: v,
         config_path,
     })

@@ -22,6 +22,8 @@ pub struct ProcessFacts {
     pub streams_active: u64,
     pub recording_sessions_active: usize,
     pub recording_client_sessions_active: usize,
+    pub meetings_active: usize,
+    pub meeting_participants_active: usize,
 }
 
 /// Sets the process gauges from `f`, and the CDR spool's backlog (records, bytes) from
@@ -65,4 +67,6 @@ pub fn update(
     r.set(names::STREAMS_ACTIVE, &l, f.streams_active as f64);
     r.set(names::RECORDING_SESSIONS_ACTIVE, &l, f.recording_sessions_active as f64);
     r.set(names::RECORDING_CLIENT_SESSIONS_ACTIVE, &l, f.recording_client_sessions_active as f64);
+    r.set(names::MEETINGS_ACTIVE, &l, f.meetings_active as f64);
+    r.set(names::MEETING_PARTICIPANTS_ACTIVE, &l, f.meeting_participants_active as f64);
 }

@@ -85,7 +85,7 @@ pub fn invite_headers(req: &Request) -> Map<String, Value> {
 }
 
 /// `YYYY-MM-DDThh:mm:ssZ` (the envelope's `time`).
-fn iso_seconds(t: SystemTime) -> String {
+pub fn iso_seconds(t: SystemTime) -> String {
     let ms = connector::timefmt::iso8601(t);
     // `…:ss.mmmZ` → `…:ssZ`
     format!("{}Z", &ms[..ms.len().saturating_sub(5)])
@@ -96,6 +96,11 @@ fn at_ms(ms: u64) -> SystemTime {
 }
 
 impl StreamEvents {
+    /// An event that is not a stream's (a meeting's), to the same JSON-lines file and webhook.
+    pub fn send_other(&self, event: Value) {
+        self.sinks.send(event.to_string(), &[]);
+    }
+
     /// `give_up`: how long an upload may go on failing before its FAILED report.
     pub fn new(
         streaming: HashMap<String, ConnectorStreaming>,

@@ -1,0 +1,168 @@
+//! The meeting UAS's facts (issue 14), to the driver's observers: each dial-in call is a call
+//! to the call table (started and answered at once, ended), so it gets its CDR (under the
+//! voice connector id `meetings`), its SIP log lines and its call metrics like any call; the
+//! meeting's own facts (started, ended, joined, waiting, left) go to the JSON-lines event file
+//! and webhook; the keys heard in the participants' media go back to the UAS.
+
+use meeting::uas::{DtmfTransport, MeetEvent};
+use serde_json::json;
+use sip::b2bua::CallEvent;
+
+use super::{Apps, Gateway};
+use crate::meet::thread::MeetMediaEvent;
+use crate::observe::facts::Moment;
+
+/// The voice connector id of dial-in calls' records.
+pub(crate) const MEETINGS_VOICE_CONNECTOR: &str = "meetings";
+
+impl Gateway {
+    /// One fact of the meeting UAS.
+    pub(super) fn meeting_event(&mut self, ev: MeetEvent, at: Moment) {
+        let counted = |g: &Gateway, m: metrics::names::Metric, kind: Option<&str>| {
+            let mut r = g.registry.lock().unwrap_or_else(|e| e.into_inner());
+            r.inc(m, &kind.map(metrics::Labels::kind).unwrap_or_default());
+        };
+        use metrics::names as n;
+        match ev {
+            MeetEvent::Answered { call, transaction_id, invite, peer, .. } => {
+                let call_id = invite.call_id().unwrap_or_default().to_string();
+                tracing::info!(call, %call_id, %peer, to = %invite.uri, "meeting dial-in answered");
+                let started = CallEvent::Started {
+                    call,
+                    transaction_id,
+                    call_id: call_id.clone(),
+                    b_call_id: call_id,
+                    direction: sip::b2bua::Direction::Outbound,
+                    voice_connector_id: MEETINGS_VOICE_CONNECTOR.to_string(),
+                    from: invite
+                        .headers
+                        .get(&sip::message::HeaderName::From)
+                        .unwrap_or_default()
+                        .to_string(),
+                    to: invite.uri.to_string(),
+                    target: peer,
+                    auth_user: None,
+                };
+                self.apply(&started, at);
+                self.apply(&CallEvent::Answered { call }, at);
+            }
+            MeetEvent::Refused { call_id, status, reason } => {
+                tracing::info!(%call_id, status, %reason, "meeting dial-in refused");
+                counted(self, n::MEETING_DIALINS_REFUSED, Some(&status.to_string()));
+            }
+            MeetEvent::Joined { call, meeting, moderator } => {
+                tracing::info!(call, %meeting, moderator, "participant joined the meeting");
+                counted(self, n::MEETING_PARTICIPANTS, None);
+                self.meeting_json("PARTICIPANT_JOINED", &meeting, Some(call), moderator, at);
+            }
+            MeetEvent::Waiting { call, meeting } => {
+                tracing::info!(call, %meeting, "participant waits for the moderator");
+                self.meeting_json("PARTICIPANT_WAITING", &meeting, Some(call), false, at);
+            }
+            MeetEvent::IvrFailed { call, why } => {
+                let kind = match why {
+                    meeting::ivr::Refusal::UnknownMeeting => "unknown_meeting",
+                    meeting::ivr::Refusal::WrongPasscode => "wrong_passcode",
+                    meeting::ivr::Refusal::Timeout => "timeout",
+                };
+                tracing::info!(call, kind, "IVR gave up; hanging up after the prompt");
+                counted(self, n::MEETING_IVR_FAILURES, Some(kind));
+            }
+            MeetEvent::Dtmf { call, transport } => {
+                tracing::debug!(call, transport = transport.as_str(), "key");
+                counted(self, n::MEETING_DTMF, Some(transport.as_str()));
+            }
+            MeetEvent::MeetingStarted { meeting } => {
+                tracing::info!(%meeting, "meeting started");
+                self.meeting_json("MEETING_STARTED", &meeting, None, false, at);
+            }
+            MeetEvent::MeetingEnded { meeting } => {
+                tracing::info!(%meeting, "meeting ended");
+                self.meeting_json("MEETING_ENDED", &meeting, None, false, at);
+            }
+            MeetEvent::RecordingStarted { meeting } => {
+                tracing::info!(%meeting, "meeting recording asked for by the moderator");
+                self.meeting_json("RECORDING_STARTED", &meeting, None, false, at);
+            }
+            MeetEvent::RecordingStopped { meeting } => {
+                self.meeting_json("RECORDING_STOPPED", &meeting, None, false, at);
+            }
+            MeetEvent::Ended { call, meeting, reason, .. } => {
+                tracing::info!(call, ?meeting, reason, "meeting dial-in ended");
+                if let Some(m) = &meeting {
+                    self.meeting_json("PARTICIPANT_LEFT", m, Some(call), false, at);
+                }
+                let ended = CallEvent::Ended { call, status: 200, reason: reason.to_string() };
+                self.apply(&ended, at);
+            }
+        }
+    }
+
+    /// A meeting's event, in the envelope of the streaming status events.
+    fn meeting_json(
+        &self,
+        kind: &str,
+        meeting: &str,
+        call: Option<u64>,
+        moderator: bool,
+        at: Moment,
+    ) {
+        let c = call.and_then(|c| self.table.get(c));
+        let mut detail = json!({
+            "meetingEventType": kind,
+            "meetingId": meeting,
+            "version": "0",
+        });
+        if let (Some(c), Some(d)) = (c, detail.as_object_mut()) {
+            d.insert("callId".into(), json!(c.call_id));
+            d.insert("transactionId".into(), json!(c.transaction_id));
+            d.insert("moderator".into(), json!(moderator));
+        }
+        let event = json!({
+            "version": "0",
+            "id": event_id(),
+            "detail-type": "Meeting Dial-In Event",
+            "source": "voicegw.meetings",
+            "account": self.running.config.cdr.aws_account_id,
+            "time": crate::observe::stream_events::iso_seconds(at.wall),
+            "region": self.running.config.streaming.region.clone().unwrap_or_default(),
+            "resources": [],
+            "detail": detail,
+        });
+        self.stream_events.send_other(event);
+    }
+
+    /// What the meetings' media thread reports.
+    pub(super) fn meet_media_event(&mut self, ev: MeetMediaEvent) {
+        match ev {
+            MeetMediaEvent::Key { call, digit, source } => {
+                let transport = match source {
+                    media::bridge::participant::KeySource::Rfc4733 => DtmfTransport::Rfc4733,
+                    media::bridge::participant::KeySource::InBand => DtmfTransport::InBand,
+                };
+                let now = self.clock.now();
+                let (ep, apps) = self.core.split();
+                apps.fourth.digit::<Apps, 3>(ep, call, digit, transport, now);
+            }
+            MeetMediaEvent::Closed { call, report } => {
+                tracing::info!(
+                    call,
+                    packets_in = report.packets_in,
+                    packets_out = report.packets_out,
+                    lost = report.lost,
+                    jitter_ms = report.jitter_ms.unwrap_or(0.0),
+                    dropped_wrong_source = report.dropped_wrong_source,
+                    srtp_failures = report.srtp_failures,
+                    "meeting participant's media ended"
+                );
+            }
+        }
+    }
+}
+
+/// An event id: random, in the UUID shape.
+fn event_id() -> String {
+    let b: [u8; 16] = rand::random();
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+}

@@ -1,0 +1,189 @@
+//! The meetings' media thread: the participants' sockets in one epoll set, their packets
+//! through the sans-IO [`Conference`], the frames it makes sent when due. Commands
+//! ([`MeetUpdate`]) arrive over a channel with an eventfd wake-up, as on the relay threads;
+//! the keys heard go back to the driver ([`MeetMediaEvent`]), which hands them to the meeting
+//! UAS. One thread for every meeting: a 10-person meeting costs a few microseconds a frame.
+//! The prompts' audio is loaded when the first participant arrives (synthesised once, then
+//! cached: [`super::prompts`]), so a gateway nobody dials into never spends time on it.
+
+use std::collections::HashMap;
+use std::net::UdpSocket;
+use std::os::fd::AsFd;
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
+use std::time::Duration;
+
+use media::bridge::participant::KeySource;
+use media::conference::{Conference, ConferenceEvent, LegReport};
+use media::dtmf::Digit;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+
+use super::anchor::MeetUpdate;
+use super::prompts::PromptAudio;
+use crate::driver::clock::Clock;
+use std::path::PathBuf;
+
+/// The wake-up eventfd's token.
+const WAKER: u64 = u64::MAX;
+/// Longest wait before the thread looks at the time again.
+const MAX_WAIT: Duration = Duration::from_millis(250);
+/// Most packets read from one socket per turn (a flood cannot starve the others).
+const READS_PER_TURN: usize = 32;
+
+/// What the meetings' media tells the driver.
+#[derive(Debug)]
+pub enum MeetMediaEvent {
+    Key { call: u64, digit: Digit, source: KeySource },
+    Closed { call: u64, report: LegReport },
+}
+
+/// The driver's end of the thread.
+#[derive(Clone)]
+pub struct MeetHandle {
+    tx: Sender<MeetUpdate>,
+    waker: Arc<EventFd>,
+}
+
+impl MeetHandle {
+    /// Queues `u`; [`MeetHandle::flush`] wakes the thread.
+    pub fn send(&self, u: MeetUpdate) {
+        let _ = self.tx.send(u);
+    }
+
+    pub fn flush(&self) {
+        let _ = self.waker.write(1);
+    }
+}
+
+/// Starts the thread.
+pub fn start(
+    clock: Clock,
+    data_dir: PathBuf,
+    events: tokio::sync::mpsc::UnboundedSender<MeetMediaEvent>,
+) -> std::io::Result<MeetHandle> {
+    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(std::io::Error::from)?;
+    let waker = Arc::new(
+        EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)
+            .map_err(std::io::Error::from)?,
+    );
+    epoll
+        .add(waker.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, WAKER))
+        .map_err(std::io::Error::from)?;
+    let (tx, rx) = channel();
+    let thread_waker = waker.clone();
+    std::thread::Builder::new()
+        .name("voicegw-meet".into())
+        .spawn(move || run(clock, epoll, &thread_waker, rx, data_dir, events))?;
+    Ok(MeetHandle { tx, waker })
+}
+
+/// A participant's sockets: RTP, RTCP.
+type Sockets = [UdpSocket; 2];
+
+fn run(
+    clock: Clock,
+    epoll: Epoll,
+    waker: &EventFd,
+    rx: Receiver<MeetUpdate>,
+    data_dir: PathBuf,
+    events: tokio::sync::mpsc::UnboundedSender<MeetMediaEvent>,
+) {
+    let mut prompts: Option<PromptAudio> = None;
+    let mut conf = Conference::new();
+    let mut socks: HashMap<u64, Sockets> = HashMap::new();
+    let mut ready = [EpollEvent::empty(); 256];
+    let mut buf = [0u8; 2048];
+    loop {
+        let now = clock.now();
+        let wait = conf.poll_timeout().map_or(MAX_WAIT, |t| (t - now).min(MAX_WAIT));
+        let wait_ms = u16::try_from(wait.as_micros().div_ceil(1000)).unwrap_or(u16::MAX);
+        let n = epoll.wait(&mut ready, wait_ms).unwrap_or(0);
+        let now = clock.now();
+        for ev in &ready[..n] {
+            let token = ev.data();
+            if token == WAKER {
+                let _ = waker.read();
+                continue;
+            }
+            let (call, component) = (token >> 1, (token & 1) as usize);
+            let Some(s) = socks.get(&call) else { continue };
+            for _ in 0..READS_PER_TURN {
+                let Ok((len, from)) = s[component].recv_from(&mut buf) else { break };
+                // RTCP from the participant is read and let go (reports are not kept yet).
+                if component == 0 {
+                    conf.rtp(call, from, &mut buf, len, now);
+                }
+            }
+        }
+        loop {
+            match rx.try_recv() {
+                Ok(u) => {
+                    if matches!(u, MeetUpdate::Open { .. }) && prompts.is_none() {
+                        let (audio, sources) = super::prompts::load(&data_dir);
+                        tracing::info!(?sources, "meeting prompts loaded");
+                        prompts = Some(audio);
+                    }
+                    let prompts = prompts.as_ref();
+                    command(u, &mut conf, &mut socks, &epoll, prompts, &events, now)
+                }
+                Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => return,
+            }
+        }
+        while let Some(ConferenceEvent::Key { call, digit, source }) = conf.poll_event() {
+            let _ = events.send(MeetMediaEvent::Key { call, digit, source });
+        }
+        if conf.poll_timeout().is_some_and(|t| t <= now) {
+            conf.handle_timeout(now, &mut |call, to, packet| {
+                if let Some(s) = socks.get(&call) {
+                    let _ = s[0].send_to(packet, to);
+                }
+            });
+        }
+    }
+}
+
+fn command(
+    u: MeetUpdate,
+    conf: &mut Conference,
+    socks: &mut HashMap<u64, Sockets>,
+    epoll: &Epoll,
+    prompts: Option<&PromptAudio>,
+    events: &tokio::sync::mpsc::UnboundedSender<MeetMediaEvent>,
+    now: common::Instant,
+) {
+    match u {
+        MeetUpdate::Open { call, sockets, spec } => {
+            let mut ok = true;
+            for (i, s) in sockets.iter().enumerate() {
+                ok &= s.set_nonblocking(true).is_ok();
+                let token = (call << 1) | i as u64;
+                ok &= epoll.add(s.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, token)).is_ok();
+            }
+            if !ok {
+                tracing::error!(call, "meeting media sockets could not be registered");
+            }
+            socks.insert(call, sockets);
+            conf.open(call, *spec, now);
+        }
+        MeetUpdate::Play { call, prompt } => {
+            if let Some(p) = prompts {
+                conf.play(call, p.clip(prompt));
+            }
+        }
+        MeetUpdate::StopPrompts { call } => conf.stop_prompts(call),
+        MeetUpdate::Bridge { call, meeting } => conf.bridge(call, &meeting, now),
+        MeetUpdate::Muted { call, muted } => conf.set_muted(call, muted),
+        MeetUpdate::Close { call } => {
+            if let Some(s) = socks.remove(&call) {
+                for s in &s {
+                    let _ = epoll.delete(s.as_fd());
+                }
+            }
+            if let Some(report) = conf.close(call) {
+                let _ = events.send(MeetMediaEvent::Closed { call, report });
+            }
+        }
+    }
+}

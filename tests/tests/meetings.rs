@@ -1,0 +1,571 @@
+//! Meeting dial-in end to end (issue 14): SIPp places the calls (the SIP side of a room
+//! system: INVITE to `<id>@meet.<domain>`, an audio and a video line, SIP INFO keys, BYE);
+//! each participant's media is played and heard by the test itself, on the port its SDP
+//! names: a tone of its own, keys as RFC 4733 events or in-band tones, and what voicegw sends
+//! back decoded, so the test measures (Goertzel) which tones each participant hears.
+//!
+//! SIPp here has no TLS, so these calls come over UDP with the lab setting
+//! `allow_unencrypted`; dial-in over TLS, and the refusal of UDP without that setting, are
+//! shown with OpenSSL's client and a raw datagram.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use harness::{require, Gateway, Sipp};
+
+const DOMAIN: &str = "meet.voiceconnector.local";
+const FRAME: usize = 160;
+
+fn meetings(lab: bool) -> impl FnOnce(String) -> String {
+    move |c| {
+        format!(
+            "{c}\n[meet]\nallow_unencrypted = {lab}\nivr_inter_digit_secs = 3\n\n\
+             [[Meetings]]\nMeetingId = \"1234567890\"\nName = \"Weekly\"\n\n\
+             [[Meetings]]\nMeetingId = \"5555555555\"\nModerated = true\n\
+             ModeratorId = \"5555555555123\"\nModeratorPasscode = \"4321\"\n"
+        )
+    }
+}
+
+// ---- A participant's media, played and heard by the test ----
+
+/// What a participant's media does, in milliseconds from voicegw's first packet to it.
+#[derive(Clone, Default)]
+struct Plan {
+    /// Its voice: a tone (Hz) from this time on.
+    tone: Option<(f32, u64)>,
+    /// Keys sent as RFC 4733 events (payload type 101): each key at its time.
+    events: Vec<(u64, char)>,
+    /// Keys sent as in-band tones in the audio.
+    inband: Vec<(u64, char)>,
+    /// How long it runs.
+    length_ms: u64,
+}
+
+/// What a participant heard: (ms since voicegw's first packet, decoded audio) per packet.
+type Heard = Vec<(u64, Vec<i16>)>;
+
+fn alaw(v: i16) -> u8 {
+    // The G.711 A-law encoder of ITU-T G.711 (as in media::g711, written out for the test).
+    let mask: u8 = if v >= 0 { 0xd5 } else { 0x55 };
+    let mut a = if v >= 0 { i32::from(v) } else { -i32::from(v) - 1 };
+    if a > 0x7fff {
+        a = 0x7fff;
+    }
+    let seg = [0xffi32, 0x1ff, 0x3ff, 0x7ff, 0xfff, 0x1fff, 0x3fff, 0x7fff]
+        .iter()
+        .position(|&end| a <= end)
+        .unwrap_or(7) as i32;
+    let aval = if seg < 2 { (a >> 4) & 0x0f } else { (a >> (seg + 3)) & 0x0f };
+    ((seg << 4) as u8 | aval as u8) ^ mask
+}
+
+fn alaw_decode(a: u8) -> i16 {
+    let a = a ^ 0x55;
+    let seg = (a & 0x70) >> 4;
+    let mut t = i32::from(a & 0x0f) << 4;
+    t = match seg {
+        0 => t + 8,
+        1 => t + 0x108,
+        s => (t + 0x108) << (s - 1),
+    };
+    (if a & 0x80 != 0 { t } else { -t }) as i16
+}
+
+fn dtmf_pair(key: char) -> (f32, f32) {
+    let rows = [697.0, 770.0, 852.0, 941.0];
+    let cols = [1209.0, 1336.0, 1477.0, 1633.0];
+    let keys = ["123A", "456B", "789C", "*0#D"];
+    for (r, k) in keys.iter().enumerate() {
+        if let Some(c) = k.find(key) {
+            return (rows[r], cols[c]);
+        }
+    }
+    panic!("not a key: {key}")
+}
+
+fn event_code(key: char) -> u8 {
+    match key {
+        '0'..='9' => key as u8 - b'0',
+        '*' => 10,
+        '#' => 11,
+        _ => panic!("not a key: {key}"),
+    }
+}
+
+/// Runs a participant's media on `sock` per `plan` until `stop` or the plan's end.
+fn media(sock: UdpSocket, plan: Plan, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Heard> {
+    std::thread::spawn(move || {
+        sock.set_read_timeout(Some(Duration::from_millis(5))).expect("timeout");
+        let mut buf = [0u8; 2048];
+        let mut heard = Heard::new();
+        // voicegw speaks first (its prompts or silence): its address and the clock start then.
+        let waited = Instant::now();
+        let gw: SocketAddr = loop {
+            if let Ok((_, from)) = sock.recv_from(&mut buf) {
+                break from;
+            }
+            if waited.elapsed() > Duration::from_secs(15) || stop.load(Ordering::Relaxed) {
+                return heard;
+            }
+        };
+        let start = Instant::now();
+        let (ssrc, mut seq, ts) = (rand_u32(), 0u16, rand_u32());
+        let mut n: u64 = 0;
+        let mut phase = 0.0f64;
+        let mut key_phase = (0.0f64, 0.0f64);
+        while !stop.load(Ordering::Relaxed) && n * 20 < plan.length_ms {
+            let ms = n * 20;
+            // RFC 4733: each key lasts 100 ms (5 packets), its end sent three times.
+            let event = plan.events.iter().find(|(at, _)| ms >= *at && ms < at + 160);
+            let mut p = vec![0x80u8, 8];
+            if let Some(&(at, key)) = event {
+                let into = ms - at;
+                let end = into >= 100;
+                let duration = ((into.min(100) + 20) * 8) as u16;
+                p[1] = 101;
+                p.extend_from_slice(&seq.to_be_bytes());
+                p.extend_from_slice(&((at * 8) as u32).wrapping_add(ts).to_be_bytes());
+                p.extend_from_slice(&ssrc.to_be_bytes());
+                p.extend_from_slice(&[event_code(key), if end { 0x8a } else { 0x0a }]);
+                p.extend_from_slice(&duration.to_be_bytes());
+                let _ = sock.send_to(&p, gw);
+                seq = seq.wrapping_add(1);
+            } else {
+                p.extend_from_slice(&seq.to_be_bytes());
+                p.extend_from_slice(&ts.wrapping_add((ms * 8) as u32).to_be_bytes());
+                p.extend_from_slice(&ssrc.to_be_bytes());
+                let key = plan.inband.iter().find(|(at, _)| ms >= *at && ms < at + 100);
+                for _ in 0..FRAME {
+                    let mut v = 0.0f64;
+                    if let Some(&(_, k)) = key {
+                        let (lo, hi) = dtmf_pair(k);
+                        key_phase.0 += 2.0 * std::f64::consts::PI * f64::from(lo) / 8000.0;
+                        key_phase.1 += 2.0 * std::f64::consts::PI * f64::from(hi) / 8000.0;
+                        v += 6000.0 * (key_phase.0.sin() + key_phase.1.sin());
+                    } else if let Some((f, _)) = plan.tone.filter(|(_, from)| ms >= *from) {
+                        phase += 2.0 * std::f64::consts::PI * f64::from(f) / 8000.0;
+                        v += 8000.0 * phase.sin();
+                    }
+                    p.push(alaw(v as i16));
+                }
+                let _ = sock.send_to(&p, gw);
+                seq = seq.wrapping_add(1);
+            }
+            n += 1;
+            // Read what came, until the next frame is due.
+            let due = start + Duration::from_millis(n * 20);
+            loop {
+                let now = Instant::now();
+                if now >= due {
+                    break;
+                }
+                sock.set_read_timeout(Some(due - now)).expect("timeout");
+                match sock.recv_from(&mut buf) {
+                    Ok((len, _)) if len > 12 && buf[1] & 0x7f == 8 => {
+                        let at = start.elapsed().as_millis() as u64;
+                        heard.push((at, buf[12..len].iter().map(|b| alaw_decode(*b)).collect()));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        heard
+    })
+}
+
+fn rand_u32() -> u32 {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    t.subsec_nanos() ^ 0x5a5a_1234
+}
+
+/// Power of `freq` in `samples` (Goertzel), as a tone's amplitude squared.
+fn power(samples: &[i16], freq: f32) -> f64 {
+    let c = 2.0 * (2.0 * std::f64::consts::PI * f64::from(freq) / 8000.0).cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &x in samples {
+        let s0 = f64::from(x) + c * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    let n = samples.len().max(1) as f64;
+    (s1 * s1 + s2 * s2 - c * s1 * s2) * 4.0 / (n * n)
+}
+
+/// What was heard between `from` and `to` ms, as one signal.
+fn window(h: &Heard, from: u64, to: u64) -> Vec<i16> {
+    h.iter().filter(|(at, _)| *at >= from && *at < to).flat_map(|(_, s)| s.clone()).collect()
+}
+
+/// Whether `freq` is heard in `samples`: a tone of the level the participants send (8000),
+/// after G.711 and the mix, measures about 6e7; a tone not there measures next to nothing.
+fn hears(samples: &[i16], freq: f32) -> bool {
+    power(samples, freq) > 1e6
+}
+
+// ---- The SIP side: SIPp ----
+
+/// A SIPp dial-in: INVITE `user@meet…` offering A-law with telephone-events on `rtp_port`
+/// (and a video line, declined), then SIP INFO `info` keys, then BYE after `hold_ms`.
+fn dialin_scenario(user: &str, rtp_port: u16, info: &[(u64, char)], hold_ms: u64) -> String {
+    let mut s = format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="meeting dial-in">
+  <send retrans="500">
+    <![CDATA[
+      INVITE sip:{user}@{DOMAIN} SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "Room" <sip:room@[local_ip]:[local_port]>;tag=[pid]room[call_number]
+      To: <sip:{user}@{DOMAIN}>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:room@[local_ip]:[local_port];transport=[transport]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=room 1 1 IN IP4 [local_ip]
+      s=-
+      c=IN IP4 [local_ip]
+      t=0 0
+      m=audio {rtp_port} RTP/AVP 8 101
+      a=rtpmap:8 PCMA/8000
+      a=rtpmap:101 telephone-event/8000
+      a=fmtp:101 0-15
+      m=video {video} RTP/AVP 96
+      a=rtpmap:96 H264/90000
+
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="200">
+    <action>
+      <ereg regexp="m=video 0 " search_in="body" check_it="true" assign_to="declined"/>
+    </action>
+  </recv>
+  <Reference variables="declined"/>
+  <send>
+    <![CDATA[
+      ACK sip:{user}@{DOMAIN} SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "Room" <sip:room@[local_ip]:[local_port]>;tag=[pid]room[call_number]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+"#,
+        video = rtp_port + 2,
+    );
+    let mut at = 0;
+    for (i, &(when, key)) in info.iter().enumerate() {
+        s += &format!("  <pause milliseconds=\"{}\"/>\n", when - at);
+        at = when;
+        let body = format!("Signal={key}\r\nDuration=160\r\n");
+        s += &format!(
+            r#"  <send retrans="500">
+    <![CDATA[
+      INFO sip:{user}@{DOMAIN} SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "Room" <sip:room@[local_ip]:[local_port]>;tag=[pid]room[call_number]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: {cseq} INFO
+      Max-Forwards: 70
+      Content-Type: application/dtmf-relay
+      Content-Length: [len]
+
+      {body}
+    ]]>
+  </send>
+  <recv response="200"/>
+"#,
+            cseq = i + 2,
+            body = body.trim_end(),
+        );
+    }
+    s += &format!(
+        r#"  <pause milliseconds="{}"/>
+  <send retrans="500">
+    <![CDATA[
+      BYE sip:{user}@{DOMAIN} SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "Room" <sip:room@[local_ip]:[local_port]>;tag=[pid]room[call_number]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: {} BYE
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200"/>
+</scenario>
+"#,
+        hold_ms.saturating_sub(at),
+        info.len() + 2,
+    );
+    s
+}
+
+/// One participant: its SIPp and its media.
+struct Participant {
+    sipp: Sipp,
+    media: std::thread::JoinHandle<Heard>,
+}
+
+/// Dials `user` from SIPp on `ip`, port `sip_port`; the media on `ip`:`rtp_port` per `plan`.
+#[allow(clippy::too_many_arguments)]
+fn dial(
+    gw: &Gateway,
+    name: &str,
+    ip: &str,
+    sip_port: u16,
+    rtp_port: u16,
+    user: &str,
+    info: &[(u64, char)],
+    plan: Plan,
+    stop: &Arc<AtomicBool>,
+) -> Participant {
+    let sock = UdpSocket::bind((ip, rtp_port)).expect("media socket");
+    let media = media(sock, plan.clone(), stop.clone());
+    let scenario = gw.dir.join(format!("{name}.xml"));
+    // The INFO keys count from the 200 OK, about when voicegw's media starts.
+    std::fs::write(&scenario, dialin_scenario(user, rtp_port, info, plan.length_ms))
+        .expect("scenario");
+    let remote = format!("{}:5060", gw.ip);
+    let port = sip_port.to_string();
+    let scenario = scenario.display().to_string();
+    let args = [remote.as_str(), "-i", ip, "-p", port.as_str(), "-m", "1"];
+    let sipp = Sipp::spawn(&gw.dir, name, &scenario, &args);
+    Participant { sipp, media }
+}
+
+impl Participant {
+    fn finish(self, limit: Duration) -> Heard {
+        let r = self.sipp.wait(limit);
+        assert_eq!((r.successful, r.failed), (1, 0), "{r:#?}");
+        self.media.join().expect("media thread")
+    }
+}
+
+fn meeting_events(gw: &Gateway, want: usize) -> Vec<serde_json::Value> {
+    let file = gw.dir.join("var/streaming-events.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let events: Vec<serde_json::Value> = harness::json_lines(&file, 0, Duration::ZERO)
+            .into_iter()
+            .filter(|e| e["source"] == "voicegw.meetings")
+            .collect();
+        if events.len() >= want || Instant::now() > deadline {
+            return events;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn of_type<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
+    events.iter().filter(|e| e["detail"]["meetingEventType"] == kind).collect()
+}
+
+fn dtmf_count(gw: &Gateway, kind: &str) -> f64 {
+    let key = format!(
+        "voicegw_meeting_dtmf_total{{voice_connector_id=\"\",region=\"\",kind=\"{kind}\"}} "
+    );
+    gw.metrics()
+        .lines()
+        .find_map(|l| l.strip_prefix(&key))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn three_participants_hear_each_other_and_not_themselves() {
+    if !require("sipp") {
+        return;
+    }
+    let gw = Gateway::start("127.0.0.98", meetings(true));
+    let stop = Arc::new(AtomicBool::new(false));
+    let tones = [600.0f32, 1100.0, 1700.0];
+    let parts: Vec<Participant> = tones
+        .iter()
+        .enumerate()
+        .map(|(i, &f)| {
+            let plan = Plan { tone: Some((f, 0)), length_ms: 6000, ..Plan::default() };
+            let (sip, rtp) = (5100 + i as u16, 42000 + 10 * i as u16);
+            dial(&gw, &format!("room{i}"), "127.0.0.98", sip, rtp, "1234567890", &[], plan, &stop)
+        })
+        .collect();
+    let heard: Vec<Heard> = parts.into_iter().map(|p| p.finish(Duration::from_secs(30))).collect();
+    for (i, h) in heard.iter().enumerate() {
+        // Everyone is in by 2 s; the last second is left out (hang-ups).
+        let w = window(h, 2500, 4500);
+        assert!(w.len() >= 8000 * 3 / 2, "participant {i} heard {} samples\n{}", w.len(), gw.log());
+        for (j, &f) in tones.iter().enumerate() {
+            let p = power(&w, f);
+            if i == j {
+                assert!(p < 1e4, "participant {i} hears itself ({f} Hz: {p:.0})");
+            } else {
+                assert!(hears(&w, f), "participant {i} does not hear {j} ({f} Hz: {p:.0})");
+            }
+        }
+    }
+    let events = meeting_events(&gw, 8);
+    assert_eq!(of_type(&events, "PARTICIPANT_JOINED").len(), 3, "{events:#?}");
+    assert_eq!(of_type(&events, "PARTICIPANT_LEFT").len(), 3, "{events:#?}");
+    assert_eq!(of_type(&events, "MEETING_STARTED").len(), 1, "{events:#?}");
+    assert_eq!(of_type(&events, "MEETING_ENDED").len(), 1, "{events:#?}");
+    assert!(events.iter().all(|e| e["detail"]["meetingId"] == "1234567890"));
+    // A CDR per participant leg.
+    let records = harness::cdrs_in(&gw.dir.join("var/cdrs"), 3, Duration::from_secs(10));
+    let cdrs: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|(k, _)| k.contains("-CDRs/json/meetings/"))
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(cdrs.len(), 3, "{records:#?}");
+    for c in cdrs {
+        assert_eq!(c["Status"], "Completed", "{c}");
+    }
+    assert_eq!(gw.wait_process_metric("voicegw_meeting_participants_active", 0.0), 0.0);
+    assert_eq!(gw.wait_process_metric("voicegw_meetings_active", 0.0), 0.0);
+}
+
+#[test]
+fn the_ivr_takes_the_meeting_id_by_rfc4733_by_sip_info_and_in_band_and_star_7_mutes() {
+    if !require("sipp") {
+        return;
+    }
+    let gw = Gateway::start("127.0.0.99", meetings(true));
+    let stop = Arc::new(AtomicBool::new(false));
+    let keys = |from: u64, step: u64| -> Vec<(u64, char)> {
+        "1234567890#".chars().enumerate().map(|(i, k)| (from + i as u64 * step, k)).collect()
+    };
+    let length = 11_000;
+    // The first by RFC 4733 events, then *7 at 7 s.
+    let mut events = keys(1000, 250);
+    events.extend([(7000, '*'), (7250, '7')]);
+    let a = Plan { tone: Some((600.0, 4500)), events, length_ms: length, ..Plan::default() };
+    // The second by SIP INFO.
+    let b = Plan { tone: Some((1100.0, 4500)), length_ms: length, ..Plan::default() };
+    // The third by tones in its audio.
+    let c = Plan {
+        tone: Some((1700.0, 4500)),
+        inband: keys(1000, 200),
+        length_ms: length,
+        ..Plan::default()
+    };
+    let ip = "127.0.0.99";
+    let pa = dial(&gw, "rfc4733", ip, 5100, 42100, "u", &[], a, &stop);
+    let pb = dial(&gw, "info", ip, 5101, 42110, "u", &keys(1000, 200), b, &stop);
+    let pc = dial(&gw, "inband", ip, 5102, 42120, "", &[], c, &stop);
+    let limit = Duration::from_secs(40);
+    let (ha, hb, hc) = (pa.finish(limit), pb.finish(limit), pc.finish(limit));
+    let log = gw.log();
+    let joined = meeting_events(&gw, 3);
+    assert_eq!(of_type(&joined, "PARTICIPANT_JOINED").len(), 3, "{joined:#?}\n{log}");
+    for kind in ["rfc4733", "sip_info", "inband"] {
+        assert!(dtmf_count(&gw, kind) >= 11.0, "{kind}: {}", gw.metrics());
+    }
+    // The prompt asked for the id before the keys (voicegw's speech, not silence).
+    let asked = window(&ha, 0, 900);
+    let level =
+        asked.iter().map(|s| f64::from(s.unsigned_abs())).sum::<f64>() / asked.len().max(1) as f64;
+    assert!(level > 200.0, "the IVR's prompt is heard (mean level {level:.0})");
+    // All three in the meeting from about 4 s on: each hears the two others.
+    let before = |h: &Heard| window(h, 5000, 6800);
+    assert!(hears(&before(&hb), 600.0) && hears(&before(&hb), 1700.0), "B hears A and C");
+    assert!(hears(&before(&hc), 600.0) && hears(&before(&hc), 1100.0), "C hears A and B");
+    assert!(hears(&before(&ha), 1100.0) && hears(&before(&ha), 1700.0), "A hears B and C");
+    // *7: A is muted (and told so); the others no longer hear A, and still hear each other.
+    let after = |h: &Heard| window(h, 8500, 10_000);
+    assert!(!hears(&after(&hb), 600.0), "A muted: B no longer hears A");
+    assert!(!hears(&after(&hc), 600.0), "A muted: C no longer hears A");
+    assert!(
+        hears(&after(&hb), 1700.0) && hears(&after(&hc), 1100.0),
+        "B and C still hear each other"
+    );
+}
+
+#[test]
+fn a_moderated_meeting_holds_participants_until_the_moderators_passcode() {
+    if !require("sipp") {
+        return;
+    }
+    let gw = Gateway::start("127.0.0.100", meetings(true));
+    let stop = Arc::new(AtomicBool::new(false));
+    let ip = "127.0.0.100";
+    let p = Plan { tone: Some((600.0, 0)), length_ms: 9000, ..Plan::default() };
+    let pp = dial(&gw, "participant", ip, 5100, 42200, "5555555555", &[], p, &stop);
+    std::thread::sleep(Duration::from_secs(3));
+    // The moderator's 13-digit id, then the passcode by SIP INFO.
+    let m = Plan { tone: Some((1100.0, 0)), length_ms: 6000, ..Plan::default() };
+    let passcode: Vec<(u64, char)> =
+        "4321#".chars().enumerate().map(|(i, k)| (800 + i as u64 * 200, k)).collect();
+    let pm = dial(&gw, "moderator", ip, 5101, 42210, "5555555555123", &passcode, m, &stop);
+    let (hp, hm) = (pp.finish(Duration::from_secs(30)), pm.finish(Duration::from_secs(30)));
+    let events = meeting_events(&gw, 3);
+    let waiting = of_type(&events, "PARTICIPANT_WAITING");
+    assert_eq!(waiting.len(), 1, "{events:#?}");
+    let joined = of_type(&events, "PARTICIPANT_JOINED");
+    assert_eq!(joined.len(), 2, "{events:#?}");
+    assert_eq!(joined.iter().filter(|e| e["detail"]["moderator"] == true).count(), 1);
+    // Before the moderator: the participant hears no one (the wait prompt, then silence).
+    assert!(!hears(&window(&hp, 0, 2500), 1100.0));
+    // After: both hear each other (the moderator joined about 4.5 s into the participant's call).
+    assert!(hears(&window(&hp, 6000, 8000), 1100.0), "the participant hears the moderator");
+    assert!(hears(&window(&hm, 3000, 5000), 600.0), "the moderator hears the participant");
+}
+
+#[test]
+fn dial_in_is_tls_only_unless_a_lab_allows_otherwise() {
+    if !require("openssl") {
+        return;
+    }
+    let gw = Gateway::start("127.0.0.101", meetings(false));
+    let invite = |transport: &str, local: &str, call_id: &str| {
+        format!(
+            "INVITE sip:1234567890@{DOMAIN} SIP/2.0\r\n\
+             Via: SIP/2.0/{transport} {local};branch=z9hG4bK-{call_id}\r\n\
+             From: <sip:room@{local}>;tag=r1\r\nTo: <sip:1234567890@{DOMAIN}>\r\n\
+             Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:room@{local};transport={t}>\r\n\
+             Max-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{sdp}",
+            t = transport.to_ascii_lowercase(),
+            len = SDP.len(),
+            sdp = SDP,
+        )
+    };
+    // Over UDP: 403, with the reason.
+    let udp = UdpSocket::bind("127.0.0.101:0").expect("udp");
+    let local = udp.local_addr().expect("addr").to_string();
+    udp.send_to(invite("UDP", &local, "meet-udp").as_bytes(), "127.0.0.101:5060").expect("send");
+    udp.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let mut buf = [0u8; 4096];
+    let mut status = String::new();
+    while let Ok(n) = udp.recv(&mut buf) {
+        status = String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or_default().to_string();
+        if !status.contains(" 100 ") {
+            break;
+        }
+    }
+    assert!(status.starts_with("SIP/2.0 403"), "{status}");
+    // Over TLS: answered, video declined.
+    let mut tls = harness::TlsClient::connect("127.0.0.101:5061", &[]);
+    tls.send(&invite("TLS", "127.0.0.101:40999", "meet-tls"));
+    let ok = tls.expect_full("SIP/2.0 200", Duration::from_secs(10));
+    assert!(ok.contains("m=video 0 "), "{ok}");
+    assert!(ok.contains("a=rtpmap:8 PCMA/8000"), "{ok}");
+    assert!(gw.log().contains("meeting dial-in refused"), "{}", gw.log());
+}
+
+const SDP: &str =
+    "v=0\r\no=room 1 1 IN IP4 127.0.0.101\r\ns=-\r\nc=IN IP4 127.0.0.101\r\nt=0 0\r\n\
+m=audio 42300 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
+m=video 42302 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n";
