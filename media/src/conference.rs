@@ -130,8 +130,10 @@ impl Conference {
         self.bridges.len()
     }
 
-    /// Call `call`'s leg opens (out of any meeting: it hears its prompts, or silence).
+    /// Call `call`'s leg opens (out of any meeting: it hears its prompts, or silence). A leg
+    /// already open under that number is closed first.
     pub fn open(&mut self, call: CallId, spec: LegSpec, now: Instant) {
+        self.close(call);
         let (srtp_in, srtp_out) = match &spec.srtp {
             Some((suite, theirs, ours)) => {
                 (Some(Context::new(*suite, theirs)), Some(Context::new(*suite, ours)))
