@@ -51,14 +51,11 @@ impl Law {
 
 /// The segment (0–7) of a biased magnitude: the position of its highest bit above bit 7.
 #[inline]
-fn segment(mut v: i32) -> u8 {
-    let mut s = 0;
-    v >>= 8;
-    while v > 0 && s < 7 {
-        v >>= 1;
-        s += 1;
-    }
-    s
+fn segment(v: i32) -> u8 {
+    // Bits above bit 7, capped at 7 (one instruction instead of a loop: the bridge encodes
+    // every sample it sends).
+    let above = (v >> 8).max(0) as u32;
+    ((32 - above.leading_zeros()) as u8).min(7)
 }
 
 fn mulaw_encode(sample: i16) -> u8 {
@@ -191,6 +188,18 @@ mod tests {
         assert_eq!(Law::MuLaw.encode(0), 0xFF);
         assert_eq!(Law::ALaw.encode(0), 0xD5);
         assert_eq!(Law::ALaw.payload_type(), 8);
+    }
+
+    #[test]
+    fn the_segment_is_the_highest_bit_above_bit_7_for_every_magnitude() {
+        for v in 0..=0x8000 + 0x84 {
+            let (mut s, mut x) = (0u8, v >> 8);
+            while x > 0 && s < 7 {
+                x >>= 1;
+                s += 1;
+            }
+            assert_eq!(segment(v), s, "{v}");
+        }
     }
 
     #[test]

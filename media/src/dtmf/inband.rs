@@ -85,6 +85,13 @@ impl InbandDetector {
 
     /// The key the current block holds, if any.
     fn evaluate(&self) -> Option<Digit> {
+        // A tone's power in its bin is at most the block's energy: a block quieter than one
+        // tone at the floor holds no key, and costs no filter (silent participants).
+        let energy: f32 = self.block.iter().map(|x| x * x).sum();
+        let floor = BLOCK as f32 * MIN_AMPLITUDE * MIN_AMPLITUDE / 2.0;
+        if energy < floor {
+            return None;
+        }
         let mut power = [0.0f32; 8];
         for (p, &c) in power.iter_mut().zip(&self.coeffs) {
             let (mut s1, mut s2) = (0.0f32, 0.0f32);
@@ -97,7 +104,6 @@ impl InbandDetector {
             // BLOCK·a²/2, as its share of the sum of squares does.
             *p = (s1 * s1 + s2 * s2 - c * s1 * s2) * 2.0 / BLOCK as f32;
         }
-        let energy: f32 = self.block.iter().map(|x| x * x).sum();
         let (rows, cols) = power.split_at(4);
         let best = |g: &[f32]| {
             let (i, &p) = g
@@ -109,7 +115,6 @@ impl InbandDetector {
         };
         let (r, rp, r_ok) = best(rows);
         let (c, cp, c_ok) = best(cols);
-        let floor = BLOCK as f32 * MIN_AMPLITUDE * MIN_AMPLITUDE / 2.0;
         let detected = r_ok
             && c_ok
             && rp >= floor
