@@ -5,7 +5,8 @@
 //!   reordered packets fall into place, a lost or late frame is silence, and a participant whose
 //!   clock drifts is re-anchored rather than left to drift.
 //! - The mix, every 20 ms: the frames of the participants who speak (a frame above the voice
-//!   floor; silent participants cost a level check and nothing more) are summed once, and each
+//!   floor, about −60 dBFS, or within 300 ms after one; silent participants cost a level check
+//!   and nothing more) are summed once, and each
 //!   participant gets the sum minus their own frame (N−1), limited so that loud talkers
 //!   together never wrap around, then encoded in the participant's law. Muted participants are
 //!   not heard; a participant who joins fades in and one who leaves fades out over one frame,
@@ -34,8 +35,15 @@ use playout::Playout;
 pub const FRAME: usize = 160;
 /// The media clock's period.
 pub const PERIOD: Duration = Duration::from_millis(20);
-/// A frame whose mean absolute level is below this is silence (about −45 dBFS).
-const VOICE_FLOOR: u32 = 180;
+/// A frame whose mean absolute level is below this is silence (about −60 dBFS: digital
+/// silence, comfort noise and a quiet room, not the soft start of a word).
+const VOICE_FLOOR: u32 = 32;
+/// Frames a voice stays in the mix after its last frame above the floor (300 ms), so that
+/// soft syllables and word endings between louder frames are not cut out.
+const HANGOVER: u8 = 15;
+/// Frames after a join in which the participant's first mixed frame fades in: the playout
+/// depth and a little more (a participant who joins mid-word is not heard with a click).
+const JOIN_RAMP_WINDOW: u8 = 5;
 /// Above this the sum is compressed (about −3 dBFS), so that the limit is reached softly.
 const KNEE: i32 = 23_000;
 /// How long the active speaker holds before a louder voice takes over.
@@ -53,8 +61,11 @@ struct Participant {
     /// The frame heard from them this period (their contribution), and whether it counts.
     frame: [i16; FRAME],
     speaking: bool,
-    /// Joined and not yet mixed: their first mixed frame ramps up from silence.
-    gain_ramp: bool,
+    /// Frames left of the hangover.
+    hang: u8,
+    /// Frames left in which a first mixed frame ramps up from silence (a participant who
+    /// joins talking fades in; one who starts talking later starts at once).
+    gain_ramp: u8,
     /// Leaving: their last frame fades out, then they are gone.
     leaving: bool,
     /// What goes out to them: their own RTP stream.
@@ -149,7 +160,8 @@ impl Bridge {
             muted: false,
             frame: [0; FRAME],
             speaking: false,
-            gain_ramp: true,
+            hang: 0,
+            gain_ramp: JOIN_RAMP_WINDOW,
             leaving: false,
             ssrc,
             seq,
@@ -235,18 +247,24 @@ impl Bridge {
             p.playout.pop(&mut p.frame);
             let lvl = level(&p.frame);
             p.level = (p.level * 3 + lvl) / 4;
-            p.speaking = !p.muted && lvl >= VOICE_FLOOR;
+            if lvl >= VOICE_FLOOR {
+                p.hang = HANGOVER;
+            } else {
+                p.hang = p.hang.saturating_sub(1);
+            }
+            p.speaking = !p.muted && p.hang > 0;
             if !p.speaking {
+                p.gain_ramp = p.gain_ramp.saturating_sub(1);
                 continue;
             }
             // A join fades in, a leave fades out, over this one frame.
-            // (The join's ramp waits for their first frame that is mixed at all.)
-            if p.gain_ramp || p.leaving {
+            // (The join's ramp waits for their first frame that is mixed, a moment at most.)
+            if p.gain_ramp > 0 || p.leaving {
                 for (i, s) in p.frame.iter_mut().enumerate() {
                     let k = if p.leaving { FRAME - i } else { i } as i32;
                     *s = (i32::from(*s) * k / FRAME as i32) as i16;
                 }
-                p.gain_ramp = false;
+                p.gain_ramp = 0;
             }
             for (acc, s) in self.sum.iter_mut().zip(&p.frame) {
                 *acc += i32::from(*s);
