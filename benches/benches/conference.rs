@@ -52,6 +52,7 @@ fn run(c: &mut Criterion, name: &str, talking: u64, srtp: bool) {
                 law: Law::ALaw,
                 dtmf_pt: Some(101),
                 peer: peer(call),
+                learn_source: false,
                 srtp: srtp.then(|| (Suite::AesCm128HmacSha1_80, key(), key())),
                 ssrc: call as u32,
                 seq: 0,

@@ -37,8 +37,13 @@ pub struct LegSpec {
     pub law: Law,
     /// The telephone-event payload type, when negotiated.
     pub dtmf_pt: Option<u8>,
-    /// Where its RTP goes (the SDP's address); RTP is taken from this IP only.
+    /// Where its RTP goes (the SDP's address); RTP is taken from this IP only, unless the leg
+    /// may learn its source (below).
     pub peer: SocketAddr,
+    /// Plain RTP from another address moves the leg there (once: the first source that
+    /// sends valid RTP). An SRTP leg always follows its authenticated packets (only the key's
+    /// holder can make one; a replay is refused by SRTP itself).
+    pub learn_source: bool,
     /// SDES: the suite, the participant's key (what it sends) and voicegw's (what it gets).
     pub srtp: Option<(Suite, MasterKey, MasterKey)>,
     /// voicegw's RTP stream to it: SSRC, first sequence number and timestamp (random).
@@ -62,6 +67,8 @@ pub struct LegReport {
     pub jitter_ms: Option<f64>,
     pub dropped_wrong_source: u64,
     pub srtp_failures: u64,
+    /// Times the leg's address moved to where its media came from.
+    pub latched: u64,
 }
 
 struct Leg {
@@ -210,7 +217,10 @@ impl Conference {
     /// An RTP packet for call `call` from `from` (`buf[..n]`, decrypted in place when SRTP).
     pub fn rtp(&mut self, call: CallId, from: SocketAddr, buf: &mut [u8], n: usize, now: Instant) {
         let Some(l) = self.legs.get_mut(&call) else { return };
-        if from.ip() != l.spec.peer.ip() {
+        let srtp = l.srtp_in.is_some();
+        // Plain RTP learns once; SRTP follows what authenticates.
+        let may_learn = srtp || (l.spec.learn_source && l.report.latched == 0);
+        if from.ip() != l.spec.peer.ip() && !may_learn {
             l.report.dropped_wrong_source += 1;
             return;
         }
@@ -227,6 +237,10 @@ impl Conference {
         };
         let packet = &packet[..n];
         let Ok(h) = RtpHeader::parse(packet) else { return };
+        if from != l.spec.peer && may_learn {
+            l.spec.peer = from;
+            l.report.latched += 1;
+        }
         l.report.packets_in += 1;
         let at_ms = now.since_origin().as_secs_f64() * 1000.0;
         l.stats.on_packet(&Arrival {

@@ -1,7 +1,8 @@
 //! A dial-in caller's SDP offer, read, and voicegw's answer: the first audio line with G.711
 //! (PCMU or PCMA, in the offer's order of preference) is the participant's audio, with
 //! RFC 4733 telephone-events when offered; video and every other line are declined (port 0),
-//! so room systems stay in audio. An SRTP audio line (SDES) needs a suite voicegw supports.
+//! so room systems stay in audio. An SRTP audio line (SDES) needs a suite voicegw supports; a
+//! key offered on plain RTP/AVP (best-effort SRTP) is taken too.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -92,7 +93,9 @@ impl Offer {
                 law,
                 dtmf_pt,
                 from: SocketAddr::new(ip, m.port),
-                crypto: crypto.filter(|_| savp),
+                // SDES on RTP/AVP is best-effort SRTP (RFC 4568 §3.1.4's "optional" use, as
+                // baresip and several room systems offer it): taken, answered on AVP.
+                crypto,
             });
         }
         let audio = audio.ok_or(OfferError::NoG711)?;
@@ -189,6 +192,12 @@ mod tests {
             a.contains(&format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 {}", ours.to_inline())),
             "{a}"
         );
+        // Best-effort SRTP: a key on RTP/AVP is used, the answer stays on AVP with voicegw's.
+        let best_effort = keyed.replace("RTP/SAVP", "RTP/AVP");
+        let o = Offer::read(best_effort.as_bytes()).expect("best-effort SRTP");
+        assert!(o.audio.crypto.is_some());
+        let a = o.answer("198.51.100.1:20000".parse().unwrap(), Some(&ours), 1).to_text();
+        assert!(a.contains("m=audio 20000 RTP/AVP ") && a.contains("a=crypto:1 "), "{a}");
         assert!(matches!(Offer::read(b"junk"), Err(OfferError::Sdp(_))));
     }
 }

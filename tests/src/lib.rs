@@ -5,6 +5,7 @@
 //! A test that needs a peer program that is missing fails under `CI=true` and is skipped (with a
 //! message) otherwise.
 
+pub mod audio;
 pub mod pcap_gen;
 
 use std::io::{BufRead, Read, Write};

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use harness::audio::{alaw, alaw_decode, hears, power, wav_samples};
 use harness::{require, Gateway, Sipp};
 
 const DOMAIN: &str = "meet.voiceconnector.local";
@@ -57,33 +58,6 @@ struct Leg {
     heard: Heard,
     arrivals: Vec<Instant>,
     speech_sent: Option<Instant>,
-}
-
-fn alaw(v: i16) -> u8 {
-    // The G.711 A-law encoder of ITU-T G.711 (as in media::g711, written out for the test).
-    let mask: u8 = if v >= 0 { 0xd5 } else { 0x55 };
-    let mut a = if v >= 0 { i32::from(v) } else { -i32::from(v) - 1 };
-    if a > 0x7fff {
-        a = 0x7fff;
-    }
-    let seg = [0xffi32, 0x1ff, 0x3ff, 0x7ff, 0xfff, 0x1fff, 0x3fff, 0x7fff]
-        .iter()
-        .position(|&end| a <= end)
-        .unwrap_or(7) as i32;
-    let aval = if seg < 2 { (a >> 4) & 0x0f } else { (a >> (seg + 3)) & 0x0f };
-    ((seg << 4) as u8 | aval as u8) ^ mask
-}
-
-fn alaw_decode(a: u8) -> i16 {
-    let a = a ^ 0x55;
-    let seg = (a & 0x70) >> 4;
-    let mut t = i32::from(a & 0x0f) << 4;
-    t = match seg {
-        0 => t + 8,
-        1 => t + 0x108,
-        s => (t + 0x108) << (s - 1),
-    };
-    (if a & 0x80 != 0 { t } else { -t }) as i16
 }
 
 fn dtmf_pair(key: char) -> (f32, f32) {
@@ -205,28 +179,9 @@ fn rand_u32() -> u32 {
     t.subsec_nanos() ^ 0x5a5a_1234
 }
 
-/// Power of `freq` in `samples` (Goertzel), as a tone's amplitude squared.
-fn power(samples: &[i16], freq: f32) -> f64 {
-    let c = 2.0 * (2.0 * std::f64::consts::PI * f64::from(freq) / 8000.0).cos();
-    let (mut s1, mut s2) = (0.0f64, 0.0f64);
-    for &x in samples {
-        let s0 = f64::from(x) + c * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-    }
-    let n = samples.len().max(1) as f64;
-    (s1 * s1 + s2 * s2 - c * s1 * s2) * 4.0 / (n * n)
-}
-
 /// What was heard between `from` and `to` ms, as one signal.
 fn window(h: &Heard, from: u64, to: u64) -> Vec<i16> {
     h.iter().filter(|(at, _)| *at >= from && *at < to).flat_map(|(_, s)| s.clone()).collect()
-}
-
-/// Whether `freq` is heard in `samples`: a tone of the level the participants send (8000),
-/// after G.711 and the mix, measures about 6e7; a tone not there measures next to nothing.
-fn hears(samples: &[i16], freq: f32) -> bool {
-    power(samples, freq) > 1e6
 }
 
 // ---- The SIP side: SIPp ----
@@ -419,7 +374,7 @@ fn three_participants_hear_each_other_and_not_themselves() {
     if !require("sipp") {
         return;
     }
-    let gw = Gateway::start("127.0.0.98", meetings(true));
+    let gw = Gateway::start("127.0.0.110", meetings(true));
     let stop = Arc::new(AtomicBool::new(false));
     let tones = [600.0f32, 1100.0, 1700.0];
     let parts: Vec<Participant> = tones
@@ -428,7 +383,7 @@ fn three_participants_hear_each_other_and_not_themselves() {
         .map(|(i, &f)| {
             let plan = Plan { tone: Some((f, 0)), length_ms: 6000, ..Plan::default() };
             let (sip, rtp) = (5100 + i as u16, 42000 + 10 * i as u16);
-            dial(&gw, &format!("room{i}"), "127.0.0.98", sip, rtp, "1234567890", &[], plan, &stop)
+            dial(&gw, &format!("room{i}"), "127.0.0.110", sip, rtp, "1234567890", &[], plan, &stop)
         })
         .collect();
     let heard: Vec<Heard> = parts.into_iter().map(|p| p.finish(Duration::from_secs(30))).collect();
@@ -471,7 +426,7 @@ fn the_ivr_takes_the_meeting_id_by_rfc4733_by_sip_info_and_in_band_and_star_7_mu
     if !require("sipp") {
         return;
     }
-    let gw = Gateway::start("127.0.0.99", meetings(true));
+    let gw = Gateway::start("127.0.0.111", meetings(true));
     let stop = Arc::new(AtomicBool::new(false));
     let keys = |from: u64, step: u64| -> Vec<(u64, char)> {
         "1234567890#".chars().enumerate().map(|(i, k)| (from + i as u64 * step, k)).collect()
@@ -490,7 +445,7 @@ fn the_ivr_takes_the_meeting_id_by_rfc4733_by_sip_info_and_in_band_and_star_7_mu
         length_ms: length,
         ..Plan::default()
     };
-    let ip = "127.0.0.99";
+    let ip = "127.0.0.111";
     let pa = dial(&gw, "rfc4733", ip, 5100, 42100, "u", &[], a, &stop);
     let pb = dial(&gw, "info", ip, 5101, 42110, "u", &keys(1000, 200), b, &stop);
     let pc = dial(&gw, "inband", ip, 5102, 42120, "", &[], c, &stop);
@@ -527,9 +482,9 @@ fn a_moderated_meeting_holds_participants_until_the_moderators_passcode() {
     if !require("sipp") {
         return;
     }
-    let gw = Gateway::start("127.0.0.100", meetings(true));
+    let gw = Gateway::start("127.0.0.112", meetings(true));
     let stop = Arc::new(AtomicBool::new(false));
-    let ip = "127.0.0.100";
+    let ip = "127.0.0.112";
     let p = Plan { tone: Some((600.0, 0)), length_ms: 9000, ..Plan::default() };
     let pp = dial(&gw, "participant", ip, 5100, 42200, "5555555555", &[], p, &stop);
     std::thread::sleep(Duration::from_secs(3));
@@ -557,7 +512,7 @@ fn dial_in_is_tls_only_unless_a_lab_allows_otherwise() {
     if !require("openssl") {
         return;
     }
-    let gw = Gateway::start("127.0.0.101", meetings(false));
+    let gw = Gateway::start("127.0.0.113", meetings(false));
     let invite = |transport: &str, local: &str, call_id: &str| {
         format!(
             "INVITE sip:1234567890@{DOMAIN} SIP/2.0\r\n\
@@ -571,9 +526,9 @@ fn dial_in_is_tls_only_unless_a_lab_allows_otherwise() {
         )
     };
     // Over UDP: 403, with the reason.
-    let udp = UdpSocket::bind("127.0.0.101:0").expect("udp");
+    let udp = UdpSocket::bind("127.0.0.113:0").expect("udp");
     let local = udp.local_addr().expect("addr").to_string();
-    udp.send_to(invite("UDP", &local, "meet-udp").as_bytes(), "127.0.0.101:5060").expect("send");
+    udp.send_to(invite("UDP", &local, "meet-udp").as_bytes(), "127.0.0.113:5060").expect("send");
     udp.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
     let mut buf = [0u8; 4096];
     let mut status = String::new();
@@ -585,8 +540,8 @@ fn dial_in_is_tls_only_unless_a_lab_allows_otherwise() {
     }
     assert!(status.starts_with("SIP/2.0 403"), "{status}");
     // Over TLS: answered, video declined.
-    let mut tls = harness::TlsClient::connect("127.0.0.101:5061", &[]);
-    tls.send(&invite("TLS", "127.0.0.101:40999", "meet-tls"));
+    let mut tls = harness::TlsClient::connect("127.0.0.113:5061", &[]);
+    tls.send(&invite("TLS", "127.0.0.113:40999", "meet-tls"));
     let ok = tls.expect_full("SIP/2.0 200", Duration::from_secs(10));
     assert!(ok.contains("m=video 0 "), "{ok}");
     assert!(ok.contains("a=rtpmap:8 PCMA/8000"), "{ok}");
@@ -594,39 +549,9 @@ fn dial_in_is_tls_only_unless_a_lab_allows_otherwise() {
 }
 
 const SDP: &str =
-    "v=0\r\no=room 1 1 IN IP4 127.0.0.101\r\ns=-\r\nc=IN IP4 127.0.0.101\r\nt=0 0\r\n\
+    "v=0\r\no=room 1 1 IN IP4 127.0.0.113\r\ns=-\r\nc=IN IP4 127.0.0.113\r\nt=0 0\r\n\
 m=audio 42300 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
 m=video 42302 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n";
-
-/// An 8 kHz G.711 µ-law WAV's samples (the shipped prompts are such files).
-fn mulaw_wav(path: &Path) -> Vec<i16> {
-    let bytes = std::fs::read(path).expect("wav");
-    let mut at = 12;
-    while at + 8 <= bytes.len() {
-        let id = &bytes[at..at + 4];
-        let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("len")) as usize;
-        if id == b"fmt " {
-            let format = u16::from_le_bytes([bytes[at + 8], bytes[at + 9]]);
-            assert_eq!(format, 7, "µ-law");
-        }
-        if id == b"data" {
-            return bytes[at + 8..(at + 8 + len).min(bytes.len())]
-                .iter()
-                .map(|&c| {
-                    let u = !c;
-                    let magnitude = (((i16::from(u & 0x0f)) << 3) + 0x84) << ((u & 0x70) >> 4);
-                    if u & 0x80 != 0 {
-                        0x84 - magnitude
-                    } else {
-                        magnitude - 0x84
-                    }
-                })
-                .collect();
-        }
-        at += 8 + len + (len & 1);
-    }
-    panic!("no data chunk in {}", path.display())
-}
 
 #[test]
 fn speech_through_a_two_party_meeting_arrives_intact_and_soon() {
@@ -634,11 +559,11 @@ fn speech_through_a_two_party_meeting_arrives_intact_and_soon() {
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let speech = Arc::new(mulaw_wav(&root.join("assets/prompts/enter-meeting-id.wav")));
+    let speech = Arc::new(wav_samples(&root.join("assets/prompts/enter-meeting-id.wav")));
     assert!(speech.len() > 8000, "a second of speech at least");
-    let gw = Gateway::start("127.0.0.102", meetings(true));
+    let gw = Gateway::start("127.0.0.114", meetings(true));
     let stop = Arc::new(AtomicBool::new(false));
-    let ip = "127.0.0.102";
+    let ip = "127.0.0.114";
     let length = 2000 + (speech.len() as u64) / 8 + 1500;
     let talker =
         Plan { speech: Some((speech.clone(), 2000)), length_ms: length, ..Plan::default() };

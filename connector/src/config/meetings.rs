@@ -16,6 +16,10 @@ pub struct MeetConfig {
     pub aliases: Vec<String>,
     /// Dial-in over UDP or TCP too, for labs; the service takes TLS only.
     pub allow_unencrypted: bool,
+    /// Plain-RTP participants' media may come from another address than their SDP says (a
+    /// room system behind NAT): voicegw then sends to where it comes from. SRTP participants'
+    /// media follows the address of its authenticated packets whatever this says.
+    pub media_source_learning: bool,
     /// The IVR: seconds after the last key that end an entry, seconds a question waits, tries.
     pub ivr_inter_digit_secs: u32,
     pub ivr_question_secs: u32,
@@ -28,6 +32,7 @@ impl Default for MeetConfig {
             domain: String::new(),
             aliases: Vec::new(),
             allow_unencrypted: false,
+            media_source_learning: false,
             ivr_inter_digit_secs: 5,
             ivr_question_secs: 20,
             ivr_tries: 3,
@@ -95,6 +100,7 @@ pub struct MeetSettings {
     /// The meet domain first, then its aliases, in lower case.
     pub domains: Vec<String>,
     pub allow_unencrypted: bool,
+    pub media_source_learning: bool,
     pub ivr_inter_digit_secs: u32,
     pub ivr_question_secs: u32,
     pub ivr_tries: u8,
@@ -154,6 +160,7 @@ pub fn check(
     let mut out = MeetSettings {
         domains,
         allow_unencrypted: meet.allow_unencrypted,
+        media_source_learning: meet.media_source_learning,
         ivr_inter_digit_secs: meet.ivr_inter_digit_secs,
         ivr_question_secs: meet.ivr_question_secs,
         ivr_tries: meet.ivr_tries,

@@ -153,6 +153,7 @@ impl Gateway {
                     jitter_ms = report.jitter_ms.unwrap_or(0.0),
                     dropped_wrong_source = report.dropped_wrong_source,
                     srtp_failures = report.srtp_failures,
+                    latched = report.latched,
                     "meeting participant's media ended"
                 );
             }

@@ -536,6 +536,7 @@ impl Gateway {
         let apps = self.core.app_mut();
         apps.pick.meet = v.meet.clone();
         apps.fourth.policy_mut().set(v.meet.clone());
+        apps.fourth.media_mut().set_media_source_learning(v.meet.media_source_learning);
         let cfg = &v.config;
         settings::register_labels(cfg, &self.registry);
         self.sinks = settings::record_sinks(cfg, &self.registry);

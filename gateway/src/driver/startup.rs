@@ -164,9 +164,11 @@ pub async fn start(
     );
     let client =
         siprec::client::RecordingClient::new(crate::record::fork::ForkMedia::new(anchor.ports()));
+    let mut meet_anchor = crate::meet::anchor::MeetingAnchor::new(anchor.ports());
+    meet_anchor.set_media_source_learning(v.meet.media_source_learning);
     let meetings = meeting::uas::MeetingUas::new(
         crate::meet::policy::ConfigMeetPolicy::new(v.meet.clone()),
-        crate::meet::anchor::MeetingAnchor::new(anchor.ports()),
+        meet_anchor,
         cfg.sip.max_calls,
         super::FIRST_MEETING_CALL,
     );

@@ -46,6 +46,8 @@ pub enum MeetUpdate {
 /// See the module documentation.
 pub struct MeetingAnchor {
     ports: MediaPorts,
+    /// `[meet] media_source_learning`.
+    learn_source: bool,
     /// Each participant's RTP port.
     calls: HashMap<u64, u16>,
     updates: VecDeque<MeetUpdate>,
@@ -53,7 +55,17 @@ pub struct MeetingAnchor {
 
 impl MeetingAnchor {
     pub fn new(ports: MediaPorts) -> MeetingAnchor {
-        MeetingAnchor { ports, calls: HashMap::new(), updates: VecDeque::new() }
+        MeetingAnchor {
+            ports,
+            learn_source: false,
+            calls: HashMap::new(),
+            updates: VecDeque::new(),
+        }
+    }
+
+    /// Whether new plain-RTP participants may send from another address than their SDP's.
+    pub fn set_media_source_learning(&mut self, on: bool) {
+        self.learn_source = on;
     }
 
     /// Participants with a port.
@@ -90,6 +102,7 @@ impl MeetingMedia for MeetingAnchor {
             law: audio.law,
             dtmf_pt: audio.dtmf_pt,
             peer: audio.from,
+            learn_source: self.learn_source,
             srtp,
             ssrc: rand::random(),
             seq: rand::random(),

@@ -20,6 +20,7 @@ fn spec(last: u8, srtp: Option<(Suite, MasterKey, MasterKey)>) -> LegSpec {
         law: Law::ALaw,
         dtmf_pt: Some(101),
         peer: addr(last, 4000),
+        learn_source: false,
         srtp,
         ssrc: 0x1000 + u32::from(last),
         seq: 100,
@@ -214,4 +215,50 @@ fn an_srtp_leg_is_decrypted_in_and_encrypted_out() {
         device_in.unprotect_rtp(&mut p).expect("voicegw's SRTP, with the key it answered");
     }
     assert_eq!(c.close(1).expect("report").srtp_failures, 0);
+}
+
+#[test]
+fn a_plain_leg_learns_its_source_once_when_allowed_and_an_srtp_leg_follows_what_authenticates() {
+    let mut c = Conference::new();
+    let mut learning = spec(1, None);
+    learning.learn_source = true;
+    c.open(1, learning, at(0));
+    c.open(2, spec(2, None), at(0));
+    let nat = addr(50, 6000);
+    for call in [1u64, 2] {
+        let mut p = tone_packet(0, 600.0, 8000.0, call as u32);
+        let len = p.len();
+        c.rtp(call, nat, &mut p, len, at(0));
+    }
+    // A second source after the first: a plain leg does not move again.
+    let mut p = tone_packet(1, 600.0, 8000.0, 1);
+    let len = p.len();
+    c.rtp(1, addr(60, 6000), &mut p, len, at(20));
+    let mut heard = Heard::new();
+    c.handle_timeout(at(20), &mut collect(&mut heard));
+    assert_eq!(heard[&1][0].0, nat, "the learning leg sends to where its media came from");
+    assert_eq!(heard[&2][0].0, addr(2, 4000), "the other keeps its SDP address");
+    let r1 = c.close(1).expect("report");
+    assert_eq!((r1.latched, r1.dropped_wrong_source, r1.packets_in), (1, 1, 1));
+    assert_eq!(c.close(2).expect("report").dropped_wrong_source, 1);
+
+    // SRTP: a forged packet from elsewhere moves nothing; the key holder's packets do.
+    let suite = Suite::AesCm128HmacSha1_80;
+    let theirs = MasterKey { key: [7; 16], salt: [8; 14] };
+    let ours = MasterKey { key: [9; 16], salt: [10; 14] };
+    c.open(3, spec(3, Some((suite, theirs.clone(), ours))), at(0));
+    let mut forged = tone_packet(0, 600.0, 8000.0, 3);
+    forged.extend_from_slice(&[0; 10]);
+    let len = forged.len();
+    c.rtp(3, addr(66, 7000), &mut forged, len, at(0));
+    let mut device = Context::new(suite, &theirs);
+    let mut p = tone_packet(1, 600.0, 8000.0, 3);
+    let len = p.len();
+    p.resize(len + 16, 0);
+    let len = device.protect_rtp(&mut p, len).expect("protect");
+    c.rtp(3, nat, &mut p, len, at(20));
+    heard.clear();
+    c.handle_timeout(at(40), &mut collect(&mut heard));
+    let r3 = c.close(3).expect("report");
+    assert_eq!((r3.srtp_failures, r3.latched, r3.packets_in), (1, 1, 1));
 }
