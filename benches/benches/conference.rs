@@ -96,10 +96,14 @@ fn run(c: &mut Criterion, name: &str, talking: u64, srtp: bool) {
                 }
                 while conf.poll_event().is_some() {}
                 period += 1;
-                conf.handle_timeout(at(u64::from(period) * 20), &mut |_, to, pkt| {
-                    black_box((to, pkt));
-                    sent += 1;
-                });
+                conf.handle_timeout(
+                    at(u64::from(period) * 20),
+                    &mut |_, to, pkt| {
+                        black_box((to, pkt));
+                        sent += 1;
+                    },
+                    &mut |_, _| {},
+                );
                 spent += started.elapsed();
             }
             spent

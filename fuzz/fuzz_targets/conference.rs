@@ -50,6 +50,7 @@ fuzz_target!(|data: &[u8]| {
             1 => {
                 c.close(id);
             }
+            2 if op & 16 != 0 => c.record(if op & 8 != 0 { "a" } else { "b" }, op & 4 != 0, 9),
             2 => c.bridge(id, if op & 8 != 0 { "a" } else { "b" }, now),
             3 => c.set_muted(id, op & 8 != 0),
             4 => {
@@ -67,6 +68,9 @@ fuzz_target!(|data: &[u8]| {
                     // Its SDP address, or one it learnt (an address the fuzzer sent from).
                     assert!(to == peer(call) || to == peer(call + 1), "{to}");
                     assert!(p.len() == 12 + FRAME || p.len() == 12 + FRAME + 10, "{}", p.len());
+                }, &mut |m, p| {
+                    assert!(m == "a" || m == "b");
+                    assert_eq!(p.len(), 12 + FRAME);
                 });
             }
             _ => {
@@ -85,6 +89,6 @@ fuzz_target!(|data: &[u8]| {
         c.close(id);
     }
     now = now + Duration::from_secs(1);
-    c.handle_timeout(now, &mut |_, _, _| {});
+    c.handle_timeout(now, &mut |_, _, _| {}, &mut |_, _| {});
     assert!(c.is_empty() && c.poll_timeout().is_none(), "the clocks stop once every leg closed");
 });

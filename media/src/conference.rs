@@ -21,7 +21,7 @@ use std::sync::Arc;
 use common::Instant;
 
 use crate::bridge::participant::{KeyListener, KeySource, PromptPlayer};
-use crate::bridge::{Bridge, FRAME, PERIOD};
+use crate::bridge::{Bridge, FRAME, PERIOD, RECORDING};
 use crate::dtmf::Digit;
 use crate::g711::Law;
 use crate::rtp::RtpHeader;
@@ -209,6 +209,14 @@ impl Conference {
         }
     }
 
+    /// Starts or stops recording meeting `meeting` (its full mix, µ-law RTP stream `ssrc`, to
+    /// [`Conference::handle_timeout`]'s `record`).
+    pub fn record(&mut self, meeting: &str, on: bool, ssrc: u32) {
+        if let Some(b) = self.bridges.get_mut(meeting) {
+            b.set_recording(on, ssrc);
+        }
+    }
+
     /// The active speaker of meeting `meeting`.
     pub fn active_speaker(&self, meeting: &str) -> Option<CallId> {
         self.bridges.get(meeting).and_then(Bridge::active_speaker)
@@ -271,15 +279,21 @@ impl Conference {
         self.bridges.values().filter_map(Bridge::poll_timeout).chain(self.solo_next).min()
     }
 
-    /// Makes every frame due at `now`: `send(call, to, packet)` for each.
+    /// Makes every frame due at `now`: `send(call, to, packet)` for each leg's, and
+    /// `record(meeting, packet)` for each recorded meeting's full mix.
     pub fn handle_timeout(
         &mut self,
         now: Instant,
         send: &mut impl FnMut(CallId, SocketAddr, &[u8]),
+        record: &mut impl FnMut(&str, &[u8]),
     ) {
         let Conference { legs, bridges, solo_next, frame, out, .. } = self;
-        for b in bridges.values_mut() {
+        for (meeting, b) in bridges.iter_mut() {
             b.handle_timeout(now, &mut |call, packet| {
+                if call == RECORDING {
+                    record(meeting, packet);
+                    return;
+                }
                 let Some(l) = legs.get_mut(&call) else { return };
                 let n = packet.len();
                 out[..n].copy_from_slice(packet);

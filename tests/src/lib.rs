@@ -6,6 +6,7 @@
 //! message) otherwise.
 
 pub mod audio;
+pub mod meet;
 pub mod pcap_gen;
 
 use std::io::{BufRead, Read, Write};

@@ -80,13 +80,8 @@ impl Gateway {
                 tracing::info!(%meeting, "meeting ended");
                 self.meeting_json("MEETING_ENDED", &meeting, None, false, at);
             }
-            MeetEvent::RecordingStarted { meeting } => {
-                tracing::info!(%meeting, "meeting recording asked for by the moderator");
-                self.meeting_json("RECORDING_STARTED", &meeting, None, false, at);
-            }
-            MeetEvent::RecordingStopped { meeting } => {
-                self.meeting_json("RECORDING_STOPPED", &meeting, None, false, at);
-            }
+            MeetEvent::RecordingStarted { meeting } => self.start_meeting_recording(&meeting, at),
+            MeetEvent::RecordingStopped { meeting } => self.stop_meeting_recording(&meeting, at),
             MeetEvent::Ended { call, meeting, reason, .. } => {
                 tracing::info!(call, ?meeting, reason, "meeting dial-in ended");
                 if let Some(m) = &meeting {
@@ -96,6 +91,87 @@ impl Gateway {
                 self.apply(&ended, at);
             }
         }
+    }
+
+    /// The moderator asked for a recording: the meeting's full mix is streamed to its
+    /// `RecordingVoiceConnectorId`'s streaming (local Matroska files or Kinesis Video
+    /// Streams) as a recording pseudo-call — started and answered now, ended when recording
+    /// stops — so its streaming events, its streaming record and its CDR follow as a call's.
+    fn start_meeting_recording(&mut self, meeting: &str, at: Moment) {
+        let vc = self
+            .running
+            .meet
+            .meetings
+            .get(meeting)
+            .and_then(|m| m.recording_voice_connector_id.clone());
+        let Some(vc) = vc else {
+            tracing::warn!(meeting, "recording asked for, but the meeting has no RecordingVoiceConnectorId: not recorded");
+            return;
+        };
+        let Some(streaming) = self.running.streaming.get(&vc.to_ascii_lowercase()).cloned() else {
+            tracing::warn!(meeting, voice_connector_id = %vc, "recording asked for, but the voice connector does not stream: not recorded");
+            return;
+        };
+        if self.meet_recordings.contains_key(meeting) {
+            return;
+        }
+        let call = self.next_meet_recording;
+        self.next_meet_recording += 1;
+        let transaction_id = common::uuid::uuid_v4(rand::random());
+        let call_id = format!("meeting-{meeting}-{transaction_id}");
+        let domain = self.running.meet.domains.first().cloned().unwrap_or_default();
+        let local = std::net::SocketAddr::new(self.running.media_address, 0);
+        let started = CallEvent::Started {
+            call,
+            transaction_id: transaction_id.clone(),
+            call_id: call_id.clone(),
+            b_call_id: call_id.clone(),
+            direction: sip::b2bua::Direction::Outbound,
+            voice_connector_id: vc.clone(),
+            from: format!("<sip:{meeting}@{domain}>"),
+            to: format!("sip:{meeting}@{domain}"),
+            target: sip::Peer::new(sip::Transport::Udp, local),
+            auth_user: None,
+        };
+        self.apply(&started, at);
+        self.apply(&CallEvent::Answered { call }, at);
+        let ctx = crate::relay::anchor::CallContext {
+            call,
+            transaction_id,
+            voice_connector_id: vc.clone(),
+            direction: sip::b2bua::Direction::Outbound,
+            from_user: meeting.to_string(),
+            to_user: meeting.to_string(),
+            from_country: None,
+            to_country: None,
+            latching: Default::default(),
+            stream: Some(Box::new(crate::relay::anchor::StreamSpec {
+                call_id,
+                retention_hours: streaming.retention_hours,
+                sdp: [None, None],
+            })),
+            record_only: true,
+        };
+        self.meet_recordings.insert(meeting.to_string(), call);
+        tracing::info!(meeting, call, voice_connector_id = %vc, "meeting recording started");
+        self.meet.send(crate::meet::anchor::MeetUpdate::Record {
+            meeting: meeting.to_string(),
+            call,
+            ctx: Box::new(ctx),
+        });
+        self.meet.flush();
+        self.meeting_json("RECORDING_STARTED", meeting, None, false, at);
+    }
+
+    fn stop_meeting_recording(&mut self, meeting: &str, at: Moment) {
+        let Some(call) = self.meet_recordings.remove(meeting) else { return };
+        self.meet
+            .send(crate::meet::anchor::MeetUpdate::StopRecord { meeting: meeting.to_string() });
+        self.meet.flush();
+        tracing::info!(meeting, call, "meeting recording stopped");
+        let ended = CallEvent::Ended { call, status: 200, reason: "recording stopped".into() };
+        self.apply(&ended, at);
+        self.meeting_json("RECORDING_STOPPED", meeting, None, false, at);
     }
 
     /// A meeting's event, in the envelope of the streaming status events.

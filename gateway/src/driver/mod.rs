@@ -106,6 +106,9 @@ pub const FIRST_RECORDING_SESSION: u64 = 1 << 48;
 /// Meeting participants' call numbers start here, apart from the others'.
 pub const FIRST_MEETING_CALL: u64 = 1 << 52;
 
+/// Meeting recordings' call numbers start here.
+pub const FIRST_MEETING_RECORDING: u64 = 1 << 53;
+
 /// Longest a turn's messages wait for the spool to commit its records.
 const SPOOL_WAIT_LIMIT: Duration = Duration::from_secs(2);
 
@@ -169,6 +172,9 @@ pub struct Gateway {
     /// The meetings' media thread, and what it reports.
     meet: crate::meet::thread::MeetHandle,
     meet_rx: mpsc::UnboundedReceiver<crate::meet::thread::MeetMediaEvent>,
+    /// Meetings being recorded: their recording's pseudo-call, and the next number.
+    meet_recordings: HashMap<String, u64>,
+    next_meet_recording: u64,
 }
 
 impl Gateway {

@@ -227,11 +227,17 @@ pub async fn start(
         reports: reports_tx,
     };
     let stream_events = stream_events(&v, registry.clone())?;
-    let media = media_thread::start(clock, timing, silent_tx, registry.clone(), streamer)
+    let media = media_thread::start(clock, timing, silent_tx, registry.clone(), streamer.clone())
         .map_err(StartError::Media)?;
     let (meet_tx, meet_rx) = mpsc::unbounded_channel();
-    let meet = crate::meet::thread::start(clock, cfg.data.dir.clone(), meet_tx)
-        .map_err(StartError::Media)?;
+    let meet = crate::meet::thread::start(
+        clock,
+        cfg.data.dir.clone(),
+        meet_tx,
+        streamer.clone(),
+        registry.clone(),
+    )
+    .map_err(StartError::Media)?;
     if let Some(domain) = v.meet.domains.first() {
         tracing::info!(%domain, meetings = v.meet.meetings.len(), "meeting dial-in on sip:<id>@{domain}");
     }
@@ -269,6 +275,8 @@ pub async fn start(
         recording_targets: settings::recording_targets(&v),
         meet,
         meet_rx,
+        meet_recordings: HashMap::new(),
+        next_meet_recording: super::FIRST_MEETING_RECORDING,
         running: v,
         config_path,
     })

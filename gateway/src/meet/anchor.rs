@@ -41,6 +41,16 @@ pub enum MeetUpdate {
     Close {
         call: u64,
     },
+    /// Meeting `meeting`'s full mix is streamed as recording `call` (the driver's pseudo-call:
+    /// its streams, records and events are a call's).
+    Record {
+        meeting: String,
+        call: u64,
+        ctx: Box<crate::relay::anchor::CallContext>,
+    },
+    StopRecord {
+        meeting: String,
+    },
 }
 
 /// See the module documentation.

@@ -5,6 +5,8 @@
 //! UAS. One thread for every meeting: a 10-person meeting costs a few microseconds a frame.
 //! The prompts' audio is loaded when the first participant arrives (synthesised once, then
 //! cached: [`super::prompts`]), so a gateway nobody dials into never spends time on it.
+//! A recorded meeting's full mix goes to the thread's streaming worker as one more streamed
+//! call ([`crate::stream`]: local Matroska files or Kinesis Video Streams, with their reports).
 
 use std::collections::HashMap;
 use std::net::UdpSocket;
@@ -22,6 +24,9 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 use super::anchor::MeetUpdate;
 use super::prompts::PromptAudio;
 use crate::driver::clock::Clock;
+use crate::stream::call::{CallStreams, Streamer};
+use crate::stream::deferred::Deferred;
+use crate::stream::worker::Worker;
 use std::path::PathBuf;
 
 /// The wake-up eventfd's token.
@@ -61,7 +66,10 @@ pub fn start(
     clock: Clock,
     data_dir: PathBuf,
     events: tokio::sync::mpsc::UnboundedSender<MeetMediaEvent>,
+    streamer: Streamer,
+    registry: Arc<std::sync::Mutex<metrics::Registry>>,
 ) -> std::io::Result<MeetHandle> {
+    let worker = Worker::start("voicegw-meet-stream".into(), clock, registry)?;
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(std::io::Error::from)?;
     let waker = Arc::new(
         EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)
@@ -72,14 +80,28 @@ pub fn start(
         .map_err(std::io::Error::from)?;
     let (tx, rx) = channel();
     let thread_waker = waker.clone();
-    std::thread::Builder::new()
-        .name("voicegw-meet".into())
-        .spawn(move || run(clock, epoll, &thread_waker, rx, data_dir, events))?;
+    std::thread::Builder::new().name("voicegw-meet".into()).spawn(move || {
+        let recorder = Recorder {
+            worker,
+            streamer,
+            deferred: Deferred::default(),
+            by_meeting: HashMap::new(),
+        };
+        run(clock, epoll, &thread_waker, rx, data_dir, events, recorder)
+    })?;
     Ok(MeetHandle { tx, waker })
 }
 
 /// A participant's sockets: RTP, RTCP.
 type Sockets = [UdpSocket; 2];
+
+/// The recorded meetings: their streams on the worker, by meeting.
+struct Recorder {
+    worker: Worker,
+    streamer: Streamer,
+    deferred: Deferred,
+    by_meeting: HashMap<String, u64>,
+}
 
 fn run(
     clock: Clock,
@@ -88,6 +110,7 @@ fn run(
     rx: Receiver<MeetUpdate>,
     data_dir: PathBuf,
     events: tokio::sync::mpsc::UnboundedSender<MeetMediaEvent>,
+    mut recorder: Recorder,
 ) {
     let mut prompts: Option<PromptAudio> = None;
     let mut conf = Conference::new();
@@ -125,7 +148,13 @@ fn run(
                         prompts = Some(audio);
                     }
                     let prompts = prompts.as_ref();
-                    command(u, &mut conf, &mut socks, &epoll, prompts, &events, now)
+                    let mut cx = Cx {
+                        conf: &mut conf,
+                        socks: &mut socks,
+                        epoll: &epoll,
+                        recorder: &mut recorder,
+                    };
+                    cx.command(u, prompts, &events, now)
                 }
                 Err(std::sync::mpsc::TryRecvError::Empty) => break,
                 Err(std::sync::mpsc::TryRecvError::Disconnected) => return,
@@ -135,54 +164,97 @@ fn run(
             let _ = events.send(MeetMediaEvent::Key { call, digit, source });
         }
         if conf.poll_timeout().is_some_and(|t| t <= now) {
-            conf.handle_timeout(now, &mut |call, to, packet| {
-                if let Some(s) = socks.get(&call) {
-                    let _ = s[0].send_to(packet, to);
-                }
-            });
+            let Recorder { by_meeting, deferred, .. } = &mut recorder;
+            conf.handle_timeout(
+                now,
+                &mut |call, to, packet| {
+                    if let Some(s) = socks.get(&call) {
+                        let _ = s[0].send_to(packet, to);
+                    }
+                },
+                &mut |meeting, packet| {
+                    let Some(&call) = by_meeting.get(meeting) else { return };
+                    if let Ok(h) = media::rtp::RtpHeader::parse(packet) {
+                        media::relay::Tap::rtp(
+                            &mut deferred.tap(call),
+                            media::relay::Side::A,
+                            &h,
+                            packet,
+                            now,
+                        );
+                    }
+                },
+            );
+            recorder.worker.batch(&mut recorder.deferred);
         }
     }
 }
 
-fn command(
-    u: MeetUpdate,
-    conf: &mut Conference,
-    socks: &mut HashMap<u64, Sockets>,
-    epoll: &Epoll,
-    prompts: Option<&PromptAudio>,
-    events: &tokio::sync::mpsc::UnboundedSender<MeetMediaEvent>,
-    now: common::Instant,
-) {
-    match u {
-        MeetUpdate::Open { call, sockets, spec } => {
-            let mut ok = true;
-            for (i, s) in sockets.iter().enumerate() {
-                ok &= s.set_nonblocking(true).is_ok();
-                let token = (call << 1) | i as u64;
-                ok &= epoll.add(s.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, token)).is_ok();
+/// What a command works on.
+struct Cx<'a> {
+    conf: &'a mut Conference,
+    socks: &'a mut HashMap<u64, Sockets>,
+    epoll: &'a Epoll,
+    recorder: &'a mut Recorder,
+}
+
+impl Cx<'_> {
+    fn command(
+        &mut self,
+        u: MeetUpdate,
+        prompts: Option<&PromptAudio>,
+        events: &tokio::sync::mpsc::UnboundedSender<MeetMediaEvent>,
+        now: common::Instant,
+    ) {
+        let Cx { conf, socks, epoll, recorder } = self;
+        match u {
+            MeetUpdate::Open { call, sockets, spec } => {
+                let mut ok = true;
+                for (i, s) in sockets.iter().enumerate() {
+                    ok &= s.set_nonblocking(true).is_ok();
+                    let token = (call << 1) | i as u64;
+                    ok &= epoll.add(s.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, token)).is_ok();
+                }
+                if !ok {
+                    tracing::error!(call, "meeting media sockets could not be registered");
+                }
+                socks.insert(call, sockets);
+                conf.open(call, *spec, now);
             }
-            if !ok {
-                tracing::error!(call, "meeting media sockets could not be registered");
-            }
-            socks.insert(call, sockets);
-            conf.open(call, *spec, now);
-        }
-        MeetUpdate::Play { call, prompt } => {
-            if let Some(p) = prompts {
-                conf.play(call, p.clip(prompt));
-            }
-        }
-        MeetUpdate::StopPrompts { call } => conf.stop_prompts(call),
-        MeetUpdate::Bridge { call, meeting } => conf.bridge(call, &meeting, now),
-        MeetUpdate::Muted { call, muted } => conf.set_muted(call, muted),
-        MeetUpdate::Close { call } => {
-            if let Some(s) = socks.remove(&call) {
-                for s in &s {
-                    let _ = epoll.delete(s.as_fd());
+            MeetUpdate::Play { call, prompt } => {
+                if let Some(p) = prompts {
+                    conf.play(call, p.clip(prompt));
                 }
             }
-            if let Some(report) = conf.close(call) {
-                let _ = events.send(MeetMediaEvent::Closed { call, report });
+            MeetUpdate::StopPrompts { call } => conf.stop_prompts(call),
+            MeetUpdate::Bridge { call, meeting } => conf.bridge(call, &meeting, now),
+            MeetUpdate::Muted { call, muted } => conf.set_muted(call, muted),
+            MeetUpdate::Close { call } => {
+                if let Some(s) = socks.remove(&call) {
+                    for s in &s {
+                        let _ = epoll.delete(s.as_fd());
+                    }
+                }
+                if let Some(report) = conf.close(call) {
+                    let _ = events.send(MeetMediaEvent::Closed { call, report });
+                }
+            }
+            MeetUpdate::Record { meeting, call, ctx } => {
+                let Some(spec) = ctx.stream.as_deref() else { return };
+                if recorder.by_meeting.contains_key(&meeting) {
+                    return;
+                }
+                let streams = CallStreams::new(&ctx, spec, recorder.streamer.clone());
+                recorder.worker.open(call, streams);
+                recorder.by_meeting.insert(meeting.clone(), call);
+                conf.record(&meeting, true, rand::random());
+            }
+            MeetUpdate::StopRecord { meeting } => {
+                conf.record(&meeting, false, 0);
+                if let Some(call) = recorder.by_meeting.remove(&meeting) {
+                    recorder.worker.batch(&mut recorder.deferred);
+                    recorder.worker.close(call, now);
+                }
             }
         }
     }

@@ -52,6 +52,18 @@ const SPEAKER_HOLD: u32 = 15;
 /// A participant's place in the bridge.
 pub type ParticipantId = u64;
 
+/// The id [`Bridge::handle_timeout`] gives the meeting's recording frames: everyone heard
+/// (the full mix), G.711 µ-law.
+pub const RECORDING: ParticipantId = u64::MAX;
+
+/// The meeting's recording stream, while it records.
+#[derive(Debug)]
+struct Recording {
+    ssrc: u32,
+    seq: u16,
+    timestamp: u32,
+}
+
 #[derive(Debug)]
 struct Participant {
     id: ParticipantId,
@@ -89,6 +101,7 @@ pub struct Bridge {
     out: [u8; 12 + FRAME],
     speaker: Option<ParticipantId>,
     speaker_held: u32,
+    recording: Option<Recording>,
     /// Frames made.
     pub ticks: u64,
 }
@@ -102,6 +115,7 @@ impl Default for Bridge {
             out: [0; 12 + FRAME],
             speaker: None,
             speaker_held: 0,
+            recording: None,
             ticks: 0,
         }
     }
@@ -216,6 +230,16 @@ impl Bridge {
         p.playout.push(h.ssrc, h.timestamp, payload, p.law);
     }
 
+    /// Starts (with RTP stream `ssrc`) or stops the meeting's recording: while on, every frame
+    /// also goes out as the full mix of everyone heard, to [`RECORDING`].
+    pub fn set_recording(&mut self, on: bool, ssrc: u32) {
+        self.recording = on.then_some(Recording { ssrc, seq: 0, timestamp: 0 });
+    }
+
+    pub fn is_recording(&self) -> bool {
+        self.recording.is_some()
+    }
+
     /// The active speaker: the loudest voice, held a moment.
     pub fn active_speaker(&self) -> Option<ParticipantId> {
         self.speaker
@@ -274,6 +298,19 @@ impl Bridge {
             }
         }
         self.follow_speaker(loudest);
+        if let Some(r) = self.recording.as_mut() {
+            self.out[0] = 0x80;
+            self.out[1] = Law::MuLaw.payload_type();
+            self.out[2..4].copy_from_slice(&r.seq.to_be_bytes());
+            self.out[4..8].copy_from_slice(&r.timestamp.to_be_bytes());
+            self.out[8..12].copy_from_slice(&r.ssrc.to_be_bytes());
+            for (b, v) in self.out[12..].iter_mut().zip(&self.sum) {
+                *b = Law::MuLaw.encode(limit(*v));
+            }
+            r.seq = r.seq.wrapping_add(1);
+            r.timestamp = r.timestamp.wrapping_add(FRAME as u32);
+            send(RECORDING, &self.out);
+        }
         for p in &mut self.participants {
             if p.leaving {
                 continue;

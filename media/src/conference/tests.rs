@@ -81,7 +81,7 @@ fn bridged_legs_hear_each_other_not_themselves_and_keep_one_stream_each() {
     let mut heard = Heard::new();
     // 100 ms before the meeting: silence, on the legs' own streams.
     for t in (20..=100).step_by(20) {
-        c.handle_timeout(at(t), &mut collect(&mut heard));
+        c.handle_timeout(at(t), &mut collect(&mut heard), &mut |_, _| {});
     }
     for call in [1, 2, 3] {
         c.bridge(call, "1234567890", at(100));
@@ -94,7 +94,7 @@ fn bridged_legs_hear_each_other_not_themselves_and_keep_one_stream_each() {
             let len = p.len();
             c.rtp(call, addr(call as u8, 4000), &mut p, len, at(t));
         }
-        c.handle_timeout(at(t + 20), &mut collect(&mut heard));
+        c.handle_timeout(at(t + 20), &mut collect(&mut heard), &mut |_, _| {});
     }
     for &(call, own) in &tones {
         let packets = &heard[&call];
@@ -122,7 +122,7 @@ fn bridged_legs_hear_each_other_not_themselves_and_keep_one_stream_each() {
     assert_eq!((r.packets_in, r.lost, r.dropped_wrong_source), (100, 0, 0));
     c.close(2);
     c.close(3);
-    c.handle_timeout(at(5000), &mut |_, _, _| {});
+    c.handle_timeout(at(5000), &mut |_, _, _| {}, &mut |_, _| {});
     assert_eq!(c.meetings(), 0, "the bridge goes with its last participant");
     assert_eq!(c.poll_timeout(), None);
 }
@@ -135,7 +135,7 @@ fn a_leg_outside_a_meeting_hears_its_prompts_then_silence_and_a_prompt_mixes_int
     c.play(1, clip.clone());
     let mut heard = Heard::new();
     for t in (20..=200).step_by(20) {
-        c.handle_timeout(at(t), &mut collect(&mut heard));
+        c.handle_timeout(at(t), &mut collect(&mut heard), &mut |_, _| {});
     }
     let audio = audio_of(&heard, 1);
     assert_eq!(audio.len(), 10 * FRAME);
@@ -146,7 +146,7 @@ fn a_leg_outside_a_meeting_hears_its_prompts_then_silence_and_a_prompt_mixes_int
     c.play(1, clip);
     heard.clear();
     for t in (220..=400).step_by(20) {
-        c.handle_timeout(at(t), &mut collect(&mut heard));
+        c.handle_timeout(at(t), &mut collect(&mut heard), &mut |_, _| {});
     }
     let audio = audio_of(&heard, 1);
     assert!(audio[..800].iter().all(|s| s.abs() > 3000), "the prompt in the meeting");
@@ -200,13 +200,17 @@ fn an_srtp_leg_is_decrypted_in_and_encrypted_out() {
         p.resize(len + 16, 0);
         let len = device.protect_rtp(&mut p, len).expect("protect");
         c.rtp(1, addr(1, 4000), &mut p, len, at(u64::from(n) * 20));
-        c.handle_timeout(at(u64::from(n) * 20 + 20), &mut |call, to, pkt: &[u8]| {
-            if call == 1 {
-                to_device.push(pkt.to_vec());
-            } else {
-                collect(&mut heard)(call, to, pkt)
-            }
-        });
+        c.handle_timeout(
+            at(u64::from(n) * 20 + 20),
+            &mut |call, to, pkt: &[u8]| {
+                if call == 1 {
+                    to_device.push(pkt.to_vec());
+                } else {
+                    collect(&mut heard)(call, to, pkt)
+                }
+            },
+            &mut |_, _| {},
+        );
     }
     let audio = audio_of(&heard, 2);
     assert!(power(&audio[audio.len() - 4000..], 900.0) > 1e6, "the SRTP leg is heard");
@@ -235,7 +239,7 @@ fn a_plain_leg_learns_its_source_once_when_allowed_and_an_srtp_leg_follows_what_
     let len = p.len();
     c.rtp(1, addr(60, 6000), &mut p, len, at(20));
     let mut heard = Heard::new();
-    c.handle_timeout(at(20), &mut collect(&mut heard));
+    c.handle_timeout(at(20), &mut collect(&mut heard), &mut |_, _| {});
     assert_eq!(heard[&1][0].0, nat, "the learning leg sends to where its media came from");
     assert_eq!(heard[&2][0].0, addr(2, 4000), "the other keeps its SDP address");
     let r1 = c.close(1).expect("report");
@@ -258,7 +262,40 @@ fn a_plain_leg_learns_its_source_once_when_allowed_and_an_srtp_leg_follows_what_
     let len = device.protect_rtp(&mut p, len).expect("protect");
     c.rtp(3, nat, &mut p, len, at(20));
     heard.clear();
-    c.handle_timeout(at(40), &mut collect(&mut heard));
+    c.handle_timeout(at(40), &mut collect(&mut heard), &mut |_, _| {});
     let r3 = c.close(3).expect("report");
     assert_eq!((r3.srtp_failures, r3.latched, r3.packets_in), (1, 1, 1));
+}
+
+#[test]
+fn a_recorded_meeting_gives_its_full_mix_as_one_mulaw_stream_until_stopped() {
+    let mut c = Conference::new();
+    c.open(1, spec(1, None), at(0));
+    c.open(2, spec(2, None), at(0));
+    c.bridge(1, "m", at(0));
+    c.bridge(2, "m", at(0));
+    c.record("m", true, 77);
+    let mut recorded: Vec<(String, RtpHeader, Vec<i16>)> = Vec::new();
+    for n in 0..50u32 {
+        for (call, f) in [(1u64, 600.0f32), (2, 1100.0)] {
+            let mut p = tone_packet(n, f, 8000.0, call as u32);
+            let len = p.len();
+            c.rtp(call, addr(call as u8, 4000), &mut p, len, at(u64::from(n) * 20));
+        }
+        if n == 40 {
+            c.record("m", false, 0);
+        }
+        c.handle_timeout(at(u64::from(n) * 20 + 20), &mut |_, _, _| {}, &mut |m, pkt| {
+            let h = RtpHeader::parse(pkt).expect("rtp");
+            let audio = pkt[12..].iter().map(|b| Law::MuLaw.decode(*b)).collect();
+            recorded.push((m.to_string(), h, audio));
+        });
+    }
+    assert_eq!(recorded.len(), 40, "a frame per period while on");
+    assert!(recorded.iter().all(|(m, h, _)| m == "m" && h.ssrc == 77 && h.payload_type == 0));
+    for w in recorded.windows(2) {
+        assert_eq!(w[1].1.sequence, w[0].1.sequence.wrapping_add(1));
+    }
+    let audio: Vec<i16> = recorded[20..].iter().flat_map(|r| r.2.clone()).collect();
+    assert!(power(&audio, 600.0) > 1e6 && power(&audio, 1100.0) > 1e6, "everyone is in it");
 }
