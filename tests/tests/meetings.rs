@@ -284,3 +284,41 @@ fn speech_through_a_two_party_meeting_arrives_intact_and_soon() {
     assert!(delay < Duration::from_millis(500), "delay {delay:?}");
     assert!(delay >= Duration::from_millis(20), "delay {delay:?}: too short to be real");
 }
+
+#[test]
+fn sighup_adds_a_meeting_for_new_dial_ins_and_calls_in_progress_stay() {
+    if !require("sipp") {
+        return;
+    }
+    let gw = Gateway::start("127.0.0.117", meetings(true));
+    let stop = Arc::new(AtomicBool::new(false));
+    let ip = "127.0.0.117";
+    let long = Plan { tone: Some((600.0, 0)), length_ms: 9000, ..Plan::default() };
+    let pa = dial(&gw, "in-progress", ip, 5100, 42800, "1234567890", &[], long, &stop);
+    // Not configured yet: the IVR answers and asks for an id, nobody joins 2222222222.
+    let short = Plan { length_ms: 2000, ..Plan::default() };
+    let before = dial(&gw, "before", ip, 5101, 42810, "2222222222", &[], short.clone(), &stop);
+    before.finish(Duration::from_secs(20));
+    let path = gw.dir.join("voicegw.toml");
+    let cfg = std::fs::read_to_string(&path).expect("config");
+    std::fs::write(&path, format!("{cfg}\n[[Meetings]]\nMeetingId = \"2222222222\"\n"))
+        .expect("config");
+    let status =
+        std::process::Command::new("kill").args(["-HUP", &gw.child.id().to_string()]).status();
+    assert!(status.is_ok_and(|s| s.success()));
+    let start = std::time::Instant::now();
+    while !gw.log().contains("configuration reloaded") && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(gw.log().contains("configuration reloaded"), "{}", gw.log());
+    let after = dial(&gw, "after", ip, 5102, 42820, "2222222222", &[], short, &stop);
+    after.finish(Duration::from_secs(20));
+    let heard = pa.finish(Duration::from_secs(30));
+    assert!(!heard.is_empty(), "the call in progress went on");
+    let events = meeting_events(&gw, 4);
+    let joined: Vec<&str> = of_type(&events, "PARTICIPANT_JOINED")
+        .iter()
+        .filter_map(|e| e["detail"]["meetingId"].as_str())
+        .collect();
+    assert_eq!(joined, ["1234567890", "2222222222"], "{events:#?}");
+}
