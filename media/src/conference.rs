@@ -24,6 +24,8 @@ use crate::bridge::participant::{KeyListener, KeySource, PromptPlayer};
 use crate::bridge::{Bridge, FRAME, PERIOD, RECORDING};
 use crate::dtmf::Digit;
 use crate::g711::Law;
+use crate::quality::{minus, terminated_leg, LegQuality};
+use crate::relay::Counters;
 use crate::rtp::RtpHeader;
 use crate::srtp::{Context, MasterKey, Suite};
 use crate::stats::{Arrival, ReceiveStats};
@@ -82,6 +84,10 @@ struct Leg {
     timestamp: u32,
     stats: ReceiveStats,
     report: LegReport,
+    /// Received and sent so far, and at the last quality period.
+    received: Counters,
+    sent: Counters,
+    last: (Counters, Counters),
 }
 
 /// See the module documentation.
@@ -157,6 +163,9 @@ impl Conference {
             timestamp: spec.timestamp,
             stats: ReceiveStats::new(),
             report: LegReport::default(),
+            received: Counters::default(),
+            sent: Counters::default(),
+            last: (Counters::default(), Counters::default()),
             spec,
         };
         self.legs.insert(call, leg);
@@ -245,6 +254,8 @@ impl Conference {
         };
         let packet = &packet[..n];
         let Ok(h) = RtpHeader::parse(packet) else { return };
+        l.received.rtp_packets += 1;
+        l.received.rtp_bytes += n as u64;
         if from != l.spec.peer && may_learn {
             l.spec.peer = from;
             l.report.latched += 1;
@@ -268,6 +279,23 @@ impl Conference {
         if let Some(b) = l.meeting.as_ref().and_then(|m| self.bridges.get_mut(m)) {
             b.rtp(call, packet);
         }
+    }
+
+    /// An RTCP packet of `len` bytes from call `call`'s peer (counted; reports are not read).
+    pub fn rtcp(&mut self, call: CallId, from: SocketAddr, len: usize) {
+        if let Some(l) = self.legs.get_mut(&call).filter(|l| from.ip() == l.spec.peer.ip()) {
+            l.received.rtcp_packets += 1;
+            l.received.rtcp_bytes += len as u64;
+        }
+    }
+
+    /// Call `call`'s media quality since the last time this was asked (formats.md §4's
+    /// customer leg: the participant and voicegw).
+    pub fn quality_period(&mut self, call: CallId) -> Option<LegQuality> {
+        let l = self.legs.get_mut(&call)?;
+        let q = terminated_leg(&l.stats, minus(l.received, l.last.0), minus(l.sent, l.last.1));
+        l.last = (l.received, l.sent);
+        Some(q)
     }
 
     pub fn poll_event(&mut self) -> Option<ConferenceEvent> {
@@ -352,6 +380,8 @@ impl Conference {
             None => n,
         };
         l.report.packets_out += 1;
+        l.sent.rtp_packets += 1;
+        l.sent.rtp_bytes += n as u64;
         send(call, l.spec.peer, &out[..n]);
     }
 }

@@ -4,6 +4,7 @@
 //! between).
 
 use crate::relay::{Counters, Session, Side};
+use crate::stats::ReceiveStats;
 
 /// One direction of a leg in a period.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -39,7 +40,23 @@ pub struct Snapshot {
     sent: [Counters; 2],
 }
 
-fn minus(a: Counters, b: Counters) -> Counters {
+/// A leg voicegw terminates (a meeting participant) over a period: `received` and `sent` in
+/// the period, what voicegw measured on what it receives (`stats`); no far-end report or RTT
+/// (the MOS takes its delay from the jitter, as `mos_of` does without reports).
+pub fn terminated_leg(stats: &ReceiveStats, received: Counters, sent: Counters) -> LegQuality {
+    let inbound = Flow {
+        counts: received,
+        packets_lost: Some(stats.lost().max(0).unsigned_abs()),
+        jitter_us: stats.jitter_ms().map(|j| (j * 1000.0).round() as u64),
+    };
+    let outbound = Flow { counts: sent, packets_lost: None, jitter_us: None };
+    let mos =
+        if received.rtp_packets + sent.rtp_packets == 0 { None } else { mos_from(stats, None) };
+    LegQuality { inbound, outbound, rtt_us: None, mos }
+}
+
+/// `a − b`, counter by counter (never below zero).
+pub fn minus(a: Counters, b: Counters) -> Counters {
     Counters {
         rtp_packets: a.rtp_packets.saturating_sub(b.rtp_packets),
         rtp_bytes: a.rtp_bytes.saturating_sub(b.rtp_bytes),
@@ -88,20 +105,25 @@ fn leg(s: &Session, side: Side, last: &Snapshot, snap: &Snapshot) -> LegQuality 
 /// analyze` does (d = 2·jitter + ptime): endpoints that send no RTCP still get a MOS.
 fn mos_of(s: &Session, side: Side) -> Option<f64> {
     let st = s.side(side);
-    let codec = match st.stats.payload_type()? {
+    mos_from(&st.stats, st.rtt_ms)
+}
+
+/// The MOS of a received stream's `stats`, with the RTT when known.
+fn mos_from(stats: &ReceiveStats, rtt_ms: Option<f64>) -> Option<f64> {
+    let codec = match stats.payload_type()? {
         0 | 8 => crate::emodel::G711_PLC,
         18 => crate::emodel::G729A_VAD,
         _ => return None,
     };
-    let expected = st.stats.expected();
+    let expected = stats.expected();
     if expected == 0 {
         return None;
     }
-    let loss_pct = st.stats.lost().max(0) as f64 * 100.0 / expected as f64;
+    let loss_pct = stats.lost().max(0) as f64 * 100.0 / expected as f64;
     // Packetization time: 20 ms, the G.711/G.729 default (the stream's own ptime is not
     // tracked by the relay yet).
-    let rtt = st.rtt_ms.unwrap_or(0.0);
-    Some(crate::emodel::reported_mos(rtt, st.stats.jitter_ms()?, 20.0, loss_pct, codec, 1.0))
+    let rtt = rtt_ms.unwrap_or(0.0);
+    Some(crate::emodel::reported_mos(rtt, stats.jitter_ms()?, 20.0, loss_pct, codec, 1.0))
 }
 
 #[cfg(test)]

@@ -83,6 +83,20 @@ fn three_participants_hear_each_other_and_not_themselves() {
     }
     assert_eq!(gw.wait_process_metric("voicegw_meeting_participants_active", 0.0), 0.0);
     assert_eq!(gw.wait_process_metric("voicegw_meetings_active", 0.0), 0.0);
+    // A media-quality record per participant at the end of its leg (formats.md §4; the
+    // participant is the customer leg, the remote directions are empty).
+    let log = gw.dir.join("var/ChimeVoiceConnectorLogs/meetings.jsonl");
+    let records = harness::json_lines(&log, 3, Duration::from_secs(10));
+    assert_eq!(records.len(), 3, "{records:#?}");
+    for r in &records {
+        assert_eq!(r.as_object().map(|o| o.len()), Some(37), "{r}");
+        assert_eq!(r["voice_connector_id"], "meetings");
+        assert!(r["cust2vc_rtp_packets"].as_u64().unwrap_or(0) > 200, "{r}");
+        assert!(r["vc2cust_rtp_packets"].as_u64().unwrap_or(0) > 200, "{r}");
+        assert_eq!(r["cust2vc_packets_lost"], 0, "{r}");
+        assert!(r["mos_btwn_vc_and_cust"].as_f64().is_some_and(|m| m > 4.0), "{r}");
+        assert!(r["rtt_btwn_vc_and_rem"].is_null() && r["rem2vc_rtp_packets"] == 0, "{r}");
+    }
 }
 
 #[test]

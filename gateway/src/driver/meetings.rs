@@ -45,6 +45,7 @@ impl Gateway {
                 };
                 self.apply(&started, at);
                 self.apply(&CallEvent::Answered { call }, at);
+                self.identify_participant(call);
             }
             MeetEvent::Refused { call_id, status, reason } => {
                 tracing::info!(%call_id, status, %reason, "meeting dial-in refused");
@@ -172,6 +173,30 @@ impl Gateway {
         let ended = CallEvent::Ended { call, status: 200, reason: "recording stopped".into() };
         self.apply(&ended, at);
         self.meeting_json("RECORDING_STOPPED", meeting, None, false, at);
+    }
+
+    /// Tells the meetings' media thread who call `call` is, for its media-quality records.
+    fn identify_participant(&mut self, call: u64) {
+        let Some(c) = self.table.get(call) else { return };
+        let user = |uri: &str| {
+            let uri = uri.split_once('<').map_or(uri, |(_, r)| r);
+            let uri = uri.split_once(':').map_or(uri, |(_, r)| r);
+            uri.split(['@', '>', ';']).next().unwrap_or_default().to_string()
+        };
+        let ctx = crate::relay::anchor::CallContext {
+            call,
+            transaction_id: c.transaction_id.clone(),
+            voice_connector_id: MEETINGS_VOICE_CONNECTOR.to_string(),
+            direction: c.direction,
+            from_user: user(&c.from),
+            to_user: user(&c.to),
+            from_country: None,
+            to_country: None,
+            latching: Default::default(),
+            stream: None,
+            record_only: false,
+        };
+        self.meet.send(crate::meet::anchor::MeetUpdate::Identify { call, ctx: Box::new(ctx) });
     }
 
     /// A meeting's event, in the envelope of the streaming status events.

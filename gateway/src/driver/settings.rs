@@ -43,6 +43,17 @@ pub fn record_sinks(cfg: &Config, registry: &Arc<Mutex<Registry>>) -> HashMap<St
         .collect()
 }
 
+/// Meeting participants' media-quality records: `ChimeVoiceConnectorLogs/meetings.jsonl`
+/// under the data directory, and the metrics under voice connector id `meetings`.
+pub fn meeting_record_sink(cfg: &Config, registry: &Arc<Mutex<Registry>>) -> RecordSink {
+    let id = super::meetings::MEETINGS_VOICE_CONNECTOR;
+    RecordSink {
+        path: Some(cfg.data.dir.join("ChimeVoiceConnectorLogs").join(format!("{id}.jsonl"))),
+        aws_region: String::new(),
+        metrics: Some((registry.clone(), Labels::new(id, ""))),
+    }
+}
+
 /// Voice connectors whose customer leg may learn its media source (`AllowMediaSourceLearning`).
 pub fn learning_voice_connectors(cfg: &Config) -> Vec<String> {
     cfg.voice_connectors

@@ -230,13 +230,15 @@ pub async fn start(
     let media = media_thread::start(clock, timing, silent_tx, registry.clone(), streamer.clone())
         .map_err(StartError::Media)?;
     let (meet_tx, meet_rx) = mpsc::unbounded_channel();
-    let meet = crate::meet::thread::start(
+    let meet = crate::meet::thread::start(crate::meet::thread::Setup {
         clock,
-        cfg.data.dir.clone(),
-        meet_tx,
-        streamer.clone(),
-        registry.clone(),
-    )
+        data_dir: cfg.data.dir.clone(),
+        events: meet_tx,
+        streamer: streamer.clone(),
+        registry: registry.clone(),
+        records: settings::meeting_record_sink(cfg, &registry),
+        record_period: Duration::from_secs(cfg.media.record_period_secs),
+    })
     .map_err(StartError::Media)?;
     if let Some(domain) = v.meet.domains.first() {
         tracing::info!(%domain, meetings = v.meet.meetings.len(), "meeting dial-in on sip:<id>@{domain}");

@@ -51,6 +51,11 @@ pub enum MeetUpdate {
     StopRecord {
         meeting: String,
     },
+    /// Who call `call` is, for its media-quality records (once the UAS answered it).
+    Identify {
+        call: u64,
+        ctx: Box<crate::relay::anchor::CallContext>,
+    },
 }
 
 /// See the module documentation.

@@ -24,6 +24,8 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 use super::anchor::MeetUpdate;
 use super::prompts::PromptAudio;
 use crate::driver::clock::Clock;
+use crate::relay::anchor::CallContext;
+use crate::relay::record::{write_terminated, RecordSink};
 use crate::stream::call::{CallStreams, Streamer};
 use crate::stream::deferred::Deferred;
 use crate::stream::worker::Worker;
@@ -61,14 +63,24 @@ impl MeetHandle {
     }
 }
 
+/// What the thread is started with.
+pub struct Setup {
+    pub clock: Clock,
+    /// Where the prompts are cached (`<data>/prompts`).
+    pub data_dir: PathBuf,
+    pub events: tokio::sync::mpsc::UnboundedSender<MeetMediaEvent>,
+    /// Recorded meetings' streams go there.
+    pub streamer: Streamer,
+    pub registry: Arc<std::sync::Mutex<metrics::Registry>>,
+    /// Participants' media-quality records (formats.md §4), every `record_period` and at
+    /// the end of each leg.
+    pub records: RecordSink,
+    pub record_period: Duration,
+}
+
 /// Starts the thread.
-pub fn start(
-    clock: Clock,
-    data_dir: PathBuf,
-    events: tokio::sync::mpsc::UnboundedSender<MeetMediaEvent>,
-    streamer: Streamer,
-    registry: Arc<std::sync::Mutex<metrics::Registry>>,
-) -> std::io::Result<MeetHandle> {
+pub fn start(setup: Setup) -> std::io::Result<MeetHandle> {
+    let Setup { clock, data_dir, events, streamer, registry, records, record_period } = setup;
     let worker = Worker::start("voicegw-meet-stream".into(), clock, registry)?;
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(std::io::Error::from)?;
     let waker = Arc::new(
@@ -86,6 +98,7 @@ pub fn start(
             streamer,
             deferred: Deferred::default(),
             by_meeting: HashMap::new(),
+            quality: Quality { sink: records, period: record_period, legs: HashMap::new() },
         };
         run(clock, epoll, &thread_waker, rx, data_dir, events, recorder)
     })?;
@@ -95,12 +108,30 @@ pub fn start(
 /// A participant's sockets: RTP, RTCP.
 type Sockets = [UdpSocket; 2];
 
-/// The recorded meetings: their streams on the worker, by meeting.
+/// The recorded meetings: their streams on the worker, by meeting; and the participants'
+/// media-quality records.
 struct Recorder {
     worker: Worker,
     streamer: Streamer,
     deferred: Deferred,
     by_meeting: HashMap<String, u64>,
+    quality: Quality,
+}
+
+/// The participants' media-quality records: who each is, and the losses last written.
+struct Quality {
+    sink: RecordSink,
+    period: Duration,
+    legs: HashMap<u64, (Box<CallContext>, [u64; 4])>,
+}
+
+impl Quality {
+    /// Writes call `call`'s record for the period since its last.
+    fn write(&mut self, conf: &mut Conference, call: u64, clock: Clock) {
+        let Some((ctx, lost)) = self.legs.get_mut(&call) else { return };
+        let Some(q) = conf.quality_period(call) else { return };
+        *lost = write_terminated(ctx, q, lost, &self.sink, clock.wall());
+    }
 }
 
 fn run(
@@ -113,6 +144,7 @@ fn run(
     mut recorder: Recorder,
 ) {
     let mut prompts: Option<PromptAudio> = None;
+    let mut next_record = clock.now() + recorder.quality.period;
     let mut conf = Conference::new();
     let mut socks: HashMap<u64, Sockets> = HashMap::new();
     let mut ready = [EpollEvent::empty(); 256];
@@ -136,6 +168,8 @@ fn run(
                 // RTCP from the participant is read and let go (reports are not kept yet).
                 if component == 0 {
                     conf.rtp(call, from, &mut buf, len, now);
+                } else {
+                    conf.rtcp(call, from, len);
                 }
             }
         }
@@ -153,11 +187,19 @@ fn run(
                         socks: &mut socks,
                         epoll: &epoll,
                         recorder: &mut recorder,
+                        clock,
                     };
                     cx.command(u, prompts, &events, now)
                 }
                 Err(std::sync::mpsc::TryRecvError::Empty) => break,
                 Err(std::sync::mpsc::TryRecvError::Disconnected) => return,
+            }
+        }
+        if now >= next_record {
+            next_record = now + recorder.quality.period;
+            let calls: Vec<u64> = recorder.quality.legs.keys().copied().collect();
+            for call in calls {
+                recorder.quality.write(&mut conf, call, clock);
             }
         }
         while let Some(ConferenceEvent::Key { call, digit, source }) = conf.poll_event() {
@@ -196,6 +238,7 @@ struct Cx<'a> {
     socks: &'a mut HashMap<u64, Sockets>,
     epoll: &'a Epoll,
     recorder: &'a mut Recorder,
+    clock: Clock,
 }
 
 impl Cx<'_> {
@@ -206,7 +249,7 @@ impl Cx<'_> {
         events: &tokio::sync::mpsc::UnboundedSender<MeetMediaEvent>,
         now: common::Instant,
     ) {
-        let Cx { conf, socks, epoll, recorder } = self;
+        let Cx { conf, socks, epoll, recorder, clock } = self;
         match u {
             MeetUpdate::Open { call, sockets, spec } => {
                 let mut ok = true;
@@ -235,8 +278,16 @@ impl Cx<'_> {
                         let _ = epoll.delete(s.as_fd());
                     }
                 }
+                // The leg's last record, then it goes.
+                recorder.quality.write(conf, call, *clock);
+                recorder.quality.legs.remove(&call);
                 if let Some(report) = conf.close(call) {
                     let _ = events.send(MeetMediaEvent::Closed { call, report });
+                }
+            }
+            MeetUpdate::Identify { call, ctx } => {
+                if socks.contains_key(&call) {
+                    recorder.quality.legs.insert(call, (ctx, [0; 4]));
                 }
             }
             MeetUpdate::Record { meeting, call, ctx } => {

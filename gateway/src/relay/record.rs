@@ -148,38 +148,65 @@ pub(crate) fn write_record(
     sink: Option<&RecordSink>,
     wall: SystemTime,
 ) -> Snapshot {
-    use std::io::Write as _;
     let now_ms = wall.duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
     let region = sink.map(|k| k.aws_region.as_str()).unwrap_or("");
     let (rec, snap) = record(ctx, s, last, region, now_ms);
-    let Some(sink) = sink else { return snap };
-    if let Some((registry, labels)) = &sink.metrics {
-        feed_metrics(&rec, last, registry, labels);
-    }
-    if let Some(path) = &sink.path {
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let mut line = serde_json::to_vec(&rec).unwrap_or_default();
-        line.push(b'\n');
-        match std::fs::OpenOptions::new().create(true).append(true).open(path) {
-            Ok(mut f) => {
-                if let Err(e) = f.write_all(&line) {
-                    tracing::warn!(path = %path.display(), error = %e, "media-quality record not written");
-                }
-            }
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "media-quality log unavailable")
-            }
-        }
+    if let Some(sink) = sink {
+        emit(&rec, &last.lost, sink);
     }
     snap
+}
+
+/// Writes the record of a leg voicegw terminates (a meeting participant: the customer leg;
+/// the remote directions are empty) and feeds the metrics; `lost` is the cumulative losses
+/// of the last record, and the new ones are returned.
+pub(crate) fn write_terminated(
+    ctx: &CallContext,
+    cust: LegQuality,
+    lost: &[u64; 4],
+    sink: &RecordSink,
+    wall: SystemTime,
+) -> [u64; 4] {
+    let now_ms = wall.duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0) as u64;
+    let rec = MediaRecord {
+        ctx,
+        aws_region: &sink.aws_region,
+        event_timestamp: now_ms,
+        cust,
+        rem: LegQuality::default(),
+    };
+    emit(&rec, lost, sink);
+    rec.lost()
+}
+
+/// A record to its sink: the metrics, the JSON line.
+fn emit(rec: &MediaRecord, last_lost: &[u64; 4], sink: &RecordSink) {
+    use std::io::Write as _;
+    if let Some((registry, labels)) = &sink.metrics {
+        feed_metrics(rec, last_lost, registry, labels);
+    }
+    let Some(path) = &sink.path else { return };
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let mut line = serde_json::to_vec(rec).unwrap_or_default();
+    line.push(b'\n');
+    match std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        Ok(mut f) => {
+            if let Err(e) = f.write_all(&line) {
+                tracing::warn!(path = %path.display(), error = %e, "media-quality record not written");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "media-quality log unavailable")
+        }
+    }
 }
 
 /// Adds a record's per-period counts to the CloudWatch-named metrics and sets the gauges.
 fn feed_metrics(
     rec: &MediaRecord,
-    last: &Snapshot,
+    last_lost: &[u64; 4],
     registry: &std::sync::Mutex<Registry>,
     l: &Labels,
 ) {
@@ -227,7 +254,7 @@ fn feed_metrics(
         r.add(cpk, l, f.counts.rtcp_packets as f64);
         r.add(cby, l, f.counts.rtcp_bytes as f64);
         // Loss is cumulative in the record: count what is new since the last one.
-        r.add(lost, l, lost_now[i].saturating_sub(last.lost[i]) as f64);
+        r.add(lost, l, lost_now[i].saturating_sub(last_lost[i]) as f64);
         if let Some(j) = f.jitter_us {
             r.set(jit, l, j as f64);
         }
