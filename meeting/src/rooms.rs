@@ -106,6 +106,14 @@ impl Rooms {
     }
 
     /// Participants, waiting or bridged.
+    /// The calls bridged into meeting `id` (they hear it).
+    pub fn bridged(&self, id: &str) -> Vec<CallId> {
+        self.rooms
+            .get(id)
+            .map(|r| r.members.iter().filter(|m| m.bridged).map(|m| m.call).collect())
+            .unwrap_or_default()
+    }
+
     pub fn participants(&self) -> usize {
         self.calls.len()
     }

@@ -365,9 +365,16 @@ impl<P: MeetPolicy, M: MeetingMedia> MeetingUas<P, M> {
                     }
                 }
                 RoomAction::StartRecording { meeting } => {
+                    // Everyone in the meeting is told (as the service's meetings do).
+                    for call in self.rooms.bridged(&meeting) {
+                        self.media.play(call, Prompt::RecordingStarted);
+                    }
                     ep.emit::<Self, I>(MeetEvent::RecordingStarted { meeting })
                 }
                 RoomAction::StopRecording { meeting } => {
+                    for call in self.rooms.bridged(&meeting) {
+                        self.media.play(call, Prompt::RecordingStopped);
+                    }
                     ep.emit::<Self, I>(MeetEvent::RecordingStopped { meeting })
                 }
                 RoomAction::MeetingStarted { meeting } => {

@@ -256,6 +256,26 @@ fn a_moderated_meeting_waits_for_its_moderator_and_keys_from_media_work_too() {
         );
     }
     assert_eq!(drain(&mut s).media, ["muted 1 true", "play 1 muted"]);
+    // *9 from the moderator: everyone in the meeting is told it is recorded; *9 from the
+    // participant does nothing (moderators only).
+    let key = |s: &mut Uas, call: u64, k: char, ms: u64| {
+        let (ep, host) = s.split();
+        host.0.digit::<Solo<MeetingUas<Config, Media>>, 0>(
+            ep,
+            call,
+            Digit::from_char(k).unwrap(),
+            DtmfTransport::Rfc4733,
+            at(ms),
+        );
+    };
+    key(&mut s, 1, '*', 6000);
+    key(&mut s, 1, '9', 6100);
+    assert!(drain(&mut s).events.iter().all(|e| !matches!(e, MeetEvent::RecordingStarted { .. })));
+    key(&mut s, 2, '*', 7000);
+    key(&mut s, 2, '9', 7100);
+    let seen = drain(&mut s);
+    assert_eq!(seen.media, ["play 1 recording-started", "play 2 recording-started"]);
+    assert!(seen.events.iter().any(|e| matches!(e, MeetEvent::RecordingStarted { .. })));
 }
 
 #[test]
