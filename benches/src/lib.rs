@@ -1,4 +1,4 @@
-//! Sample SIP traffic shared by the benchmarks.
+//! Sample SIP traffic and the process figures shared by the benchmarks.
 
 /// A typical termination INVITE from a PBX, with SDP.
 pub const INVITE: &str = "INVITE sip:+12065550101@abcdef1ghij2klmno3pqr4.voiceconnector.local SIP/2.0\r\n\
@@ -26,3 +26,27 @@ Call-ID: 1-4242@127.0.0.1\r\n\
 CSeq: 1 INVITE\r\n\
 Contact: <sip:carrier@10.0.0.9:5080>\r\n\
 Content-Length: 0\r\n\r\n";
+
+/// user+system CPU ticks and resident memory (KiB) of a process.
+pub fn proc_usage(pid: u32) -> (u64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    (ticks, rss)
+}
+
+/// The `p` quantile (0–1) of sorted values; 0 when there are none.
+pub fn percentile(sorted: &[u32], p: f64) -> u32 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
