@@ -27,24 +27,8 @@ impl Gateway {
             MeetEvent::Answered { call, transaction_id, invite, peer, .. } => {
                 let call_id = invite.call_id().unwrap_or_default().to_string();
                 tracing::info!(call, %call_id, %peer, to = %invite.uri, "meeting dial-in answered");
-                let started = CallEvent::Started {
-                    call,
-                    transaction_id,
-                    call_id: call_id.clone(),
-                    b_call_id: call_id,
-                    direction: sip::b2bua::Direction::Outbound,
-                    voice_connector_id: MEETINGS_VOICE_CONNECTOR.to_string(),
-                    from: invite
-                        .headers
-                        .get(&sip::message::HeaderName::From)
-                        .unwrap_or_default()
-                        .to_string(),
-                    to: invite.uri.to_string(),
-                    target: peer,
-                    auth_user: None,
-                };
-                self.apply(&started, at);
-                self.apply(&CallEvent::Answered { call }, at);
+                let vc = MEETINGS_VOICE_CONNECTOR.to_string();
+                self.answered_by_voicegw(call, transaction_id, vc, &invite, peer, at);
                 self.identify_participant(call);
             }
             MeetEvent::Refused { call_id, status, reason } => {

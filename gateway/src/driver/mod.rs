@@ -425,25 +425,14 @@ impl Gateway {
                         r.inc(names::RECORDING_TOLERATED, &metrics::Labels::kind(t));
                     }
                 }
-                let call_id = invite.call_id().unwrap_or_default().to_string();
-                let started = CallEvent::Started {
-                    call: session,
+                self.answered_by_voicegw(
+                    session,
                     transaction_id,
-                    call_id: call_id.clone(),
-                    b_call_id: call_id,
-                    direction: sip::b2bua::Direction::Outbound,
                     voice_connector_id,
-                    from: invite
-                        .headers
-                        .get(&sip::message::HeaderName::From)
-                        .unwrap_or_default()
-                        .to_string(),
-                    to: invite.uri.to_string(),
-                    target: source,
-                    auth_user: None,
-                };
-                self.apply(&started, at);
-                self.apply(&CallEvent::Answered { call: session }, at);
+                    &invite,
+                    source,
+                    at,
+                );
                 if self.stream_events.follows(session) {
                     self.stream_events.set_invite(session, &invite);
                     let json = metadata.as_ref().map(siprec::metadata::Metadata::to_json);
@@ -466,6 +455,39 @@ impl Gateway {
                 r.inc(metrics::names::RECORDING_SESSIONS_REFUSED, &kind);
             }
         }
+    }
+
+    /// An INVITE voicegw answered itself (a recording session, a meeting dial-in) becomes a
+    /// call of the call table, started and answered at `at`, so its CDR, SIP log and metrics
+    /// follow as a call's.
+    fn answered_by_voicegw(
+        &mut self,
+        call: u64,
+        transaction_id: String,
+        voice_connector_id: String,
+        invite: &sip::Request,
+        peer: sip::Peer,
+        at: crate::observe::facts::Moment,
+    ) {
+        let call_id = invite.call_id().unwrap_or_default().to_string();
+        let started = CallEvent::Started {
+            call,
+            transaction_id,
+            call_id: call_id.clone(),
+            b_call_id: call_id,
+            direction: sip::b2bua::Direction::Outbound,
+            voice_connector_id,
+            from: invite
+                .headers
+                .get(&sip::message::HeaderName::From)
+                .unwrap_or_default()
+                .to_string(),
+            to: invite.uri.to_string(),
+            target: peer,
+            auth_user: None,
+        };
+        self.apply(&started, at);
+        self.apply(&CallEvent::Answered { call }, at);
     }
 
     /// A streamed call's events carry the headers of its customer leg's INVITE (the caller's

@@ -18,21 +18,20 @@ use std::time::Duration;
 use media::bridge::participant::KeySource;
 use media::conference::{Conference, ConferenceEvent, LegReport};
 use media::dtmf::Digit;
-use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
-use nix::sys::eventfd::{EfdFlags, EventFd};
+use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags};
+use nix::sys::eventfd::EventFd;
 
 use super::anchor::MeetUpdate;
 use super::prompts::PromptAudio;
 use crate::driver::clock::Clock;
 use crate::relay::anchor::CallContext;
 use crate::relay::record::{write_terminated, RecordSink};
+use crate::relay::thread::WAKER;
 use crate::stream::call::{CallStreams, Streamer};
 use crate::stream::deferred::Deferred;
 use crate::stream::worker::Worker;
 use std::path::PathBuf;
 
-/// The wake-up eventfd's token.
-const WAKER: u64 = u64::MAX;
 /// Longest wait before the thread looks at the time again.
 const MAX_WAIT: Duration = Duration::from_millis(250);
 /// Most packets read from one socket per turn (a flood cannot starve the others).
@@ -82,14 +81,7 @@ pub struct Setup {
 pub fn start(setup: Setup) -> std::io::Result<MeetHandle> {
     let Setup { clock, data_dir, events, streamer, registry, records, record_period } = setup;
     let worker = Worker::start("voicegw-meet-stream".into(), clock, registry)?;
-    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(std::io::Error::from)?;
-    let waker = Arc::new(
-        EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)
-            .map_err(std::io::Error::from)?,
-    );
-    epoll
-        .add(waker.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, WAKER))
-        .map_err(std::io::Error::from)?;
+    let (epoll, waker) = crate::relay::thread::epoll_with_waker()?;
     let (tx, rx) = channel();
     let thread_waker = waker.clone();
     std::thread::Builder::new().name("voicegw-meet".into()).spawn(move || {

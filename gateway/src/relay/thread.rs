@@ -31,7 +31,7 @@ use crate::stream::deferred::Deferred;
 use crate::stream::worker::Worker;
 
 /// The token of each thread's wake-up eventfd.
-const WAKER: u64 = u64::MAX;
+pub(crate) const WAKER: u64 = u64::MAX;
 /// Packet buffer: the largest datagram read, plus room for an SRTP tag added in place.
 const BUF: usize = 2048;
 
@@ -123,6 +123,19 @@ impl CallMedia {
 /// One packet in this many has its relay latency measured (a clock read after its send).
 const LATENCY_SAMPLE: u32 = 16;
 
+/// An epoll set with a wake-up eventfd in it (token [`WAKER`]): what a media thread waits on.
+pub(crate) fn epoll_with_waker() -> std::io::Result<(Epoll, Arc<EventFd>)> {
+    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(std::io::Error::from)?;
+    let waker = Arc::new(
+        EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)
+            .map_err(std::io::Error::from)?,
+    );
+    epoll
+        .add(waker.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, WAKER))
+        .map_err(std::io::Error::from)?;
+    Ok((epoll, waker))
+}
+
 /// Starts one media thread per core, timing sessions per `timing` on `clock`. Silent calls are
 /// reported on `silent`; relay latencies go to `registry` once a second. Calls whose context
 /// asks for streaming are streamed through `streamer`.
@@ -136,14 +149,7 @@ pub fn start(
     let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let mut threads = Vec::with_capacity(n);
     for i in 0..n {
-        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(std::io::Error::from)?;
-        let waker = Arc::new(
-            EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)
-                .map_err(std::io::Error::from)?,
-        );
-        epoll
-            .add(waker.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, WAKER))
-            .map_err(std::io::Error::from)?;
+        let (epoll, waker) = epoll_with_waker()?;
         let (tx, rx) = channel();
         let silent = silent.clone();
         let worker = Worker::start(format!("voicegw-stream-{i}"), clock, registry.clone())?;

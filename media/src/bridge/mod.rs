@@ -360,4 +360,4 @@ impl Bridge {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

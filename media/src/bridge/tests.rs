@@ -7,7 +7,7 @@ fn at(ms: u64) -> Instant {
 }
 
 /// Participant `k`'s packet `n`: a tone of `freq` at `amp`, A-law.
-fn tone_packet(n: u32, freq: f32, amp: f32, ssrc: u32) -> Vec<u8> {
+pub(crate) fn tone_packet(n: u32, freq: f32, amp: f32, ssrc: u32) -> Vec<u8> {
     let mut p = vec![0x80, 8];
     p.extend_from_slice(&(n as u16).to_be_bytes());
     p.extend_from_slice(&(n * FRAME as u32).to_be_bytes());
@@ -21,7 +21,7 @@ fn tone_packet(n: u32, freq: f32, amp: f32, ssrc: u32) -> Vec<u8> {
 }
 
 /// Power of `freq` in `samples` (Goertzel), normalised to a tone's amplitude squared.
-fn power(samples: &[i16], freq: f32) -> f32 {
+pub(crate) fn power(samples: &[i16], freq: f32) -> f32 {
     let c = 2.0 * (2.0 * std::f32::consts::PI * freq / 8000.0).cos();
     let (mut s1, mut s2) = (0.0f32, 0.0f32);
     for &x in samples {

@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use super::*;
+use crate::bridge::tests::{power, tone_packet};
 
 fn at(ms: u64) -> Instant {
     Instant::from_origin(Duration::from_millis(ms))
@@ -26,32 +27,6 @@ fn spec(last: u8, srtp: Option<(Suite, MasterKey, MasterKey)>) -> LegSpec {
         seq: 100,
         timestamp: 5000,
     }
-}
-
-/// Packet `n` of a tone of `freq` at `amp`, A-law, from SSRC `ssrc`.
-fn tone_packet(n: u32, freq: f32, amp: f32, ssrc: u32) -> Vec<u8> {
-    let mut p = vec![0x80, 8];
-    p.extend_from_slice(&(n as u16).to_be_bytes());
-    p.extend_from_slice(&(n * FRAME as u32).to_be_bytes());
-    p.extend_from_slice(&ssrc.to_be_bytes());
-    for i in 0..FRAME {
-        let t = (n as usize * FRAME + i) as f32 / 8000.0;
-        p.push(Law::ALaw.encode((amp * (2.0 * std::f32::consts::PI * freq * t).sin()) as i16));
-    }
-    p
-}
-
-/// Power of `freq` in `samples` (Goertzel), as a tone's amplitude squared.
-fn power(samples: &[i16], freq: f32) -> f32 {
-    let c = 2.0 * (2.0 * std::f32::consts::PI * freq / 8000.0).cos();
-    let (mut s1, mut s2) = (0.0f32, 0.0f32);
-    for &x in samples {
-        let s0 = f32::from(x) + c * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-    }
-    let n = samples.len() as f32;
-    (s1 * s1 + s2 * s2 - c * s1 * s2) * 4.0 / (n * n)
 }
 
 /// What each leg was sent: (to, RTP header fields, decoded audio), per call.
