@@ -53,6 +53,7 @@ fn run(c: &mut Criterion, name: &str, talking: u64, srtp: bool) {
                 dtmf_pt: Some(101),
                 peer: peer(call),
                 learn_source: false,
+                frames_per_packet: 1,
                 srtp: srtp.then(|| (Suite::AesCm128HmacSha1_80, key(), key())),
                 ssrc: call as u32,
                 seq: 0,

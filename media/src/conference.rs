@@ -33,6 +33,9 @@ use crate::stats::{Arrival, ReceiveStats};
 /// A participant's call number.
 pub type CallId = u64;
 
+/// The most 20 ms frames in one packet sent to a leg (60 ms).
+pub const MAX_FRAMES_PER_PACKET: u8 = 3;
+
 /// How a leg's media was negotiated.
 #[derive(Debug, Clone)]
 pub struct LegSpec {
@@ -52,6 +55,9 @@ pub struct LegSpec {
     pub ssrc: u32,
     pub seq: u16,
     pub timestamp: u32,
+    /// 20 ms frames per packet it is sent (its `a=ptime` of 20, 40 or 60 ms): 1 to
+    /// [`MAX_FRAMES_PER_PACKET`].
+    pub frames_per_packet: u8,
 }
 
 /// What the conference reports.
@@ -80,8 +86,13 @@ struct Leg {
     srtp_in: Option<Context>,
     srtp_out: Option<Context>,
     meeting: Option<String>,
+    /// The next packet's sequence number, and the next frame's timestamp.
     seq: u16,
     timestamp: u32,
+    /// Frames waiting to fill a packet (ptime above 20 ms), and the first one's timestamp.
+    pending: [u8; MAX_FRAMES_PER_PACKET as usize * FRAME],
+    pending_frames: u8,
+    pending_ts: u32,
     stats: ReceiveStats,
     report: LegReport,
     /// Received and sent so far, and at the last quality period.
@@ -98,8 +109,12 @@ pub struct Conference {
     solo_next: Option<Instant>,
     events: VecDeque<ConferenceEvent>,
     frame: [i16; FRAME],
-    out: [u8; 12 + FRAME + 16],
+    payload: [u8; FRAME],
+    out: [u8; OUT],
 }
+
+/// A packet sent: header, up to 60 ms of G.711, an SRTP tag.
+const OUT: usize = 12 + MAX_FRAMES_PER_PACKET as usize * FRAME + 16;
 
 /// The leg's prompt (if one plays) mixed into `payload`, in `law`.
 fn mix_prompt(prompts: &mut PromptPlayer, frame: &mut [i16; FRAME], law: Law, payload: &mut [u8]) {
@@ -119,7 +134,8 @@ impl Default for Conference {
             solo_next: None,
             events: VecDeque::new(),
             frame: [0; FRAME],
-            out: [0; 12 + FRAME + 16],
+            payload: [0; FRAME],
+            out: [0; OUT],
         }
     }
 }
@@ -161,6 +177,9 @@ impl Conference {
             meeting: None,
             seq: spec.seq,
             timestamp: spec.timestamp,
+            pending: [0; MAX_FRAMES_PER_PACKET as usize * FRAME],
+            pending_frames: 0,
+            pending_ts: 0,
             stats: ReceiveStats::new(),
             report: LegReport::default(),
             received: Counters::default(),
@@ -315,7 +334,7 @@ impl Conference {
         send: &mut impl FnMut(CallId, SocketAddr, &[u8]),
         record: &mut impl FnMut(&str, &[u8]),
     ) {
-        let Conference { legs, bridges, solo_next, frame, out, .. } = self;
+        let Conference { legs, bridges, solo_next, frame, payload, out, .. } = self;
         for (meeting, b) in bridges.iter_mut() {
             b.handle_timeout(now, &mut |call, packet| {
                 if call == RECORDING {
@@ -323,33 +342,27 @@ impl Conference {
                     return;
                 }
                 let Some(l) = legs.get_mut(&call) else { return };
-                let n = packet.len();
-                out[..n].copy_from_slice(packet);
-                mix_prompt(&mut l.prompts, frame, l.spec.law, &mut out[12..n]);
-                // The bridge numbers this leg's stream from where the leg left it.
-                l.seq = u16::from_be_bytes([out[2], out[3]]).wrapping_add(1);
-                l.timestamp =
-                    u32::from_be_bytes([out[4], out[5], out[6], out[7]]).wrapping_add(FRAME as u32);
-                Self::send_leg(call, l, out, n, send);
+                let Some(audio) = packet.get(12..12 + FRAME) else { return };
+                payload.copy_from_slice(audio);
+                mix_prompt(&mut l.prompts, frame, l.spec.law, payload);
+                // The bridge times this leg's frames from where the leg left them.
+                let ts = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
+                l.timestamp = ts.wrapping_add(FRAME as u32);
+                Self::queue_frame(call, l, ts, payload, out, send);
             });
         }
         bridges.retain(|_, b| !b.is_empty());
         while let Some(t) = solo_next.filter(|t| *t <= now) {
             for (&call, l) in legs.iter_mut().filter(|(_, l)| l.meeting.is_none()) {
-                out[0] = 0x80;
-                out[1] = l.spec.law.payload_type();
-                out[2..4].copy_from_slice(&l.seq.to_be_bytes());
-                out[4..8].copy_from_slice(&l.timestamp.to_be_bytes());
-                out[8..12].copy_from_slice(&l.spec.ssrc.to_be_bytes());
                 if !l.prompts.next_frame(frame) {
                     frame.fill(0);
                 }
-                for (b, s) in out[12..12 + FRAME].iter_mut().zip(frame.iter()) {
+                for (b, s) in payload.iter_mut().zip(frame.iter()) {
                     *b = l.spec.law.encode(*s);
                 }
-                l.seq = l.seq.wrapping_add(1);
+                let ts = l.timestamp;
                 l.timestamp = l.timestamp.wrapping_add(FRAME as u32);
-                Self::send_leg(call, l, out, 12 + FRAME, send);
+                Self::queue_frame(call, l, ts, payload, out, send);
             }
             let any_solo = legs.values().any(|l| l.meeting.is_none());
             *solo_next = any_solo.then(|| {
@@ -362,6 +375,38 @@ impl Conference {
                 }
             });
         }
+    }
+
+    /// One 20 ms frame (timestamp `ts`) for the leg: sent once its packet is full (at once
+    /// at 20 ms, every second or third frame at 40 or 60 ms).
+    fn queue_frame(
+        call: CallId,
+        l: &mut Leg,
+        ts: u32,
+        frame: &[u8; FRAME],
+        out: &mut [u8; OUT],
+        send: &mut impl FnMut(CallId, SocketAddr, &[u8]),
+    ) {
+        let per_packet = l.spec.frames_per_packet.clamp(1, MAX_FRAMES_PER_PACKET);
+        if l.pending_frames == 0 {
+            l.pending_ts = ts;
+        }
+        let at = usize::from(l.pending_frames) * FRAME;
+        l.pending[at..at + FRAME].copy_from_slice(frame);
+        l.pending_frames += 1;
+        if l.pending_frames < per_packet {
+            return;
+        }
+        let len = usize::from(per_packet) * FRAME;
+        out[0] = 0x80;
+        out[1] = l.spec.law.payload_type();
+        out[2..4].copy_from_slice(&l.seq.to_be_bytes());
+        out[4..8].copy_from_slice(&l.pending_ts.to_be_bytes());
+        out[8..12].copy_from_slice(&l.spec.ssrc.to_be_bytes());
+        out[12..12 + len].copy_from_slice(&l.pending[..len]);
+        l.seq = l.seq.wrapping_add(1);
+        l.pending_frames = 0;
+        Self::send_leg(call, l, out, 12 + len, send);
     }
 
     /// Protects (SRTP) and sends `out[..n]` to the leg.

@@ -34,6 +34,8 @@ pub struct OfferedAudio {
     pub from: SocketAddr,
     /// SDES: the offer's tag, suite and key.
     pub crypto: Option<(String, Suite, MasterKey)>,
+    /// The packet time the participant asked for (`a=ptime` 40 or 60), else 20 ms.
+    pub ptime_ms: u32,
 }
 
 /// An offer, read.
@@ -93,6 +95,10 @@ impl Offer {
                 law,
                 dtmf_pt,
                 from: SocketAddr::new(ip, m.port),
+                ptime_ms: match m.ptime() {
+                    Some(p @ (40 | 60)) => p,
+                    _ => 20,
+                },
                 // SDES on RTP/AVP is best-effort SRTP (RFC 4568 §3.1.4's "optional" use, as
                 // baresip and several room systems offer it): taken, answered on AVP.
                 crypto,
@@ -142,7 +148,7 @@ impl Offer {
                 if let (Some((tag, suite, _)), Some(key)) = (&a.crypto, key) {
                     lines.push(('a', format!("crypto:{tag} {} {}", suite.name(), key.to_inline())));
                 }
-                lines.push(('a', "ptime:20".to_string()));
+                lines.push(('a', format!("ptime:{}", a.ptime_ms)));
                 lines.push(('a', "sendrecv".to_string()));
                 Media {
                     kind: m.kind.clone(),
@@ -192,6 +198,13 @@ mod tests {
             a.contains(&format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 {}", ours.to_inline())),
             "{a}"
         );
+        // The packet time asked for: 40 and 60 ms are kept, anything else is 20.
+        for (asked, kept) in [("40", 40), ("60", 60), ("30", 20)] {
+            let o = Offer::read(ROOM.replace("a=fmtp:101 0-15\r\n", &format!("a=fmtp:101 0-15\r\na=ptime:{asked}\r\n")).as_bytes()).expect("offer");
+            assert_eq!(o.audio.ptime_ms, kept);
+            let a = o.answer("198.51.100.1:20000".parse().unwrap(), None, 1).to_text();
+            assert!(a.contains(&format!("a=ptime:{kept}\r\n")), "{a}");
+        }
         // Best-effort SRTP: a key on RTP/AVP is used, the answer stays on AVP with voicegw's.
         let best_effort = keyed.replace("RTP/SAVP", "RTP/AVP");
         let o = Offer::read(best_effort.as_bytes()).expect("best-effort SRTP");

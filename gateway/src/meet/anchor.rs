@@ -118,6 +118,7 @@ impl MeetingMedia for MeetingAnchor {
             dtmf_pt: audio.dtmf_pt,
             peer: audio.from,
             learn_source: self.learn_source,
+            frames_per_packet: (audio.ptime_ms / 20).clamp(1, 3) as u8,
             srtp,
             ssrc: rand::random(),
             seq: rand::random(),

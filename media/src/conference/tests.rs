@@ -22,6 +22,7 @@ fn spec(last: u8, srtp: Option<(Suite, MasterKey, MasterKey)>) -> LegSpec {
         dtmf_pt: Some(101),
         peer: addr(last, 4000),
         learn_source: false,
+        frames_per_packet: 1,
         srtp,
         ssrc: 0x1000 + u32::from(last),
         seq: 100,
@@ -273,4 +274,35 @@ fn a_recorded_meeting_gives_its_full_mix_as_one_mulaw_stream_until_stopped() {
     }
     let audio: Vec<i16> = recorded[20..].iter().flat_map(|r| r.2.clone()).collect();
     assert!(power(&audio, 600.0) > 1e6 && power(&audio, 1100.0) > 1e6, "everyone is in it");
+}
+
+#[test]
+fn a_leg_that_asked_for_40_ms_gets_one_packet_of_two_frames_every_40_ms() {
+    let mut c = Conference::new();
+    let mut slow = spec(1, None);
+    slow.frames_per_packet = 2;
+    c.open(1, slow, at(0));
+    c.open(2, spec(2, None), at(0));
+    let mut heard = Heard::new();
+    for t in (20..=100).step_by(20) {
+        c.handle_timeout(at(t), &mut collect(&mut heard), &mut |_, _| {});
+    }
+    c.bridge(1, "m", at(100));
+    c.bridge(2, "m", at(100));
+    for n in 0..50u32 {
+        let mut p = tone_packet(n, 600.0, 8000.0, 2);
+        let len = p.len();
+        c.rtp(2, addr(2, 4000), &mut p, len, at(100 + u64::from(n) * 20));
+        c.handle_timeout(at(120 + u64::from(n) * 20), &mut collect(&mut heard), &mut |_, _| {});
+    }
+    let packets = &heard[&1];
+    assert_eq!(packets.len(), 27, "55 frames, two per packet");
+    assert!(packets.iter().all(|p| p.4.len() == 2 * FRAME));
+    for w in packets.windows(2) {
+        assert_eq!(w[1].1, w[0].1.wrapping_add(1), "one sequence number per packet");
+        assert_eq!(w[1].2, w[0].2.wrapping_add(2 * FRAME as u32), "40 ms of timestamp apart");
+    }
+    assert_eq!(heard[&2].len(), 55, "the other leg keeps its 20 ms");
+    let audio = audio_of(&heard, 1);
+    assert!(power(&audio[audio.len() - 4000..], 600.0) > 1e6, "and hears the meeting");
 }
