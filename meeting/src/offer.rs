@@ -200,7 +200,14 @@ mod tests {
         );
         // The packet time asked for: 40 and 60 ms are kept, anything else is 20.
         for (asked, kept) in [("40", 40), ("60", 60), ("30", 20)] {
-            let o = Offer::read(ROOM.replace("a=fmtp:101 0-15\r\n", &format!("a=fmtp:101 0-15\r\na=ptime:{asked}\r\n")).as_bytes()).expect("offer");
+            let o = Offer::read(
+                ROOM.replace(
+                    "a=fmtp:101 0-15\r\n",
+                    &format!("a=fmtp:101 0-15\r\na=ptime:{asked}\r\n"),
+                )
+                .as_bytes(),
+            )
+            .expect("offer");
             assert_eq!(o.audio.ptime_ms, kept);
             let a = o.answer("198.51.100.1:20000".parse().unwrap(), None, 1).to_text();
             assert!(a.contains(&format!("a=ptime:{kept}\r\n")), "{a}");
