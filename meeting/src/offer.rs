@@ -95,10 +95,7 @@ impl Offer {
                 law,
                 dtmf_pt,
                 from: SocketAddr::new(ip, m.port),
-                ptime_ms: match m.ptime() {
-                    Some(p @ (40 | 60)) => p,
-                    _ => 20,
-                },
+                ptime_ms: m.ptime().filter(|p| matches!(p, 40 | 60)).unwrap_or(20),
                 // SDES on RTP/AVP is best-effort SRTP (RFC 4568 §3.1.4's "optional" use, as
                 // baresip and several room systems offer it): taken, answered on AVP.
                 crypto,
