@@ -292,11 +292,11 @@ impl Conference {
             comfort_noise: h.payload_type == 13,
         });
         let events = &mut self.events;
-        l.keys.rtp(packet, |digit, source| {
+        l.keys.rtp_parsed(&h, packet, |digit, source| {
             events.push_back(ConferenceEvent::Key { call, digit, source })
         });
         if let Some(b) = l.meeting.as_ref().and_then(|m| self.bridges.get_mut(m)) {
-            b.rtp(call, packet);
+            b.rtp_parsed(call, &h, packet);
         }
     }
 

@@ -29,7 +29,7 @@ impl Gateway {
                 tracing::info!(call, %call_id, %peer, to = %invite.uri, "meeting dial-in answered");
                 let vc = MEETINGS_VOICE_CONNECTOR.to_string();
                 self.answered_by_voicegw(call, transaction_id, vc, &invite, peer, at);
-                self.identify_participant(call);
+                self.identify_participant(call, &invite);
             }
             MeetEvent::Refused { call_id, status, reason } => {
                 tracing::info!(%call_id, status, %reason, "meeting dial-in refused");
@@ -160,20 +160,16 @@ impl Gateway {
     }
 
     /// Tells the meetings' media thread who call `call` is, for its media-quality records.
-    fn identify_participant(&mut self, call: u64) {
+    fn identify_participant(&mut self, call: u64, invite: &sip::Request) {
         let Some(c) = self.table.get(call) else { return };
-        let user = |uri: &str| {
-            let uri = uri.split_once('<').map_or(uri, |(_, r)| r);
-            let uri = uri.split_once(':').map_or(uri, |(_, r)| r);
-            uri.split(['@', '>', ';']).next().unwrap_or_default().to_string()
-        };
+        let user_of = connector::policy::numbering::user_of;
         let ctx = crate::relay::anchor::CallContext {
             call,
             transaction_id: c.transaction_id.clone(),
             voice_connector_id: MEETINGS_VOICE_CONNECTOR.to_string(),
             direction: c.direction,
-            from_user: user(&c.from),
-            to_user: user(&c.to),
+            from_user: invite.from().map(|f| user_of(&f.uri)).unwrap_or_default(),
+            to_user: user_of(&invite.uri),
             from_country: None,
             to_country: None,
             latching: Default::default(),
@@ -205,7 +201,7 @@ impl Gateway {
         }
         let event = json!({
             "version": "0",
-            "id": event_id(),
+            "id": common::uuid::uuid_v4(rand::random()),
             "detail-type": "Meeting Dial-In Event",
             "source": "voicegw.meetings",
             "account": self.running.config.cdr.aws_account_id,
@@ -244,11 +240,4 @@ impl Gateway {
             }
         }
     }
-}
-
-/// An event id: random, in the UUID shape.
-fn event_id() -> String {
-    let b: [u8; 16] = rand::random();
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
 }

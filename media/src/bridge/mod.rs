@@ -218,8 +218,14 @@ impl Bridge {
     /// SRTP are the relay's business). Packets of another payload type than the participant's
     /// law (telephone-events, comfort noise) are not audio and are left out.
     pub fn rtp(&mut self, id: ParticipantId, packet: &[u8]) {
+        if let Ok(h) = RtpHeader::parse(packet) {
+            self.rtp_parsed(id, &h, packet);
+        }
+    }
+
+    /// [`Bridge::rtp`] for a packet whose header the caller parsed already.
+    pub fn rtp_parsed(&mut self, id: ParticipantId, h: &RtpHeader, packet: &[u8]) {
         let Some(p) = self.participants.iter_mut().find(|p| p.id == id) else { return };
-        let Ok(h) = RtpHeader::parse(packet) else { return };
         if h.payload_type != p.law.payload_type() {
             return;
         }

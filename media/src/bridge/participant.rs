@@ -47,8 +47,19 @@ impl KeyListener {
     }
 
     /// One RTP packet from the participant; `found` gets each key that starts in it.
-    pub fn rtp(&mut self, packet: &[u8], mut found: impl FnMut(Digit, KeySource)) {
-        let Ok(h) = RtpHeader::parse(packet) else { return };
+    pub fn rtp(&mut self, packet: &[u8], found: impl FnMut(Digit, KeySource)) {
+        if let Ok(h) = RtpHeader::parse(packet) {
+            self.rtp_parsed(&h, packet, found);
+        }
+    }
+
+    /// [`KeyListener::rtp`] for a packet whose header the caller parsed already.
+    pub fn rtp_parsed(
+        &mut self,
+        h: &RtpHeader,
+        packet: &[u8],
+        mut found: impl FnMut(Digit, KeySource),
+    ) {
         let Some(payload) = packet.get(h.payload_offset..h.payload_offset + h.payload_len) else {
             return;
         };
